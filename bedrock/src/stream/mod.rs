@@ -1,0 +1,280 @@
+//! Typed Bedrock response streams on top of the frame codec: ConverseStream
+//! events (PROTOCOL.md §3.3), InvokeModelWithResponseStream chunks per model
+//! family (§3.4) and in-stream exceptions (§3.5), decoded for the load agent
+//! and encoded, byte-faithfully, for the simulator.
+//!
+//! Exceptions are *events*, not errors: an exception frame is a well-formed
+//! frame that ends the stream, so decoders return it as
+//! `…Event::Exception(ServiceError)` (classify it with
+//! [`ServiceError::outcome`]). `Err(StreamError)` is reserved for bytes that are
+//! not a valid stream; it always counts as [`Outcome::StreamError`].
+
+mod converse;
+mod invoke;
+
+pub use converse::{
+    BlockDelta, BlockStart, ConverseStreamDecoder, ConverseStreamEvent, StreamMetadata,
+};
+pub use invoke::{
+    InvocationMetrics, InvokeStreamDecoder, InvokeStreamEncoder, InvokeStreamEvent, StreamStart,
+};
+
+use bytes::{BufMut, BytesMut};
+
+use crate::error::{ErrorCode, Outcome, ServiceError};
+use crate::eventstream::{EncodeError, Frame, FrameDecoder, FrameError, HeaderValue};
+
+/// The characters Bedrock's `p` padding field is a prefix of (PROTOCOL.md §3.6).
+pub const PADDING_ALPHABET: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+/// The `p` padding value of `len` characters, capped at the alphabet's 62.
+/// The caller picks `len` (from its seeded RNG) so output stays deterministic.
+pub fn padding(len: usize) -> &'static str {
+    &PADDING_ALPHABET[..len.min(PADDING_ALPHABET.len())]
+}
+
+/// A response stream that is not a valid Bedrock event stream.
+///
+/// Every variant names the frame and its stream offset; all count as
+/// [`Outcome::StreamError`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StreamError {
+    /// The framing itself is broken (lengths, CRCs, headers, truncation).
+    #[error(transparent)]
+    Frame(#[from] FrameError),
+    /// A required string header is absent.
+    #[error("event-stream frame #{frame_index} at stream byte {offset}: no string header {header}")]
+    MissingHeader {
+        /// The header that is missing.
+        header: &'static str,
+        /// Stream offset of the frame.
+        offset: u64,
+        /// Index of the frame.
+        frame_index: u64,
+    },
+    /// `:message-type` is not `event`, `exception` or `error`.
+    #[error(
+        "event-stream frame #{frame_index} at stream byte {offset}: unknown :message-type {message_type:?}"
+    )]
+    MessageType {
+        /// The value received.
+        message_type: String,
+        /// Stream offset of the frame.
+        offset: u64,
+        /// Index of the frame.
+        frame_index: u64,
+    },
+    /// The payload of a known event does not have the modelled shape.
+    #[error(
+        "event-stream frame #{frame_index} at stream byte {offset}: {event_type} payload: {reason}"
+    )]
+    Payload {
+        /// The `:event-type` whose payload failed.
+        event_type: String,
+        /// What is wrong (JSON or base64 error text, with its position).
+        reason: String,
+        /// Stream offset of the frame.
+        offset: u64,
+        /// Index of the frame.
+        frame_index: u64,
+    },
+}
+
+impl StreamError {
+    /// How a load test counts a request whose stream failed this way.
+    pub fn outcome(&self) -> Outcome {
+        Outcome::StreamError
+    }
+}
+
+/// Where a frame sits in the stream, for error messages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FramePos {
+    pub(crate) offset: u64,
+    pub(crate) frame_index: u64,
+}
+
+impl FramePos {
+    pub(crate) fn payload_error(self, event_type: &str, reason: impl ToString) -> StreamError {
+        StreamError::Payload {
+            event_type: event_type.to_owned(),
+            reason: reason.to_string(),
+            offset: self.offset,
+            frame_index: self.frame_index,
+        }
+    }
+}
+
+/// A decoded frame's meaning at the message level (PROTOCOL.md §3.2).
+pub(crate) enum FrameMessage<'f> {
+    /// `:message-type: event`.
+    Event(&'f str),
+    /// `:message-type: exception` or `error`.
+    Exception(ServiceError),
+}
+
+/// Pulls the next frame and reads its message-level headers.
+pub(crate) fn next_message(
+    frames: &mut FrameDecoder,
+) -> Result<Option<(Frame, FramePos)>, StreamError> {
+    let pos = FramePos {
+        offset: frames.offset(),
+        frame_index: frames.frames_decoded(),
+    };
+    Ok(frames.next_frame()?.map(|f| (f, pos)))
+}
+
+/// Reads `:message-type` and the event or exception type of `frame`.
+pub(crate) fn classify(frame: &Frame, pos: FramePos) -> Result<FrameMessage<'_>, StreamError> {
+    let missing = |header| StreamError::MissingHeader {
+        header,
+        offset: pos.offset,
+        frame_index: pos.frame_index,
+    };
+    let message_type = frame
+        .str_header(":message-type")
+        .ok_or_else(|| missing(":message-type"))?;
+    match message_type {
+        "event" => Ok(FrameMessage::Event(
+            frame
+                .str_header(":event-type")
+                .ok_or_else(|| missing(":event-type"))?,
+        )),
+        "exception" => {
+            let kind = frame
+                .str_header(":exception-type")
+                .ok_or_else(|| missing(":exception-type"))?;
+            Ok(FrameMessage::Exception(
+                ServiceError::from_stream_exception(kind, frame.payload()),
+            ))
+        }
+        // Bedrock does not send these (it uses `exception`), but botocore
+        // understands them, so a stream that does is still a failed request,
+        // not a malformed one.
+        "error" => {
+            let raw = frame.str_header(":error-code").unwrap_or_default();
+            Ok(FrameMessage::Exception(ServiceError {
+                code: ErrorCode::from_name(raw).or_else(|| ErrorCode::from_exception_type(raw)),
+                raw_code: raw.to_owned(),
+                message: frame
+                    .str_header(":error-message")
+                    .unwrap_or_default()
+                    .to_owned(),
+                status: 200,
+            }))
+        }
+        other => Err(StreamError::MessageType {
+            message_type: other.to_owned(),
+            offset: pos.offset,
+            frame_index: pos.frame_index,
+        }),
+    }
+}
+
+/// Appends an event frame with Bedrock's header order and a JSON payload.
+pub(crate) fn encode_event_json<T: serde::Serialize>(
+    out: &mut BytesMut,
+    event_type: &str,
+    payload: &T,
+) -> Result<(), EncodeError> {
+    crate::eventstream::encode_frame_with(
+        out,
+        &[
+            (":event-type", HeaderValue::String(event_type)),
+            (":content-type", HeaderValue::String("application/json")),
+            (":message-type", HeaderValue::String("event")),
+        ],
+        |o| write_json(o, payload),
+    )
+}
+
+/// Serializes `value` straight into `out`.
+pub(crate) fn write_json<T: serde::Serialize>(
+    out: &mut BytesMut,
+    value: &T,
+) -> Result<(), EncodeError> {
+    serde_json::to_writer(out.writer(), value).map_err(|e| EncodeError::Payload(e.to_string()))
+}
+
+/// Appends an in-stream exception frame (PROTOCOL.md §3.5): headers
+/// `:exception-type`, `:content-type`, `:message-type`, payload as given.
+pub fn encode_exception(
+    out: &mut BytesMut,
+    exception_type: &str,
+    payload: &[u8],
+) -> Result<(), EncodeError> {
+    crate::eventstream::encode_frame(
+        out,
+        &[
+            (":exception-type", HeaderValue::String(exception_type)),
+            (":content-type", HeaderValue::String("application/json")),
+            (":message-type", HeaderValue::String("exception")),
+        ],
+        payload,
+    )
+}
+
+/// Appends the exception frame Bedrock sends for `code`, payload
+/// `{"message":…}` (the §3.5 vector is `ThrottlingException` with
+/// [`crate::messages::TOO_MANY_REQUESTS`]).
+pub fn encode_service_exception(
+    out: &mut BytesMut,
+    code: ErrorCode,
+    message: &str,
+) -> Result<(), EncodeError> {
+    encode_error_payload(out, &code.exception_type(), message)
+}
+
+fn encode_error_payload(
+    out: &mut BytesMut,
+    exception_type: &str,
+    message: &str,
+) -> Result<(), EncodeError> {
+    #[derive(serde::Serialize)]
+    struct Payload<'a> {
+        message: &'a str,
+    }
+    let mut payload = BytesMut::with_capacity(message.len() + 16);
+    write_json(&mut payload, &Payload { message })?;
+    encode_exception(out, exception_type, &payload)
+}
+
+/// Appends `err` as an exception frame, payload `{"message":…}`.
+pub(crate) fn encode_service_error(
+    out: &mut BytesMut,
+    err: &ServiceError,
+) -> Result<(), EncodeError> {
+    let exception_type = match err.code {
+        Some(code) => code.exception_type(),
+        None => err.raw_code.clone(),
+    };
+    encode_error_payload(out, &exception_type, &err.message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::messages;
+
+    /// PROTOCOL.md §3.5, built by an independent encoder.
+    const THROTTLING_FRAME: &str = "000000b2000000613590d5d30f3a657863657074696f6e2d747970650700137468726f74746c696e67457863657074696f6e0d3a636f6e74656e742d747970650700106170706c69636174696f6e2f6a736f6e0d3a6d6573736167652d74797065070009657863657074696f6e7b226d657373616765223a22546f6f206d616e792072657175657374732c20706c656173652077616974206265666f726520747279696e6720616761696e2e227de8ffb26a";
+
+    #[test]
+    fn exception_frame_is_byte_exact() {
+        let mut out = BytesMut::new();
+        encode_service_exception(
+            &mut out,
+            ErrorCode::ThrottlingException,
+            messages::TOO_MANY_REQUESTS,
+        )
+        .unwrap();
+        assert_eq!(hex::encode(&out), THROTTLING_FRAME);
+    }
+
+    #[test]
+    fn padding_is_a_capped_prefix() {
+        assert_eq!(padding(0), "");
+        assert_eq!(padding(2), "ab");
+        assert_eq!(padding(1000).len(), 62);
+    }
+}
