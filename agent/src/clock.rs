@@ -1,0 +1,182 @@
+//! The run clock: the one source of time for scheduling and recording.
+//!
+//! Every timestamp the engine keeps is nanoseconds since a per-run origin on
+//! the monotonic clock (`u64`), read through [`RunClock`]. It is backed by
+//! `tokio::time::Instant`, so `#[tokio::test(start_paused = true)]` controls
+//! it, and it maps to wall-clock time once, at run start, from a `SystemTime`
+//! the caller passes in (wall-clock reads are injected, never taken here).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::time::Instant;
+
+/// How long before a deadline [`RunClock::sleep_until`] stops trusting tokio's
+/// timer and finishes by yield-polling.
+///
+/// tokio's timer wheel has 1 ms ticks and rounds every deadline *up* to the
+/// next tick, so a timer sleep alone lands up to 1 ms late. Sleeping on the
+/// timer until 1 ms before the deadline and then polling the clock between
+/// `yield_now()`s lands within tens of microseconds of it. The price is that
+/// the dispatcher keeps its worker busy for up to this window before every
+/// arrival: at rate λ it polls for at most `min(1, λ × window)` of one worker's
+/// time. It yields on every poll, so request tasks on the same worker still
+/// run; at rates above 1/window the dispatcher is always inside the window
+/// and the spin costs one worker, which is the price of sub-millisecond
+/// arrival precision.
+pub const SPIN_WINDOW: Duration = Duration::from_millis(1);
+
+/// Monotonic nanoseconds since a run's origin, and its mapping to wall time.
+#[derive(Debug, Clone, Copy)]
+pub struct RunClock {
+    /// The run's t = 0 on the monotonic clock.
+    origin: Instant,
+    /// Wall-clock time at `origin`, taken once: monotonic readings never jump,
+    /// wall-clock readings can (NTP steps), so only this one mapping is used.
+    wall_origin: SystemTime,
+}
+
+impl RunClock {
+    /// A clock whose origin is now, and whose origin corresponds to the
+    /// wall-clock time `wall_at_origin` (the caller's one wall-clock read).
+    pub fn start(wall_at_origin: SystemTime) -> Self {
+        RunClock {
+            origin: Instant::now(),
+            wall_origin: wall_at_origin,
+        }
+    }
+
+    /// Nanoseconds since the run's origin.
+    pub fn now_ns(&self) -> u64 {
+        duration_ns(self.origin.elapsed())
+    }
+
+    /// The monotonic instant `ns` nanoseconds after the origin.
+    pub fn instant_at(&self, ns: u64) -> Instant {
+        self.origin + Duration::from_nanos(ns)
+    }
+
+    /// The wall-clock time of the run timestamp `ns`.
+    pub fn wall_at(&self, ns: u64) -> SystemTime {
+        self.wall_origin + Duration::from_nanos(ns)
+    }
+
+    /// The run timestamp `ns` as nanoseconds since the Unix epoch (the gRPC
+    /// wire form); negative before 1970, saturating far outside ±292 years.
+    pub fn unix_ns_at(&self, ns: u64) -> i64 {
+        match self.wall_at(ns).duration_since(UNIX_EPOCH) {
+            Ok(after) => i64::try_from(after.as_nanos()).unwrap_or(i64::MAX),
+            Err(before) => i64::try_from(before.duration().as_nanos()).map_or(i64::MIN, |n| -n),
+        }
+    }
+
+    /// Sleeps until the run timestamp `deadline_ns` with sub-millisecond
+    /// precision (see [`SPIN_WINDOW`]) and returns the time it woke.
+    pub async fn sleep_until(&self, deadline_ns: u64) -> u64 {
+        self.sleep_until_with(deadline_ns, SPIN_WINDOW).await
+    }
+
+    /// [`RunClock::sleep_until`] with an explicit spin window. A zero window
+    /// is a plain timer sleep (up to 1 ms late, no polling).
+    pub async fn sleep_until_with(&self, deadline_ns: u64, spin_window: Duration) -> u64 {
+        let window = duration_ns(spin_window);
+        let now = self.now_ns();
+        if now >= deadline_ns {
+            return now;
+        }
+        if deadline_ns - now > window {
+            tokio::time::sleep_until(self.instant_at(deadline_ns - window)).await;
+        }
+        loop {
+            let before = self.now_ns();
+            if before >= deadline_ns {
+                return before;
+            }
+            tokio::task::yield_now().await;
+            let after = self.now_ns();
+            if after >= deadline_ns {
+                return after;
+            }
+            if after == before {
+                // A nanosecond clock that did not move across a yield is
+                // paused (tokio's test clock only advances when every task
+                // is idle), so polling would never end: hand the rest to the
+                // timer, which the paused clock advances to exactly.
+                tokio::time::sleep_until(self.instant_at(deadline_ns)).await;
+                return self.now_ns();
+            }
+        }
+    }
+
+    /// Sleeps on tokio's timer alone (up to 1 ms late): for interval ticks and
+    /// slot activations, where a millisecond does not matter and polling would
+    /// only burn CPU.
+    pub async fn sleep_coarse_until(&self, deadline_ns: u64) {
+        tokio::time::sleep_until(self.instant_at(deadline_ns)).await;
+    }
+}
+
+/// A duration in nanoseconds, saturating at `u64::MAX` (584 years).
+pub fn duration_ns(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn paused_time_lands_exactly_on_millisecond_deadlines() {
+        let clock = RunClock::start(UNIX_EPOCH);
+        for deadline in [5_000_000, 5_000_000, 17_000_000, 250_000_000] {
+            let woke = clock.sleep_until(deadline).await;
+            assert_eq!(woke, deadline);
+            assert_eq!(clock.now_ns(), deadline);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn paused_time_sub_millisecond_deadline_wakes_within_a_tick() {
+        let clock = RunClock::start(UNIX_EPOCH);
+        let woke = clock.sleep_until(3_400_000).await;
+        assert!((3_400_000..4_000_001).contains(&woke), "{woke}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn past_deadline_returns_at_once() {
+        let clock = RunClock::start(UNIX_EPOCH);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(clock.sleep_until(1_000).await, 10_000_000);
+    }
+
+    #[test]
+    fn wall_mapping_is_fixed_at_start() {
+        let wall = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let clock = RunClock {
+            origin: Instant::now(),
+            wall_origin: wall,
+        };
+        assert_eq!(clock.unix_ns_at(0), 1_700_000_000_000_000_000);
+        assert_eq!(clock.unix_ns_at(1_500), 1_700_000_000_000_001_500);
+        assert_eq!(clock.wall_at(2_000_000_000), wall + Duration::from_secs(2));
+        let before_epoch = RunClock {
+            origin: Instant::now(),
+            wall_origin: UNIX_EPOCH - Duration::from_nanos(10),
+        };
+        assert_eq!(before_epoch.unix_ns_at(4), -6);
+    }
+
+    #[test]
+    fn real_time_deadline_is_never_early() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let clock = RunClock::start(UNIX_EPOCH);
+            let deadline = clock.now_ns() + 2_500_000;
+            let woke = clock.sleep_until(deadline).await;
+            // Only "not early" is asserted: how late depends on the machine.
+            assert!(woke >= deadline);
+        });
+    }
+}

@@ -1,0 +1,407 @@
+//! One attempt at one request: build the body, sign, send, and read the
+//! response, stamping the timeline at every socket read.
+//!
+//! Timestamps are taken right after the transport hands over a chunk and
+//! before any JSON is parsed, so parsing cost never leaks into TTFT or ITL.
+
+use bytes::Bytes;
+use http::header::{ACCEPT, CONTENT_TYPE, HOST};
+use http::{HeaderMap, HeaderValue, Method, Request};
+use http_body_util::Full;
+use quarry_bedrock::header_names::{APPLICATION_JSON, BEDROCK_ACCEPT};
+use quarry_bedrock::{
+    BlockDelta, ConverseResponse, ConverseStreamDecoder, ConverseStreamEvent, CountTokensResponse,
+    ERROR_TYPE_HEADER, InvokeStreamDecoder, InvokeStreamEvent, ModelFamily, NativeResponse,
+    Operation, Outcome, ResponseHeaders, Retry, ServiceError, TokenUsage, UsageSource,
+};
+use tokio::time::Instant;
+
+use super::retry::RETRY_AFTER_HEADER;
+use crate::clock::{RunClock, duration_ns};
+use crate::http::{ResponseBody, Transport};
+use crate::timeline::{ReportedUsage, Timeline};
+
+/// A request ready to sign and send.
+pub(crate) struct PreparedRequest {
+    pub(crate) uri: http::Uri,
+    pub(crate) host: HeaderValue,
+    pub(crate) operation: Operation,
+    pub(crate) family: ModelFamily,
+    pub(crate) body: Bytes,
+}
+
+/// Deadlines for one attempt, on tokio's clock.
+#[derive(Clone, Copy)]
+pub(crate) struct Deadlines {
+    pub(crate) request: Instant,
+    pub(crate) first_token: Option<Instant>,
+}
+
+/// How one attempt ended.
+pub(crate) struct AttemptResult {
+    pub(crate) timeline: Timeline,
+    pub(crate) outcome: Outcome,
+    pub(crate) usage: Option<ReportedUsage>,
+    /// Whether (and how) the standard policy would retry this failure.
+    pub(crate) retry: Retry,
+    /// The server's `x-amz-retry-after`, milliseconds.
+    pub(crate) retry_after_ms: Option<u64>,
+}
+
+impl AttemptResult {
+    fn failed(timeline: Timeline, outcome: Outcome) -> Self {
+        AttemptResult {
+            timeline,
+            outcome,
+            usage: None,
+            retry: Retry::No,
+            retry_after_ms: None,
+        }
+    }
+}
+
+/// The headers every attempt of `request` carries before signing.
+pub(crate) fn base_headers(request: &PreparedRequest) -> HeaderMap {
+    let json = HeaderValue::from_static(APPLICATION_JSON);
+    let mut headers = HeaderMap::with_capacity(8);
+    headers.insert(HOST, request.host.clone());
+    headers.insert(CONTENT_TYPE, json.clone());
+    match request.operation {
+        Operation::InvokeModel => {
+            headers.insert(ACCEPT, json);
+        }
+        Operation::InvokeModelWithResponseStream => {
+            headers.insert(BEDROCK_ACCEPT, json);
+        }
+        _ => {}
+    }
+    headers
+}
+
+/// Sends `request` (already signed into `headers`) and reads the response.
+pub(crate) async fn run(
+    transport: &Transport,
+    request: &PreparedRequest,
+    headers: HeaderMap,
+    intended_at: Option<u64>,
+    clock: RunClock,
+    deadlines: Deadlines,
+) -> AttemptResult {
+    let mut builder = Request::builder()
+        .method(Method::POST)
+        .uri(request.uri.clone());
+    if let Some(h) = builder.headers_mut() {
+        *h = headers;
+    }
+    let http_request = match builder.body(Full::new(request.body.clone())) {
+        Ok(r) => r,
+        Err(_) => {
+            let now = clock.now_ns();
+            return AttemptResult::failed(
+                Timeline::started(intended_at, now),
+                Outcome::ClientError,
+            );
+        }
+    };
+    let sent_at = clock.now_ns();
+    let mut timeline = Timeline::started(intended_at, sent_at);
+    let sending = tokio::time::timeout_at(deadlines.request, transport.send(http_request));
+    let exchange = match sending.await {
+        Ok(Ok(exchange)) => exchange,
+        Ok(Err(err)) => {
+            tracing::debug!(error = %err, "request failed before a response");
+            timeline.close(clock.now_ns());
+            return AttemptResult {
+                retry: Retry::Transient,
+                ..AttemptResult::failed(timeline, Outcome::Transport)
+            };
+        }
+        Err(_) => {
+            timeline.close(clock.now_ns());
+            return AttemptResult::failed(timeline, Outcome::Timeout);
+        }
+    };
+    timeline.on_headers(clock.now_ns());
+    timeline.pool_wait_ns = duration_ns(exchange.timing.pool_wait);
+    let status = exchange.head.status;
+    let head = exchange.head;
+    let mut body = exchange.body;
+    if !status.is_success() {
+        return read_error(&head, body, timeline, clock, deadlines).await;
+    }
+    match request.operation {
+        Operation::ConverseStream => {
+            let mut decoder = ConverseStreamDecoder::new();
+            read_stream(
+                &mut body,
+                timeline,
+                clock,
+                deadlines,
+                |chunk, at, tl, usage| {
+                    decoder.push(chunk);
+                    loop {
+                        match decoder.next_event() {
+                            Ok(Some(event)) => {
+                                if let Some(outcome) = on_converse_event(event, at, tl, usage) {
+                                    return Some(outcome);
+                                }
+                            }
+                            Ok(None) => return None,
+                            Err(err) => {
+                                tracing::debug!(error = %err, "malformed ConverseStream");
+                                return Some(Outcome::StreamError);
+                            }
+                        }
+                    }
+                },
+            )
+            .await
+        }
+        Operation::InvokeModelWithResponseStream => {
+            let mut decoder = InvokeStreamDecoder::new(request.family);
+            read_stream(&mut body, timeline, clock, deadlines, |chunk, at, tl, usage| {
+                decoder.push(chunk);
+                loop {
+                    match decoder.next_event() {
+                        Ok(Some(event)) => {
+                            if let Some(outcome) = on_invoke_event(event, at, tl, usage) {
+                                return Some(outcome);
+                            }
+                        }
+                        Ok(None) => return None,
+                        Err(err) => {
+                            tracing::debug!(error = %err, "malformed InvokeModelWithResponseStream");
+                            return Some(Outcome::StreamError);
+                        }
+                    }
+                }
+            })
+            .await
+        }
+        operation => {
+            read_unary(
+                operation,
+                request.family,
+                &head,
+                body,
+                timeline,
+                clock,
+                deadlines,
+            )
+            .await
+        }
+    }
+}
+
+/// Reads an event stream to its end. `on_chunk` decodes the events a chunk
+/// completed and returns an outcome when the stream failed in-band.
+async fn read_stream<F>(
+    body: &mut ResponseBody,
+    mut timeline: Timeline,
+    clock: RunClock,
+    deadlines: Deadlines,
+    mut on_chunk: F,
+) -> AttemptResult
+where
+    F: FnMut(&[u8], u64, &mut Timeline, &mut Option<ReportedUsage>) -> Option<Outcome>,
+{
+    let mut usage = None;
+    let outcome = loop {
+        let deadline = match deadlines.first_token {
+            Some(first) if timeline.first_token_at.is_none() => first.min(deadlines.request),
+            _ => deadlines.request,
+        };
+        let chunk = match tokio::time::timeout_at(deadline, body.next_chunk()).await {
+            Err(_) => break Outcome::Timeout,
+            Ok(None) => break Outcome::Ok,
+            Ok(Some(Err(err))) => {
+                tracing::debug!(error = %err, "stream broke");
+                break Outcome::StreamError;
+            }
+            Ok(Some(Ok(chunk))) => chunk,
+        };
+        let at = clock.now_ns();
+        if let Some(failed) = on_chunk(&chunk, at, &mut timeline, &mut usage) {
+            break failed;
+        }
+    };
+    timeline.close(clock.now_ns());
+    AttemptResult {
+        timeline,
+        outcome,
+        usage,
+        retry: Retry::No,
+        retry_after_ms: None,
+    }
+}
+
+/// Records one ConverseStream event; `Some(outcome)` ends the stream.
+fn on_converse_event(
+    event: ConverseStreamEvent,
+    at: u64,
+    timeline: &mut Timeline,
+    usage: &mut Option<ReportedUsage>,
+) -> Option<Outcome> {
+    match event {
+        ConverseStreamEvent::ContentBlockDelta { delta, .. } => match delta {
+            BlockDelta::Text(text) | BlockDelta::ToolUseInput(text) => {
+                timeline.on_content(at, estimate_tokens(&text))
+            }
+            BlockDelta::ReasoningText(_)
+            | BlockDelta::ReasoningSignature(_)
+            | BlockDelta::RedactedReasoning(_) => timeline.on_reasoning(at),
+            BlockDelta::Other(_) => timeline.on_event(at),
+        },
+        ConverseStreamEvent::Metadata(metadata) => {
+            timeline.on_event(at);
+            *usage = Some(ReportedUsage {
+                tokens: metadata.usage,
+                source: UsageSource::ConverseUsage,
+            });
+        }
+        ConverseStreamEvent::Exception(error) => {
+            timeline.on_event(at);
+            tracing::debug!(error = %error, "in-stream exception");
+            return Some(error.outcome());
+        }
+        _ => timeline.on_event(at),
+    }
+    None
+}
+
+/// Records one InvokeModelWithResponseStream event; `Some(outcome)` ends it.
+fn on_invoke_event(
+    event: InvokeStreamEvent,
+    at: u64,
+    timeline: &mut Timeline,
+    usage: &mut Option<ReportedUsage>,
+) -> Option<Outcome> {
+    match event {
+        InvokeStreamEvent::TextDelta(text) => timeline.on_content(at, estimate_tokens(&text)),
+        InvokeStreamEvent::ReasoningDelta(_) => timeline.on_reasoning(at),
+        InvokeStreamEvent::Metrics(metrics) => {
+            timeline.on_event(at);
+            *usage = Some(ReportedUsage {
+                tokens: metrics.usage(),
+                source: UsageSource::InvocationMetrics,
+            });
+        }
+        InvokeStreamEvent::Exception(error) => {
+            timeline.on_event(at);
+            tracing::debug!(error = %error, "in-stream exception");
+            return Some(error.outcome());
+        }
+        _ => timeline.on_event(at),
+    }
+    None
+}
+
+/// Reads a non-streaming response: the whole body is the first (and last)
+/// token, so TTFT and E2E coincide for these operations.
+async fn read_unary(
+    operation: Operation,
+    family: ModelFamily,
+    head: &http::response::Parts,
+    body: ResponseBody,
+    mut timeline: Timeline,
+    clock: RunClock,
+    deadlines: Deadlines,
+) -> AttemptResult {
+    let bytes = match tokio::time::timeout_at(deadlines.request, body.collect()).await {
+        Err(_) => return closed(timeline, clock, Outcome::Timeout),
+        Ok(Err(err)) => {
+            tracing::debug!(error = %err, "response body broke");
+            return closed(timeline, clock, Outcome::Transport);
+        }
+        Ok(Ok(bytes)) => bytes,
+    };
+    let at = clock.now_ns();
+    let parsed = match operation {
+        Operation::Converse => serde_json::from_slice::<ConverseResponse>(&bytes)
+            .map(|r| Some((r.usage.to_usage(), UsageSource::ConverseUsage)))
+            .map_err(|e| e.to_string()),
+        Operation::CountTokens => serde_json::from_slice::<CountTokensResponse>(&bytes)
+            .map(|r| {
+                let tokens = TokenUsage {
+                    input_tokens: r.input_tokens,
+                    ..TokenUsage::default()
+                };
+                Some((tokens, UsageSource::ConverseUsage))
+            })
+            .map_err(|e| e.to_string()),
+        _ => match (
+            NativeResponse::parse(family, &bytes),
+            ResponseHeaders::parse(&head.headers),
+        ) {
+            (Ok(native), Ok(headers)) => {
+                let output = native.summarize(&headers);
+                Ok(output.usage.zip(output.usage_source))
+            }
+            (Err(e), _) => Err(e.to_string()),
+            (_, Err(e)) => Err(e.to_string()),
+        },
+    };
+    match parsed {
+        Ok(usage) => {
+            let output_tokens = usage.map_or(0, |(tokens, _)| tokens.output_tokens);
+            timeline.on_content(at, u32::try_from(output_tokens).unwrap_or(u32::MAX).max(1));
+            timeline.close(at);
+            AttemptResult {
+                timeline,
+                outcome: Outcome::Ok,
+                usage: usage.map(|(tokens, source)| ReportedUsage { tokens, source }),
+                retry: Retry::No,
+                retry_after_ms: None,
+            }
+        }
+        Err(err) => {
+            tracing::debug!(error = %err, "unreadable {operation} response");
+            timeline.close(at);
+            AttemptResult::failed(timeline, Outcome::StreamError)
+        }
+    }
+}
+
+/// Reads and classifies an HTTP error response.
+async fn read_error(
+    head: &http::response::Parts,
+    body: ResponseBody,
+    timeline: Timeline,
+    clock: RunClock,
+    deadlines: Deadlines,
+) -> AttemptResult {
+    let bytes = tokio::time::timeout_at(deadlines.request, body.collect())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .unwrap_or_default();
+    let error_type = head
+        .headers
+        .get(ERROR_TYPE_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let error = ServiceError::from_response(head.status.as_u16(), error_type, &bytes);
+    let retry_after_ms = head
+        .headers
+        .get(RETRY_AFTER_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok());
+    tracing::debug!(error = %error, "request rejected");
+    let mut result = closed(timeline, clock, error.outcome());
+    result.retry = error.retry();
+    result.retry_after_ms = retry_after_ms;
+    result
+}
+
+fn closed(mut timeline: Timeline, clock: RunClock, outcome: Outcome) -> AttemptResult {
+    timeline.close(clock.now_ns());
+    AttemptResult::failed(timeline, outcome)
+}
+
+/// About how many tokens a streamed text delta carries, for token-normalised
+/// inter-token latency: four characters a token, at least one. Exact counts
+/// come from the server's usage at the end; this only weights the gaps.
+fn estimate_tokens(text: &str) -> u32 {
+    u32::try_from(text.len().div_ceil(4))
+        .unwrap_or(u32::MAX)
+        .max(1)
+}

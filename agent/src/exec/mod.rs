@@ -1,0 +1,301 @@
+//! The Bedrock executor: what the engine calls to send one request. It turns
+//! a drawn workload item into a signed Bedrock request, sends it through the
+//! measured transport, reads the response (stamping the timeline at every
+//! socket read), applies the retry policy, and prices the result.
+
+mod attempt;
+mod retry;
+mod signing;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::HeaderValue;
+use http::Method;
+use quarry_bedrock::{Endpoint, ModelFamily, ModelId, Operation, Outcome, Prompt, Retry};
+use tokio::time::Instant;
+
+use crate::clock::RunClock;
+use crate::http::{Transport, TransportConfig};
+use crate::plan::{CacheTtl, RetryPolicy, RunPlan, Timeouts};
+use crate::pricing::PriceTable;
+use crate::scheduler::{Executor, Workload};
+use crate::timeline::{Completion, EarlierAttempt, PlannedRequest, RequestTicket};
+use crate::workload::WorkloadSampler;
+
+pub use signing::{NoCredentials, SignerSource};
+
+use attempt::{Deadlines, PreparedRequest};
+
+/// Why an executor could not be built for a plan.
+#[derive(Debug, thiserror::Error)]
+pub enum ExecutorError {
+    /// A mix entry's model id is not one Bedrock accepts.
+    #[error("workload[{index}].model: {message}")]
+    ModelId {
+        /// The mix entry.
+        index: usize,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A native-body operation on a model whose family cannot be told from its id.
+    #[error(
+        "workload[{index}].model: {model:?} does not name its model family, which {operation} needs to build a native body; use Converse or ConverseStream"
+    )]
+    UnknownFamily {
+        /// The mix entry.
+        index: usize,
+        /// The model id.
+        model: String,
+        /// The operation.
+        operation: Operation,
+    },
+    /// The transport cannot reach the endpoint as given.
+    #[error("endpoint: {0}")]
+    Transport(#[from] crate::http::TransportError),
+}
+
+/// What a request needs from its mix entry, resolved once per run.
+struct EntryTarget {
+    model: Arc<str>,
+    operation: Operation,
+    family: ModelFamily,
+    uri: http::Uri,
+    cache_ttl: CacheTtl,
+}
+
+/// Sends the requests of one agent share to one Bedrock endpoint.
+pub struct BedrockExecutor {
+    transport: Transport,
+    host: HeaderValue,
+    signer: SignerSource,
+    sampler: Arc<WorkloadSampler>,
+    entries: Vec<EntryTarget>,
+    prices: PriceTable,
+    retry: RetryPolicy,
+    timeouts: Timeouts,
+    seed: u64,
+}
+
+impl BedrockExecutor {
+    /// An executor for `plan`'s mix against `endpoint`, drawing from `sampler`.
+    pub fn new(
+        plan: &RunPlan,
+        endpoint: &Endpoint,
+        sampler: Arc<WorkloadSampler>,
+        signer: SignerSource,
+        transport: &TransportConfig,
+    ) -> Result<Self, ExecutorError> {
+        let mut entries = Vec::new();
+        for (index, entry) in plan.mix.entries().iter().enumerate() {
+            let model = ModelId::parse(&entry.model_id).map_err(|err| ExecutorError::ModelId {
+                index,
+                message: err.to_string(),
+            })?;
+            let family = match (model.family(), entry.operation.is_native()) {
+                (Some(family), _) => family,
+                // Converse bodies are the same for every family.
+                (None, false) => ModelFamily::Anthropic,
+                (None, true) => {
+                    return Err(ExecutorError::UnknownFamily {
+                        index,
+                        model: entry.model_id.clone(),
+                        operation: entry.operation,
+                    });
+                }
+            };
+            entries.push(EntryTarget {
+                model: Arc::from(entry.model_id.as_str()),
+                operation: entry.operation,
+                family,
+                uri: endpoint.uri(&model, entry.operation),
+                cache_ttl: entry.cache.map(|c| c.ttl).unwrap_or(CacheTtl::FiveMinutes),
+            });
+        }
+        let base: http::Uri = endpoint
+            .base_url()
+            .parse()
+            .map_err(|_| crate::http::TransportError::InvalidTarget(endpoint.base_url()))?;
+        let mut transport_config = transport.clone();
+        transport_config.connect_timeout = plan.timeouts.connect;
+        let host = HeaderValue::from_str(endpoint.host_header()).map_err(|_| {
+            crate::http::TransportError::InvalidTarget(endpoint.host_header().to_owned())
+        })?;
+        Ok(BedrockExecutor {
+            transport: Transport::new(&base, &transport_config)?,
+            host,
+            signer,
+            sampler,
+            entries,
+            prices: PriceTable::with_overrides(plan.pricing.clone()),
+            retry: plan.retry,
+            timeouts: plan.timeouts,
+            seed: plan.seed,
+        })
+    }
+
+    fn prepare(&self, ticket: &RequestTicket) -> (PreparedRequest, u64, &EntryTarget) {
+        let draw = self.sampler.draw(ticket.seq);
+        let target = &self.entries[draw.entry_index];
+        let mut user_text = String::with_capacity(draw.body.len() + 24);
+        draw.write_user_text(&mut user_text);
+        let max_tokens = draw.entry.max_tokens.get();
+        let prompt = Prompt {
+            system: draw.system_prompt.map(str::to_owned),
+            cached_prefix: draw.cache_prefix.map(str::to_owned),
+            user_text,
+            max_tokens,
+            temperature: draw.entry.temperature,
+            cache_ttl: draw.entry.cache.map(|c| bedrock_ttl(c.ttl)),
+        };
+        let body = Bytes::from(prompt.body(target.operation, target.family));
+        let request = PreparedRequest {
+            uri: target.uri.clone(),
+            host: self.host.clone(),
+            operation: target.operation,
+            family: target.family,
+            body,
+        };
+        (request, u64::from(max_tokens), target)
+    }
+}
+
+fn bedrock_ttl(ttl: CacheTtl) -> quarry_bedrock::CacheTtl {
+    match ttl {
+        CacheTtl::FiveMinutes => quarry_bedrock::CacheTtl::FiveMinutes,
+        CacheTtl::OneHour => quarry_bedrock::CacheTtl::OneHour,
+    }
+}
+
+impl Executor<usize> for BedrockExecutor {
+    async fn execute(
+        &self,
+        ticket: RequestTicket,
+        _request: PlannedRequest<usize>,
+        clock: RunClock,
+    ) -> Completion {
+        let (request, max_tokens, target) = self.prepare(&ticket);
+        let mut earlier_attempts = Vec::new();
+        let max_attempts = self.retry.max_attempts();
+        let mut attempt_no = 1;
+        let result = loop {
+            let headers = match self.signed_headers(&request, clock).await {
+                Ok(headers) => headers,
+                Err(err) => {
+                    tracing::warn!(error = %err, "cannot sign");
+                    let now = clock.now_ns();
+                    let timeline = crate::timeline::Timeline::started(ticket.intended_at, now);
+                    return Completion::new(timeline, Outcome::ClientError);
+                }
+            };
+            let start = Instant::now();
+            let deadlines = Deadlines {
+                request: start + self.timeouts.request,
+                first_token: self.timeouts.first_token.map(|d| start + d),
+            };
+            let result = attempt::run(
+                &self.transport,
+                &request,
+                headers,
+                ticket.intended_at,
+                clock,
+                deadlines,
+            )
+            .await;
+            let retryable = result.outcome != Outcome::Ok && result.retry != Retry::No;
+            if !retryable || attempt_no >= max_attempts {
+                break result;
+            }
+            earlier_attempts.push(EarlierAttempt {
+                outcome: result.outcome,
+                sent_at: result.timeline.sent_at,
+                closed_at: result.timeline.closed_at,
+            });
+            if let RetryPolicy::Standard {
+                initial_backoff,
+                max_backoff,
+                ..
+            } = self.retry
+            {
+                let seed = self.seed ^ ticket.seq.rotate_left(17);
+                let wait = retry::backoff(
+                    attempt_no,
+                    initial_backoff,
+                    max_backoff,
+                    result.retry_after_ms,
+                    seed,
+                );
+                tokio::time::sleep(wait).await;
+            }
+            attempt_no += 1;
+        };
+        let mut completion = Completion::new(result.timeline, result.outcome);
+        completion.max_tokens = max_tokens;
+        completion.earlier_attempts = earlier_attempts;
+        if let Some(usage) = result.usage {
+            completion.cost_micro_usd = self
+                .prices
+                .cost_micro_usd(&target.model, &usage.tokens, target.cache_ttl)
+                .unwrap_or(0);
+            completion.usage = Some(usage);
+        }
+        completion
+    }
+}
+
+impl BedrockExecutor {
+    async fn signed_headers(
+        &self,
+        request: &PreparedRequest,
+        clock: RunClock,
+    ) -> Result<http::HeaderMap, String> {
+        let signer = self.signer.signer().await.map_err(|e| e.to_string())?;
+        let mut headers = attempt::base_headers(request);
+        signer
+            .sign_headers(
+                &Method::POST,
+                &request.uri,
+                &mut headers,
+                &request.body,
+                clock.wall_at(clock.now_ns()),
+            )
+            .map_err(|e| e.to_string())?;
+        Ok(headers)
+    }
+}
+
+/// The workload of a plan: draws each request's mix entry from the sampler.
+pub struct MixWorkload {
+    sampler: Arc<WorkloadSampler>,
+    models: Vec<(Arc<str>, Operation)>,
+}
+
+impl MixWorkload {
+    /// The workload drawing from `sampler` (the same one the executor uses, so
+    /// both see the same draw for a request).
+    pub fn new(sampler: Arc<WorkloadSampler>, plan: &RunPlan) -> Self {
+        let models = plan
+            .mix
+            .entries()
+            .iter()
+            .map(|e| (Arc::from(e.model_id.as_str()), e.operation))
+            .collect();
+        MixWorkload { sampler, models }
+    }
+}
+
+impl Workload for MixWorkload {
+    type Item = usize;
+
+    fn pick(&self, ticket: &RequestTicket) -> PlannedRequest<usize> {
+        let index = self.sampler.draw(ticket.seq).entry_index;
+        let (model, operation) = &self.models[index];
+        PlannedRequest {
+            model: model.clone(),
+            operation: *operation,
+            item: index,
+        }
+    }
+}

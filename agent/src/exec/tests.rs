@@ -1,0 +1,369 @@
+//! The executor against a scripted fake Bedrock on loopback: timings stamped
+//! at socket read, usage with its provenance, in-stream exceptions, retries
+//! and timeouts. Real time, so only lower bounds on durations are asserted.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, UNIX_EPOCH};
+
+use bytes::{Bytes, BytesMut};
+use hyper::body::Frame;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use quarry_bedrock::auth::Credentials;
+use quarry_bedrock::{
+    BlockDelta, ConverseStreamEvent, Endpoint, ErrorCode, Operation, Outcome, StreamMetadata,
+    TokenUsage, UsageSource, encode_service_exception,
+};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use super::*;
+use crate::load::{LoadModel, LoadProfile};
+use crate::plan::{MixEntry, Target, TokenDistribution, WorkloadMix};
+
+/// What the fake server does for one request.
+#[derive(Clone)]
+enum Script {
+    /// 200 with an event stream: frames, each after its delay.
+    Stream(Vec<(Duration, Bytes)>),
+    /// A unary response.
+    Unary {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        body: &'static str,
+    },
+}
+
+struct ChannelBody(mpsc::Receiver<Bytes>);
+
+impl http_body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = Infallible;
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0.poll_recv(cx).map(|c| c.map(|c| Ok(Frame::data(c))))
+    }
+}
+
+/// Serves `scripts[n]` to the n-th request (the last one repeats).
+async fn fake_bedrock(scripts: Vec<Script>) -> (SocketAddr, Arc<AtomicU32>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let served = Arc::new(AtomicU32::new(0));
+    let counter = served.clone();
+    let scripts = Arc::new(scripts);
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (scripts, counter) = (scripts.clone(), counter.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
+                    let n = counter.fetch_add(1, Ordering::SeqCst) as usize;
+                    let script = scripts[n.min(scripts.len() - 1)].clone();
+                    async move {
+                        assert!(req.headers().contains_key("authorization"));
+                        assert!(req.headers().contains_key("x-amz-date"));
+                        let (tx, rx) = mpsc::channel(64);
+                        let mut response = hyper::Response::builder();
+                        match script {
+                            Script::Stream(frames) => {
+                                response = response
+                                    .header("content-type", "application/vnd.amazon.eventstream");
+                                tokio::spawn(async move {
+                                    for (delay, frame) in frames {
+                                        tokio::time::sleep(delay).await;
+                                        if tx.send(frame).await.is_err() {
+                                            return;
+                                        }
+                                    }
+                                });
+                            }
+                            Script::Unary {
+                                status,
+                                headers,
+                                body,
+                            } => {
+                                response = response.status(status);
+                                for (name, value) in headers {
+                                    response = response.header(name, value);
+                                }
+                                tx.send(Bytes::from_static(body.as_bytes())).await.unwrap();
+                            }
+                        }
+                        Ok::<_, Infallible>(response.body(ChannelBody(rx)).unwrap())
+                    }
+                });
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .await;
+            });
+        }
+    });
+    (addr, served)
+}
+
+fn event(e: ConverseStreamEvent) -> Bytes {
+    let mut out = BytesMut::new();
+    e.encode(&mut out, 4).unwrap();
+    out.freeze()
+}
+
+fn text(t: &str) -> Bytes {
+    event(ConverseStreamEvent::ContentBlockDelta {
+        content_block_index: 0,
+        delta: BlockDelta::Text(t.to_owned()),
+    })
+}
+
+fn metadata(input: u64, output: u64) -> Bytes {
+    event(ConverseStreamEvent::Metadata(StreamMetadata {
+        usage: TokenUsage {
+            input_tokens: input,
+            output_tokens: output,
+            ..TokenUsage::default()
+        },
+        latency_ms: 5,
+        server_tool_usage: None,
+    }))
+}
+
+fn plan(model: &str, operation: Operation, retry: RetryPolicy, timeouts: Timeouts) -> RunPlan {
+    RunPlan {
+        target: Target::Sim { sim_profile: None },
+        load: LoadProfile::steady(LoadModel::closed(1).unwrap(), None, Some(1)).unwrap(),
+        mix: WorkloadMix::new(vec![MixEntry {
+            weight: 1,
+            model_id: model.to_owned(),
+            operation,
+            input_tokens: TokenDistribution::Fixed { tokens: 20 },
+            max_tokens: NonZeroU32::new(64).unwrap(),
+            system_prompt: None,
+            cache: None,
+            nonce: true,
+            temperature: None,
+        }])
+        .unwrap(),
+        retry,
+        timeouts,
+        seed: 7,
+        pricing: Default::default(),
+    }
+}
+
+async fn run_one(plan: &RunPlan, addr: SocketAddr) -> Completion {
+    let endpoint = Endpoint::custom(&format!("http://{addr}"), "us-east-1").unwrap();
+    let sampler = Arc::new(WorkloadSampler::new(&plan.mix, plan.seed, 0));
+    let credentials = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+    let executor = BedrockExecutor::new(
+        plan,
+        &endpoint,
+        sampler.clone(),
+        SignerSource::fixed("us-east-1", credentials),
+        &TransportConfig::default(),
+    )
+    .unwrap();
+    let workload = MixWorkload::new(sampler, plan);
+    let ticket = RequestTicket {
+        seq: 0,
+        intended_at: None,
+        stage: 0,
+        slot: Some(0),
+    };
+    let request = workload.pick(&ticket);
+    let clock = RunClock::start(UNIX_EPOCH + Duration::from_secs(1_763_769_600));
+    executor.execute(ticket, request, clock).await
+}
+
+const LLAMA: &str = "meta.llama3-3-70b-instruct-v1:0";
+const MS: Duration = Duration::from_millis(1);
+
+#[tokio::test]
+async fn a_stream_is_timed_at_each_event_and_reports_server_usage() {
+    let frames = vec![
+        (
+            Duration::ZERO,
+            event(ConverseStreamEvent::MessageStart {
+                role: "assistant".into(),
+            }),
+        ),
+        (60 * MS, text("Hello")),
+        (25 * MS, text(" wor")),
+        (25 * MS, text("ld")),
+        (Duration::ZERO, metadata(20, 3)),
+    ];
+    let (addr, _) = fake_bedrock(vec![Script::Stream(frames)]).await;
+    let plan = plan(
+        LLAMA,
+        Operation::ConverseStream,
+        RetryPolicy::Off,
+        Timeouts::default(),
+    );
+    let done = run_one(&plan, addr).await;
+    assert_eq!(done.outcome, Outcome::Ok);
+    let usage = done.usage.unwrap();
+    assert_eq!(usage.source, UsageSource::ConverseUsage);
+    assert_eq!(
+        (usage.tokens.input_tokens, usage.tokens.output_tokens),
+        (20, 3)
+    );
+    let t = &done.timeline;
+    assert!(t.response_headers_at.unwrap() <= t.first_event_at.unwrap());
+    assert!(t.ttft_from_send().unwrap() >= 60_000_000, "{t:?}");
+    assert_eq!(t.content_events.len(), 3);
+    for (gap, _) in t.inter_token_gaps() {
+        assert!(gap >= 25_000_000, "ITL {gap} shorter than the server's gap");
+    }
+    assert_eq!(done.max_tokens, 64);
+}
+
+#[tokio::test]
+async fn an_in_stream_throttle_is_a_throttle() {
+    let mut exception = BytesMut::new();
+    encode_service_exception(
+        &mut exception,
+        ErrorCode::ThrottlingException,
+        "Too many tokens",
+    )
+    .unwrap();
+    let frames = vec![(Duration::ZERO, text("a")), (5 * MS, exception.freeze())];
+    let (addr, _) = fake_bedrock(vec![Script::Stream(frames)]).await;
+    let plan = plan(
+        LLAMA,
+        Operation::ConverseStream,
+        RetryPolicy::Off,
+        Timeouts::default(),
+    );
+    let done = run_one(&plan, addr).await;
+    assert_eq!(done.outcome, Outcome::Throttled);
+    assert_eq!(
+        done.timeline.content_events.len(),
+        1,
+        "what arrived is kept"
+    );
+}
+
+#[tokio::test]
+async fn standard_retries_count_every_attempt() {
+    let throttle = Script::Unary {
+        status: 429,
+        headers: vec![("x-amzn-errortype", "ThrottlingException:http://x/".into())],
+        body: r#"{"message":"Too many tokens, please wait before trying again."}"#,
+    };
+    let ok = Script::Unary {
+        status: 200,
+        headers: vec![("content-type", "application/json".into())],
+        body: r#"{"output":{"message":{"role":"assistant","content":[{"text":"hi"}]}},"stopReason":"end_turn","usage":{"inputTokens":20,"outputTokens":1,"totalTokens":21},"metrics":{"latencyMs":3}}"#,
+    };
+    let (addr, served) = fake_bedrock(vec![throttle.clone(), throttle, ok]).await;
+    let retry = RetryPolicy::Standard {
+        max_attempts: NonZeroU32::new(3).unwrap(),
+        initial_backoff: MS,
+        max_backoff: 10 * MS,
+    };
+    let plan = plan(LLAMA, Operation::Converse, retry, Timeouts::default());
+    let done = run_one(&plan, addr).await;
+    assert_eq!(done.outcome, Outcome::Ok);
+    assert_eq!(served.load(Ordering::SeqCst), 3);
+    let earlier: Vec<_> = done.earlier_attempts.iter().map(|a| a.outcome).collect();
+    assert_eq!(earlier, [Outcome::Throttled, Outcome::Throttled]);
+    assert_eq!(done.usage.unwrap().tokens.output_tokens, 1);
+}
+
+#[tokio::test]
+async fn without_retries_a_throttle_is_final() {
+    let throttle = Script::Unary {
+        status: 429,
+        headers: vec![("x-amzn-errortype", "ThrottlingException".into())],
+        body: r#"{"message":"Too many tokens, please wait before trying again."}"#,
+    };
+    let (addr, served) = fake_bedrock(vec![throttle]).await;
+    let plan = plan(
+        LLAMA,
+        Operation::Converse,
+        RetryPolicy::Off,
+        Timeouts::default(),
+    );
+    let done = run_one(&plan, addr).await;
+    assert_eq!(done.outcome, Outcome::Throttled);
+    assert_eq!(served.load(Ordering::SeqCst), 1);
+    assert!(done.earlier_attempts.is_empty());
+}
+
+#[tokio::test]
+async fn invoke_model_usage_comes_from_the_bedrock_headers() {
+    let ok = Script::Unary {
+        status: 200,
+        headers: vec![
+            ("x-amzn-bedrock-input-token-count", "20".into()),
+            ("x-amzn-bedrock-output-token-count", "9".into()),
+            ("x-amzn-bedrock-invocation-latency", "12".into()),
+        ],
+        body: r#"{"generation":"hi there","prompt_token_count":20,"generation_token_count":9,"stop_reason":"stop"}"#,
+    };
+    let (addr, _) = fake_bedrock(vec![ok]).await;
+    let plan = plan(
+        LLAMA,
+        Operation::InvokeModel,
+        RetryPolicy::Off,
+        Timeouts::default(),
+    );
+    let done = run_one(&plan, addr).await;
+    assert_eq!(done.outcome, Outcome::Ok);
+    let usage = done.usage.unwrap();
+    assert_eq!(usage.source, UsageSource::ResponseHeaders);
+    assert_eq!(usage.tokens.output_tokens, 9);
+    assert!(done.cost_micro_usd > 0, "Llama 3.3 70B is priced");
+}
+
+#[tokio::test]
+async fn a_first_token_timeout_ends_a_silent_stream() {
+    let frames = vec![
+        (
+            Duration::ZERO,
+            event(ConverseStreamEvent::MessageStart {
+                role: "assistant".into(),
+            }),
+        ),
+        (Duration::from_secs(5), text("late")),
+    ];
+    let (addr, _) = fake_bedrock(vec![Script::Stream(frames)]).await;
+    let timeouts = Timeouts {
+        first_token: Some(50 * MS),
+        ..Timeouts::default()
+    };
+    let plan = plan(LLAMA, Operation::ConverseStream, RetryPolicy::Off, timeouts);
+    let done = run_one(&plan, addr).await;
+    assert_eq!(done.outcome, Outcome::Timeout);
+    assert!(done.timeline.first_token_at.is_none());
+    assert!(done.timeline.closed_at - done.timeline.sent_at >= 50_000_000);
+}
+
+#[test]
+fn native_operations_need_a_known_family() {
+    let plan = plan(
+        "arn:aws:bedrock:us-east-1:123456789012:provisioned-model/abcdefghijkl",
+        Operation::InvokeModel,
+        RetryPolicy::Off,
+        Timeouts::default(),
+    );
+    let endpoint = Endpoint::custom("http://127.0.0.1:1", "us-east-1").unwrap();
+    let sampler = Arc::new(WorkloadSampler::new(&plan.mix, 1, 0));
+    let credentials = Credentials::new("AKID", "secret", None, None, "test");
+    let err = BedrockExecutor::new(
+        &plan,
+        &endpoint,
+        sampler,
+        SignerSource::fixed("us-east-1", credentials),
+        &TransportConfig::default(),
+    )
+    .err()
+    .unwrap();
+    assert!(err.to_string().contains("workload[0].model"), "{err}");
+}

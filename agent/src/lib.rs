@@ -1,0 +1,63 @@
+//! `quarry-agent`: Quarry's load engine and the agent daemon.
+//!
+//! The engine fires signed Bedrock requests at a target concurrency or rate,
+//! stamps every request's timeline on a monotonic clock, and folds timelines
+//! into bounded HDR histograms per series. The same engine runs in-process
+//! under `quarry run` and inside the `quarry-agent` daemon.
+
+// The load engine: load description, time, schedules, recording, snapshots.
+mod arrival;
+mod clock;
+mod health;
+mod load;
+mod recorder;
+mod scheduler;
+mod series;
+mod snapshot;
+mod timeline;
+
+// The HTTP transport to Bedrock (hyper + rustls, measured pool) and the
+// executor that sends Bedrock requests through it.
+pub mod exec;
+pub mod http;
+mod share;
+
+pub use share::{
+    Connection, SIM_ACCESS_KEY_ID, SIM_REGION, SIM_SECRET_ACCESS_KEY, Share, ShareError,
+};
+
+// The run plan and prices (owned by the spec engineer).
+mod plan;
+mod pricing;
+mod workload;
+
+pub use arrival::{ArrivalAt, ArrivalSchedule};
+pub use clock::{RunClock, SPIN_WINDOW, duration_ns};
+pub use health::{HealthPolicy, HealthSample, InFlightGauge, ProcessCpu, cpu_ticks};
+pub use load::{
+    Arrival, CatchUp, EndCondition, LoadError, LoadModel, LoadProfile, MAX_CONCURRENCY,
+    STEADY_STAGE, Stage, StageKind,
+};
+pub use recorder::{IntervalTake, Recorder};
+pub use scheduler::{
+    EndReason, Engine, EngineConfig, Executor, RunReport, StagePlan, StageSpan, Workload,
+};
+pub use series::{
+    CodecError, Count, HISTOGRAM_HIGHEST, HISTOGRAM_LOWEST, HISTOGRAM_SIGFIG, Metric,
+    SeriesCounters, SeriesDelta, SeriesKey, TokenKind, USAGE_SOURCES, new_histogram,
+};
+pub use snapshot::{Cumulative, IntervalSnapshot, merge_series};
+pub use timeline::{
+    Completion, ContentEvent, EarlierAttempt, PlannedRequest, ReportedUsage, RequestTicket,
+    Timeline,
+};
+
+// Run plan, workload sampling and pricing (spec engineer).
+pub use plan::{
+    CachePrefix, CacheTtl, MAX_INPUT_TOKENS, MixEntry, PlanError, RetryPolicy, RunPlan, Target,
+    Timeouts, TokenDistribution, WorkloadMix,
+};
+pub use pricing::{ModelPrices, PriceTable};
+pub use workload::{
+    CHARS_PER_TOKEN, Draw, Nonce, PromptCacheSupport, WorkloadSampler, prompt_cache_support,
+};

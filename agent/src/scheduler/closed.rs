@@ -1,0 +1,84 @@
+//! The closed loop: one task per virtual user, each refilling its own slot
+//! the moment its previous request is recorded, so slots never move in
+//! lockstep. Stages change how many slots are active; a slot whose index
+//! is at or above the current level finishes its request and then waits.
+
+use std::sync::Arc;
+
+use tokio::task::JoinSet;
+
+use super::{EndReason, Executor, Shared, Workload, drain};
+use crate::health::InFlightUnit;
+use crate::timeline::RequestTicket;
+
+/// Runs every slot until the stages end, the request limit is reached or a
+/// stop is requested, then drains in-flight requests.
+pub(super) async fn drive<W, E>(shared: &Arc<Shared<W, E>>) -> EndReason
+where
+    W: Workload,
+    E: Executor<W::Item>,
+{
+    // Peak levels are whole numbers (validated), at most MAX_CONCURRENCY.
+    let slots = shared.plan.peak_level().ceil() as u32;
+    let mut tasks = JoinSet::new();
+    for slot in 0..slots {
+        let shared = Arc::clone(shared);
+        tasks.spawn(async move { run_slot(&shared, slot).await });
+    }
+    let mut stop = shared.stop.clone();
+    let end = shared.plan.end_ns();
+    let ended = loop {
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => break EndReason::Stopped,
+            () = shared.clock.sleep_coarse_until(end), if end != u64::MAX => break EndReason::Completed,
+            joined = tasks.join_next() => if joined.is_none() {
+                break if shared.limit_reached() { EndReason::RequestLimit } else { EndReason::Completed };
+            },
+        }
+    };
+    drain(&mut tasks, shared.config.grace).await;
+    ended
+}
+
+/// One virtual user.
+async fn run_slot<W, E>(shared: &Shared<W, E>, slot: u32)
+where
+    W: Workload,
+    E: Executor<W::Item>,
+{
+    let mut stop = shared.stop.clone();
+    // Held while the slot goes straight from one request to the next, so the
+    // gauge never dips between them; released while the slot is idle.
+    let mut unit: Option<InFlightUnit> = None;
+    loop {
+        if shared.stopped() {
+            return;
+        }
+        let now = shared.clock.now_ns();
+        let Some(active_at) = shared.plan.next_active_at(slot, now) else {
+            return;
+        };
+        if active_at > now {
+            unit = None;
+            tokio::select! {
+                biased;
+                _ = stop.wait_for(|s| *s) => return,
+                () = shared.clock.sleep_coarse_until(active_at) => continue,
+            }
+        }
+        let Some(seq) = shared.claim_seq() else {
+            return;
+        };
+        let ticket = RequestTicket {
+            seq,
+            intended_at: None,
+            stage: shared.plan.stage_at(now).unwrap_or(0),
+            slot: Some(slot),
+        };
+        if unit.is_none() {
+            unit = Some(shared.gauge.hold());
+        }
+        shared.send(ticket).await;
+    }
+}

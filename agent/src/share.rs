@@ -1,0 +1,153 @@
+//! One agent's share of a run: the plan's workload drawn, signed, sent and
+//! recorded by the engine. This is the single code path for an in-process run
+//! (`quarry run` with no agents) and for the `quarry-agent` daemon, so the two
+//! can never measure differently.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use quarry_bedrock::auth::{CredentialCache, CredentialSource, Credentials};
+use quarry_bedrock::{Endpoint, EndpointError};
+use tokio::sync::mpsc;
+
+use crate::clock::RunClock;
+use crate::exec::{BedrockExecutor, ExecutorError, MixWorkload, SignerSource};
+use crate::health::InFlightGauge;
+use crate::http::TransportConfig;
+use crate::plan::{RunPlan, Target};
+use crate::scheduler::{Engine, EngineConfig, RunReport};
+use crate::snapshot::IntervalSnapshot;
+use crate::workload::WorkloadSampler;
+
+/// The simulator's built-in account (the AWS documentation example keys,
+/// which the simulator serves when it has no configuration).
+pub const SIM_ACCESS_KEY_ID: &str = "AKIDEXAMPLE";
+/// The secret of [`SIM_ACCESS_KEY_ID`].
+pub const SIM_SECRET_ACCESS_KEY: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+/// The region requests to the simulator are signed for (it accepts any).
+pub const SIM_REGION: &str = "us-east-1";
+
+/// Why a share could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ShareError {
+    /// The target's endpoint is not usable.
+    #[error("target.endpoint: {0}")]
+    Endpoint(#[from] EndpointError),
+    /// The target is the simulator but no simulator address was given.
+    #[error("target is the simulator, but no simulator is running")]
+    NoSimulator,
+    /// The plan cannot be executed against the endpoint.
+    #[error(transparent)]
+    Executor(#[from] ExecutorError),
+    /// The credential chain has no credentials.
+    #[error("AWS credentials: {0}")]
+    Credentials(String),
+}
+
+/// Where a share sends its requests and how it signs them.
+pub struct Connection {
+    /// The Bedrock endpoint.
+    pub endpoint: Endpoint,
+    /// The signer for each request.
+    pub signer: SignerSource,
+}
+
+impl Connection {
+    /// The connection for `target`: the simulator at `sim_url` with its
+    /// built-in keys, or AWS with credentials from the default chain (or the
+    /// named profile). AWS credentials are fetched once here, so a run without
+    /// credentials fails before it fires rather than logging every request.
+    pub async fn for_target(target: &Target, sim_url: Option<&str>) -> Result<Self, ShareError> {
+        match target {
+            Target::Sim { .. } => {
+                let url = sim_url.ok_or(ShareError::NoSimulator)?;
+                let credentials = Credentials::new(
+                    SIM_ACCESS_KEY_ID,
+                    SIM_SECRET_ACCESS_KEY,
+                    None,
+                    None,
+                    "quarry-sim",
+                );
+                Ok(Connection {
+                    endpoint: Endpoint::custom(url, SIM_REGION)?,
+                    signer: SignerSource::fixed(SIM_REGION, credentials),
+                })
+            }
+            Target::Aws {
+                region,
+                endpoint,
+                profile,
+            } => {
+                let endpoint = match endpoint {
+                    Some(url) => Endpoint::custom(url, region)?,
+                    None => Endpoint::aws(region)?,
+                };
+                let source = CredentialSource::DefaultChain {
+                    profile: profile.clone(),
+                    region: Some(region.clone()),
+                };
+                let cache = CredentialCache::from_source(source).await;
+                cache
+                    .current()
+                    .await
+                    .map_err(|e| ShareError::Credentials(e.to_string()))?;
+                Ok(Connection {
+                    endpoint,
+                    signer: SignerSource::cached(region, cache),
+                })
+            }
+        }
+    }
+}
+
+/// One agent's share of a plan, ready to run.
+pub struct Share {
+    engine: Engine,
+    workload: Arc<MixWorkload>,
+    executor: Arc<BedrockExecutor>,
+}
+
+impl Share {
+    /// Sets up `plan` over `connection`. `stream` tells agent shares apart so
+    /// their draws are independent (0 for a single agent); `config` carries
+    /// the group, seed and phase of this share.
+    pub fn new(
+        plan: &RunPlan,
+        connection: Connection,
+        transport: &TransportConfig,
+        config: EngineConfig,
+        stream: u64,
+        clock: RunClock,
+    ) -> Result<Self, ShareError> {
+        let sampler = Arc::new(WorkloadSampler::new(&plan.mix, plan.seed, stream));
+        let executor = BedrockExecutor::new(
+            plan,
+            &connection.endpoint,
+            sampler.clone(),
+            connection.signer,
+            transport,
+        )?;
+        Ok(Share {
+            engine: Engine::new(plan.load.clone(), config, clock),
+            workload: Arc::new(MixWorkload::new(sampler, plan)),
+            executor: Arc::new(executor),
+        })
+    }
+
+    /// The in-flight gauge, for live views.
+    pub fn in_flight(&self) -> InFlightGauge {
+        self.engine.in_flight()
+    }
+
+    /// Runs the share to its end (or until `shutdown`), sending a snapshot per
+    /// interval to `snapshots`.
+    pub async fn run(
+        self,
+        snapshots: mpsc::Sender<IntervalSnapshot>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> RunReport {
+        self.engine
+            .run(self.workload, self.executor, snapshots, shutdown)
+            .await
+    }
+}
