@@ -1,0 +1,47 @@
+//! `quarry-sim`: a wire-faithful Amazon Bedrock Runtime simulator.
+//!
+//! The core (this crate's library part, below the server) owns accounts and
+//! configuration ([`SimConfig`]), the model catalog ([`Catalog`]), token
+//! quotas ([`QuotaBook`]), the latency model ([`LatencyModel`]), the
+//! per-request engine ([`Simulator`], [`Ticket`]), tokens and pseudo-text
+//! ([`count_tokens`], [`PseudoText`]), the prompt cache ([`PromptCache`]),
+//! injected faults ([`FaultPlan`]) and its own counters ([`SimStats`]).
+//! The HTTP server drives [`Simulator::admit`] and [`Ticket::next`].
+
+mod cache;
+mod catalog;
+mod config;
+mod faults;
+mod latency;
+mod quota;
+mod runtime;
+mod stats;
+mod text;
+
+
+pub use cache::{CachePoint, CacheTtl, CacheUsage, PromptCache, prefix_hash};
+pub use catalog::{
+    CacheRules, Catalog, ModelIdx, ModelProfile, ModelQuotas, ProvisionedModel, ResolveError,
+    ResolvedModel, Route,
+};
+pub use config::{
+    AccountConfig, CacheConfig, ConfigError, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCOUNT_ID,
+    DEFAULT_SECRET_ACCESS_KEY, ModelConfig, ProvisionedConfig, QuotaConfig, QuotaOverride,
+    SimConfig,
+};
+pub use faults::{
+    FaultContext, FaultDecision, FaultKind, FaultPlan, FaultRule, HeaderFault, InjectedError,
+    StreamFault, StreamFaultKind,
+};
+pub use latency::{ContendedLatency, LatencyModel};
+pub use quota::{
+    PoolKey, PoolLimits, PoolScope, PoolUsage, QuotaBook, Reservation, Throttle, ThrottleReason,
+    WindowKind,
+};
+pub use runtime::{AccountIdx, Completion, Rejection, RequestSpec, Simulator, Step, Ticket};
+pub use stats::{
+    LaneSnapshot, LaneStats, QuotaSnapshot, RequestCount, SimStats, StatsSnapshot, ThrottleCount,
+};
+pub use text::{OutputLength, PseudoText, RequestSeed, RngStream, StopReason, count_tokens};
+
+// -- server (pub use block) --
