@@ -132,7 +132,7 @@ impl Recorder {
             None if completion.outcome == Outcome::Ok => counters.add(Count::UsageMissing, 1),
             None => {}
         }
-        counters.add(Count::CostMicroUsd, completion.cost_micro_usd);
+        counters.add(Count::CostPicoUsd, completion.cost_pico_usd);
     }
 
     /// Moves the interval's series out and starts a fresh interval with the
@@ -290,7 +290,7 @@ mod tests {
             source: UsageSource::ConverseUsage,
         });
         c.max_tokens = 50;
-        c.cost_micro_usd = 7;
+        c.cost_pico_usd = 7;
         c
     }
 
@@ -324,7 +324,7 @@ mod tests {
         // Reserved: 100 + 1000 + 20 + 50; settled on a 5x model: 100 + 20 + 55.
         assert_eq!(c.get(Count::QuotaReserved), 1170);
         assert_eq!(c.get(Count::QuotaSettled), 175);
-        assert_eq!(c.get(Count::CostMicroUsd), 7);
+        assert_eq!(c.get(Count::CostPicoUsd), 7);
         assert_eq!(c.get(Count::LateSends), 0);
         assert_eq!(take.schedule_lag.len(), 1);
         // The next interval starts empty but keeps the series allocated.

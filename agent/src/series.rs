@@ -181,8 +181,8 @@ pub enum Count {
     QuotaReserved,
     /// Quota tokens settled (input + cache write + output × burndown).
     QuotaSettled,
-    /// Cost in micro-dollars, as the executor priced it.
-    CostMicroUsd,
+    /// Cost in pico-dollars (10^-12 USD), as the executor priced it.
+    CostPicoUsd,
 }
 
 const OUTCOME_NAMES: [&str; 8] = [
@@ -240,7 +240,7 @@ const TOKEN_NAMES: [[&str; 4]; 5] = [
     ],
 ];
 
-const TAIL_NAMES: [&str; 3] = ["quota_reserved", "quota_settled", "cost_micro_usd"];
+const TAIL_NAMES: [&str; 3] = ["quota_reserved", "quota_settled", "cost_pico_usd"];
 
 const TOKENS_AT: usize = OUTCOME_NAMES.len() + SCALAR_NAMES.len();
 const TAIL_AT: usize = TOKENS_AT + 20;
@@ -266,7 +266,7 @@ impl Count {
             }
             Count::QuotaReserved => TAIL_AT,
             Count::QuotaSettled => TAIL_AT + 1,
-            Count::CostMicroUsd => TAIL_AT + 2,
+            Count::CostPicoUsd => TAIL_AT + 2,
         }
     }
 }
@@ -526,7 +526,7 @@ mod tests {
         assert_eq!(counter_name(Count::UsageMissing.index()), "usage_missing");
         let c = Count::Tokens(UsageSource::NativeBody, TokenKind::CacheWrite);
         assert_eq!(counter_name(c.index()), "tokens_cache_write_native_body");
-        assert_eq!(counter_name(Count::CostMicroUsd.index()), "cost_micro_usd");
+        assert_eq!(counter_name(Count::CostPicoUsd.index()), "cost_pico_usd");
         for (i, m) in Metric::ALL.iter().enumerate() {
             assert_eq!(m.index(), i);
         }

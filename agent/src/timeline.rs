@@ -211,9 +211,10 @@ pub struct Completion {
     pub usage: Option<ReportedUsage>,
     /// The request's `max_tokens`, for the quota reservation.
     pub max_tokens: u64,
-    /// The request's cost in micro-dollars, from the pricing table (0 when
-    /// unpriced); the recorder only adds it up.
-    pub cost_micro_usd: u64,
+    /// The request's cost in pico-dollars (10^-12 USD), from the pricing table
+    /// (0 when unpriced). Pico, not micro: a cheap model's request costs a few
+    /// micro-dollars, and rounding each one would skew the total by percents.
+    pub cost_pico_usd: u64,
     /// Attempts retried before the final one (empty when retries are off).
     pub earlier_attempts: Vec<EarlierAttempt>,
 }
@@ -226,7 +227,7 @@ impl Completion {
             outcome,
             usage: None,
             max_tokens: 0,
-            cost_micro_usd: 0,
+            cost_pico_usd: 0,
             earlier_attempts: Vec::new(),
         }
     }

@@ -235,9 +235,9 @@ impl Executor<usize> for BedrockExecutor {
         completion.max_tokens = max_tokens;
         completion.earlier_attempts = earlier_attempts;
         if let Some(usage) = result.usage {
-            completion.cost_micro_usd = self
+            completion.cost_pico_usd = self
                 .prices
-                .cost_micro_usd(&target.model, &usage.tokens, target.cache_ttl)
+                .cost_pico_usd(&target.model, &usage.tokens, target.cache_ttl)
                 .unwrap_or(0);
             completion.usage = Some(usage);
         }

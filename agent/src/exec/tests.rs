@@ -319,7 +319,7 @@ async fn invoke_model_usage_comes_from_the_bedrock_headers() {
     let usage = done.usage.unwrap();
     assert_eq!(usage.source, UsageSource::ResponseHeaders);
     assert_eq!(usage.tokens.output_tokens, 9);
-    assert!(done.cost_micro_usd > 0, "Llama 3.3 70B is priced");
+    assert!(done.cost_pico_usd > 0, "Llama 3.3 70B is priced");
 }
 
 #[tokio::test]

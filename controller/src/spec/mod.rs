@@ -1,0 +1,220 @@
+//! The run spec: a TOML file parsed raw (module `raw`), then validated into a
+//! [`RunPlan`] plus [`Thresholds`]. Nothing runs on an invalid spec, and every
+//! mistake found is reported with its file, line and field, not just the first.
+//!
+//! The spec's sections and fields are documented on [`load_spec`] and shown in
+//! `examples/`.
+
+mod duration;
+mod error;
+mod load;
+mod raw;
+mod target;
+mod validate;
+mod workload;
+
+use std::path::Path;
+
+use quarry_agent::RunPlan;
+
+pub use duration::parse_duration;
+pub use error::{Diagnostic, Severity, SpecError};
+pub use workload::check_model_id;
+
+use crate::thresholds::Thresholds;
+
+/// A spec that passed validation.
+#[derive(Debug, Clone)]
+pub struct ValidatedSpec {
+    /// The plan agents run.
+    pub plan: RunPlan,
+    /// The run's pass/fail conditions, evaluated by the controller.
+    pub thresholds: Thresholds,
+    /// Findings that do not stop the run (unpriced models, cache prefixes
+    /// below a model's minimum ...).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Reads and validates the spec at `path`.
+///
+/// # Spec format
+///
+/// ```toml
+/// seed = 42                      # every random choice derives from it (default 0)
+///
+/// [target]                       # optional; default kind = "sim"
+/// kind = "sim"                   # "sim": the embedded simulator; "aws": Bedrock
+/// # sim_profile = "..."          # sim only: simulator latency profile
+/// # region = "us-east-1"         # aws only, required
+/// # endpoint = "https://..."     # aws only, optional override
+/// # profile = "default"          # aws only, optional credentials profile
+///
+/// [load]
+/// concurrency = 8                # closed model: N virtual users, or ...
+/// # rate = 20.0                  # ... open model: arrivals per second
+/// # arrival = "poisson"          # open: "constant" (default) or "poisson"
+/// # max_in_flight = 100          # open: cap on requests in flight
+/// # drop_late_after = "1s"       # open: drop arrivals this late (default: send late)
+/// duration = "60s"               # and/or requests = N (whichever comes first)
+/// warmup = "5s"                  # optional, excluded from results
+/// # cooldown = "5s"              # optional, reported separately
+/// # [[load.stages]]              # instead of duration: ramps and holds
+/// # kind = "ramp"                # "warmup" | "ramp" | "hold" | "cooldown"
+/// # duration = "30s"             # required
+/// # target = 50                  # concurrency or rate at the stage's end
+/// # name = "ramp-to-50"          # optional, unique
+///
+/// [[workload]]                   # one or more, drawn by weight
+/// weight = 1                     # default 1
+/// model = "meta.llama3-3-70b-instruct-v1:0"
+/// operation = "ConverseStream"   # default ConverseStream
+/// input_tokens = { dist = "lognormal", mean = 800, stddev = 300, min = 50, max = 4000 }
+/// #   or a number; dist = "fixed" (tokens) | "uniform" (min, max)
+/// #   | "normal" / "lognormal" (mean, stddev, optional min = 1, max = mean + 6 stddev)
+/// max_tokens = 256               # required (Bedrock reserves it against TPM)
+/// # system_prompt = "..."
+/// # cache_prefix_tokens = 2048   # shared prefix + cachePoint (caching models only)
+/// # cache_ttl = "5m"             # "5m" (default) or "1h"
+/// # nonce = true                 # unique marker per request (default true)
+/// # temperature = 0.7            # 0 to 1
+///
+/// [retry]                        # optional; default mode = "off"
+/// mode = "standard"              # SDK standard: 3 attempts, 1s initial, 20s cap
+/// # max_attempts = 3, initial_backoff = "1s", max_backoff = "20s"
+///
+/// [timeouts]                     # optional; defaults connect 10s, request 300s
+/// # connect = "10s", request = "300s", first_token = "30s"
+///
+/// [pricing."my-model-id"]        # USD per 1M tokens; input and output required
+/// # input = 3.0, output = 15.0, cache_write_5m = 3.75, cache_write_1h = 6.0, cache_read = 0.3
+///
+/// [thresholds]                   # see the thresholds module for the language
+/// "ttft.p99" = "< 2s"
+/// ```
+///
+/// A cache prefix on a model known not to support prompt caching is an
+/// error (the run would measure nothing it claims to); on a model whose
+/// support the id does not reveal, or below the model's minimum prefix size
+/// (Bedrock silently ignores the checkpoint), it is a warning.
+pub fn load_spec(path: &Path) -> Result<ValidatedSpec, SpecError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse_spec(path, &text)
+}
+
+/// Validates spec `text`; `path` only labels the findings.
+pub fn parse_spec(path: &Path, text: &str) -> Result<ValidatedSpec, SpecError> {
+    let lines = LineMap::new(text);
+    let mut checker = validate::Checker::new(path.to_owned(), lines);
+    let raw = match toml::from_str::<raw::RawSpec>(text) {
+        Ok(raw) => raw,
+        Err(e) => {
+            let span = e.span();
+            let field = span
+                .as_ref()
+                .map(|s| field_at(text, s.start))
+                .unwrap_or_default();
+            checker.error_at(span, field, e.message().trim().to_owned());
+            return Err(checker.into_error());
+        }
+    };
+    match validate::validate(raw, &mut checker) {
+        Some((plan, thresholds)) if !checker.has_errors() => Ok(ValidatedSpec {
+            plan,
+            thresholds,
+            warnings: checker.into_warnings(),
+        }),
+        _ => Err(checker.into_error()),
+    }
+}
+
+/// Byte offset to 1-based line number.
+#[derive(Debug, Clone)]
+pub(crate) struct LineMap {
+    starts: Vec<usize>,
+}
+
+impl LineMap {
+    fn new(text: &str) -> Self {
+        let starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineMap { starts }
+    }
+
+    pub(crate) fn line(&self, offset: usize) -> usize {
+        self.starts.partition_point(|&s| s <= offset).max(1)
+    }
+}
+
+/// Best-effort dotted field path at `offset`, for TOML parse and type errors
+/// (which carry a span but no path): the enclosing `[table]` header, with an
+/// index for `[[array]]` tables, plus the key on the offending line.
+fn field_at(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line_end = text[offset..].find('\n').map_or(text.len(), |i| offset + i);
+    let line = text[line_start..line_end].trim();
+    let header_of = |l: &str| -> Option<(String, bool)> {
+        let l = l.trim();
+        let array = l.starts_with("[[");
+        let inner = l.trim_start_matches('[').split(']').next()?;
+        l.starts_with('[')
+            .then(|| (inner.trim().replace(['"', '\''], ""), array))
+    };
+    if let Some((header, _)) = header_of(line) {
+        return header;
+    }
+    let key = line
+        .split('=')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .replace(['"', '\''], "");
+    let before = &text[..line_start];
+    let header = before.lines().rev().find_map(header_of);
+    let table = match header {
+        Some((name, true)) => {
+            let count = before
+                .lines()
+                .filter(|l| header_of(l).is_some_and(|(n, a)| a && n == name))
+                .count();
+            format!("{name}[{}]", count.saturating_sub(1))
+        }
+        Some((name, false)) => name,
+        None => String::new(),
+    };
+    match (table.is_empty(), key.is_empty()) {
+        (true, _) => key,
+        (false, true) => table,
+        (false, false) => format!("{table}.{key}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_one_based() {
+        let m = LineMap::new("a\nbc\n\nd");
+        assert_eq!(
+            [m.line(0), m.line(2), m.line(3), m.line(5), m.line(6)],
+            [1, 2, 2, 3, 4]
+        );
+    }
+
+    #[test]
+    fn field_paths_from_offsets() {
+        let text = "seed = 1\n[load]\nconcurrency = 0\n[[workload]]\nmodel = \"a\"\n[[workload]]\nbad = 1\n";
+        assert_eq!(
+            field_at(text, text.find("concurrency").unwrap()),
+            "load.concurrency"
+        );
+        assert_eq!(field_at(text, text.find("bad").unwrap()), "workload[1].bad");
+        assert_eq!(field_at(text, 0), "seed");
+        assert_eq!(field_at(text, text.find("[load]").unwrap()), "load");
+    }
+}

@@ -1,0 +1,538 @@
+//! Spec validation end to end: every kind of bad spec is rejected with a
+//! message naming file, line and field; every example validates.
+
+use std::path::Path;
+
+use quarry::spec::{Severity, load_spec, parse_spec};
+use quarry_agent::{
+    Arrival, CatchUp, LoadModel, RetryPolicy, StageKind, Target, TokenDistribution,
+};
+
+const WORKLOAD: &str = r#"
+[[workload]]
+model = "meta.llama3-3-70b-instruct-v1:0"
+input_tokens = 100
+max_tokens = 50
+"#;
+
+/// The rendered errors for `text`, which must be invalid.
+fn errors(text: &str) -> String {
+    match parse_spec(Path::new("spec.toml"), text) {
+        Ok(_) => panic!("spec was accepted:\n{text}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Asserts `text` is rejected with a message containing `want`.
+fn rejects(text: &str, want: &str) {
+    let got = errors(text);
+    assert!(got.contains(want), "expected {want:?} in:\n{got}");
+}
+
+#[test]
+fn unknown_key_is_rejected() {
+    rejects(
+        "[load]\nconcurrency = 4\nduraton = \"10s\"\n",
+        "spec.toml:3: load.duraton: unknown field `duraton`",
+    );
+}
+
+#[test]
+fn wrong_type_is_rejected() {
+    rejects(
+        "[load]\nconcurrency = \"four\"\n",
+        "spec.toml:2: load.concurrency: invalid type: string \"four\"",
+    );
+}
+
+#[test]
+fn zero_concurrency_is_rejected() {
+    let spec = format!("[load]\nconcurrency = 0\nduration = \"10s\"\n{WORKLOAD}");
+    rejects(&spec, "spec.toml:2: load.concurrency: must be >= 1, got 0");
+}
+
+#[test]
+fn zero_and_negative_rates_are_rejected() {
+    for rate in ["0", "-2.5"] {
+        let spec = format!("[load]\nrate = {rate}\nduration = \"10s\"\n{WORKLOAD}");
+        let want = format!(
+            "spec.toml:2: load.rate: must be > 0 requests per second, got {}",
+            rate.parse::<f64>().unwrap()
+        );
+        rejects(&spec, &want);
+    }
+}
+
+#[test]
+fn both_concurrency_and_rate_are_rejected() {
+    let spec = format!("[load]\nconcurrency = 4\nrate = 10\nduration = \"10s\"\n{WORKLOAD}");
+    rejects(
+        &spec,
+        "spec.toml:3: load.rate: give either concurrency (closed model) or rate (open model), not both",
+    );
+}
+
+#[test]
+fn neither_concurrency_nor_rate_is_rejected() {
+    let spec = format!("seed = 1\n[load]\nduration = \"10s\"\n{WORKLOAD}");
+    rejects(
+        &spec,
+        "spec.toml:2: load: needs concurrency = N (closed model) or rate = R per second",
+    );
+}
+
+#[test]
+fn open_only_fields_on_a_closed_model_are_rejected() {
+    let spec =
+        format!("[load]\nconcurrency = 4\narrival = \"poisson\"\nduration = \"10s\"\n{WORKLOAD}");
+    rejects(
+        &spec,
+        "spec.toml:3: load.arrival: only applies to an open model (rate)",
+    );
+}
+
+#[test]
+fn unknown_arrival_is_rejected() {
+    let spec = format!("[load]\nrate = 4\narrival = \"bursty\"\nduration = \"10s\"\n{WORKLOAD}");
+    rejects(
+        &spec,
+        "spec.toml:3: load.arrival: unknown arrival \"bursty\": expected \"constant\" or \"poisson\"",
+    );
+}
+
+#[test]
+fn all_zero_weights_are_rejected() {
+    let spec = "[load]\nconcurrency = 1\nrequests = 10\n\
+        [[workload]]\nweight = 0\nmodel = \"amazon.nova-lite-v1:0\"\ninput_tokens = 10\nmax_tokens = 5\n\
+        [[workload]]\nweight = 0\nmodel = \"amazon.nova-pro-v1:0\"\ninput_tokens = 10\nmax_tokens = 5\n";
+    rejects(
+        spec,
+        "spec.toml:4: workload: every workload entry has weight 0",
+    );
+}
+
+#[test]
+fn unknown_operation_is_rejected() {
+    let spec = "[load]\nconcurrency = 1\nrequests = 10\n[[workload]]\nmodel = \"amazon.nova-lite-v1:0\"\n\
+        operation = \"Chat\"\ninput_tokens = 10\nmax_tokens = 5\n";
+    rejects(
+        spec,
+        "spec.toml:6: workload[0].operation: unknown operation \"Chat\"",
+    );
+}
+
+#[test]
+fn bad_model_ids_are_rejected() {
+    let spec = "[load]\nconcurrency = 1\nrequests = 10\n[[workload]]\nmodel = \"meta llama\"\ninput_tokens = 10\nmax_tokens = 5\n";
+    rejects(
+        spec,
+        "spec.toml:5: workload[0].model: model id \"meta llama\" contains ' '",
+    );
+    let spec = spec.replace("meta llama", "");
+    rejects(
+        &spec,
+        "spec.toml:5: workload[0].model: model id must not be empty",
+    );
+}
+
+#[test]
+fn distribution_with_min_above_max_is_rejected() {
+    let spec = "[load]\nconcurrency = 1\nrequests = 10\n[[workload]]\nmodel = \"amazon.nova-lite-v1:0\"\n\
+        input_tokens = { dist = \"uniform\", min = 500, max = 100 }\nmax_tokens = 5\n";
+    rejects(
+        spec,
+        "spec.toml:6: workload[0].input_tokens: min (500) must be <= max (100)",
+    );
+}
+
+#[test]
+fn distribution_missing_parameters_and_unknown_names_are_rejected() {
+    let spec = "[load]\nconcurrency = 1\nrequests = 10\n[[workload]]\nmodel = \"amazon.nova-lite-v1:0\"\n\
+        input_tokens = { dist = \"lognormal\", mean = 500 }\nmax_tokens = 5\n";
+    rejects(
+        spec,
+        "spec.toml:6: workload[0].input_tokens.stddev: is required for dist = \"lognormal\"",
+    );
+    let spec = spec.replace("lognormal", "zipf");
+    rejects(
+        &spec,
+        "spec.toml:6: workload[0].input_tokens.dist: unknown distribution \"zipf\"",
+    );
+}
+
+#[test]
+fn zero_max_tokens_is_rejected() {
+    let spec = "[load]\nconcurrency = 1\nrequests = 10\n[[workload]]\nmodel = \"amazon.nova-lite-v1:0\"\ninput_tokens = 10\nmax_tokens = 0\n";
+    rejects(
+        spec,
+        "spec.toml:7: workload[0].max_tokens: must be >= 1, got 0",
+    );
+}
+
+#[test]
+fn missing_max_tokens_says_why_it_is_required() {
+    let spec = "[load]\nconcurrency = 1\nrequests = 10\n[[workload]]\nmodel = \"amazon.nova-lite-v1:0\"\ninput_tokens = 10\n";
+    rejects(
+        spec,
+        "spec.toml:4: workload[0].max_tokens: is required: Bedrock reserves max_tokens",
+    );
+}
+
+#[test]
+fn missing_duration_and_requests_is_rejected() {
+    let spec = format!("seed = 2\n\n[load]\nconcurrency = 4\n{WORKLOAD}");
+    rejects(
+        &spec,
+        "spec.toml:3: load: needs duration = \"60s\", requests = N, or [[load.stages]]",
+    );
+}
+
+#[test]
+fn bad_threshold_expressions_are_rejected() {
+    let spec = format!(
+        "[load]\nconcurrency = 1\nduration = \"5s\"\n{WORKLOAD}\n[thresholds]\n\"ttft.p99\" = \"2s\"\n\"ttft.p42\" = \"< 2s\"\n"
+    );
+    let got = errors(&spec);
+    assert!(
+        got.contains(
+            "spec.toml:11: thresholds.ttft.p99: bad condition \"2s\" for ttft.p99: must start with"
+        ),
+        "{got}"
+    );
+    assert!(
+        got.contains("spec.toml:12: thresholds.ttft.p42: unknown statistic in \"ttft.p42\""),
+        "{got}"
+    );
+    let spec = format!(
+        "[load]\nconcurrency = 1\nduration = \"5s\"\n{WORKLOAD}\n[thresholds]\ne2e.p99 = \"< 3\"\n"
+    );
+    rejects(
+        &spec,
+        "spec.toml:11: thresholds.e2e.p99: bad condition \"< 3\" for e2e.p99: a latency bound needs a unit",
+    );
+}
+
+#[test]
+fn unknown_target_is_rejected() {
+    let spec =
+        format!("[target]\nkind = \"gcp\"\n[load]\nconcurrency = 1\nduration = \"5s\"\n{WORKLOAD}");
+    rejects(
+        &spec,
+        "spec.toml:2: target.kind: unknown target \"gcp\": expected \"sim\" or \"aws\"",
+    );
+}
+
+#[test]
+fn aws_target_without_region_is_rejected() {
+    let spec = format!(
+        "[target]\nkind = \"aws\"\nprofile = \"dev\"\n[load]\nconcurrency = 1\nduration = \"5s\"\n{WORKLOAD}"
+    );
+    rejects(
+        &spec,
+        "spec.toml:1: target.region: is required when kind = \"aws\"",
+    );
+}
+
+#[test]
+fn sim_target_with_aws_fields_is_rejected() {
+    let spec = format!(
+        "[target]\nregion = \"us-east-1\"\n[load]\nconcurrency = 1\nduration = \"5s\"\n{WORKLOAD}"
+    );
+    rejects(
+        &spec,
+        "spec.toml:2: target.region: only applies to kind = \"aws\"",
+    );
+}
+
+#[test]
+fn cache_prefix_on_a_model_without_caching_is_an_error() {
+    let spec = "[load]\nconcurrency = 1\nduration = \"5s\"\n[[workload]]\nmodel = \"meta.llama3-3-70b-instruct-v1:0\"\n\
+        input_tokens = 10\nmax_tokens = 5\ncache_prefix_tokens = 2048\n";
+    rejects(
+        spec,
+        "spec.toml:8: workload[0].cache_prefix_tokens: model \"meta.llama3-3-70b-instruct-v1:0\" does not support prompt caching",
+    );
+}
+
+#[test]
+fn one_hour_ttl_on_a_model_without_it_is_an_error() {
+    let spec = "[load]\nconcurrency = 1\nduration = \"5s\"\n[[workload]]\nmodel = \"anthropic.claude-3-7-sonnet-20250219-v1:0\"\n\
+        input_tokens = 10\nmax_tokens = 5\ncache_prefix_tokens = 2048\ncache_ttl = \"1h\"\n";
+    rejects(
+        spec,
+        "spec.toml:9: workload[0].cache_ttl: model \"anthropic.claude-3-7-sonnet-20250219-v1:0\" does not support the 1h cache TTL",
+    );
+}
+
+#[test]
+fn small_cache_prefix_and_unpriced_model_are_warnings() {
+    let spec = "[load]\nconcurrency = 1\nduration = \"5s\"\n[[workload]]\nmodel = \"anthropic.claude-haiku-4-5-20251001-v1:0\"\n\
+        input_tokens = 10\nmax_tokens = 5\ncache_prefix_tokens = 1000\n\
+        [[workload]]\nmodel = \"cohere.command-r-v1:0\"\ninput_tokens = 10\nmax_tokens = 5\n";
+    let valid = parse_spec(Path::new("spec.toml"), spec).unwrap();
+    let warnings: Vec<String> = valid.warnings.iter().map(ToString::to_string).collect();
+    assert!(
+        valid
+            .warnings
+            .iter()
+            .all(|w| w.severity == Severity::Warning)
+    );
+    assert!(
+        warnings[0]
+            .starts_with("spec.toml:8: warning: workload[0].cache_prefix_tokens: 1000 is below"),
+        "{warnings:?}"
+    );
+    assert!(
+        warnings[1].starts_with(
+            "spec.toml:10: warning: workload[1].model: no price for \"cohere.command-r-v1:0\""
+        ),
+        "{warnings:?}"
+    );
+}
+
+#[test]
+fn stage_without_duration_is_rejected() {
+    let spec = format!(
+        "[load]\nconcurrency = 10\n\n[[load.stages]]\nkind = \"ramp\"\ntarget = 10\n{WORKLOAD}"
+    );
+    rejects(&spec, "spec.toml:4: load.stages[0].duration: is required");
+}
+
+#[test]
+fn stage_problems_are_located() {
+    let spec = format!(
+        "[load]\nconcurrency = 10\n[[load.stages]]\nkind = \"hold\"\nduration = \"5s\"\n\
+         [[load.stages]]\nkind = \"plateau\"\nduration = \"5s\"\n[[load.stages]]\nkind = \"ramp\"\nduration = \"5s\"\ntarget = 2.5\n{WORKLOAD}"
+    );
+    let got = errors(&spec);
+    assert!(
+        got.contains("spec.toml:7: load.stages[1].kind: unknown stage kind \"plateau\""),
+        "{got}"
+    );
+    assert!(
+        got.contains("spec.toml:12: load.stages[2].target: must be a whole concurrency"),
+        "{got}"
+    );
+}
+
+#[test]
+fn bad_durations_are_rejected() {
+    let spec = format!("[load]\nconcurrency = 1\nduration = \"ten seconds\"\n{WORKLOAD}");
+    rejects(
+        &spec,
+        "spec.toml:3: load.duration: \"ten seconds\" is not a duration",
+    );
+    let spec = format!("[load]\nconcurrency = 1\nduration = \"0s\"\n{WORKLOAD}");
+    rejects(&spec, "spec.toml:3: load.duration: must be longer than 0");
+}
+
+#[test]
+fn missing_workload_and_bad_pricing_are_rejected() {
+    let spec = "[load]\nconcurrency = 1\nduration = \"5s\"\n[pricing.\"my-model\"]\ninput = -1\n";
+    let got = errors(spec);
+    assert!(
+        got.contains("spec.toml:5: pricing.\"my-model\".input: must be a price >= 0"),
+        "{got}"
+    );
+    assert!(
+        got.contains("spec.toml:4: pricing.\"my-model\".output: is required"),
+        "{got}"
+    );
+    assert!(
+        got.contains("spec.toml: workload: at least one [[workload]] entry is required"),
+        "{got}"
+    );
+}
+
+#[test]
+fn every_error_is_reported_not_only_the_first() {
+    let spec = "[load]\nconcurrency = 0\nduration = \"5s\"\n[[workload]]\nmodel = \"amazon.nova-lite-v1:0\"\n\
+        operation = \"Chat\"\ninput_tokens = 0\nmax_tokens = 0\ntemperature = 3\n";
+    let got = errors(spec);
+    for want in [
+        "spec.toml:2: load.concurrency",
+        "spec.toml:6: workload[0].operation",
+        "spec.toml:7: workload[0].input_tokens: must be >= 1, got 0",
+        "spec.toml:8: workload[0].max_tokens",
+        "spec.toml:9: workload[0].temperature: must be between 0 and 1, got 3",
+    ] {
+        assert!(got.contains(want), "expected {want:?} in:\n{got}");
+    }
+    assert_eq!(got.lines().count(), 5, "{got}");
+}
+
+#[test]
+fn a_full_spec_becomes_the_plan_it_describes() {
+    let spec = r#"
+seed = 99
+[target]
+kind = "aws"
+region = "eu-west-1"
+[load]
+rate = 12.5
+arrival = "poisson"
+max_in_flight = 64
+drop_late_after = "1s"
+warmup = "3s"
+duration = "20s"
+requests = 400
+[[workload]]
+weight = 3
+model = "eu.anthropic.claude-sonnet-4-5-20250929-v1:0"
+operation = "converse-stream"
+input_tokens = { dist = "lognormal", mean = 800, stddev = 300 }
+max_tokens = 256
+nonce = false
+[retry]
+mode = "standard"
+max_attempts = 5
+[timeouts]
+first_token = "20s"
+[thresholds]
+ttft.p99 = "< 2s"
+"error_rate" = ["< 1%", ">= 0"]
+"#;
+    let valid = parse_spec(Path::new("spec.toml"), spec).unwrap();
+    let plan = &valid.plan;
+    assert_eq!(plan.seed, 99);
+    assert_eq!(
+        plan.target,
+        Target::Aws {
+            region: "eu-west-1".into(),
+            endpoint: None,
+            profile: None
+        }
+    );
+    assert_eq!(
+        plan.load.model(),
+        &LoadModel::Open {
+            rate_per_s: 12.5,
+            arrival: Arrival::Poisson,
+            max_in_flight: Some(64),
+            catch_up: CatchUp::Drop {
+                after: std::time::Duration::from_secs(1)
+            },
+        }
+    );
+    let kinds: Vec<_> = plan.load.stages().iter().map(|s| s.kind).collect();
+    assert_eq!(kinds, [StageKind::Warmup, StageKind::Hold]);
+    let entry = &plan.mix.entries()[0];
+    assert_eq!(
+        entry.input_tokens,
+        TokenDistribution::LogNormal {
+            mean: 800.0,
+            stddev: 300.0,
+            min: 1,
+            max: 2600
+        }
+    );
+    assert!(!entry.nonce);
+    assert_eq!(plan.retry.max_attempts(), 5);
+    assert!(matches!(plan.retry, RetryPolicy::Standard { .. }));
+    assert_eq!(valid.thresholds.rules().len(), 3);
+    assert!(valid.warnings.is_empty(), "{:?}", valid.warnings);
+    // The plan crosses to agents as JSON and comes back identical.
+    let json = serde_json::to_string(plan).unwrap();
+    assert_eq!(
+        &serde_json::from_str::<quarry_agent::RunPlan>(&json).unwrap(),
+        plan
+    );
+}
+
+#[test]
+fn every_example_validates() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let valid = load_spec(&path).unwrap_or_else(|e| panic!("{}:\n{e}", path.display()));
+            assert!(
+                valid.warnings.is_empty(),
+                "{}: {:?}",
+                path.display(),
+                valid.warnings
+            );
+            assert!(
+                !valid.thresholds.is_empty(),
+                "{}: examples show thresholds",
+                path.display()
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen >= 4, "found {seen} examples in {}", dir.display());
+}
+
+#[test]
+fn quickstart_is_short_and_targets_the_simulator() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/quickstart.toml");
+    let plan = load_spec(&path).unwrap().plan;
+    assert!(matches!(plan.target, Target::Sim { .. }));
+    let total: std::time::Duration = plan.load.stages().iter().map(|s| s.duration).sum();
+    assert!(total <= std::time::Duration::from_secs(15), "{total:?}");
+}
+
+#[test]
+fn toml_syntax_errors_are_located() {
+    rejects("seed = 1\n[load\nconcurrency = 1\n", "spec.toml:2: load");
+}
+
+#[test]
+fn warmup_shorthand_cannot_clash_with_a_stage_name() {
+    let spec = format!(
+        "[load]\nconcurrency = 2\nwarmup = \"2s\"\n[[load.stages]]\nname = \"warmup\"\nkind = \"hold\"\nduration = \"5s\"\n{WORKLOAD}"
+    );
+    rejects(
+        &spec,
+        "spec.toml:3: load.warmup: conflicts with the stage named \"warmup\"",
+    );
+}
+
+mod properties {
+    use std::path::Path;
+
+    use proptest::prelude::*;
+    use quarry::spec::{parse_duration, parse_spec};
+
+    proptest! {
+        /// Arbitrary text never panics the parser, and every finding names
+        /// the file and (for anything but a missing section) a line.
+        #[test]
+        fn arbitrary_text_never_panics(text in "[\\[\\]a-z_.=\"0-9 \\n{},-]{0,200}") {
+            if let Err(e) = parse_spec(Path::new("spec.toml"), &text) {
+                for d in e.diagnostics() {
+                    let shown = d.to_string();
+                    prop_assert!(shown.starts_with("spec.toml"), "{}", shown);
+                }
+            }
+        }
+
+        /// Mutating one value of a valid spec either validates or is rejected
+        /// with a located finding: never a panic.
+        #[test]
+        fn mutated_specs_never_panic(concurrency in -5i64..5, tokens in -5i64..50, weight in -2i64..3) {
+            let text = format!(
+                "[load]\nconcurrency = {concurrency}\nduration = \"1s\"\n[[workload]]\nweight = {weight}\n\
+                 model = \"amazon.nova-lite-v1:0\"\ninput_tokens = {tokens}\nmax_tokens = 5\n"
+            );
+            let valid = concurrency >= 1 && tokens >= 1 && weight >= 1;
+            match parse_spec(Path::new("spec.toml"), &text) {
+                Ok(_) => prop_assert!(valid),
+                Err(e) => {
+                    prop_assert!(!valid);
+                    prop_assert!(e.diagnostics().iter().all(|d| d.line.is_some()), "{}", e);
+                }
+            }
+        }
+
+        /// Durations printed in milliseconds parse back exactly.
+        #[test]
+        fn durations_round_trip(ms in 1u64..10_000_000) {
+            prop_assert_eq!(parse_duration(&format!("{ms}ms")), Ok(std::time::Duration::from_millis(ms)));
+            let s = ms / 1000;
+            let rest = ms % 1000;
+            prop_assert_eq!(parse_duration(&format!("{s}s{rest}ms")).map(|d| d.as_millis()), Ok(u128::from(ms)));
+        }
+    }
+}
