@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use quarry_bedrock::{GEO_PREFIXES, TokenUsage, base_model_id, claude_version};
+use quarry_bedrock::{TokenUsage, base_model_id, claude_version, geo_prefix};
 use serde::{Deserialize, Serialize};
 
 use crate::plan::CacheTtl;
@@ -129,7 +129,7 @@ impl PriceTable {
             return Some(*p);
         }
         let prices = default_prices(base)?;
-        let regional = profile_geo(model_id).is_some_and(|geo| geo != "global");
+        let regional = geo_prefix(model_id).is_some_and(|geo| geo != "global");
         let uplifted = claude_version(model_id).is_some_and(|v| v >= (4, 5));
         Some(if regional && uplifted {
             prices.regional()
@@ -150,19 +150,6 @@ impl PriceTable {
         self.cost_pico_usd(model_id, usage, ttl)
             .map(|p| p.saturating_add(500_000) / 1_000_000)
     }
-}
-
-/// The cross-region profile prefix of `model_id` (`us`, `global` ...), if any,
-/// for bare profile ids and inference-profile ARNs.
-fn profile_geo(model_id: &str) -> Option<&'static str> {
-    let id = match model_id.split_once(":inference-profile/") {
-        Some((_, rest)) => rest,
-        None if model_id.starts_with("arn:") => return None,
-        None => model_id,
-    };
-    GEO_PREFIXES
-        .into_iter()
-        .find(|geo| id.strip_prefix(geo).is_some_and(|r| r.starts_with('.')))
 }
 
 /// USD per 1M tokens, written as in PROTOCOL.md §6: (input, output, cache

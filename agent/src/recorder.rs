@@ -97,6 +97,12 @@ impl Recorder {
         state.pool_wait.saturating_record(t.pool_wait_ns);
         let s = series_mut(&mut state.series, key);
         record_attempts(s, completion);
+        if t.response_headers_at.is_some() {
+            s.record(Metric::PoolWait, t.pool_wait_ns);
+        }
+        if let Some(connect) = t.connect_ns {
+            s.record(Metric::Connect, connect);
+        }
         if let Some(lag) = t.schedule_lag() {
             s.record(Metric::ScheduleLag, lag);
             if lag > self.late_after_ns {

@@ -88,11 +88,16 @@ pub enum Metric {
     AttemptE2e,
     /// sent → closed for every throttled attempt.
     ThrottledLatency,
+    /// Waiting for a pooled connection (or a slot under the connection cap),
+    /// every request that got a response.
+    PoolWait,
+    /// TCP + TLS + HTTP handshake, for requests that opened a connection.
+    Connect,
 }
 
 impl Metric {
     /// Number of metrics.
-    pub const COUNT: usize = 11;
+    pub const COUNT: usize = 13;
 
     /// Every metric, in wire order.
     pub const ALL: [Metric; Metric::COUNT] = [
@@ -107,6 +112,8 @@ impl Metric {
         Metric::OutputMilliTokensPerS,
         Metric::AttemptE2e,
         Metric::ThrottledLatency,
+        Metric::PoolWait,
+        Metric::Connect,
     ];
 
     /// The wire and report name.
@@ -123,6 +130,8 @@ impl Metric {
             Metric::OutputMilliTokensPerS => "output_milli_tokens_per_s",
             Metric::AttemptE2e => "attempt_e2e_ns",
             Metric::ThrottledLatency => "throttled_latency_ns",
+            Metric::PoolWait => "pool_wait_ns",
+            Metric::Connect => "connect_ns",
         }
     }
 

@@ -57,6 +57,9 @@ pub struct Timeline {
     /// Time spent waiting for a pooled connection before `sent_at` (0 when
     /// one was free); feeds the agent's pool-wait health figure.
     pub pool_wait_ns: u64,
+    /// TCP + TLS + HTTP handshake before `sent_at`, when this request opened
+    /// its connection. Kept apart so set-up cost never counts as the model's.
+    pub connect_ns: Option<u64>,
     /// When the response status and headers were read.
     pub response_headers_at: Option<u64>,
     /// When the first stream event of any kind was read.

@@ -166,7 +166,9 @@ impl WorkloadSampler {
     }
 
     /// The draw for request `seq` of this stream: always the same for the
-    /// same `(run_seed, stream, seq)`.
+    /// same `(run_seed, stream, seq)`. The user text is sized to the drawn
+    /// token count, except that a nonce is never cut: a target shorter than
+    /// the nonce (a handful of tokens) sends the nonce alone.
     pub fn draw(&self, seq: u64) -> Draw<'_> {
         let mut rng = ChaCha8Rng::seed_from_u64(mix64(self.stream_seed, seq));
         // The mix has a positive total weight (WorkloadMix invariant).
@@ -534,7 +536,11 @@ mod tests {
             proptest::prop_assert!((lo..=hi).contains(&d.input_tokens));
             let mut text = String::new();
             d.write_user_text(&mut text);
-            proptest::prop_assert_eq!(text.len(), d.input_tokens as usize * CHARS_PER_TOKEN);
+            // The nonce is never cut: a target shorter than the nonce yields
+            // just the nonce (uniqueness beats size for tiny prompts).
+            let nonce_len = if d.nonce.is_some() { Nonce::LEN } else { 0 };
+            let expected = (d.input_tokens as usize * CHARS_PER_TOKEN).max(nonce_len);
+            proptest::prop_assert_eq!(text.len(), expected);
         }
     }
 }

@@ -92,6 +92,19 @@ pub fn base_model_id(model_id: &str) -> &str {
     id
 }
 
+/// The cross-region geography (`us`, `eu`, `global` ...) of a system-defined
+/// inference profile id or inference-profile ARN; `None` for anything else.
+pub fn geo_prefix(model_id: &str) -> Option<&'static str> {
+    let id = match model_id.split_once(":inference-profile/") {
+        Some((_, rest)) => rest,
+        None if model_id.starts_with("arn:") => return None,
+        None => model_id,
+    };
+    GEO_PREFIXES
+        .into_iter()
+        .find(|geo| id.strip_prefix(geo).is_some_and(|r| r.starts_with('.')))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,10 +112,22 @@ mod tests {
     #[test]
     fn families_from_ids() {
         let cases = [
-            ("anthropic.claude-3-5-haiku-20241022-v1:0", Some(ModelFamily::Anthropic)),
-            ("us.anthropic.claude-3-5-sonnet-20241022-v2:0", Some(ModelFamily::Anthropic)),
-            ("global.anthropic.claude-sonnet-4-5-20250929-v1:0", Some(ModelFamily::Anthropic)),
-            ("us-gov.anthropic.claude-3-haiku-20240307-v1:0", Some(ModelFamily::Anthropic)),
+            (
+                "anthropic.claude-3-5-haiku-20241022-v1:0",
+                Some(ModelFamily::Anthropic),
+            ),
+            (
+                "us.anthropic.claude-3-5-sonnet-20241022-v2:0",
+                Some(ModelFamily::Anthropic),
+            ),
+            (
+                "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+                Some(ModelFamily::Anthropic),
+            ),
+            (
+                "us-gov.anthropic.claude-3-haiku-20240307-v1:0",
+                Some(ModelFamily::Anthropic),
+            ),
             ("meta.llama3-3-70b-instruct-v1:0", Some(ModelFamily::Llama)),
             ("amazon.nova-pro-v1:0", Some(ModelFamily::Nova)),
             ("amazon.titan-text-express-v1", Some(ModelFamily::Titan)),
@@ -114,7 +139,10 @@ mod tests {
                 "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.amazon.nova-lite-v1:0",
                 Some(ModelFamily::Nova),
             ),
-            ("arn:aws:bedrock:us-east-1:123456789012:provisioned-model/abcdefghijkl", None),
+            (
+                "arn:aws:bedrock:us-east-1:123456789012:provisioned-model/abcdefghijkl",
+                None,
+            ),
             ("cohere.command-r-v1:0", None),
         ];
         for (id, family) in cases {
@@ -123,11 +151,40 @@ mod tests {
     }
 
     #[test]
+    fn geo_prefixes() {
+        assert_eq!(
+            geo_prefix("us.anthropic.claude-3-5-sonnet-20241022-v2:0"),
+            Some("us")
+        );
+        assert_eq!(
+            geo_prefix("us-gov.anthropic.claude-3-haiku-20240307-v1:0"),
+            Some("us-gov")
+        );
+        assert_eq!(
+            geo_prefix("global.anthropic.claude-sonnet-4-5-20250929-v1:0"),
+            Some("global")
+        );
+        assert_eq!(
+            geo_prefix("arn:aws:bedrock:us-east-1:1:inference-profile/eu.amazon.nova-lite-v1:0"),
+            Some("eu")
+        );
+        assert_eq!(
+            geo_prefix("arn:aws:bedrock:us-east-1::foundation-model/us.x"),
+            None
+        );
+        assert_eq!(geo_prefix("meta.llama3-3-70b-instruct-v1:0"), None);
+        assert_eq!(geo_prefix("usual.model"), None);
+    }
+
+    #[test]
     fn base_ids() {
         assert_eq!(
             base_model_id("us.anthropic.claude-3-5-sonnet-20241022-v2:0"),
             "anthropic.claude-3-5-sonnet-20241022-v2:0"
         );
-        assert_eq!(base_model_id("meta.llama3-3-70b-instruct-v1:0"), "meta.llama3-3-70b-instruct-v1:0");
+        assert_eq!(
+            base_model_id("meta.llama3-3-70b-instruct-v1:0"),
+            "meta.llama3-3-70b-instruct-v1:0"
+        );
     }
 }

@@ -34,7 +34,7 @@ pub use error::{
     ERROR_TYPE_HEADER, ERROR_TYPE_NAMESPACE, ErrorCode, Fault, Outcome, Retry, ServiceError,
     is_daily_quota_message, messages, sanitize_error_code,
 };
-pub use family::{GEO_PREFIXES, ModelFamily, base_model_id};
+pub use family::{GEO_PREFIXES, ModelFamily, base_model_id, geo_prefix};
 pub use operation::{Operation, UnknownOperation};
 pub use quota::{claude_version, output_burndown, reservation, settlement};
 pub use usage::{TokenUsage, UsageSource};

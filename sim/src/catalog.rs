@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use quarry_bedrock::{
-    ErrorCode, GEO_PREFIXES, ModelFamily, base_model_id, messages, output_burndown,
+    ErrorCode, ModelFamily, base_model_id, geo_prefix, messages, output_burndown,
 };
 use serde::Serialize;
 
@@ -275,18 +275,6 @@ impl Catalog {
             lane: idx.get(),
         })
     }
-}
-
-/// The geography prefix of a cross-Region id or inference-profile ARN.
-fn geo_prefix(model_id: &str) -> Option<&'static str> {
-    let id = match model_id.split_once(":inference-profile/") {
-        Some((_, rest)) => rest,
-        None if model_id.starts_with("arn:") => return None,
-        None => model_id,
-    };
-    GEO_PREFIXES
-        .into_iter()
-        .find(|geo| id.strip_prefix(geo).is_some_and(|r| r.starts_with('.')))
 }
 
 /// The latency/limit tier a built-in model shares with its siblings.

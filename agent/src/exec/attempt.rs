@@ -122,7 +122,15 @@ pub(crate) async fn run(
         }
     };
     timeline.on_headers(clock.now_ns());
-    timeline.pool_wait_ns = duration_ns(exchange.timing.pool_wait);
+    // The request left when its connection was ready: waiting for the pool
+    // and opening a connection are the client's and the network's time, not
+    // the model's, so they are recorded apart and kept out of TTFT.
+    let pool_wait = duration_ns(exchange.timing.pool_wait);
+    let connect = exchange.timing.connect.map(duration_ns);
+    timeline.pool_wait_ns = pool_wait;
+    timeline.connect_ns = connect;
+    timeline.sent_at = (sent_at + pool_wait + connect.unwrap_or(0))
+        .min(timeline.response_headers_at.unwrap_or(u64::MAX));
     let status = exchange.head.status;
     let head = exchange.head;
     let mut body = exchange.body;

@@ -214,6 +214,11 @@ async fn a_stream_is_timed_at_each_event_and_reports_server_usage() {
         (20, 3)
     );
     let t = &done.timeline;
+    assert!(
+        t.connect_ns.is_some(),
+        "the first request opened the connection"
+    );
+    assert!(t.sent_at <= t.response_headers_at.unwrap());
     assert!(t.response_headers_at.unwrap() <= t.first_event_at.unwrap());
     assert!(t.ttft_from_send().unwrap() >= 60_000_000, "{t:?}");
     assert_eq!(t.content_events.len(), 3);

@@ -409,7 +409,7 @@ mod tests {
             .unwrap()
     }
 
-    async fn exchange(
+    async fn round_trip(
         transport: &Transport,
         addr: SocketAddr,
         bodies: &mut mpsc::Receiver<mpsc::Sender<Bytes>>,
@@ -441,14 +441,14 @@ mod tests {
         };
         let transport =
             Transport::new(&format!("http://{addr}").parse().unwrap(), &config).unwrap();
-        let (first, body) = exchange(&transport, addr, &mut bodies, &[b"ab", b"cd"]).await;
+        let (first, body) = round_trip(&transport, addr, &mut bodies, &[b"ab", b"cd"]).await;
         assert!(
             first.connect.is_some(),
             "the first request opens the connection"
         );
         assert_eq!(body.concat(), b"abcd");
         for _ in 0..3 {
-            let (again, body) = exchange(&transport, addr, &mut bodies, &[b"x"]).await;
+            let (again, body) = round_trip(&transport, addr, &mut bodies, &[b"x"]).await;
             assert_eq!(again.connect, None, "later requests reuse it");
             assert_eq!(body.concat(), b"x");
         }
@@ -508,7 +508,7 @@ mod tests {
         body.send(Bytes::from_static(b"partial")).await.unwrap();
         drop(exchange);
         drop(body);
-        let (timing, _) = super::tests::exchange(&transport, addr, &mut bodies, &[b"ok"]).await;
+        let (timing, _) = round_trip(&transport, addr, &mut bodies, &[b"ok"]).await;
         assert!(
             timing.connect.is_some(),
             "a half-read connection must not be reused"
