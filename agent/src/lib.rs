@@ -23,7 +23,8 @@ pub mod http;
 mod share;
 
 pub use share::{
-    Connection, SIM_ACCESS_KEY_ID, SIM_REGION, SIM_SECRET_ACCESS_KEY, Share, ShareError,
+    Connection, SHARE_SCHEMA_VERSION, SIM_ACCESS_KEY_ID, SIM_REGION, SIM_SECRET_ACCESS_KEY, Share,
+    ShareError, ShareSpec,
 };
 
 // The run plan and prices (owned by the spec engineer).

@@ -27,6 +27,47 @@ pub const SIM_SECRET_ACCESS_KEY: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKE
 /// The region requests to the simulator are signed for (it accepts any).
 pub const SIM_REGION: &str = "us-east-1";
 
+/// What one agent is asked to run: its share of a plan, as it travels from
+/// the controller to the agent (JSON inside `quarry.v1.RunRequest`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShareSpec {
+    /// The run this share belongs to.
+    pub run_id: String,
+    /// The plan with its load already scaled to this share.
+    pub plan: RunPlan,
+    /// The agent group this share reports under (region / account alias).
+    pub group: String,
+    /// Distinguishes this share's workload draws from every other share's.
+    pub stream: u64,
+    /// Seeds this share's arrival schedule.
+    pub arrival_seed: u64,
+    /// Constant-arrival phase in [0, 1): share k of K gets k/K, so merged
+    /// arrivals stay evenly spaced.
+    pub phase: f64,
+    /// Snapshot interval, milliseconds.
+    pub interval_ms: u64,
+    /// The simulator's address as this agent reaches it, when the target is
+    /// the simulator.
+    pub sim_url: Option<String>,
+}
+
+/// The version of [`ShareSpec`]'s JSON; bumped on an incompatible change.
+pub const SHARE_SCHEMA_VERSION: u32 = 1;
+
+impl ShareSpec {
+    /// The engine configuration of this share.
+    pub fn engine_config(&self) -> EngineConfig {
+        EngineConfig {
+            group: Arc::from(self.group.as_str()),
+            seed: self.arrival_seed,
+            phase: self.phase,
+            interval: std::time::Duration::from_millis(self.interval_ms.max(1)),
+            ..EngineConfig::default()
+        }
+    }
+}
+
 /// Why a share could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ShareError {
