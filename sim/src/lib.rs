@@ -18,6 +18,7 @@ mod runtime;
 mod stats;
 mod text;
 
+mod server;
 
 pub use cache::{CachePoint, CacheTtl, CacheUsage, PromptCache, prefix_hash};
 pub use catalog::{
@@ -45,3 +46,7 @@ pub use stats::{
 pub use text::{OutputLength, PseudoText, RequestSeed, RngStream, StopReason, count_tokens};
 
 // -- server (pub use block) --
+pub use server::{
+    ADMIN_PATH_PREFIX, DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE, MAX_REQUEST_BODY_BYTES,
+    ServerError, ServerOptions, SimServer, TlsSettings, system_clock,
+};
