@@ -144,9 +144,15 @@ async fn fixed_latency_is_reported_exactly() {
     let ok = measured.counters().get(Count::Outcome(Outcome::Ok));
     assert!(ok > 50, "{ok} requests is too few to judge");
     let ttft = p(&measured, Metric::TtftFromSend, 0.5);
-    assert!(ttft.abs_diff(200 * MS) <= 2 * MS, "p50 TTFT {ttft} ns, expected 200 ms ± 2 ms");
+    assert!(
+        ttft.abs_diff(200 * MS) <= 2 * MS,
+        "p50 TTFT {ttft} ns, expected 200 ms ± 2 ms"
+    );
     let itl = p(&measured, Metric::Itl, 0.5);
-    assert!(itl.abs_diff(20 * MS) <= MS, "p50 ITL {itl} ns, expected 20 ms ± 1 ms");
+    assert!(
+        itl.abs_diff(20 * MS) <= MS,
+        "p50 ITL {itl} ns, expected 20 ms ± 1 ms"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -194,7 +200,10 @@ async fn a_stall_shows_from_schedule_but_not_from_send() {
         from_send < from_schedule / 2,
         "from-send p99 {from_send} ns should stay well below from-schedule {from_schedule} ns"
     );
-    assert!(measured.counters().get(Count::LateSends) > 0, "the late sends are counted");
+    assert!(
+        measured.counters().get(Count::LateSends) > 0,
+        "the late sends are counted"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -230,11 +239,24 @@ async fn token_and_throttle_counts_equal_the_simulators() {
     let all = everything(&observed.report);
     let client_ok = all.counters().get(Count::Outcome(Outcome::Ok));
     let client_throttled = all.counters().get(Count::Outcome(Outcome::Throttled));
-    assert!(client_ok > 0 && client_throttled > 0, "ok {client_ok}, throttled {client_throttled}");
+    assert!(
+        client_ok > 0 && client_throttled > 0,
+        "ok {client_ok}, throttled {client_throttled}"
+    );
     assert_eq!(client_ok, sim_requests(&observed.sim, "ok"));
     assert_eq!(client_throttled, sim_requests(&observed.sim, "throttled"));
-    let served: u64 = observed.sim.lanes.iter().map(|l| l.tokens.output_tokens).sum();
-    let input: u64 = observed.sim.lanes.iter().map(|l| l.tokens.input_tokens).sum();
+    let served: u64 = observed
+        .sim
+        .lanes
+        .iter()
+        .map(|l| l.tokens.output_tokens)
+        .sum();
+    let input: u64 = observed
+        .sim
+        .lanes
+        .iter()
+        .map(|l| l.tokens.input_tokens)
+        .sum();
     assert_eq!(tokens(&all, TokenKind::Output), served);
     assert_eq!(tokens(&all, TokenKind::Input), input);
 }
@@ -321,7 +343,10 @@ async fn open_loop_poisson_achieves_its_rate() {
     let measured = observed.report.measured();
     let sent = measured.counters().get(Count::Attempts);
     let rate = sent as f64 / 20.0;
-    assert!((rate - 500.0).abs() <= 10.0, "achieved {rate:.1} req/s, expected 500 ± 2%");
+    assert!(
+        (rate - 500.0).abs() <= 10.0,
+        "achieved {rate:.1} req/s, expected 500 ± 2%"
+    );
     let ok = measured.counters().get(Count::Outcome(Outcome::Ok));
     assert_eq!(ok, sent, "every request succeeded");
 }

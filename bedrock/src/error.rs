@@ -166,9 +166,7 @@ impl ErrorCode {
             ErrorCode::UnrecognizedClientException => "UnrecognizedClientException",
             ErrorCode::InvalidSignatureException => "InvalidSignatureException",
             ErrorCode::ExpiredTokenException => "ExpiredTokenException",
-            ErrorCode::MissingAuthenticationTokenException => {
-                "MissingAuthenticationTokenException"
-            }
+            ErrorCode::MissingAuthenticationTokenException => "MissingAuthenticationTokenException",
             ErrorCode::IncompleteSignatureException => "IncompleteSignatureException",
         }
     }
@@ -230,9 +228,7 @@ impl ErrorCode {
     /// The SDKs' standard retry classification (PROTOCOL.md §4.2).
     pub fn retry(self) -> Retry {
         match self {
-            ErrorCode::ThrottlingException | ErrorCode::ModelNotReadyException => {
-                Retry::Throttling
-            }
+            ErrorCode::ThrottlingException | ErrorCode::ModelNotReadyException => Retry::Throttling,
             ErrorCode::InternalServerException | ErrorCode::ServiceUnavailableException => {
                 Retry::Transient
             }

@@ -54,7 +54,9 @@ impl Operation {
 
     /// The operation whose path ends in `suffix`, if any.
     pub fn from_path_suffix(suffix: &str) -> Option<Self> {
-        Operation::ALL.into_iter().find(|op| op.path_suffix() == suffix)
+        Operation::ALL
+            .into_iter()
+            .find(|op| op.path_suffix() == suffix)
     }
 
     /// True when the response body is an `application/vnd.amazon.eventstream`.

@@ -41,7 +41,9 @@ pub fn claude_version(model_id: &str) -> Option<(u32, u32)> {
     // (tier first). Tier words are skipped; the version ends at the first part
     // that is not a one- or two-digit number (a date stamp, "v1:0", a tier word
     // after the version).
-    let mut parts = name.split('-').skip_while(|p| p.chars().all(char::is_alphabetic));
+    let mut parts = name
+        .split('-')
+        .skip_while(|p| p.chars().all(char::is_alphabetic));
     let major = parts.next().and_then(short_number)?;
     let minor = parts.next().and_then(short_number).unwrap_or(0);
     Some((major, minor))
@@ -66,7 +68,10 @@ mod tests {
             ("us.anthropic.claude-3-5-sonnet-20241022-v2:0", Some((3, 5))),
             ("anthropic.claude-3-7-sonnet-20250219-v1:0", Some((3, 7))),
             ("anthropic.claude-sonnet-4-20250514-v1:0", Some((4, 0))),
-            ("global.anthropic.claude-sonnet-4-5-20250929-v1:0", Some((4, 5))),
+            (
+                "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+                Some((4, 5)),
+            ),
             ("anthropic.claude-sonnet-4-6", Some((4, 6))),
             ("anthropic.claude-opus-4-6-v1", Some((4, 6))),
             ("anthropic.claude-haiku-4-5-20251001-v1:0", Some((4, 5))),
@@ -81,8 +86,14 @@ mod tests {
 
     #[test]
     fn burndown_is_five_for_claude_3_7_and_newer_only() {
-        assert_eq!(output_burndown("anthropic.claude-3-5-sonnet-20240620-v1:0"), 1);
-        assert_eq!(output_burndown("us.anthropic.claude-3-7-sonnet-20250219-v1:0"), 5);
+        assert_eq!(
+            output_burndown("anthropic.claude-3-5-sonnet-20240620-v1:0"),
+            1
+        );
+        assert_eq!(
+            output_burndown("us.anthropic.claude-3-7-sonnet-20250219-v1:0"),
+            5
+        );
         assert_eq!(output_burndown("anthropic.claude-opus-4-20250514-v1:0"), 5);
         assert_eq!(output_burndown("amazon.nova-pro-v1:0"), 1);
         assert_eq!(output_burndown("meta.llama3-3-70b-instruct-v1:0"), 1);
@@ -92,9 +103,16 @@ mod tests {
     fn worked_example_from_the_aws_toolkit() {
         // 500 input tokens, max_tokens 1000 reserve 1,500; 100 in + 100 out on
         // a 5x model settle at 600 (PROTOCOL.md §5.2 item 6).
-        let input = TokenUsage { input_tokens: 500, ..TokenUsage::default() };
+        let input = TokenUsage {
+            input_tokens: 500,
+            ..TokenUsage::default()
+        };
         assert_eq!(reservation(&input, 1000), 1500);
-        let done = TokenUsage { input_tokens: 100, output_tokens: 100, ..TokenUsage::default() };
+        let done = TokenUsage {
+            input_tokens: 100,
+            output_tokens: 100,
+            ..TokenUsage::default()
+        };
         assert_eq!(settlement(&done, 5), 600);
         let cached = TokenUsage {
             input_tokens: 10,
