@@ -210,18 +210,16 @@ async fn a_stall_shows_from_schedule_but_not_from_send() {
 async fn token_and_throttle_counts_equal_the_simulators() {
     // A quota small enough that some requests are throttled: 8 users, each
     // reserving 100 input + 100 max tokens against 6,000 TPM.
-    let sim = format!(
-        r#"
+    let sim = r#"
         seed = 1
         default_account = false
-        latency = {{ kind = "fixed", ttft_ms = 10.0, gap_ms = 1.0 }}
+        latency = { kind = "fixed", ttft_ms = 10.0, gap_ms = 1.0 }
         [[accounts]]
         access_key_id = "AKIDEXAMPLE"
         secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
         account_id = "123456789012"
-        quotas = {{ tpm = 6000 }}
-        "#
-    );
+        quotas = { tpm = 6000 }
+        "#;
     let spec = format!(
         r#"
         seed = 3
