@@ -22,10 +22,16 @@ pub mod exec;
 pub mod http;
 mod share;
 
+// The agent daemon (gRPC service) and the proto <-> domain conversions.
+pub mod daemon;
+pub mod wire;
+mod split;
+
 pub use share::{
     Connection, SHARE_SCHEMA_VERSION, SIM_ACCESS_KEY_ID, SIM_REGION, SIM_SECRET_ACCESS_KEY, Share,
     ShareError, ShareSpec,
 };
+pub use split::{ShareSlot, SplitError, arrival_seed, share_specs, split};
 
 // The run plan and prices (owned by the spec engineer).
 mod plan;

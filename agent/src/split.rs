@@ -1,0 +1,544 @@
+//! Splitting one run plan into agent shares: concurrency, rates, stage
+//! targets, in-flight caps and request counts divided by weight so the
+//! shares add up to the plan exactly, plus each share's seeds, stream and
+//! constant-arrival phase.
+//!
+//! Integers (concurrency, caps, request counts) are split by the largest
+//! remainder method, so the total is exact; a share that would round to zero
+//! takes one from the largest share, so no agent idles unless there are more
+//! agents than units (an error that names the field). Rates are split
+//! proportionally. Share `k` of `K` gets phase `k/K`, so equally weighted
+//! constant-rate shares interleave into one even grid; Poisson shares keep
+//! independent seeds, and a sum of independent Poisson processes is Poisson.
+
+use crate::load::{EndCondition, LoadError, LoadModel, LoadProfile, Stage};
+use crate::plan::{RunPlan, Target};
+use crate::share::ShareSpec;
+
+/// A plan could not be split across the agents given.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum SplitError {
+    /// No agent to split over.
+    #[error("no agents to split the run over")]
+    NoAgents,
+    /// A weight that is not a finite number > 0.
+    #[error("agent weight #{index} must be a finite number > 0, got {weight}")]
+    Weight {
+        /// Position of the weight.
+        index: usize,
+        /// The weight given.
+        weight: f64,
+    },
+    /// A whole-number quantity smaller than the number of agents: some agent
+    /// would get none of it.
+    #[error(
+        "{field} is {total} but there are {agents} agents: each agent needs at least 1 (use fewer agents or raise {field})"
+    )]
+    TooManyAgents {
+        /// The plan field, e.g. `load.concurrency`.
+        field: &'static str,
+        /// Its value in the plan.
+        total: u64,
+        /// The number of agents.
+        agents: usize,
+    },
+    /// A share's scaled load is not a valid profile (for example every
+    /// stage of one share rounds to zero load).
+    #[error("share {share}: {source}")]
+    Load {
+        /// The share's index.
+        share: usize,
+        /// What is wrong with its load.
+        source: LoadError,
+    },
+}
+
+/// Where one share goes: its weight and the agent group it reports under.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShareSlot {
+    /// Relative weight (e.g. 1 per agent, or its cores).
+    pub weight: f64,
+    /// The agent group (region / account alias); series are keyed by it.
+    pub group: String,
+    /// Named AWS credential profile for this group (multi-account runs);
+    /// `None` keeps the plan's.
+    pub credential_profile: Option<String>,
+    /// AWS Region this group fires at; `None` keeps the plan's.
+    pub region: Option<String>,
+}
+
+impl ShareSlot {
+    /// A slot of `weight` in `group`, with the plan's credentials and Region.
+    pub fn new(weight: f64, group: impl Into<String>) -> Self {
+        ShareSlot {
+            weight,
+            group: group.into(),
+            credential_profile: None,
+            region: None,
+        }
+    }
+}
+
+/// Splits `plan`'s load across `weights.len()` shares in proportion to the
+/// weights. Everything but the load is copied; the shares' totals equal the
+/// plan's exactly (concurrency, caps and request counts) or to rounding
+/// (rates).
+pub fn split(plan: &RunPlan, weights: &[f64]) -> Result<Vec<RunPlan>, SplitError> {
+    if weights.is_empty() {
+        return Err(SplitError::NoAgents);
+    }
+    for (index, &weight) in weights.iter().enumerate() {
+        if !(weight.is_finite() && weight > 0.0) {
+            return Err(SplitError::Weight { index, weight });
+        }
+    }
+    let total: f64 = weights.iter().sum();
+    let fractions: Vec<f64> = weights.iter().map(|w| w / total).collect();
+    let load = &plan.load;
+    let models = split_model(load.model(), weights)?;
+    let stages = split_stages(load.model(), load.stages(), weights, &fractions);
+    let ends = match load.end() {
+        EndCondition::AfterStages => vec![EndCondition::AfterStages; weights.len()],
+        EndCondition::Requests(n) => apportion(n, weights, "load.requests", true)?
+            .into_iter()
+            .map(EndCondition::Requests)
+            .collect(),
+    };
+    let mut shares = Vec::with_capacity(weights.len());
+    for (share, ((model, stages), end)) in models.into_iter().zip(stages).zip(ends).enumerate() {
+        let profile = LoadProfile::new(model, stages, end)
+            .map_err(|source| SplitError::Load { share, source })?;
+        shares.push(RunPlan {
+            load: profile,
+            ..plan.clone()
+        });
+    }
+    Ok(shares)
+}
+
+/// Builds each slot's [`ShareSpec`] for run `run_id`: the split plan, the
+/// slot's group (and credential overrides), stream `k`, a distinct arrival
+/// seed and phase `k/K`. Share 0 keeps the plan's seed and stream 0, so a
+/// one-agent run draws exactly what an in-process run draws.
+pub fn share_specs(
+    run_id: &str,
+    plan: &RunPlan,
+    slots: &[ShareSlot],
+    interval_ms: u64,
+    sim_url: Option<&str>,
+) -> Result<Vec<ShareSpec>, SplitError> {
+    let weights: Vec<f64> = slots.iter().map(|s| s.weight).collect();
+    let plans = split(plan, &weights)?;
+    let count = slots.len() as f64;
+    Ok(plans
+        .into_iter()
+        .zip(slots)
+        .enumerate()
+        .map(|(k, (mut share_plan, slot))| {
+            if let Target::Aws {
+                region, profile, ..
+            } = &mut share_plan.target
+            {
+                if let Some(p) = &slot.credential_profile {
+                    *profile = Some(p.clone());
+                }
+                if let Some(r) = &slot.region {
+                    *region = r.clone();
+                }
+            }
+            ShareSpec {
+                run_id: run_id.to_owned(),
+                plan: share_plan,
+                group: slot.group.clone(),
+                stream: k as u64,
+                arrival_seed: arrival_seed(plan.seed, k as u64),
+                phase: k as f64 / count,
+                interval_ms,
+                sim_url: sim_url.map(str::to_owned),
+            }
+        })
+        .collect())
+}
+
+/// Share `k`'s arrival seed: the plan's seed for share 0, distinct for every
+/// `k` (adding an odd constant times `k` is a bijection on u64).
+pub fn arrival_seed(plan_seed: u64, k: u64) -> u64 {
+    plan_seed.wrapping_add(k.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+fn split_model(model: &LoadModel, weights: &[f64]) -> Result<Vec<LoadModel>, SplitError> {
+    let total: f64 = weights.iter().sum();
+    match *model {
+        LoadModel::Closed { concurrency } => Ok(apportion(
+            u64::from(concurrency),
+            weights,
+            "load.concurrency",
+            true,
+        )?
+        .into_iter()
+        // unwrap-free: each part is <= the u32 total.
+        .map(|c| LoadModel::Closed {
+            concurrency: u32::try_from(c).unwrap_or(u32::MAX),
+        })
+        .collect()),
+        LoadModel::Open {
+            rate_per_s,
+            arrival,
+            max_in_flight,
+            catch_up,
+        } => {
+            let caps: Vec<Option<u32>> = match max_in_flight {
+                None => vec![None; weights.len()],
+                Some(cap) => apportion(u64::from(cap), weights, "load.max_in_flight", true)?
+                    .into_iter()
+                    .map(|c| Some(u32::try_from(c).unwrap_or(u32::MAX)))
+                    .collect(),
+            };
+            Ok(weights
+                .iter()
+                .zip(caps)
+                .map(|(w, max_in_flight)| LoadModel::Open {
+                    rate_per_s: rate_per_s * w / total,
+                    arrival,
+                    max_in_flight,
+                    catch_up,
+                })
+                .collect())
+        }
+    }
+}
+
+/// Each share's stages: closed targets apportioned as whole numbers (zero
+/// allowed: a ramp may start from nothing), open targets scaled.
+fn split_stages(
+    model: &LoadModel,
+    stages: &[Stage],
+    weights: &[f64],
+    fractions: &[f64],
+) -> Vec<Vec<Stage>> {
+    let mut out: Vec<Vec<Stage>> = vec![Vec::with_capacity(stages.len()); weights.len()];
+    for stage in stages {
+        let targets: Vec<Option<f64>> = match (stage.target, model) {
+            (None, _) => vec![None; weights.len()],
+            (Some(t), LoadModel::Closed { .. }) => {
+                // Validation made closed targets whole and within u32.
+                largest_remainder(t as u64, weights)
+                    .into_iter()
+                    .map(|c| Some(c as f64))
+                    .collect()
+            }
+            (Some(t), LoadModel::Open { .. }) => fractions.iter().map(|f| Some(t * f)).collect(),
+        };
+        for (share, target) in out.iter_mut().zip(targets) {
+            share.push(Stage {
+                target,
+                ..stage.clone()
+            });
+        }
+    }
+    out
+}
+
+/// Splits `total` by `weights` exactly; with `at_least_one`, every part is
+/// at least 1, and a total below the number of parts is an error naming
+/// `field`.
+fn apportion(
+    total: u64,
+    weights: &[f64],
+    field: &'static str,
+    at_least_one: bool,
+) -> Result<Vec<u64>, SplitError> {
+    if at_least_one && total < weights.len() as u64 {
+        return Err(SplitError::TooManyAgents {
+            field,
+            total,
+            agents: weights.len(),
+        });
+    }
+    let mut parts = largest_remainder(total, weights);
+    if at_least_one {
+        // A part that rounded to zero takes one from the largest part, which
+        // holds at least 2 because total >= parts.
+        while let Some(zero) = parts.iter().position(|p| *p == 0) {
+            let largest = (0..parts.len())
+                .max_by_key(|&i| (parts[i], std::cmp::Reverse(i)))
+                .unwrap_or(0);
+            parts[largest] -= 1;
+            parts[zero] += 1;
+        }
+    }
+    Ok(parts)
+}
+
+/// The largest remainder method: floors of the exact quotas, then one more
+/// to the parts with the largest remainders (ties to the earlier part)
+/// until the total is reached.
+fn largest_remainder(total: u64, weights: &[f64]) -> Vec<u64> {
+    let sum: f64 = weights.iter().sum();
+    let quotas: Vec<f64> = weights.iter().map(|w| total as f64 * w / sum).collect();
+    let mut parts: Vec<u64> = quotas.iter().map(|q| q.floor() as u64).collect();
+    let assigned: u64 = parts.iter().sum();
+    // Float rounding can make the floors overshoot by a unit on huge totals;
+    // trim from the end so the sum is exact either way.
+    let mut excess = assigned.saturating_sub(total);
+    for part in parts.iter_mut().rev() {
+        let take = excess.min(*part);
+        *part -= take;
+        excess -= take;
+    }
+    let missing = total.saturating_sub(parts.iter().sum());
+    let mut order: Vec<usize> = (0..weights.len()).collect();
+    order.sort_by(|&a, &b| {
+        let (ra, rb) = (quotas[a] - quotas[a].floor(), quotas[b] - quotas[b].floor());
+        rb.total_cmp(&ra).then(a.cmp(&b))
+    });
+    for i in order.iter().cycle().take(missing as usize) {
+        parts[*i] += 1;
+    }
+    parts
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::load::{Arrival, CatchUp, StageKind};
+
+    fn plan_with(load: LoadProfile) -> RunPlan {
+        let json = serde_json::json!({
+            "target": {"kind": "sim", "sim_profile": null},
+            "load": load,
+            "mix": [{
+                "weight": 1, "model_id": "m", "operation": "Converse",
+                "input_tokens": {"dist": "fixed", "tokens": 10}, "max_tokens": 16,
+                "system_prompt": null, "cache": null, "nonce": true, "temperature": null
+            }],
+            "retry": serde_json::Value::Null,
+            "timeouts": serde_json::Value::Null,
+            "seed": 7,
+            "pricing": {}
+        });
+        let mut plan: serde_json::Value = json;
+        // Retry and timeouts take their defaults' JSON shape.
+        plan["retry"] = serde_json::to_value(crate::plan::RetryPolicy::default()).unwrap();
+        plan["timeouts"] = serde_json::to_value(crate::plan::Timeouts::default()).unwrap();
+        serde_json::from_value(plan).unwrap()
+    }
+
+    fn stage(name: &str, kind: StageKind, target: Option<f64>) -> Stage {
+        Stage {
+            name: name.to_owned(),
+            kind,
+            duration: Duration::from_secs(10),
+            target,
+        }
+    }
+
+    fn closed(c: u32, targets: &[Option<f64>], end: EndCondition) -> RunPlan {
+        let stages = targets
+            .iter()
+            .enumerate()
+            .map(|(i, t)| stage(&format!("s{i}"), StageKind::Ramp, *t))
+            .collect();
+        plan_with(LoadProfile::new(LoadModel::closed(c).unwrap(), stages, end).unwrap())
+    }
+
+    fn open(rate: f64, cap: Option<u32>, end: EndCondition) -> RunPlan {
+        let model = LoadModel::open(rate, Arrival::Constant, cap, CatchUp::SendLate).unwrap();
+        let stages = vec![
+            stage("warm", StageKind::Warmup, Some(rate / 3.0)),
+            stage("hold", StageKind::Hold, None),
+        ];
+        plan_with(LoadProfile::new(model, stages, end).unwrap())
+    }
+
+    fn concurrency(p: &RunPlan) -> u64 {
+        match p.load.model() {
+            LoadModel::Closed { concurrency } => u64::from(*concurrency),
+            LoadModel::Open { .. } => panic!("open"),
+        }
+    }
+
+    fn requests(p: &RunPlan) -> u64 {
+        match p.load.end() {
+            EndCondition::Requests(n) => n,
+            EndCondition::AfterStages => 0,
+        }
+    }
+
+    #[test]
+    fn concurrency_splits_exactly_by_largest_remainder() {
+        let plan = closed(10, &[None], EndCondition::Requests(100));
+        let shares = split(&plan, &[1.0, 1.0, 1.0]).unwrap();
+        let c: Vec<u64> = shares.iter().map(concurrency).collect();
+        assert_eq!(c, vec![4, 3, 3]);
+        let r: Vec<u64> = shares.iter().map(requests).collect();
+        assert_eq!(r, vec![34, 33, 33]);
+        // Everything but the load is the plan's.
+        assert_eq!(shares[1].mix, plan.mix);
+        assert_eq!(shares[1].seed, plan.seed);
+    }
+
+    #[test]
+    fn a_tiny_weight_still_gets_one() {
+        let plan = closed(4, &[None], EndCondition::AfterStages);
+        let c: Vec<u64> = split(&plan, &[100.0, 1.0])
+            .unwrap()
+            .iter()
+            .map(concurrency)
+            .collect();
+        assert_eq!(c, vec![3, 1]);
+    }
+
+    #[test]
+    fn more_agents_than_users_is_an_error_naming_the_field() {
+        let plan = closed(2, &[None], EndCondition::AfterStages);
+        let err = split(&plan, &[1.0; 3]).unwrap_err();
+        assert_eq!(
+            err,
+            SplitError::TooManyAgents {
+                field: "load.concurrency",
+                total: 2,
+                agents: 3
+            }
+        );
+        assert!(err.to_string().contains("load.concurrency is 2"), "{err}");
+        let plan = closed(9, &[None], EndCondition::Requests(2));
+        let err = split(&plan, &[1.0; 3]).unwrap_err();
+        assert!(err.to_string().contains("load.requests"), "{err}");
+        assert!(matches!(
+            split(&plan, &[1.0, f64::NAN]),
+            Err(SplitError::Weight { index: 1, .. })
+        ));
+        assert_eq!(split(&plan, &[]), Err(SplitError::NoAgents));
+    }
+
+    #[test]
+    fn open_rates_caps_and_stage_targets_scale() {
+        let plan = open(90.0, Some(10), EndCondition::AfterStages);
+        let shares = split(&plan, &[2.0, 1.0]).unwrap();
+        let LoadModel::Open {
+            rate_per_s,
+            max_in_flight,
+            ..
+        } = shares[0].load.model()
+        else {
+            panic!("open")
+        };
+        assert!((rate_per_s - 60.0).abs() < 1e-9);
+        assert_eq!(*max_in_flight, Some(7));
+        let warm = shares[1].load.stages()[0].target.unwrap();
+        assert!((warm - 10.0).abs() < 1e-9);
+        assert_eq!(shares[1].load.stages()[1].target, None);
+    }
+
+    #[test]
+    fn specs_have_distinct_streams_seeds_and_phases() {
+        let plan = open(90.0, None, EndCondition::AfterStages);
+        let slots = vec![
+            ShareSlot::new(1.0, "eu"),
+            ShareSlot::new(1.0, "eu"),
+            ShareSlot::new(1.0, "us"),
+        ];
+        let specs = share_specs("r1", &plan, &slots, 1000, Some("http://sim")).unwrap();
+        assert_eq!(specs[0].arrival_seed, plan.seed);
+        assert_eq!(specs[0].stream, 0);
+        let phases: Vec<f64> = specs.iter().map(|s| s.phase).collect();
+        assert_eq!(phases, vec![0.0, 1.0 / 3.0, 2.0 / 3.0]);
+        let mut seeds: Vec<u64> = specs.iter().map(|s| s.arrival_seed).collect();
+        seeds.dedup();
+        assert_eq!(seeds.len(), 3);
+        assert_eq!(specs[2].group, "us");
+        assert_eq!(specs[2].sim_url.as_deref(), Some("http://sim"));
+        assert_eq!(specs[1].run_id, "r1");
+    }
+
+    #[test]
+    fn groups_override_credentials_on_aws() {
+        let mut plan = open(10.0, None, EndCondition::AfterStages);
+        plan.target = Target::Aws {
+            region: "us-east-1".into(),
+            endpoint: None,
+            profile: None,
+        };
+        let mut slot = ShareSlot::new(1.0, "prod-eu");
+        slot.credential_profile = Some("prod".into());
+        slot.region = Some("eu-west-1".into());
+        let specs =
+            share_specs("r", &plan, &[ShareSlot::new(1.0, "dev"), slot], 1000, None).unwrap();
+        assert_eq!(specs[0].plan.target, plan.target);
+        assert_eq!(
+            specs[1].plan.target,
+            Target::Aws {
+                region: "eu-west-1".into(),
+                endpoint: None,
+                profile: Some("prod".into())
+            }
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn closed_totals_are_preserved_for_any_weights(
+            weights in prop::collection::vec(0.001f64..1000.0, 1..12),
+            concurrency in 12u32..5000,
+            request_count in 12u64..1_000_000,
+            targets in prop::collection::vec(prop::option::of(0u32..3000), 1..4),
+        ) {
+            let mut targets: Vec<Option<f64>> = targets.into_iter().map(|t| t.map(f64::from)).collect();
+            targets.push(None);
+            let plan = closed(concurrency, &targets, EndCondition::Requests(request_count));
+            let shares = split(&plan, &weights).unwrap();
+            prop_assert_eq!(shares.len(), weights.len());
+            prop_assert_eq!(shares.iter().map(concurrency_of).sum::<u64>(), u64::from(concurrency));
+            prop_assert!(shares.iter().all(|s| concurrency_of(s) >= 1));
+            prop_assert_eq!(shares.iter().map(requests).sum::<u64>(), request_count);
+            prop_assert!(shares.iter().all(|s| requests(s) >= 1));
+            for (i, t) in targets.iter().enumerate() {
+                let sum: Option<f64> = shares.iter().map(|s| s.load.stages()[i].target).sum();
+                prop_assert_eq!(sum, *t);
+            }
+        }
+
+        #[test]
+        fn open_totals_are_preserved_for_any_weights(
+            weights in prop::collection::vec(0.001f64..1000.0, 1..12),
+            rate in 0.01f64..100_000.0,
+            cap in 12u32..100_000,
+        ) {
+            let plan = open(rate, Some(cap), EndCondition::AfterStages);
+            let shares = split(&plan, &weights).unwrap();
+            let (mut rates, mut caps) = (0.0, 0u64);
+            for s in &shares {
+                let LoadModel::Open { rate_per_s, max_in_flight, .. } = s.load.model() else {
+                    panic!("open")
+                };
+                rates += rate_per_s;
+                caps += u64::from(max_in_flight.unwrap());
+                prop_assert!(max_in_flight.unwrap() >= 1);
+            }
+            prop_assert!((rates - rate).abs() <= rate * 1e-9);
+            prop_assert_eq!(caps, u64::from(cap));
+            let warm: f64 = shares.iter().map(|s| s.load.stages()[0].target.unwrap()).sum();
+            prop_assert!((warm - rate / 3.0).abs() <= rate * 1e-9);
+        }
+
+        #[test]
+        fn apportion_is_exact_and_never_zero(
+            weights in prop::collection::vec(1e-6f64..1e6, 1..40),
+            extra in 0u64..10_000_000_000,
+        ) {
+            let total = weights.len() as u64 + extra;
+            let parts = apportion(total, &weights, "x", true).unwrap();
+            prop_assert_eq!(parts.iter().sum::<u64>(), total);
+            prop_assert!(parts.iter().all(|p| *p >= 1));
+        }
+    }
+
+    fn concurrency_of(p: &RunPlan) -> u64 {
+        concurrency(p)
+    }
+}
