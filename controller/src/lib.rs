@@ -1,7 +1,14 @@
 //! `quarry`: the controller library behind the `quarry` CLI.
 //!
-//! It turns a spec file into a validated [`quarry_agent::RunPlan`] ([`spec`])
-//! and owns the run's pass/fail thresholds ([`thresholds`]).
+//! It turns a spec file into a validated [`quarry_agent::RunPlan`] ([`spec`]),
+//! runs it in-process against the embedded simulator or Bedrock ([`run`]),
+//! shows progress while it runs ([`live`]), writes and reads the results
+//! directory ([`results`]), computes and renders the report ([`report`]) and
+//! owns the run's pass/fail thresholds ([`thresholds`]).
 
+pub mod live;
+pub mod report;
+pub mod results;
+pub mod run;
 pub mod spec;
 pub mod thresholds;

@@ -1,0 +1,77 @@
+//! The run report: figures computed from a results document (module
+//! `figures`) and rendered as text (module `render`).
+//!
+//! The report is a pure function of the document, and `quarry run` renders
+//! it from the `results.json` it just wrote and read back, so `quarry report
+//! DIR` prints the same bytes.
+
+mod figures;
+mod format;
+mod render;
+
+use quarry_agent::{Count, IntervalSnapshot, Metric, SeriesDelta, TokenKind};
+use quarry_bedrock::Outcome;
+
+pub use figures::{Figures, RunFigures, SeriesFigures, latency_histogram, stat};
+pub use format::{count, duration_ns, percent, rate, usd};
+pub use render::render_report;
+
+use crate::results::{IntervalSummary, ThresholdResult, ThresholdRule};
+use crate::thresholds::{Bound, LatencyStat, MetricPath, MetricSource, Threshold};
+
+/// Evaluates each rule against `figures`, in order. A rule that no longer
+/// parses (a results file from another version) fails with its reason.
+pub fn evaluate_thresholds(rules: &[ThresholdRule], figures: &Figures) -> Vec<ThresholdResult> {
+    rules
+        .iter()
+        .map(|rule| match Threshold::parse(&rule.key, &rule.condition) {
+            Ok(t) => ThresholdResult {
+                key: rule.key.clone(),
+                condition: rule.condition.clone(),
+                passed: t.check(figures).is_none(),
+                actual: observed(&t, figures),
+            },
+            Err(e) => ThresholdResult {
+                key: rule.key.clone(),
+                condition: rule.condition.clone(),
+                passed: false,
+                actual: Some(format!("invalid threshold: {e}")),
+            },
+        })
+        .collect()
+}
+
+/// The measured value a threshold compares, as the report prints it.
+fn observed(t: &Threshold, figures: &Figures) -> Option<String> {
+    match (t.metric, t.bound) {
+        (MetricPath::Latency(m, s), Bound::Duration(_)) => {
+            let d = figures.latency(m, s)?;
+            Some(duration_ns(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)))
+        }
+        (MetricPath::Scalar(m), _) => figures.scalar(m).map(|v| format!("{v:.6}")),
+        _ => None,
+    }
+}
+
+/// An interval's headline figures, every series together.
+pub fn interval_summary(snapshot: &IntervalSnapshot) -> IntervalSummary {
+    let mut total = Figures::new(SeriesDelta::new(), 0, true);
+    for delta in snapshot.series.values() {
+        total.delta.merge(delta);
+    }
+    let output = total.tokens(TokenKind::Output);
+    let c = total.delta.counters();
+    let ttft = total.histogram(Metric::TtftFromSend);
+    IntervalSummary {
+        requests: c.requests(),
+        ok: c.get(Count::Outcome(Outcome::Ok)),
+        throttled: c.get(Count::Outcome(Outcome::Throttled)),
+        output_tokens: output,
+        quota_settled: c.get(Count::QuotaSettled),
+        ttft_p50_ns: stat(ttft, LatencyStat::P50).unwrap_or(0),
+        ttft_p99_ns: stat(ttft, LatencyStat::P99).unwrap_or(0),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,399 @@
+//! The report as text: a header, the measured figures overall and per
+//! series, the cooldown, the load generator's health, the simulator's view
+//! beside the client's, and the thresholds.
+
+use std::fmt::Write as _;
+
+use quarry_agent::{Count, LoadModel, Metric, Target, TokenKind, USAGE_SOURCES};
+use quarry_bedrock::{Outcome, UsageSource};
+
+use super::figures::{Figures, RunFigures, stat};
+use super::format::{count, duration_ns, percent, rate, usd};
+use crate::results::{ResultsDocument, ResultsError, SimulatorView};
+use crate::thresholds::LatencyStat;
+
+/// The latency rows: label and histogram. From-schedule rows appear only
+/// when they hold data (open-loop runs).
+const LATENCIES: [(&str, Metric); 7] = [
+    ("TTFT", Metric::TtftFromSend),
+    ("TTFT (from schedule)", Metric::TtftFromSchedule),
+    ("E2E", Metric::E2eFromSend),
+    ("E2E (from schedule)", Metric::E2eFromSchedule),
+    ("ITL", Metric::Itl),
+    ("TPOT", Metric::Tpot),
+    ("schedule lag", Metric::ScheduleLag),
+];
+
+const STATS: [(&str, LatencyStat); 8] = [
+    ("p50", LatencyStat::P50),
+    ("p90", LatencyStat::P90),
+    ("p95", LatencyStat::P95),
+    ("p99", LatencyStat::P99),
+    ("p99.9", LatencyStat::P999),
+    ("max", LatencyStat::Max),
+    ("mean", LatencyStat::Mean),
+    ("min", LatencyStat::Min),
+];
+
+/// Renders the whole report of `doc`.
+pub fn render_report(doc: &ResultsDocument) -> Result<String, ResultsError> {
+    let figures = RunFigures::from_document(doc)?;
+    let mut out = String::new();
+    header(&mut out, doc, &figures);
+    out.push_str("\n== Measured (");
+    out.push_str(&figures.measured_stages.join(", "));
+    out.push_str(") ==\n");
+    section(&mut out, &figures.overall);
+    if figures.series.len() > 1 {
+        for s in &figures.series {
+            let _ = writeln!(out, "\n== Series {} ==", s.label);
+            section(&mut out, &s.figures);
+        }
+    }
+    if let Some(c) = &figures.cooldown {
+        out.push_str("\n== Cooldown (reported apart, not in the figures above) ==\n");
+        section(&mut out, c);
+    }
+    health(&mut out, doc);
+    if let Some(sim) = &doc.simulator {
+        simulator(&mut out, sim, &figures.all_stages);
+    }
+    thresholds(&mut out, doc);
+    Ok(out)
+}
+
+fn header(out: &mut String, doc: &ResultsDocument, f: &RunFigures) {
+    let run = &doc.run;
+    let _ = writeln!(out, "quarry run {} ({})", run.run_id, run.spec);
+    let target = match &doc.plan.target {
+        Target::Sim { sim_profile: None } => "the embedded simulator".to_owned(),
+        Target::Sim {
+            sim_profile: Some(p),
+        } => format!("the embedded simulator, profile {p:?}"),
+        Target::Aws { region, .. } => format!("Bedrock in {region}"),
+    };
+    let load = match doc.plan.load.model() {
+        LoadModel::Closed { concurrency } => format!("closed, {concurrency} virtual users"),
+        LoadModel::Open { rate_per_s, .. } => format!("open, {}/s", rate(*rate_per_s)),
+    };
+    let _ = writeln!(
+        out,
+        "started {}; target {target}; load {load}",
+        run.started_at
+    );
+    let _ = writeln!(
+        out,
+        "ended: {} after {}; measured window {}",
+        doc.end.ended.as_str(),
+        duration_ns(doc.end.finished_at_ns),
+        duration_ns(f.overall.window_ns)
+    );
+    if let Some(sent) = doc.end.sent {
+        let _ = writeln!(out, "requests sent: {}", count(sent));
+    }
+}
+
+/// One block of figures: requests, latencies, outcomes, tokens, cost.
+fn section(out: &mut String, f: &Figures) {
+    let requests = f.requests();
+    let per = |n: u64| f.per_s(n).map_or("-".to_owned(), rate);
+    let per_min = |n: u64| f.per_s(n).map_or("-".to_owned(), |r| rate(r * 60.0));
+    let ok = f.outcome(Outcome::Ok);
+    let _ = writeln!(
+        out,
+        "requests   {} ended ({}/s, {}/min); ok {} ({}/s)",
+        count(requests),
+        per(requests),
+        per_min(requests),
+        count(ok),
+        per(ok),
+    );
+    latencies(out, f);
+    outcomes(out, f);
+    tokens(out, f);
+    let _ = writeln!(
+        out,
+        "quota      reserved {} tokens ({}/min); settled {} tokens ({}/min)",
+        count(f.count(Count::QuotaReserved)),
+        per_min(f.count(Count::QuotaReserved)),
+        count(f.count(Count::QuotaSettled)),
+        per_min(f.count(Count::QuotaSettled)),
+    );
+    match (f.cost_usd(), f.cost_per_request()) {
+        (Some(total), Some(each)) => {
+            let _ = writeln!(
+                out,
+                "cost       {} total; {} per request; {} per 1,000 requests",
+                usd(total),
+                usd(each),
+                usd(each * 1000.0)
+            );
+        }
+        (Some(total), None) => {
+            let _ = writeln!(out, "cost       {} total", usd(total));
+        }
+        (None, _) => out.push_str("cost       no price (a model in this section has no price)\n"),
+    }
+}
+
+fn latencies(out: &mut String, f: &Figures) {
+    let _ = write!(out, "{:<22}", "latency");
+    for (name, _) in STATS {
+        let _ = write!(out, "{name:>9}");
+    }
+    let _ = writeln!(out, "{:>9}", "count");
+    for (label, metric) in LATENCIES {
+        let h = f.histogram(metric);
+        let optional = !matches!(metric, Metric::TtftFromSend | Metric::E2eFromSend);
+        if h.is_empty() && optional {
+            continue;
+        }
+        let _ = write!(out, "  {label:<20}");
+        for (_, s) in STATS {
+            let v = stat(h, s).map_or("-".to_owned(), duration_ns);
+            let _ = write!(out, "{v:>9}");
+        }
+        let _ = writeln!(out, "{:>9}", h.len());
+    }
+}
+
+fn outcomes(out: &mut String, f: &Figures) {
+    let requests = f.requests();
+    out.push_str("outcomes  ");
+    let mut any = false;
+    for o in Outcome::ALL {
+        let n = f.outcome(o);
+        if n > 0 || o == Outcome::Ok {
+            let _ = write!(
+                out,
+                " {} {} ({})",
+                o.as_str(),
+                count(n),
+                percent(n, requests)
+            );
+            any = true;
+        }
+    }
+    if !any {
+        out.push_str(" none");
+    }
+    out.push('\n');
+    let extra = [
+        ("attempts", Count::Attempts),
+        ("retries", Count::Retries),
+        ("retried throttles", Count::RetriedThrottles),
+        ("late sends", Count::LateSends),
+        ("dropped sends", Count::DroppedSends),
+        ("abandoned", Count::Abandoned),
+        ("clamped values", Count::SaturatedValues),
+    ];
+    let shown: Vec<String> = extra
+        .iter()
+        .filter(|(name, c)| f.count(*c) > 0 && (*name != "attempts" || f.count(Count::Retries) > 0))
+        .map(|(name, c)| format!("{name} {}", count(f.count(*c))))
+        .collect();
+    if !shown.is_empty() {
+        let _ = writeln!(out, "           {}", shown.join("; "));
+    }
+}
+
+fn tokens(out: &mut String, f: &Figures) {
+    let kinds = [
+        ("input", TokenKind::Input),
+        ("output", TokenKind::Output),
+        ("cache read", TokenKind::CacheRead),
+        ("cache write", TokenKind::CacheWrite),
+    ];
+    let per = |n: u64| f.per_s(n).map_or("-".to_owned(), rate);
+    let per_min = |n: u64| f.per_s(n).map_or("-".to_owned(), |r| rate(r * 60.0));
+    for (name, kind) in kinds {
+        let n = f.tokens(kind);
+        if n == 0 && matches!(kind, TokenKind::CacheRead | TokenKind::CacheWrite) {
+            continue;
+        }
+        let _ = writeln!(
+            out,
+            "tokens     {name:<11} {:>12} ({}/s, {}/min)",
+            count(n),
+            per(n),
+            per_min(n)
+        );
+    }
+    let sources: Vec<String> = USAGE_SOURCES
+        .iter()
+        .filter_map(|s| {
+            let n: u64 = kinds
+                .iter()
+                .map(|(_, k)| f.count(Count::Tokens(*s, *k)))
+                .sum();
+            (n > 0).then(|| format!("{} {}", source_name(*s), count(n)))
+        })
+        .collect();
+    let ok = f.outcome(Outcome::Ok);
+    let missing = f.count(Count::UsageMissing);
+    let _ = writeln!(
+        out,
+        "           provenance: {}; ok requests with reported usage {} of {}, without {}",
+        if sources.is_empty() {
+            "none".to_owned()
+        } else {
+            sources.join(", ")
+        },
+        count(ok.saturating_sub(missing)),
+        count(ok),
+        count(missing),
+    );
+}
+
+/// How a usage provenance is named in the report (the counters' names).
+fn source_name(source: UsageSource) -> &'static str {
+    match source {
+        UsageSource::ConverseUsage => "converse_usage",
+        UsageSource::ResponseHeaders => "response_headers",
+        UsageSource::InvocationMetrics => "invocation_metrics",
+        UsageSource::NativeBody => "native_body",
+        UsageSource::ClientEstimate => "client_estimate (not server-reported)",
+    }
+}
+
+fn health(out: &mut String, doc: &ResultsDocument) {
+    let h = &doc.health;
+    let cpu = |v: Option<f64>| v.map_or("n/a".to_owned(), |c| format!("{c:.1}%"));
+    out.push_str("\n== Load generator ==\n");
+    let _ = writeln!(
+        out,
+        "cpu mean {} max {} (of one core); peak in flight {}; intervals {}",
+        cpu(h.cpu_percent_mean),
+        cpu(h.cpu_percent_max),
+        count(h.in_flight_max),
+        count(h.intervals)
+    );
+    let _ = writeln!(
+        out,
+        "schedule lag p99 (worst interval) {}; pool wait p99 (worst interval) {}",
+        duration_ns(h.schedule_lag_p99_max_ns),
+        duration_ns(h.pool_wait_p99_max_ns)
+    );
+    if h.saturated {
+        let _ = writeln!(
+            out,
+            "WARNING: saturated load generator: schedule-lag p99 passed {} in {} of {} intervals; \
+             its latencies describe this machine, not the service, and cannot be trusted",
+            duration_ns(doc.run.saturation_lag_p99_ns),
+            h.saturated_intervals,
+            h.intervals
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "not saturated (schedule-lag p99 stayed under {})",
+            duration_ns(doc.run.saturation_lag_p99_ns)
+        );
+    }
+}
+
+fn simulator(out: &mut String, sim: &SimulatorView, client: &Figures) {
+    out.push_str("\n== Simulator's view (every stage, warmup included) ==\n");
+    let _ = writeln!(out, "{:<22}{:>14}{:>14}", "", "client", "simulator");
+    let sim_outcome = |o: &str| -> u64 { sim.lanes.iter().filter_map(|l| l.requests.get(o)).sum() };
+    let sim_total: u64 = sim.lanes.iter().flat_map(|l| l.requests.values()).sum();
+    let mut row = |label: &str, a: u64, b: u64| {
+        let _ = writeln!(out, "  {label:<20}{:>14}{:>14}", count(a), count(b));
+    };
+    row("requests", client.requests(), sim_total);
+    for o in Outcome::ALL {
+        let (a, b) = (client.outcome(o), sim_outcome(o.as_str()));
+        if a > 0 || b > 0 {
+            row(o.as_str(), a, b);
+        }
+    }
+    let sum = |f: fn(&crate::results::SimLane) -> u64| -> u64 { sim.lanes.iter().map(f).sum() };
+    row(
+        "input tokens",
+        client.tokens(TokenKind::Input),
+        sum(|l| l.input_tokens),
+    );
+    row(
+        "output tokens",
+        client.tokens(TokenKind::Output),
+        sum(|l| l.output_tokens),
+    );
+    row(
+        "cache read tokens",
+        client.tokens(TokenKind::CacheRead),
+        sum(|l| l.cache_read_tokens),
+    );
+    row(
+        "cache write tokens",
+        client.tokens(TokenKind::CacheWrite),
+        sum(|l| l.cache_write_tokens),
+    );
+    row(
+        "quota reserved",
+        client.count(Count::QuotaReserved),
+        sim.quota.iter().map(|q| q.reserved_total).sum(),
+    );
+    row(
+        "quota settled",
+        client.count(Count::QuotaSettled),
+        sim.quota.iter().map(|q| q.settled_total).sum(),
+    );
+    for l in &sim.lanes {
+        let throttles: Vec<String> = l
+            .throttles
+            .iter()
+            .map(|(r, n)| format!("{r} {}", count(*n)))
+            .collect();
+        if !throttles.is_empty() || l.aborted > 0 {
+            let _ = writeln!(
+                out,
+                "  {}: throttles {}; aborted by the client {}",
+                l.model,
+                if throttles.is_empty() {
+                    "none".to_owned()
+                } else {
+                    throttles.join(", ")
+                },
+                count(l.aborted)
+            );
+        }
+    }
+    for q in &sim.quota {
+        let rpm = q
+            .rpm
+            .map_or(String::new(), |r| format!(", RPM {}", count(r)));
+        let _ = writeln!(
+            out,
+            "  quota pool {} {} ({}): TPM {}, TPD {}{rpm}",
+            q.model,
+            q.scope,
+            q.account_id,
+            count(q.tpm),
+            count(q.tpd)
+        );
+    }
+}
+
+fn thresholds(out: &mut String, doc: &ResultsDocument) {
+    out.push_str("\n== Thresholds ==\n");
+    if doc.thresholds.is_empty() {
+        out.push_str("none set\n");
+        return;
+    }
+    for t in &doc.thresholds {
+        let verdict = if t.passed { "pass" } else { "FAIL" };
+        let actual = t.actual.as_deref().unwrap_or("no data");
+        let _ = writeln!(
+            out,
+            "  {verdict}  {} {} (got {actual})",
+            t.key,
+            t.condition.trim()
+        );
+    }
+    let failed = doc.thresholds.iter().filter(|t| !t.passed).count();
+    let _ = writeln!(
+        out,
+        "{failed} of {} thresholds broken",
+        doc.thresholds.len()
+    );
+}

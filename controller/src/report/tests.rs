@@ -1,0 +1,241 @@
+//! Report arithmetic on hand-built series, and the results round trip.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use quarry_agent::{
+    Count, HealthSample, IntervalSnapshot, Metric, SeriesDelta, SeriesKey, TokenKind,
+};
+use quarry_bedrock::{Operation, Outcome, UsageSource};
+
+use super::*;
+use crate::results::{
+    Assembly, Ended, ResultsDocument, ResultsWriter, RunEnd, RunMeta, SCHEMA_VERSION, StageRecord,
+    ThresholdRule, assemble, read_results, recover_results,
+};
+use crate::spec::parse_spec;
+use crate::thresholds::{LatencyMetric, ScalarMetric};
+
+const SPEC: &str = r#"
+[load]
+concurrency = 2
+warmup = "2s"
+duration = "10s"
+
+[[workload]]
+model = "meta.llama3-3-70b-instruct-v1:0"
+input_tokens = 100
+max_tokens = 50
+"#;
+
+const MS: u64 = 1_000_000;
+
+fn key(stage: &str) -> SeriesKey {
+    SeriesKey {
+        group: Arc::from("default"),
+        model: Arc::from("meta.llama3-3-70b-instruct-v1:0"),
+        operation: Some(Operation::ConverseStream),
+        stage: Arc::from(stage),
+    }
+}
+
+/// Ten ok requests per 100 TTFT samples of 1..=100 ms in `hold`; one slow
+/// warmup request that must not show.
+fn series() -> BTreeMap<SeriesKey, SeriesDelta> {
+    let mut hold = SeriesDelta::new();
+    for v in 1..=100 {
+        hold.record(Metric::TtftFromSend, v * MS);
+        hold.record(Metric::E2eFromSend, v * 10 * MS);
+    }
+    let c = hold.counters_mut();
+    c.add(Count::Outcome(Outcome::Ok), 9);
+    c.add(Count::Outcome(Outcome::Throttled), 1);
+    c.add(
+        Count::Tokens(UsageSource::ConverseUsage, TokenKind::Output),
+        500,
+    );
+    c.add(
+        Count::Tokens(UsageSource::ConverseUsage, TokenKind::Input),
+        1_000,
+    );
+    // 0.003 USD over 10 requests.
+    c.add(Count::CostPicoUsd, 3_000_000_000);
+    let mut warmup = SeriesDelta::new();
+    warmup.record(Metric::TtftFromSend, 60_000 * MS);
+    warmup.counters_mut().add(Count::Outcome(Outcome::Ok), 1);
+    BTreeMap::from([(key("hold"), hold), (key("warmup"), warmup)])
+}
+
+fn meta(thresholds: &[(&str, &str)]) -> RunMeta {
+    RunMeta {
+        schema_version: SCHEMA_VERSION,
+        run_id: "20260101T000000Z-abcdef".to_owned(),
+        started_at: "2026-01-01T00:00:00Z".to_owned(),
+        spec: "spec.toml".to_owned(),
+        stages: vec![
+            StageRecord {
+                name: "warmup".to_owned(),
+                kind: quarry_agent::StageKind::Warmup,
+                start_ns: 0,
+                end_ns: 2_000 * MS,
+            },
+            StageRecord {
+                name: "hold".to_owned(),
+                kind: quarry_agent::StageKind::Hold,
+                start_ns: 2_000 * MS,
+                end_ns: 12_000 * MS,
+            },
+        ],
+        interval_ns: 1_000 * MS,
+        histogram: Default::default(),
+        saturation_lag_p99_ns: 10 * MS,
+        thresholds: thresholds
+            .iter()
+            .map(|(k, c)| ThresholdRule {
+                key: (*k).to_owned(),
+                condition: (*c).to_owned(),
+            })
+            .collect(),
+    }
+}
+
+fn document(thresholds: &[(&str, &str)]) -> ResultsDocument {
+    let plan = parse_spec(Path::new("spec.toml"), SPEC).unwrap().plan;
+    assemble(Assembly {
+        meta: meta(thresholds),
+        plan,
+        end: RunEnd {
+            ended: Ended::Completed,
+            finished_at_ns: 12_500 * MS,
+            sent: Some(11),
+        },
+        series: &series(),
+        health: &[HealthSample::default()],
+        simulator: None,
+        priced: &|_| true,
+    })
+    .unwrap()
+}
+
+#[test]
+fn percentiles_come_from_the_merged_measured_histogram() {
+    let figures = RunFigures::from_document(&document(&[])).unwrap();
+    let f = &figures.overall;
+    let ms = |m, s| f.latency(m, s).unwrap().as_secs_f64() * 1e3;
+    // HDR with 3 significant digits reports each value's bucket top.
+    assert!((ms(LatencyMetric::Ttft, LatencyStat::P50) - 50.0).abs() < 0.05);
+    assert!((ms(LatencyMetric::Ttft, LatencyStat::P99) - 99.0).abs() < 0.1);
+    assert!((ms(LatencyMetric::Ttft, LatencyStat::Max) - 100.0).abs() < 0.1);
+    assert!((ms(LatencyMetric::E2e, LatencyStat::P90) - 900.0).abs() < 1.0);
+    // The 60 s warmup sample is excluded.
+    assert_eq!(f.histogram(Metric::TtftFromSend).len(), 100);
+    assert_eq!(
+        figures.all_stages.histogram(Metric::TtftFromSend).len(),
+        101
+    );
+    assert_eq!(f.window_ns, 10_000 * MS);
+}
+
+#[test]
+fn rates_and_cost_arithmetic() {
+    let figures = RunFigures::from_document(&document(&[])).unwrap();
+    let f = &figures.overall;
+    assert_eq!(f.requests(), 10);
+    assert_eq!(f.scalar(ScalarMetric::Rps), Some(1.0));
+    assert_eq!(f.scalar(ScalarMetric::ErrorRate), Some(0.1));
+    assert_eq!(f.scalar(ScalarMetric::ThrottleRate), Some(0.1));
+    assert_eq!(f.scalar(ScalarMetric::OutputTokensPerS), Some(50.0));
+    assert!((f.cost_usd().unwrap() - 0.003).abs() < 1e-15);
+    assert!((f.cost_per_request().unwrap() - 0.0003).abs() < 1e-15);
+    let per_1k = f.scalar(ScalarMetric::CostPer1kRequests).unwrap();
+    assert!((per_1k - 0.3).abs() < 1e-12);
+    let unpriced = Figures::new(f.delta.clone(), f.window_ns, false);
+    assert_eq!(unpriced.scalar(ScalarMetric::CostPer1kRequests), None);
+}
+
+#[test]
+fn thresholds_are_evaluated_into_the_document() {
+    let doc = document(&[
+        ("ttft.p99", "< 1ns"),
+        ("error_rate", "< 20%"),
+        ("tpot.p99", "< 1s"),
+    ]);
+    let verdicts: Vec<_> = doc.thresholds.iter().map(|t| t.passed).collect();
+    assert_eq!(verdicts, [false, true, false]);
+    assert_eq!(doc.thresholds[1].actual.as_deref(), Some("0.100000"));
+    assert_eq!(doc.thresholds[2].actual, None);
+    let report = render_report(&doc).unwrap();
+    assert!(
+        report.contains("FAIL  ttft.p99 < 1ns (got 99.0ms)"),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "cost       $0.003000 total; $0.0003000 per request; $0.3000 per 1,000 requests"
+        ),
+        "{report}"
+    );
+    assert!(report.contains("throttled 1 (10.00%)"), "{report}");
+}
+
+#[test]
+fn results_document_round_trips_through_the_directory() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = document(&[("ttft.p99", "< 2s")]);
+    crate::results::write_document(dir.path(), &doc).unwrap();
+    let back = read_results(dir.path()).unwrap();
+    assert_eq!(back, doc);
+    assert_eq!(render_report(&back).unwrap(), render_report(&doc).unwrap());
+    // Series decode to exactly what was recorded.
+    let (k, d) = back
+        .series
+        .iter()
+        .find(|s| s.stage == "hold")
+        .unwrap()
+        .decode()
+        .unwrap();
+    assert_eq!(&d, &series()[&k]);
+}
+
+#[test]
+fn a_run_without_results_json_is_recovered_from_its_intervals() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let plan = parse_spec(Path::new("spec.toml"), SPEC).unwrap().plan;
+    let mut writer = ResultsWriter::create(&out, SPEC, &plan, &meta(&[])).unwrap();
+    let all = series();
+    for (i, (k, d)) in all.iter().enumerate() {
+        let snapshot = IntervalSnapshot {
+            index: i as u64,
+            start: i as u64 * 1_000 * MS,
+            end: (i as u64 + 1) * 1_000 * MS,
+            series: BTreeMap::from([(k.clone(), d.clone())]),
+            health: HealthSample::default(),
+        };
+        writer
+            .append(&snapshot, interval_summary(&snapshot))
+            .unwrap();
+    }
+    // A torn last line, as a crash mid-write leaves.
+    let path = out.join(crate::results::INTERVALS_FILE);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("{\"index\":2,\"sta");
+    std::fs::write(&path, text).unwrap();
+    let doc = read_results(&out).unwrap();
+    assert_eq!(doc, recover_results(&out).unwrap());
+    assert_eq!(doc.end.ended, Ended::Recovered);
+    assert_eq!(doc.end.finished_at_ns, 2_000 * MS);
+    let decoded: BTreeMap<_, _> = doc.series.iter().map(|s| s.decode().unwrap()).collect();
+    assert_eq!(decoded, all);
+    assert_eq!(doc.health.intervals, 2);
+}
+
+#[test]
+fn a_non_empty_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("x"), "x").unwrap();
+    let plan = parse_spec(Path::new("spec.toml"), SPEC).unwrap().plan;
+    let err = ResultsWriter::create(dir.path(), SPEC, &plan, &meta(&[])).unwrap_err();
+    assert!(err.to_string().contains("not empty"), "{err}");
+}

@@ -1,0 +1,430 @@
+//! The `results.json` document and the interval records of
+//! `intervals.jsonl`, as serde types. The schema is documented in
+//! `docs/results-schema.md`; bump [`SCHEMA_VERSION`] on any change a reader
+//! of an older version would misread.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use quarry_agent::{
+    HISTOGRAM_HIGHEST, HISTOGRAM_LOWEST, HISTOGRAM_SIGFIG, HealthSample, IntervalSnapshot, RunPlan,
+    SeriesDelta, SeriesKey, StageKind,
+};
+use quarry_bedrock::Operation;
+use serde::{Deserialize, Serialize};
+
+use super::ResultsError;
+pub use super::sim_view::{SimLane, SimQuotaPool, SimulatorView};
+
+/// The version of the `results.json` / `intervals.jsonl` schema this build
+/// writes and reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How every embedded histogram is encoded.
+pub const HISTOGRAM_ENCODING: &str = "hdr-v2-deflate-base64";
+
+/// The whole `results.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResultsDocument {
+    /// [`SCHEMA_VERSION`] of the writer.
+    pub schema_version: u32,
+    /// The `quarry` version that wrote it.
+    pub quarry_version: String,
+    /// What was run and when.
+    pub run: RunMeta,
+    /// The resolved plan (also in `plan.json`).
+    pub plan: RunPlan,
+    /// How the run ended.
+    pub end: RunEnd,
+    /// Every series' totals over the whole run, warmup included (reports
+    /// filter by stage kind).
+    pub series: Vec<SeriesRecord>,
+    /// The load generator's own health.
+    pub health: HealthSummary,
+    /// The embedded simulator's own counters, when the target was `sim`.
+    pub simulator: Option<SimulatorView>,
+    /// Each threshold and whether it held, in spec order.
+    pub thresholds: Vec<ThresholdResult>,
+}
+
+/// What was run and when: written to `run.json` at the start, so a run that
+/// dies can still be recovered from its interval file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunMeta {
+    /// [`SCHEMA_VERSION`] of the writer.
+    pub schema_version: u32,
+    /// `YYYYMMDDTHHMMSSZ-xxxxxx`.
+    pub run_id: String,
+    /// Wall-clock start, RFC 3339 UTC (second precision).
+    pub started_at: String,
+    /// The spec file as given on the command line.
+    pub spec: String,
+    /// The stage timeline, ns since the run's origin.
+    pub stages: Vec<StageRecord>,
+    /// Snapshot interval, ns.
+    pub interval_ns: u64,
+    /// Configuration every histogram shares.
+    pub histogram: HistogramConfig,
+    /// An interval whose schedule-lag p99 exceeds this flags the run as a
+    /// saturated load generator.
+    pub saturation_lag_p99_ns: u64,
+    /// The spec's thresholds as written.
+    pub thresholds: Vec<ThresholdRule>,
+}
+
+/// One stage's place in the timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StageRecord {
+    /// Series are keyed by it.
+    pub name: String,
+    /// Warmup, ramp, hold or cooldown.
+    pub kind: StageKind,
+    /// Planned start, ns since the origin.
+    pub start_ns: u64,
+    /// Planned end, ns since the origin (a request-count run's last stage
+    /// ends far in the future: clip it to [`RunEnd::finished_at_ns`]).
+    pub end_ns: u64,
+}
+
+/// The histogram configuration (identical for every histogram, so any two
+/// merge exactly).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistogramConfig {
+    /// Always [`HISTOGRAM_ENCODING`].
+    pub encoding: String,
+    /// Lowest discernible value.
+    pub lowest: u64,
+    /// Highest trackable value.
+    pub highest: u64,
+    /// Significant decimal digits.
+    pub significant_digits: u8,
+}
+
+impl Default for HistogramConfig {
+    fn default() -> Self {
+        HistogramConfig {
+            encoding: HISTOGRAM_ENCODING.to_owned(),
+            lowest: HISTOGRAM_LOWEST,
+            highest: HISTOGRAM_HIGHEST,
+            significant_digits: HISTOGRAM_SIGFIG,
+        }
+    }
+}
+
+/// A threshold as the spec wrote it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThresholdRule {
+    /// `ttft.p99`.
+    pub key: String,
+    /// `< 2s`.
+    pub condition: String,
+}
+
+/// Why the run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Ended {
+    /// The last stage ended.
+    Completed,
+    /// The request count was reached.
+    RequestLimit,
+    /// Stopped by Ctrl-C; in-flight requests finished within the grace.
+    Stopped,
+    /// Aborted by a second Ctrl-C; in-flight requests were cut.
+    Aborted,
+    /// `results.json` was rebuilt from `intervals.jsonl` after the run died.
+    Recovered,
+}
+
+impl Ended {
+    /// The snake_case name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ended::Completed => "completed",
+            Ended::RequestLimit => "request_limit",
+            Ended::Stopped => "stopped",
+            Ended::Aborted => "aborted",
+            Ended::Recovered => "recovered",
+        }
+    }
+
+    /// True when the run did all it was asked to.
+    pub fn is_complete(self) -> bool {
+        matches!(self, Ended::Completed | Ended::RequestLimit)
+    }
+}
+
+/// How the run ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunEnd {
+    /// Why.
+    pub ended: Ended,
+    /// When the last request was recorded, ns since the origin.
+    pub finished_at_ns: u64,
+    /// Requests sent; `None` when recovered.
+    pub sent: Option<u64>,
+}
+
+/// One series' totals: its key, non-zero counters and non-empty histograms.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeriesRecord {
+    /// Agent group.
+    pub group: String,
+    /// Model id as sent (empty for a stage's schedule series).
+    pub model: String,
+    /// Operation name; `None` for a stage's schedule series.
+    pub operation: Option<String>,
+    /// Stage name.
+    pub stage: String,
+    /// Whether the price table knows the model (costs are 0 otherwise).
+    pub priced: bool,
+    /// Counter name → value; absent counters are 0.
+    pub counters: BTreeMap<String, u64>,
+    /// Metric name → base64 of the HdrHistogram V2+DEFLATE bytes.
+    pub histograms: BTreeMap<String, String>,
+}
+
+impl SeriesRecord {
+    /// Encodes one series.
+    pub fn encode(
+        key: &SeriesKey,
+        delta: &SeriesDelta,
+        priced: bool,
+    ) -> Result<Self, ResultsError> {
+        let histograms = delta
+            .encode_histograms()?
+            .into_iter()
+            .map(|(name, bytes)| (name.to_owned(), BASE64.encode(bytes)))
+            .collect();
+        let counters = delta
+            .counters()
+            .named()
+            .filter(|(_, v)| *v != 0)
+            .map(|(n, v)| (n.to_owned(), v))
+            .collect();
+        Ok(SeriesRecord {
+            group: key.group.to_string(),
+            model: key.model.to_string(),
+            operation: key.operation.map(|o| o.name().to_owned()),
+            stage: key.stage.to_string(),
+            priced,
+            counters,
+            histograms,
+        })
+    }
+
+    /// Decodes it back into the agent's types.
+    pub fn decode(&self) -> Result<(SeriesKey, SeriesDelta), ResultsError> {
+        let operation = match &self.operation {
+            None => None,
+            Some(name) => Some(
+                Operation::ALL
+                    .into_iter()
+                    .find(|o| o.name() == name)
+                    .ok_or_else(|| ResultsError::UnknownOperation(name.clone()))?,
+            ),
+        };
+        let mut bytes = Vec::with_capacity(self.histograms.len());
+        for (name, text) in &self.histograms {
+            let raw = BASE64.decode(text).map_err(|e| ResultsError::Base64 {
+                metric: name.clone(),
+                detail: e.to_string(),
+            })?;
+            bytes.push((name.as_str(), raw));
+        }
+        let delta = SeriesDelta::decode(
+            bytes.iter().map(|(n, b)| (*n, b.as_slice())),
+            self.counters.iter().map(|(n, v)| (n.as_str(), *v)),
+        )?;
+        let key = SeriesKey {
+            group: Arc::from(self.group.as_str()),
+            model: Arc::from(self.model.as_str()),
+            operation,
+            stage: Arc::from(self.stage.as_str()),
+        };
+        Ok((key, delta))
+    }
+}
+
+/// The load generator's health over the run.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct HealthSummary {
+    /// Intervals recorded.
+    pub intervals: u64,
+    /// Intervals whose schedule-lag p99 passed the saturation threshold.
+    pub saturated_intervals: u64,
+    /// Any interval was saturated: the figures describe the load
+    /// generator, not the service.
+    pub saturated: bool,
+    /// Mean process CPU over the intervals that measured it, % of one core
+    /// (one decimal).
+    pub cpu_percent_mean: Option<f64>,
+    /// Highest interval CPU, % of one core (one decimal).
+    pub cpu_percent_max: Option<f64>,
+    /// Highest interval schedule-lag p99, ns.
+    pub schedule_lag_p99_max_ns: u64,
+    /// Highest interval pool-wait p99, ns.
+    pub pool_wait_p99_max_ns: u64,
+    /// Most requests in flight at an interval's end.
+    pub in_flight_max: u64,
+}
+
+/// Rounds to one decimal, so the value survives a JSON round trip exactly.
+pub(crate) fn one_decimal(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+impl HealthSummary {
+    /// Folds interval healths in.
+    pub fn from_samples<'a>(samples: impl IntoIterator<Item = &'a HealthSample>) -> Self {
+        let mut s = HealthSummary::default();
+        let (mut cpu_sum, mut cpu_n, mut cpu_max) = (0.0, 0u64, None::<f64>);
+        for h in samples {
+            s.intervals += 1;
+            s.saturated_intervals += u64::from(h.saturated);
+            s.saturated |= h.saturated;
+            if let Some(c) = h.cpu_percent {
+                cpu_sum += c;
+                cpu_n += 1;
+                cpu_max = Some(cpu_max.map_or(c, |m| m.max(c)));
+            }
+            s.schedule_lag_p99_max_ns = s.schedule_lag_p99_max_ns.max(h.schedule_lag_p99_ns);
+            s.pool_wait_p99_max_ns = s.pool_wait_p99_max_ns.max(h.pool_wait_p99_ns);
+            s.in_flight_max = s.in_flight_max.max(h.in_flight);
+        }
+        s.cpu_percent_mean = (cpu_n > 0).then(|| one_decimal(cpu_sum / cpu_n as f64));
+        s.cpu_percent_max = cpu_max.map(one_decimal);
+        s
+    }
+}
+
+/// One threshold's verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdResult {
+    /// `ttft.p99`.
+    pub key: String,
+    /// `< 2s`.
+    pub condition: String,
+    /// Whether it held.
+    pub passed: bool,
+    /// The measured value as the report prints it (`"1.23s"`, `"0.004"`);
+    /// `None` when the metric had no data.
+    pub actual: Option<String>,
+}
+
+/// One line of `intervals.jsonl`: one interval's deltas.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IntervalRecord {
+    /// 0-based interval number.
+    pub index: u64,
+    /// Start, ns since the origin.
+    pub start_ns: u64,
+    /// End, ns since the origin.
+    pub end_ns: u64,
+    /// The load generator's health over the interval.
+    pub health: HealthRecord,
+    /// Headline figures, for plotting without decoding histograms.
+    pub summary: IntervalSummary,
+    /// The interval's series deltas.
+    pub series: Vec<SeriesRecord>,
+}
+
+/// [`HealthSample`] as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct HealthRecord {
+    /// Process CPU, % of one core (one decimal).
+    pub cpu_percent: Option<f64>,
+    /// Requests in flight at the interval's end.
+    pub in_flight: u64,
+    /// Schedule-lag p99, ns.
+    pub schedule_lag_p99_ns: u64,
+    /// Pool-wait p99, ns.
+    pub pool_wait_p99_ns: u64,
+    /// The lag passed the saturation threshold.
+    pub saturated: bool,
+}
+
+impl From<&HealthSample> for HealthRecord {
+    fn from(h: &HealthSample) -> Self {
+        HealthRecord {
+            cpu_percent: h.cpu_percent.map(one_decimal),
+            in_flight: h.in_flight,
+            schedule_lag_p99_ns: h.schedule_lag_p99_ns,
+            pool_wait_p99_ns: h.pool_wait_p99_ns,
+            saturated: h.saturated,
+        }
+    }
+}
+
+impl From<&HealthRecord> for HealthSample {
+    fn from(h: &HealthRecord) -> Self {
+        HealthSample {
+            cpu_percent: h.cpu_percent,
+            in_flight: h.in_flight,
+            schedule_lag_p99_ns: h.schedule_lag_p99_ns,
+            pool_wait_p99_ns: h.pool_wait_p99_ns,
+            saturated: h.saturated,
+        }
+    }
+}
+
+/// An interval's headline figures, all series together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IntervalSummary {
+    /// Requests that ended.
+    pub requests: u64,
+    /// Of which ok.
+    pub ok: u64,
+    /// Of which throttled.
+    pub throttled: u64,
+    /// Output tokens (every provenance).
+    pub output_tokens: u64,
+    /// Quota tokens settled.
+    pub quota_settled: u64,
+    /// TTFT p50 from send, ns (0 without data).
+    pub ttft_p50_ns: u64,
+    /// TTFT p99 from send, ns (0 without data).
+    pub ttft_p99_ns: u64,
+}
+
+impl IntervalRecord {
+    /// Encodes a snapshot and its summary; `priced` says whether a model
+    /// has a price.
+    pub fn encode(
+        snapshot: &IntervalSnapshot,
+        summary: IntervalSummary,
+        priced: &impl Fn(&str) -> bool,
+    ) -> Result<Self, ResultsError> {
+        let series = snapshot
+            .series
+            .iter()
+            .map(|(k, d)| SeriesRecord::encode(k, d, priced(&k.model)))
+            .collect::<Result<_, _>>()?;
+        Ok(IntervalRecord {
+            index: snapshot.index,
+            start_ns: snapshot.start,
+            end_ns: snapshot.end,
+            health: HealthRecord::from(&snapshot.health),
+            summary,
+            series,
+        })
+    }
+
+    /// Decodes the series back into a snapshot.
+    pub fn decode(&self) -> Result<IntervalSnapshot, ResultsError> {
+        let series = self
+            .series
+            .iter()
+            .map(SeriesRecord::decode)
+            .collect::<Result<_, _>>()?;
+        Ok(IntervalSnapshot {
+            index: self.index,
+            start: self.start_ns,
+            end: self.end_ns,
+            series,
+            health: HealthSample::from(&self.health),
+        })
+    }
+}

@@ -1,0 +1,150 @@
+//! Reads a results directory back, rebuilding `results.json` from the
+//! interval file when the run died before writing it, and assembles the
+//! document from merged series (both at the end of a run and on recovery,
+//! so the two cannot differ in how they compute).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use quarry_agent::{HealthSample, RunPlan, SeriesDelta, SeriesKey, merge_series};
+use serde::de::DeserializeOwned;
+
+use super::ResultsError;
+use super::document::{
+    Ended, HealthSummary, IntervalRecord, ResultsDocument, RunEnd, RunMeta, SCHEMA_VERSION,
+    SeriesRecord, SimulatorView,
+};
+use super::writer::{INTERVALS_FILE, PLAN_FILE, RESULTS_FILE, RUN_FILE};
+use crate::report::{RunFigures, evaluate_thresholds};
+
+fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ResultsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ResultsError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| ResultsError::Json {
+        path: path.to_owned(),
+        line: None,
+        detail: e.to_string(),
+    })
+}
+
+fn check_version(path: &Path, found: u32) -> Result<(), ResultsError> {
+    if found == 0 || found > SCHEMA_VERSION {
+        return Err(ResultsError::Schema {
+            path: path.to_owned(),
+            found,
+        });
+    }
+    Ok(())
+}
+
+/// Reads `dir/results.json`, or recovers it from the interval file when the
+/// run did not get to write it.
+pub fn read_results(dir: &Path) -> Result<ResultsDocument, ResultsError> {
+    let path = dir.join(RESULTS_FILE);
+    if path.exists() {
+        let doc: ResultsDocument = read_json(&path)?;
+        check_version(&path, doc.schema_version)?;
+        return Ok(doc);
+    }
+    if dir.join(RUN_FILE).exists() {
+        return recover_results(dir);
+    }
+    Err(ResultsError::NotResults(dir.to_owned()))
+}
+
+/// Rebuilds the document from `run.json`, `plan.json` and
+/// `intervals.jsonl`. A torn last line (the interval being written when
+/// the process died) is skipped; a bad line elsewhere is an error.
+pub fn recover_results(dir: &Path) -> Result<ResultsDocument, ResultsError> {
+    let run_path = dir.join(RUN_FILE);
+    let meta: RunMeta = read_json(&run_path)?;
+    check_version(&run_path, meta.schema_version)?;
+    let plan: RunPlan = read_json(&dir.join(PLAN_FILE))?;
+    let path = dir.join(INTERVALS_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|source| ResultsError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let mut series = BTreeMap::new();
+    let mut priced = BTreeMap::new();
+    let mut health = Vec::new();
+    let mut finished_at_ns = 0;
+    for (i, line) in lines.iter().enumerate() {
+        let record: IntervalRecord = match serde_json::from_str(line) {
+            Ok(r) => r,
+            Err(_) if i + 1 == lines.len() && !text.ends_with('\n') => break,
+            Err(e) => {
+                return Err(ResultsError::Json {
+                    path: path.clone(),
+                    line: Some(i + 1),
+                    detail: e.to_string(),
+                });
+            }
+        };
+        for s in &record.series {
+            priced.insert(s.model.clone(), s.priced);
+        }
+        let snapshot = record.decode()?;
+        merge_series(&mut series, &snapshot.series);
+        health.push(snapshot.health);
+        finished_at_ns = finished_at_ns.max(record.end_ns);
+    }
+    let end = RunEnd {
+        ended: Ended::Recovered,
+        finished_at_ns,
+        sent: None,
+    };
+    assemble(Assembly {
+        meta,
+        plan,
+        end,
+        series: &series,
+        health: &health,
+        simulator: None,
+        priced: &|m| priced.get(m).copied().unwrap_or(false),
+    })
+}
+
+/// Everything a results document is built from.
+pub struct Assembly<'a> {
+    /// What was run.
+    pub meta: RunMeta,
+    /// The resolved plan.
+    pub plan: RunPlan,
+    /// How it ended.
+    pub end: RunEnd,
+    /// Every series' totals over the whole run.
+    pub series: &'a BTreeMap<SeriesKey, SeriesDelta>,
+    /// Every interval's health, in order.
+    pub health: &'a [HealthSample],
+    /// The simulator's view, when the target was the simulator.
+    pub simulator: Option<SimulatorView>,
+    /// Whether a model has a price.
+    pub priced: &'a dyn Fn(&str) -> bool,
+}
+
+/// Builds the document and evaluates the thresholds against it.
+pub fn assemble(a: Assembly<'_>) -> Result<ResultsDocument, ResultsError> {
+    let series = a
+        .series
+        .iter()
+        .map(|(k, d)| SeriesRecord::encode(k, d, (a.priced)(&k.model)))
+        .collect::<Result<_, _>>()?;
+    let mut doc = ResultsDocument {
+        schema_version: SCHEMA_VERSION,
+        quarry_version: env!("CARGO_PKG_VERSION").to_owned(),
+        run: a.meta,
+        plan: a.plan,
+        end: a.end,
+        series,
+        health: HealthSummary::from_samples(a.health),
+        simulator: a.simulator,
+        thresholds: Vec::new(),
+    };
+    let figures = RunFigures::from_document(&doc)?;
+    doc.thresholds = evaluate_thresholds(&doc.run.thresholds, &figures.overall);
+    Ok(doc)
+}

@@ -1,0 +1,187 @@
+//! Writes a results directory as the run goes: the spec, plan and run
+//! metadata first, one flushed line per interval, then the merged document,
+//! the `.hgrm` distributions and the report at the end.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use quarry_agent::{IntervalSnapshot, Metric, PriceTable, RunPlan, SeriesDelta};
+use serde::Serialize;
+
+use super::ResultsError;
+use super::document::{IntervalRecord, IntervalSummary, ResultsDocument, RunMeta};
+use super::hgrm::render_hgrm;
+
+/// The spec as given.
+pub const SPEC_FILE: &str = "spec.toml";
+/// The resolved plan.
+pub const PLAN_FILE: &str = "plan.json";
+/// Run metadata, written first.
+pub const RUN_FILE: &str = "run.json";
+/// The interval time series.
+pub const INTERVALS_FILE: &str = "intervals.jsonl";
+/// The merged results.
+pub const RESULTS_FILE: &str = "results.json";
+/// The report as printed.
+pub const REPORT_FILE: &str = "report.txt";
+
+/// An open results directory.
+#[derive(Debug)]
+pub struct ResultsWriter {
+    /// The directory.
+    dir: PathBuf,
+    /// `intervals.jsonl`, unbuffered: each interval is one `write` call, so
+    /// a crash leaves at most a torn last line, which the reader skips.
+    intervals: File,
+    /// Decides each series' `priced` flag.
+    prices: PriceTable,
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ResultsError + '_ {
+    move |source| ResultsError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<(), ResultsError> {
+    let mut text = serde_json::to_string_pretty(value).map_err(|e| ResultsError::Json {
+        path: path.to_owned(),
+        line: None,
+        detail: e.to_string(),
+    })?;
+    text.push('\n');
+    write_atomically(path, text.as_bytes())
+}
+
+/// Writes via a temporary file and a rename, so a reader never sees half a
+/// file.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ResultsError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes).map_err(io_error(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_error(path))
+}
+
+impl ResultsWriter {
+    /// Creates `dir` (which must not hold files yet) and writes the spec,
+    /// the plan and the run metadata.
+    pub fn create(
+        dir: &Path,
+        spec_text: &str,
+        plan: &RunPlan,
+        meta: &RunMeta,
+    ) -> Result<Self, ResultsError> {
+        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+        let mut entries = std::fs::read_dir(dir).map_err(io_error(dir))?;
+        if entries.next().is_some() {
+            return Err(ResultsError::NotEmpty(dir.to_owned()));
+        }
+        let spec = dir.join(SPEC_FILE);
+        std::fs::write(&spec, spec_text).map_err(io_error(&spec))?;
+        write_json(&dir.join(PLAN_FILE), plan)?;
+        write_json(&dir.join(RUN_FILE), meta)?;
+        let path = dir.join(INTERVALS_FILE);
+        let intervals = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .map_err(io_error(&path))?;
+        Ok(ResultsWriter {
+            dir: dir.to_owned(),
+            intervals,
+            prices: PriceTable::with_overrides(plan.pricing.clone()),
+        })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Whether the price table knows `model`.
+    pub fn is_priced(&self, model: &str) -> bool {
+        !model.is_empty() && self.prices.lookup(model).is_some()
+    }
+
+    /// Appends one interval (and its summary) as a line and hands it to
+    /// the OS.
+    pub fn append(
+        &mut self,
+        snapshot: &IntervalSnapshot,
+        summary: IntervalSummary,
+    ) -> Result<(), ResultsError> {
+        let path = self.dir.join(INTERVALS_FILE);
+        let record = IntervalRecord::encode(snapshot, summary, &|m| self.is_priced(m))?;
+        let mut line = serde_json::to_string(&record).map_err(|e| ResultsError::Json {
+            path: path.clone(),
+            line: None,
+            detail: e.to_string(),
+        })?;
+        line.push('\n');
+        self.intervals
+            .write_all(line.as_bytes())
+            .and_then(|()| self.intervals.flush())
+            .map_err(io_error(&path))
+    }
+
+    /// Writes `results.json`.
+    pub fn write_document(&self, doc: &ResultsDocument) -> Result<(), ResultsError> {
+        write_document(&self.dir, doc)
+    }
+}
+
+/// Writes `results.json` into `dir`.
+pub fn write_document(dir: &Path, doc: &ResultsDocument) -> Result<(), ResultsError> {
+    write_json(&dir.join(RESULTS_FILE), doc)
+}
+
+/// Writes one `.hgrm` per non-empty histogram of `measured`: latencies in
+/// milliseconds, output tokens per second in tokens. Returns the file names.
+pub fn write_hgrm_files(dir: &Path, measured: &SeriesDelta) -> Result<Vec<String>, ResultsError> {
+    let mut written = Vec::new();
+    for metric in Metric::ALL {
+        let h = measured.histogram(metric);
+        if h.is_empty() {
+            continue;
+        }
+        let (name, scale) = hgrm_name(metric);
+        let file = format!("{name}.hgrm");
+        let path = dir.join(&file);
+        write_atomically(&path, render_hgrm(h, scale).as_bytes())?;
+        written.push(file);
+    }
+    Ok(written)
+}
+
+/// The file stem and value scale of a metric's `.hgrm`.
+fn hgrm_name(metric: Metric) -> (String, f64) {
+    let name = metric.name();
+    match name.strip_suffix("_ns") {
+        Some(stem) => (format!("{stem}_ms"), 1e6),
+        // Milli-tokens per second, printed as tokens per second.
+        None => (name.replace("_milli", ""), 1e3),
+    }
+}
+
+/// Writes `report.txt`.
+pub fn write_report(dir: &Path, text: &str) -> Result<(), ResultsError> {
+    write_atomically(&dir.join(REPORT_FILE), text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hgrm_names_carry_their_unit() {
+        assert_eq!(
+            hgrm_name(Metric::TtftFromSend),
+            ("ttft_from_send_ms".to_owned(), 1e6)
+        );
+        assert_eq!(
+            hgrm_name(Metric::OutputMilliTokensPerS),
+            ("output_tokens_per_s".to_owned(), 1e3)
+        );
+    }
+}

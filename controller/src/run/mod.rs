@@ -1,0 +1,286 @@
+//! An in-process run: start the embedded simulator when the target is
+//! `sim`, build the agent's [`Share`], consume its interval snapshots (the
+//! results writer and the live view), then assemble `results.json`, read it
+//! back and render the report from what was read, so `quarry report`
+//! reproduces it byte for byte.
+
+mod id;
+mod sim;
+mod stop;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use quarry_agent::http::TransportConfig;
+use quarry_agent::{
+    Connection, EndReason, EngineConfig, HealthSample, IntervalSnapshot, RunClock, SeriesDelta,
+    SeriesKey, Share, ShareError, Target, duration_ns, merge_series,
+};
+use quarry_sim::SimServer;
+use tokio::sync::mpsc;
+
+pub use id::{rfc3339, run_id};
+pub use sim::{SIM_PROFILES, sim_config};
+pub use stop::{StopHandle, StopLevel, StopSignal, listen_for_ctrl_c, stop_signal};
+
+use crate::live::{LiveContext, LiveView};
+use crate::report::{RunFigures, interval_summary, render_report};
+use crate::results::{
+    Assembly, Ended, ResultsDocument, ResultsError, ResultsWriter, RunEnd, RunMeta, SCHEMA_VERSION,
+    StageRecord, ThresholdRule, assemble, read_results, write_hgrm_files, write_report,
+};
+use crate::spec::ValidatedSpec;
+
+/// A run could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// `target.sim_profile` names no profile, or its config file is invalid.
+    #[error("{0}")]
+    SimProfile(String),
+    /// The embedded simulator could not be started.
+    #[error("embedded simulator: {0}")]
+    Simulator(String),
+    /// The target or the plan could not be set up.
+    #[error(transparent)]
+    Share(#[from] ShareError),
+    /// The results directory could not be written or read back.
+    #[error("results: {0}")]
+    Results(#[from] ResultsError),
+    /// The load engine's task failed.
+    #[error("load engine failed: {0}")]
+    Engine(String),
+}
+
+/// How to run (process behaviour; the workload is in the spec).
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The spec file, as given (recorded, and the base for relative paths).
+    pub spec_path: PathBuf,
+    /// The results directory; `None` is `results/<run-id>/`.
+    pub out_dir: Option<PathBuf>,
+    /// The wall-clock time at start: the binary's one wall-clock read.
+    pub started_at: SystemTime,
+    /// Snapshot interval.
+    pub interval: Duration,
+    /// Time in-flight requests get after the end or a stop.
+    pub grace: Duration,
+    /// Refresh the live line in place (stderr is a terminal).
+    pub live_in_place: bool,
+}
+
+impl RunError {
+    /// True when the user's input is at fault (spec, options, output
+    /// directory) rather than the run: the binary exits 2 for these.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            RunError::SimProfile(_)
+                | RunError::Share(ShareError::Endpoint(_))
+                | RunError::Results(ResultsError::NotEmpty(_))
+        )
+    }
+}
+
+/// A finished run.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The results directory.
+    pub dir: PathBuf,
+    /// `results.json` as read back.
+    pub document: ResultsDocument,
+    /// The report, rendered from the document.
+    pub report: String,
+}
+
+/// What the snapshot consumer gathered.
+#[derive(Debug, Default)]
+struct Consumed {
+    series: BTreeMap<SeriesKey, SeriesDelta>,
+    health: Vec<HealthSample>,
+    last_end: u64,
+    aborted: bool,
+}
+
+/// Runs `valid` in-process and writes its results directory.
+pub async fn run(
+    valid: &ValidatedSpec,
+    spec_text: &str,
+    opts: &RunOptions,
+    stop: StopSignal,
+) -> Result<RunOutcome, RunError> {
+    let plan = &valid.plan;
+    let run_id = run_id(opts.started_at);
+    let dir = match &opts.out_dir {
+        Some(d) => d.clone(),
+        None => Path::new("results").join(&run_id),
+    };
+    let server = match &plan.target {
+        Target::Sim { sim_profile } => {
+            let spec_dir = opts.spec_path.parent().unwrap_or(Path::new("."));
+            let config = sim_config(sim_profile.as_deref(), spec_dir, plan.seed)?;
+            Some(sim::start(&config).await?)
+        }
+        Target::Aws { .. } => None,
+    };
+    let url = server.as_ref().map(SimServer::url);
+    let connection = Connection::for_target(&plan.target, url.as_deref()).await?;
+    let engine_config = EngineConfig {
+        seed: plan.seed,
+        interval: opts.interval,
+        grace: opts.grace,
+        ..EngineConfig::default()
+    };
+    let meta = run_meta(valid, &run_id, opts, &engine_config);
+    let mut writer = ResultsWriter::create(&dir, spec_text, plan, &meta)?;
+    let clock = RunClock::start(opts.started_at);
+    let share = Share::new(
+        plan,
+        connection,
+        &TransportConfig::default(),
+        engine_config,
+        0,
+        clock,
+    )?;
+    let gauge = share.in_flight();
+    let (tx, rx) = mpsc::channel(256);
+    let engine = tokio::spawn(share.run(tx, stop.clone().reached(StopLevel::Stop)));
+    let mut live = LiveView::new(opts.live_in_place, duration_ns(opts.interval));
+    let consumed = consume(rx, &mut writer, &mut live, server.as_ref(), &gauge, stop).await;
+    live.finish();
+    let consumed = match consumed {
+        Ok(c) => c,
+        Err(e) => {
+            engine.abort();
+            return Err(e);
+        }
+    };
+    let end = if consumed.aborted {
+        engine.abort();
+        // The task is cancelled; its outcome no longer matters.
+        let _ = engine.await;
+        RunEnd {
+            ended: Ended::Aborted,
+            finished_at_ns: consumed.last_end,
+            sent: None,
+        }
+    } else {
+        let report = engine.await.map_err(|e| RunError::Engine(e.to_string()))?;
+        RunEnd {
+            ended: match report.ended {
+                EndReason::Completed => Ended::Completed,
+                EndReason::RequestLimit => Ended::RequestLimit,
+                EndReason::Stopped => Ended::Stopped,
+            },
+            finished_at_ns: report.finished_at,
+            sent: Some(report.sent),
+        }
+    };
+    let simulator = server.as_ref().map(sim::view);
+    drop(server);
+    let doc = assemble(Assembly {
+        meta,
+        plan: plan.clone(),
+        end,
+        series: &consumed.series,
+        health: &consumed.health,
+        simulator,
+        priced: &|m| writer.is_priced(m),
+    })?;
+    writer.write_document(&doc)?;
+    finish_directory(&dir)
+}
+
+/// Reads the document back from disk and writes the report and `.hgrm`
+/// files from what was read.
+fn finish_directory(dir: &Path) -> Result<RunOutcome, RunError> {
+    let document = read_results(dir)?;
+    let report = render_report(&document)?;
+    let figures = RunFigures::from_document(&document)?;
+    write_hgrm_files(dir, &figures.overall.delta)?;
+    write_report(dir, &report)?;
+    Ok(RunOutcome {
+        dir: dir.to_owned(),
+        document,
+        report,
+    })
+}
+
+/// Writes each snapshot to the interval file and the live view until the
+/// engine closes the channel, or the user aborts.
+async fn consume(
+    mut rx: mpsc::Receiver<IntervalSnapshot>,
+    writer: &mut ResultsWriter,
+    live: &mut LiveView,
+    server: Option<&SimServer>,
+    gauge: &quarry_agent::InFlightGauge,
+    stop: StopSignal,
+) -> Result<Consumed, RunError> {
+    let mut c = Consumed::default();
+    let abort = stop.reached(StopLevel::Abort);
+    tokio::pin!(abort);
+    loop {
+        let snapshot = tokio::select! {
+            s = rx.recv() => match s {
+                Some(s) => s,
+                None => break,
+            },
+            () = &mut abort => {
+                c.aborted = true;
+                break;
+            }
+        };
+        let summary = interval_summary(&snapshot);
+        writer.append(&snapshot, summary)?;
+        let ctx = LiveContext {
+            in_flight: gauge.get(),
+            quota_tpm: server.and_then(sim::quota_tpm),
+        };
+        live.show(&snapshot, &summary, ctx);
+        merge_series(&mut c.series, &snapshot.series);
+        c.health.push(snapshot.health);
+        c.last_end = c.last_end.max(snapshot.end);
+    }
+    Ok(c)
+}
+
+/// What `run.json` records before the first request.
+fn run_meta(
+    valid: &ValidatedSpec,
+    run_id: &str,
+    opts: &RunOptions,
+    config: &EngineConfig,
+) -> RunMeta {
+    let load = &valid.plan.load;
+    let stage_plan = load.plan();
+    let stages = load
+        .stages()
+        .iter()
+        .zip(stage_plan.spans())
+        .map(|(s, span)| StageRecord {
+            name: s.name.clone(),
+            kind: s.kind,
+            start_ns: span.start_ns,
+            end_ns: span.end_ns,
+        })
+        .collect();
+    RunMeta {
+        schema_version: SCHEMA_VERSION,
+        run_id: run_id.to_owned(),
+        started_at: rfc3339(opts.started_at),
+        spec: opts.spec_path.display().to_string(),
+        stages,
+        interval_ns: duration_ns(config.interval),
+        histogram: Default::default(),
+        saturation_lag_p99_ns: duration_ns(config.health.max_schedule_lag_p99),
+        thresholds: valid
+            .thresholds
+            .rules()
+            .iter()
+            .map(|t| ThresholdRule {
+                key: t.key.clone(),
+                condition: t.condition.clone(),
+            })
+            .collect(),
+    }
+}
