@@ -1,0 +1,317 @@
+//! The scenarios: for each, the simulator configuration and run spec it
+//! needs, and the figures it reports (a JSON object plus a human summary).
+
+use std::time::Duration;
+
+use quarry_agent::{Count, Metric, SeriesDelta};
+use serde_json::{Value, json};
+
+use crate::Args;
+use crate::run::{Auth, BENCH_API_KEY, RunOutcome, RunSetup};
+
+const MS: f64 = 1e6;
+
+/// What the simulator's model does per request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Latency {
+    /// No waiting at all: the load generator's own ceiling.
+    Zero,
+    /// Exact TTFT and inter-token gap, no contention or queueing.
+    Fixed {
+        /// Time to first token, ms.
+        ttft_ms: f64,
+        /// Gap between output tokens, ms.
+        gap_ms: f64,
+    },
+}
+
+/// The simulator configuration: one account (the documentation example keys
+/// plus the bench's API key) whose quotas never bind, and the model answering
+/// exactly `max_tokens` tokens with `latency`.
+pub(crate) fn sim_config(args: &Args, latency: Latency) -> String {
+    let latency = match latency {
+        Latency::Zero => r#"{ kind = "zero" }"#.to_owned(),
+        Latency::Fixed { ttft_ms, gap_ms } => {
+            format!(r#"{{ kind = "fixed", ttft_ms = {ttft_ms:.3}, gap_ms = {gap_ms:.3} }}"#)
+        }
+    };
+    format!(
+        r#"seed = 1
+default_account = false
+[[accounts]]
+access_key_id = "{key}"
+secret_access_key = "{secret}"
+account_id = "123456789012"
+api_keys = ["{BENCH_API_KEY}"]
+quotas = {{ tpm = 1000000000000, cross_region_tpm = 1000000000000, tpd = 1000000000000000 }}
+[[models]]
+id = "{model}"
+latency = {latency}
+output = {{ kind = "fixed", tokens = {tokens} }}
+"#,
+        key = quarry_agent::SIM_ACCESS_KEY_ID,
+        secret = quarry_agent::SIM_SECRET_ACCESS_KEY,
+        model = args.model,
+        tokens = args.max_tokens,
+    )
+}
+
+/// How load is offered.
+pub(crate) enum Offered {
+    /// Closed loop: this many users, each sending its next request the
+    /// moment the last one ends.
+    Closed(u32),
+    /// Open loop: Poisson arrivals at this rate (req/s).
+    Poisson(f64),
+}
+
+/// The stage whose requests the closed-loop figures are taken over.
+const HOLD: &str = "hold";
+
+/// The run spec. The prompt has no nonce, so every request's body is
+/// byte-identical (what the external-client comparison sends).
+///
+/// A closed loop ramps its users up linearly over the warmup and then holds
+/// them: against a fixed latency with no jitter, users started together stay
+/// in lock-step forever, and every wave would land as one burst of
+/// `concurrency` requests, measuring the burst rather than the engine.
+pub(crate) fn spec(args: &Args, offered: &Offered) -> String {
+    let load = match (offered, args.requests) {
+        (Offered::Closed(users), Some(n)) => format!("concurrency = {users}\nrequests = {n}"),
+        (Offered::Closed(users), None) => format!(
+            r#"concurrency = {users}
+[[load.stages]]
+kind = "ramp"
+name = "ramp"
+duration = "{warmup}s"
+target = {users}
+[[load.stages]]
+kind = "hold"
+name = "{HOLD}"
+duration = "{duration}s""#,
+            warmup = args.warmup,
+            duration = args.duration,
+        ),
+        (Offered::Poisson(rate), Some(n)) => {
+            format!("rate = {rate}\narrival = \"poisson\"\nrequests = {n}")
+        }
+        (Offered::Poisson(rate), None) => format!(
+            "rate = {rate}\narrival = \"poisson\"\nwarmup = \"{}s\"\nduration = \"{}s\"",
+            args.warmup, args.duration
+        ),
+    };
+    format!(
+        r#"seed = 7
+[[workload]]
+model = "{model}"
+operation = "ConverseStream"
+input_tokens = {input}
+max_tokens = {output}
+nonce = false
+[timeouts]
+request = "600s"
+[load]
+{load}
+"#,
+        model = args.model,
+        input = args.input_tokens,
+        output = args.max_tokens,
+    )
+}
+
+/// The run setup shared by every scenario.
+pub(crate) fn setup<'a>(args: &Args, spec: &'a str, sample: Option<Duration>) -> RunSetup<'a> {
+    RunSetup {
+        spec,
+        auth: args.auth,
+        interval: Duration::from_millis(args.interval_ms),
+        sample_every: sample,
+    }
+}
+
+/// Interval indices of the measured window (after warmup, whole intervals).
+fn measured_intervals(args: &Args) -> (u64, u64) {
+    let per_s = 1000 / args.interval_ms.max(1);
+    (args.warmup * per_s, (args.warmup + args.duration) * per_s)
+}
+
+fn errors(series: &SeriesDelta) -> u64 {
+    let counters = series.counters();
+    counters.requests() - counters.get(Count::Outcome(quarry_bedrock::Outcome::Ok))
+}
+
+fn ms(ns: u64) -> f64 {
+    ns as f64 / MS
+}
+
+/// Throughput and CPU cost, over the measured window (or, with a fixed
+/// request count, over the whole run).
+pub(crate) fn throughput(args: &Args, out: &RunOutcome) -> (Value, String) {
+    let window = match args.requests {
+        Some(_) => out.whole(),
+        None => {
+            let (from, to) = measured_intervals(args);
+            out.window(from, to)
+        }
+    };
+    let all = out.report.cumulative.total_where(|_| true);
+    let e2e = all.histogram(Metric::E2eFromSend);
+    let value = json!({
+        "ok_per_s": window.ok_per_s(),
+        "ok": window.ok,
+        "requests": window.requests,
+        "errors_whole_run": errors(&all),
+        "span_s": window.span_ns as f64 / 1e9,
+        "agent_cpu_us_per_request": window.cpu_us_per_request(),
+        "agent_cpu_percent": window.cpu_percent(),
+        "sim_cpu_us_per_request": window.sim_cpu_us_per_request(),
+        "sim_cpu_percent": window.sim_cpu_percent(),
+        "e2e_p50_ms": ms(e2e.value_at_quantile(0.5)),
+        "e2e_p99_ms": ms(e2e.value_at_quantile(0.99)),
+    });
+    let human = format!(
+        "{:.0} ok req/s over {:.1} s ({} ok, {} errors in the run); agent {:.1} µs CPU/request ({:.0}% of a core); simulator {:.1} µs/request ({:.0}%)",
+        window.ok_per_s(),
+        window.span_ns as f64 / 1e9,
+        window.ok,
+        errors(&all),
+        window.cpu_us_per_request(),
+        window.cpu_percent(),
+        window.sim_cpu_us_per_request(),
+        window.sim_cpu_percent(),
+    );
+    (value, human)
+}
+
+/// TTFT and inter-token gap as measured, minus what the simulator was told.
+pub(crate) fn ttft_error(args: &Args, out: &RunOutcome) -> (Value, String) {
+    let measured = out.report.cumulative.total_where(|k| &*k.stage == HOLD);
+    let ttft = measured.histogram(Metric::TtftFromSend);
+    let itl = measured.histogram(Metric::Itl);
+    let err = |ns: u64, truth: f64| ms(ns) - truth;
+    let q = |h: &hdrhistogram::Histogram<u64>, q: f64| h.highest_equivalent(h.value_at_quantile(q));
+    let (from, to) = measured_intervals(args);
+    let window = out.window(from, to);
+    let in_flight_min = out
+        .intervals
+        .iter()
+        .filter(|r| r.index >= from && r.index + 1 < to)
+        .map(|r| r.end.in_flight)
+        .min()
+        .unwrap_or(0);
+    let value = json!({
+        "concurrency": args.concurrency,
+        "configured_ttft_ms": args.ttft_ms,
+        "configured_gap_ms": args.gap_ms,
+        "ttft_samples": ttft.len(),
+        "ttft_error_p50_ms": err(q(ttft, 0.5), args.ttft_ms),
+        "ttft_error_p99_ms": err(q(ttft, 0.99), args.ttft_ms),
+        "ttft_error_p999_ms": err(q(ttft, 0.999), args.ttft_ms),
+        "ttft_error_max_ms": err(ttft.max(), args.ttft_ms),
+        "ttft_error_min_ms": err(ttft.min(), args.ttft_ms),
+        "itl_error_p50_ms": err(q(itl, 0.5), args.gap_ms),
+        "itl_error_p99_ms": err(q(itl, 0.99), args.gap_ms),
+        "in_flight_min_at_interval_ends": in_flight_min,
+        "errors": errors(&measured),
+        "ok_per_s": window.ok_per_s(),
+        "agent_cpu_percent": window.cpu_percent(),
+        "sim_cpu_percent": window.sim_cpu_percent(),
+    });
+    let human = format!(
+        "concurrency {}: TTFT error p50 {:+.2} ms, p99 {:+.2} ms, max {:+.2} ms over {} requests (ITL error p50 {:+.2} ms, p99 {:+.2} ms); {:.0} req/s, agent {:.0}% / simulator {:.0}% of a core",
+        args.concurrency,
+        err(q(ttft, 0.5), args.ttft_ms),
+        err(q(ttft, 0.99), args.ttft_ms),
+        err(ttft.max(), args.ttft_ms),
+        ttft.len(),
+        err(q(itl, 0.5), args.gap_ms),
+        err(q(itl, 0.99), args.gap_ms),
+        window.ok_per_s(),
+        window.cpu_percent(),
+        window.sim_cpu_percent(),
+    );
+    (value, human)
+}
+
+/// Resident memory per in-flight stream: the median RSS of the samples taken
+/// while every user had a request in flight, minus RSS before the run.
+pub(crate) fn memory(args: &Args, out: &RunOutcome) -> (Value, String) {
+    let users = u64::from(args.concurrency);
+    let mut full: Vec<u64> = out
+        .samples
+        .iter()
+        .filter(|s| s.in_flight == users)
+        .map(|s| s.rss)
+        .collect();
+    full.sort_unstable();
+    let median = full.get(full.len() / 2).copied().unwrap_or(0);
+    let peak = out.samples.iter().map(|s| s.rss).max().unwrap_or(0);
+    let idle = out.start.rss;
+    let per_stream = median.saturating_sub(idle) as f64 / users.max(1) as f64;
+    let peak_per_stream = peak.saturating_sub(idle) as f64 / users.max(1) as f64;
+    let value = json!({
+        "concurrency": users,
+        "rss_idle_bytes": idle,
+        "rss_full_median_bytes": median,
+        "rss_peak_bytes": peak,
+        "samples_at_full_concurrency": full.len(),
+        "bytes_per_stream": per_stream,
+        "peak_bytes_per_stream": peak_per_stream,
+        "errors": errors(&out.report.cumulative.total_where(|_| true)),
+    });
+    let human = format!(
+        "{users} streams in flight: RSS {:.1} MiB idle, {:.1} MiB median at full concurrency ({} samples), {:.1} MiB peak: {:.1} KiB per stream ({:.1} KiB at peak)",
+        idle as f64 / 1048576.0,
+        median as f64 / 1048576.0,
+        full.len(),
+        peak as f64 / 1048576.0,
+        per_stream / 1024.0,
+        peak_per_stream / 1024.0,
+    );
+    (value, human)
+}
+
+/// Schedule lag (sent − intended) of an open-loop run.
+pub(crate) fn lag(args: &Args, out: &RunOutcome) -> (Value, String) {
+    let measured = out.report.measured();
+    let lag = measured.histogram(Metric::ScheduleLag);
+    let q = |q: f64| lag.highest_equivalent(lag.value_at_quantile(q)) as f64 / 1e3;
+    let (from, to) = measured_intervals(args);
+    let window = out.window(from, to);
+    let sent = measured.counters().get(Count::Attempts);
+    let value = json!({
+        "rate": args.rate,
+        "sent": sent,
+        "sent_per_s": sent as f64 / args.duration.max(1) as f64,
+        "lag_samples": lag.len(),
+        "lag_p50_us": q(0.5),
+        "lag_p99_us": q(0.99),
+        "lag_p999_us": q(0.999),
+        "lag_max_us": lag.max() as f64 / 1e3,
+        "late_sends": measured.counters().get(Count::LateSends),
+        "errors": errors(&measured),
+        "agent_cpu_percent": window.cpu_percent(),
+        "agent_cpu_us_per_request": window.cpu_us_per_request(),
+        "sim_cpu_percent": window.sim_cpu_percent(),
+    });
+    let human = format!(
+        "Poisson {} req/s: sent {:.0}/s; schedule lag p50 {:.0} µs, p99 {:.0} µs, p99.9 {:.0} µs, max {:.0} µs; {} late (>1 ms); agent {:.0}% of a core",
+        args.rate,
+        sent as f64 / args.duration.max(1) as f64,
+        q(0.5),
+        q(0.99),
+        q(0.999),
+        lag.max() as f64 / 1e3,
+        measured.counters().get(Count::LateSends),
+        window.cpu_percent(),
+    );
+    (value, human)
+}
+
+/// The auth mode's name in results.
+pub(crate) fn auth_name(auth: Auth) -> &'static str {
+    match auth {
+        Auth::Sigv4 => "sigv4",
+        Auth::Bearer => "bearer",
+    }
+}
