@@ -24,8 +24,8 @@ mod share;
 
 // The agent daemon (gRPC service) and the proto <-> domain conversions.
 pub mod daemon;
-pub mod wire;
 mod split;
+pub mod wire;
 
 pub use share::{
     Connection, SHARE_SCHEMA_VERSION, SIM_ACCESS_KEY_ID, SIM_REGION, SIM_SECRET_ACCESS_KEY, Share,
