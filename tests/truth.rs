@@ -233,7 +233,7 @@ async fn token_and_throttle_counts_equal_the_simulators() {
         max_tokens = 100
         "#
     );
-    let observed = run(&spec, &sim, None).await;
+    let observed = run(&spec, sim, None).await;
     let all = everything(&observed.report);
     let client_ok = all.counters().get(Count::Outcome(Outcome::Ok));
     let client_throttled = all.counters().get(Count::Outcome(Outcome::Throttled));

@@ -48,5 +48,5 @@ pub use text::{OutputLength, PseudoText, RequestSeed, RngStream, StopReason, cou
 // -- server (pub use block) --
 pub use server::{
     ADMIN_PATH_PREFIX, DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE, MAX_REQUEST_BODY_BYTES,
-    ServerError, ServerOptions, SimServer, TlsSettings, system_clock,
+    ServerError, ServerOptions, SimServer, SimService, TlsSettings, system_clock,
 };

@@ -102,7 +102,8 @@ pub struct Completion {
     pub usage: TokenUsage,
     /// The stop reason (meaningful when the answer completed).
     pub stop_reason: StopReason,
-    /// Time since admission (`metrics.latencyMs`).
+    /// The modelled time from admission to the last scheduled token
+    /// (`metrics.latencyMs`): queueing, TTFT and gaps, without host noise.
     pub latency: Duration,
     /// Quota tokens the request settled at (0 for provisioned throughput).
     pub quota_settled: u64,
@@ -622,10 +623,32 @@ impl Ticket {
     pub async fn collect(&mut self) -> (String, Step) {
         let mut text = String::with_capacity((self.planned - self.produced) as usize * 4);
         loop {
+            self.run_untimed(&mut text);
             match self.next().await {
                 Step::Token(t) => text.push_str(t),
                 end => return (text, end),
             }
+        }
+    }
+
+    /// With zero latency, emits the tokens up to the next in-stream fault
+    /// (or the end) in one loop: the same tokens [`Ticket::next`] would give,
+    /// without one future per token (the profile's hot spot for unary
+    /// answers). Faults, the first token's slot and the end still go
+    /// through `next`.
+    fn run_untimed(&mut self, text: &mut String) {
+        if self.closed || self.context.is_none() || !self.sim.lanes[self.lane].latency.is_zero() {
+            return;
+        }
+        let until = self
+            .faults
+            .in_stream
+            .get(self.next_fault)
+            .map_or(self.planned, |f| f.at_token.min(self.planned));
+        while self.produced < until {
+            self.produced += 1;
+            // unwrap-free: the text has exactly `planned` tokens.
+            text.push_str(self.text.next().unwrap_or(""));
         }
     }
 
@@ -663,10 +686,17 @@ impl Ticket {
         } else {
             self.stop
         };
+        // The latency the model imposed (queueing, TTFT and token gaps, up
+        // to the last scheduled token), not the host's scheduling noise on
+        // top of it: the simulated server's time is its model's, and equal
+        // seeds must give byte-identical responses (`latencyMs` included).
+        let latency = self.next_at.map_or(Duration::ZERO, |end| {
+            end.saturating_duration_since(self.admitted_at)
+        });
         Completion {
             usage,
             stop_reason,
-            latency: now.saturating_duration_since(self.admitted_at),
+            latency,
             quota_settled,
         }
     }

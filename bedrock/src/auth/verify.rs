@@ -43,10 +43,10 @@ use super::sign::SIGNING_NAME;
 /// Most signing keys the verifier keeps (see the module doc).
 pub const SIGNING_KEY_CACHE_CAPACITY: usize = 256;
 
-/// A session token a temporary access key must be used with.
+/// The session tokens a temporary access key may be used with (any one).
 #[derive(Clone)]
-struct SessionToken {
-    token: Secret,
+struct SessionTokens {
+    tokens: Vec<Secret>,
     expires: SystemTime,
 }
 
@@ -55,7 +55,7 @@ struct SessionToken {
 pub struct AccessKey {
     secret: Secret,
     account: Arc<str>,
-    session: Option<SessionToken>,
+    session: Option<SessionTokens>,
 }
 
 impl AccessKey {
@@ -76,9 +76,22 @@ impl AccessKey {
         token: impl Into<String>,
         expires: SystemTime,
     ) -> Self {
+        AccessKey::temporary_with_tokens(secret, account, [token], expires)
+    }
+
+    /// A temporary key that accepts any one of `tokens` (several sessions
+    /// sharing one key id, as a simulator account may configure); every
+    /// token is refused with ExpiredTokenException from `expires` on. With
+    /// no tokens at all, every request with this key is refused.
+    pub fn temporary_with_tokens<T: Into<String>>(
+        secret: impl Into<String>,
+        account: impl Into<String>,
+        tokens: impl IntoIterator<Item = T>,
+        expires: SystemTime,
+    ) -> Self {
         AccessKey {
-            session: Some(SessionToken {
-                token: Secret::new(token),
+            session: Some(SessionTokens {
+                tokens: tokens.into_iter().map(Secret::new).collect(),
                 expires,
             }),
             ..AccessKey::long_term(secret, account)
@@ -400,7 +413,10 @@ fn check_session_token(
     match (&key.session, sent) {
         (None, None) => Ok(()),
         (Some(session), Some(sent))
-            if constant_time_eq(session.token.expose().as_bytes(), sent) =>
+            if session.tokens.iter().fold(false, |any, t| {
+                // No early exit: timing does not tell which token matched.
+                any | constant_time_eq(t.expose().as_bytes(), sent)
+            }) =>
         {
             if now >= session.expires {
                 Err(AuthFailure::expired_token())
@@ -464,6 +480,50 @@ mod tests {
             cache.get(&secret, date.offset(day * 86_400), "us-east-1", "bedrock");
         }
         assert!(cache.map.read().unwrap().len() <= SIGNING_KEY_CACHE_CAPACITY);
+    }
+
+    #[test]
+    fn any_of_several_session_tokens_is_accepted() {
+        let now = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000);
+        let key = AccessKey::temporary_with_tokens(
+            "SECRET",
+            "123456789012",
+            ["TOKEN-A", "TOKEN-B"],
+            now + std::time::Duration::from_secs(60),
+        );
+        let with = |token: Option<&'static str>| {
+            let mut headers = HeaderMap::new();
+            if let Some(t) = token {
+                headers.insert("x-amz-security-token", http::HeaderValue::from_static(t));
+            }
+            check_session_token(&key, &headers, now)
+        };
+        assert!(with(Some("TOKEN-A")).is_ok());
+        assert!(with(Some("TOKEN-B")).is_ok());
+        assert!(with(Some("TOKEN-C")).is_err());
+        assert!(with(None).is_err());
+        let later = now + std::time::Duration::from_secs(61);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-amz-security-token",
+            http::HeaderValue::from_static("TOKEN-B"),
+        );
+        assert_eq!(
+            check_session_token(&key, &headers, later).unwrap_err(),
+            AuthFailure::expired_token()
+        );
+        let none = AccessKey::temporary_with_tokens(
+            "SECRET",
+            "123456789012",
+            Vec::<String>::new(),
+            now + std::time::Duration::from_secs(60),
+        );
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            "x-amz-security-token",
+            http::HeaderValue::from_static("TOKEN-A"),
+        );
+        assert!(check_session_token(&none, &headers, now).is_err());
     }
 
     #[test]

@@ -1,12 +1,9 @@
-//! Authentication glue: the simulator's accounts as quarry-bedrock
-//! [`Verifier`] key stores, and the verified caller as an [`AccountIdx`].
+//! Authentication glue: the simulator's accounts as a quarry-bedrock
+//! [`Verifier`] key store, and the verified caller as an [`AccountIdx`].
 //!
-//! An account may accept several session tokens, while a verifier's key
-//! store holds one per access key; so there is one verifier per token slot
-//! (slot `i` holds every account's `i`-th token), and a request is checked by
-//! the verifier of the slot its own token sits in. Accounts without tokens
-//! are long-term keys in every slot: a request carrying a token is refused,
-//! as AWS refuses one with a long-term key.
+//! An account with session tokens is a temporary key accepting any of them;
+//! an account without is a long-term key, so a request carrying a token is
+//! refused, as AWS refuses one with a long-term key.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -25,23 +22,13 @@ const SESSION_EXPIRY: Duration = Duration::from_secs(100 * 365 * 86_400);
 /// Verifies requests against the simulator's accounts.
 pub(crate) struct Authenticator {
     sim: Arc<Simulator>,
-    /// One verifier per session-token slot (at least one).
-    verifiers: Vec<Verifier<StaticKeyStore>>,
+    verifier: Verifier<StaticKeyStore>,
 }
 
 impl Authenticator {
     pub(crate) fn new(sim: Arc<Simulator>) -> Self {
-        let accounts = sim.accounts();
-        let slots = accounts
-            .iter()
-            .map(|a| a.session_tokens.len())
-            .max()
-            .unwrap_or(0)
-            .max(1);
-        let verifiers = (0..slots)
-            .map(|slot| Verifier::new(key_store(accounts, slot)))
-            .collect();
-        Authenticator { sim, verifiers }
+        let verifier = Verifier::new(key_store(sim.accounts()));
+        Authenticator { sim, verifier }
     }
 
     /// The caller's account, or the 403 to answer with.
@@ -53,8 +40,8 @@ impl Authenticator {
         body: &[u8],
         now: SystemTime,
     ) -> Result<AccountIdx, WireError> {
-        let verifier = &self.verifiers[self.slot(headers)];
-        verifier.verify(method, raw_path_and_query, headers, body, now)?;
+        self.verifier
+            .verify(method, raw_path_and_query, headers, body, now)?;
         // The verifier accepted the key, so the lookups below succeed; an
         // account missing here would mean the key store and the simulator
         // disagree, which `new` rules out.
@@ -71,41 +58,20 @@ impl Authenticator {
             .map(|(idx, _)| idx)
             .ok_or_else(WireError::from_unrecognized)
     }
-
-    /// The token slot of the request's session token (0 when it has none or
-    /// an unknown one: that slot's verifier then refuses it).
-    fn slot(&self, headers: &HeaderMap) -> usize {
-        if self.verifiers.len() == 1 {
-            return 0;
-        }
-        let Some(token) = headers
-            .get("x-amz-security-token")
-            .and_then(|v| v.to_str().ok())
-        else {
-            return 0;
-        };
-        let akid = headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(credential_access_key);
-        akid.and_then(|k| self.sim.account_by_access_key(k))
-            .and_then(|(_, a)| a.session_tokens.iter().position(|t| t == token))
-            .unwrap_or(0)
-    }
 }
 
-/// Every account's keys, with each temporary key's `slot`-th token.
-fn key_store(accounts: &[AccountConfig], slot: usize) -> StaticKeyStore {
+/// Every account's keys; a temporary key accepts each of its tokens.
+fn key_store(accounts: &[AccountConfig]) -> StaticKeyStore {
     let mut store = StaticKeyStore::new();
     for a in accounts {
-        let key = match a.session_tokens.get(slot).or(a.session_tokens.first()) {
-            Some(token) => AccessKey::temporary(
+        let key = match a.session_tokens.as_slice() {
+            [] => AccessKey::long_term(a.secret_access_key.clone(), a.account_id.clone()),
+            tokens => AccessKey::temporary_with_tokens(
                 a.secret_access_key.clone(),
                 a.account_id.clone(),
-                token.clone(),
+                tokens.iter().cloned(),
                 SystemTime::UNIX_EPOCH + SESSION_EXPIRY,
             ),
-            None => AccessKey::long_term(a.secret_access_key.clone(), a.account_id.clone()),
         };
         store = store.with_access_key(a.access_key_id.clone(), key);
         for api_key in &a.api_keys {

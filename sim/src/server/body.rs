@@ -10,7 +10,6 @@ use futures_util::Stream;
 use http::header::CONTENT_LENGTH;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 
 use super::errors::{MAX_BODY_BYTES, WireError};
 
@@ -82,11 +81,20 @@ pub(crate) enum ReadError {
     Disconnected,
 }
 
+/// A request body as the handler reads it: hyper's `Incoming` from a
+/// socket, or a whole buffer in process ([`super::SimService`]).
+pub(crate) trait RequestBody: Body<Data = Bytes, Error: Into<BoxError>> + Send {}
+
+impl<B: Body<Data = Bytes, Error: Into<BoxError>> + Send> RequestBody for B {}
+
+/// The error type `Limited` reports.
+pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Reads the whole request body, refusing more than [`MAX_BODY_BYTES`]
 /// (early, from `Content-Length`, when the client declares it).
-pub(crate) async fn read_body(
+pub(crate) async fn read_body<B: RequestBody>(
     headers: &http::HeaderMap,
-    body: Incoming,
+    body: B,
 ) -> Result<Bytes, ReadError> {
     let declared = headers
         .get(CONTENT_LENGTH)

@@ -12,7 +12,6 @@ use bytes::Bytes;
 use http::header::{CONTENT_TYPE, DATE};
 use http::request::Parts;
 use http::{HeaderValue, Request, Response};
-use hyper::body::Incoming;
 use quarry_bedrock::auth::WallClock;
 use quarry_bedrock::header_names::{APPLICATION_JSON, REQUEST_ID};
 use quarry_bedrock::{ErrorCode, ModelId, Operation, Outcome};
@@ -20,7 +19,7 @@ use tokio::time::Instant;
 
 use super::admin;
 use super::auth::Authenticator;
-use super::body::{ConnectionReset, ReadError, SimBody, read_body};
+use super::body::{ConnectionReset, ReadError, RequestBody, SimBody, read_body};
 use super::errors::WireError;
 use super::prompt::{self, PromptSummary};
 use super::router::{self, Route, UNKNOWN_OPERATION_BODY};
@@ -91,9 +90,9 @@ pub(crate) fn response(
 }
 
 /// The hyper service: answers one request, or resets the connection.
-pub(crate) async fn handle(
+pub(crate) async fn handle<B: RequestBody>(
     shared: Arc<Shared>,
-    req: Request<Incoming>,
+    req: Request<B>,
 ) -> Result<Response<SimBody>, ConnectionReset> {
     let (parts, body) = req.into_parts();
     match router::route(&parts.method, parts.uri.path()) {
@@ -114,10 +113,10 @@ pub(crate) async fn handle(
 
 /// ApplyGuardrail: authenticated like any call; the simulator has no
 /// guardrails, so every identifier is unknown.
-async fn guardrail(
+async fn guardrail<B: RequestBody>(
     shared: &Shared,
     parts: &Parts,
-    body: Incoming,
+    body: B,
 ) -> Result<Response<SimBody>, ConnectionReset> {
     let body = match read_body(&parts.headers, body).await {
         Ok(b) => b,
@@ -162,12 +161,12 @@ pub(crate) struct Admitted<'s> {
     pub(crate) accept: Option<HeaderValue>,
 }
 
-async fn model_request(
+async fn model_request<B: RequestBody>(
     shared: &Shared,
     operation: Operation,
     raw_model_id: &str,
     parts: &Parts,
-    body: Incoming,
+    body: B,
 ) -> Result<Response<SimBody>, ConnectionReset> {
     let arrived = Instant::now();
     let unresolved = shared.sim.stats().unresolved_lane();

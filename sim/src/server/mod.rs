@@ -24,6 +24,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use bytes::Bytes;
+
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
@@ -206,6 +208,42 @@ impl Drop for SimServer {
     }
 }
 
+/// The simulator answering requests in process, without a socket: the same
+/// routing, authentication, admission and answers as [`SimServer`], for
+/// benchmarks of the request path and for embedding.
+pub struct SimService {
+    shared: Arc<Shared>,
+}
+
+impl SimService {
+    /// A service for `sim`, reading `clock` for `Date` headers and SigV4
+    /// skew checks.
+    pub fn new(sim: Arc<Simulator>, clock: WallClock) -> Self {
+        SimService {
+            shared: Arc::new(Shared::new(sim, clock)),
+        }
+    }
+
+    /// Answers one request (the path as on the wire, still percent-encoded)
+    /// with its whole body (every frame of a stream); `None` when the answer
+    /// is a connection reset (an injected fault).
+    pub async fn answer(&self, request: http::Request<Bytes>) -> Option<http::Response<Bytes>> {
+        let request = request.map(http_body_util::Full::new);
+        let response = handler::handle(Arc::clone(&self.shared), request)
+            .await
+            .ok()?;
+        let (parts, body) = response.into_parts();
+        let body = http_body_util::BodyExt::collect(body).await.ok()?;
+        Some(http::Response::from_parts(parts, body.to_bytes()))
+    }
+}
+
+impl std::fmt::Debug for SimService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimService").finish_non_exhaustive()
+    }
+}
+
 /// The accept loop's state.
 struct Acceptor {
     listener: TcpListener,
@@ -291,5 +329,38 @@ async fn serve_io<I>(
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn post(path: &str) -> http::Request<Bytes> {
+        http::Request::post(path)
+            .header("content-type", "application/json")
+            .body(Bytes::from_static(
+                br#"{"messages":[{"role":"user","content":[{"text":"Hi"}]}]}"#,
+            ))
+            .unwrap()
+    }
+
+    #[tokio::test]
+    async fn in_process_service_routes_and_authenticates() {
+        let config = SimConfig::from_toml("latency = { kind = \"zero\" }\n", "sim.toml").unwrap();
+        let service = SimService::new(Simulator::new(&config).unwrap(), system_clock);
+        let unknown = service.answer(post("/model/m/chat")).await.unwrap();
+        assert_eq!(unknown.status(), 200);
+        assert_eq!(unknown.body(), router::UNKNOWN_OPERATION_BODY.as_bytes());
+        let unsigned = service
+            .answer(post("/model/meta.llama3-3-70b-instruct-v1%3A0/converse"))
+            .await
+            .unwrap();
+        assert_eq!(unsigned.status(), 403);
+        assert!(
+            String::from_utf8_lossy(unsigned.body()).contains("Missing Authentication Token"),
+            "{:?}",
+            unsigned.body()
+        );
     }
 }
