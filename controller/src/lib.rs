@@ -6,6 +6,7 @@
 //! directory ([`results`]), computes and renders the report ([`report`]) and
 //! owns the run's pass/fail thresholds ([`thresholds`]).
 
+pub mod fleet;
 pub mod live;
 pub mod report;
 pub mod results;

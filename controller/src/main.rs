@@ -2,7 +2,8 @@
 //!
 //! Exit codes (also in `--help` and the README):
 //! 0 ok; 1 thresholds broken (each named on stderr); 2 usage or spec error;
-//! 3 the run failed, or did not complete (stopped with Ctrl-C).
+//! 3 the run failed, or did not complete (stopped with Ctrl-C), or was
+//! degraded (an agent was lost and its share is partial).
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -11,9 +12,10 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use quarry::fleet::{AgentFlags, ControllerClock};
 use quarry::report::render_report;
 use quarry::results::{ResultsDocument, read_results};
-use quarry::run::{RunError, RunOptions, listen_for_ctrl_c, stop_signal};
+use quarry::run::{AgentRun, RunError, RunOptions, listen_for_ctrl_c, stop_signal};
 use quarry::spec::{ValidatedSpec, load_spec};
 use quarry_agent::{LoadModel, Target};
 
@@ -22,7 +24,8 @@ Exit codes:
   0  the run completed and every threshold held
   1  one or more thresholds broke (each is named on stderr)
   2  usage or spec error (nothing was run)
-  3  the run failed, or was stopped before it completed (results are still written when possible)
+  3  the run failed, or was stopped before it completed, or was degraded: an agent was
+     lost mid-run and its share is partial (results are still written when possible)
 
 A saturated load generator is a warning in the report, not an exit code.";
 
@@ -57,6 +60,32 @@ enum Command {
         /// Seconds per interval (live view, interval file).
         #[arg(long, default_value_t = 1.0)]
         interval_secs: f64,
+        #[command(flatten)]
+        fleet: AgentFlags,
+    },
+    /// List agents: version, region, account alias, cores, clock offset ±
+    /// uncertainty, round trip and health; exit 3 if any is unusable.
+    Agents {
+        #[command(flatten)]
+        fleet: AgentFlags,
+    },
+    /// Fetch a distributed run's results from its agents (after the
+    /// controller that started it died) into a new results directory.
+    #[command(after_help = EXIT_CODES)]
+    Results {
+        /// The run id (the directory name under results/, and `run_id` in
+        /// its run.json).
+        #[arg(long, value_name = "RUN_ID")]
+        attach: String,
+        /// The directory the original controller wrote (for the spec,
+        /// plan and run metadata); default: results/<RUN_ID>.
+        #[arg(long)]
+        from: Option<PathBuf>,
+        /// The new results directory; default: results/<RUN_ID>-attached.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        fleet: AgentFlags,
     },
     /// Reprint the report of a results directory from its files alone.
     #[command(after_help = EXIT_CODES)]
@@ -81,6 +110,7 @@ fn main() -> ExitCode {
             out,
             grace_secs,
             interval_secs,
+            fleet,
         } => {
             // The one wall-clock read: it names the run and maps the run
             // clock to the time of day; everything else is monotonic.
@@ -94,8 +124,15 @@ fn main() -> ExitCode {
                 grace: Duration::from_secs_f64(grace_secs.clamp(0.0, 86_400.0)),
                 live_in_place: std::io::stderr().is_terminal(),
             };
-            finish(run(&opts))
+            finish(run(&opts, &fleet))
         }
+        Command::Agents { fleet } => finish(agents(&fleet)),
+        Command::Results {
+            attach,
+            from,
+            out,
+            fleet,
+        } => finish(attach_results(&attach, from, out, &fleet)),
         Command::Report { dir } => finish(report(&dir)),
     }
 }
@@ -115,7 +152,7 @@ fn finish(result: Result<ExitCode, Failure>) -> ExitCode {
     }
 }
 
-fn run(opts: &RunOptions) -> Result<ExitCode, Failure> {
+fn run(opts: &RunOptions, fleet: &AgentFlags) -> Result<ExitCode, Failure> {
     let text = std::fs::read_to_string(&opts.spec_path)
         .with_context(|| format!("reading {}", opts.spec_path.display()))
         .map_err(Failure::Usage)?;
@@ -132,19 +169,103 @@ fn run(opts: &RunOptions) -> Result<ExitCode, Failure> {
         .context("starting the tokio runtime")
         .map_err(Failure::Run)?;
     let outcome = runtime.block_on(async {
+        // A distributed run's agents are found inside the runtime.
         let (handle, signal) = stop_signal();
         let listener = tokio::spawn(listen_for_ctrl_c(handle, opts.grace.as_secs_f64()));
-        let outcome = quarry::run::run(&valid, &text, opts, signal).await;
+        let outcome = match &fleet.agents {
+            None => quarry::run::run(&valid, &text, opts, signal)
+                .await
+                .map(|o| (o, None)),
+            Some(list) => {
+                let agents = find_agents(list, fleet, opts.started_at).await?;
+                let agent_run = AgentRun {
+                    agents: agents.0,
+                    lease_ttl: fleet.lease_ttl(),
+                    clock: agents.1,
+                };
+                quarry::run::run_on_agents(&valid, &text, opts, signal, agent_run).await
+            }
+        };
         listener.abort();
-        outcome
-    });
-    let outcome = outcome.map_err(|e: RunError| match e.is_usage() {
+        Ok(outcome)
+    })?;
+    let (outcome, fleet_outcome) = outcome.map_err(|e: RunError| match e.is_usage() {
         true => Failure::Usage(e.into()),
         false => Failure::Run(e.into()),
     })?;
     print!("{}", outcome.report);
     eprintln!("quarry: results in {}", outcome.dir.display());
-    Ok(verdict(&outcome.document))
+    let code = verdict(&outcome.document);
+    if fleet_outcome.is_some_and(|f| f.degraded()) {
+        eprintln!("quarry: the run was degraded: a share is partial (see the report)");
+        return Ok(ExitCode::from(3));
+    }
+    Ok(code)
+}
+
+/// Finds, describes and clock-probes `--agents` for a run.
+async fn find_agents(
+    list: &str,
+    fleet: &AgentFlags,
+    now: SystemTime,
+) -> Result<(Vec<quarry::fleet::ConnectedAgent>, ControllerClock), Failure> {
+    let options = fleet
+        .connect_options()
+        .map_err(|e| Failure::Usage(e.into()))?;
+    let clock = ControllerClock::new(now);
+    let agents = quarry::fleet::find_agents(list, &options, &clock)
+        .await
+        .map_err(|e| Failure::Run(e.into()))?;
+    Ok((agents, clock))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")
+        .map_err(Failure::Run)
+}
+
+fn agents(fleet: &AgentFlags) -> Result<ExitCode, Failure> {
+    // The wall-clock anchor of clock probes (offsets are relative to it).
+    #[allow(clippy::disallowed_methods)]
+    let clock = ControllerClock::new(SystemTime::now());
+    let (table, all_up) = runtime()?
+        .block_on(quarry::fleet::cli::agents_command(fleet, &clock))
+        .map_err(|e| Failure::Usage(e.into()))?;
+    print!("{table}");
+    Ok(if all_up {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
+
+fn attach_results(
+    run_id: &str,
+    from: Option<PathBuf>,
+    out: Option<PathBuf>,
+    fleet: &AgentFlags,
+) -> Result<ExitCode, Failure> {
+    // The wall-clock anchor of clock probes (offsets are relative to it).
+    #[allow(clippy::disallowed_methods)]
+    let clock = ControllerClock::new(SystemTime::now());
+    let from = from.unwrap_or_else(|| Path::new("results").join(run_id));
+    let out = out.unwrap_or_else(|| Path::new("results").join(format!("{run_id}-attached")));
+    let attached = runtime()?
+        .block_on(quarry::fleet::cli::attach_command(
+            run_id, fleet, &from, &out, &clock,
+        ))
+        .map_err(|e| Failure::Run(e.into()))?;
+    print!("{}", attached.report);
+    eprintln!("quarry: results in {}", attached.dir.display());
+    let code = verdict(&attached.document);
+    if attached.outcome.degraded() {
+        eprintln!("quarry: the run was degraded: a share is partial (see the report)");
+        return Ok(ExitCode::from(3));
+    }
+    Ok(code)
 }
 
 fn report(dir: &Path) -> Result<ExitCode, Failure> {

@@ -4,6 +4,7 @@
 //! back and render the report from what was read, so `quarry report`
 //! reproduces it byte for byte.
 
+mod agents;
 mod id;
 mod sim;
 mod stop;
@@ -20,6 +21,7 @@ use quarry_agent::{
 use quarry_sim::SimServer;
 use tokio::sync::mpsc;
 
+pub use agents::{AgentRun, run_on_agents};
 pub use id::{rfc3339, run_id};
 pub use sim::{SIM_PROFILES, sim_config};
 pub use stop::{StopHandle, StopLevel, StopSignal, listen_for_ctrl_c, stop_signal};
@@ -50,6 +52,9 @@ pub enum RunError {
     /// The load engine's task failed.
     #[error("load engine failed: {0}")]
     Engine(String),
+    /// A distributed run could not be started on its agents.
+    #[error(transparent)]
+    Fleet(#[from] crate::fleet::FleetError),
 }
 
 /// How to run (process behaviour; the workload is in the spec).
@@ -146,7 +151,15 @@ pub async fn run(
     let (tx, rx) = mpsc::channel(256);
     let engine = tokio::spawn(share.run(tx, stop.clone().reached(StopLevel::Stop)));
     let mut live = LiveView::new(opts.live_in_place, duration_ns(opts.interval));
-    let consumed = consume(rx, &mut writer, &mut live, server.as_ref(), &gauge, stop).await;
+    let consumed = consume(
+        rx,
+        &mut writer,
+        &mut live,
+        server.as_ref(),
+        Some(&gauge),
+        stop,
+    )
+    .await;
     live.finish();
     let consumed = match consumed {
         Ok(c) => c,
@@ -207,13 +220,15 @@ fn finish_directory(dir: &Path) -> Result<RunOutcome, RunError> {
 }
 
 /// Writes each snapshot to the interval file and the live view until the
-/// engine closes the channel, or the user aborts.
+/// engine (or the merge of the agents' streams) closes the channel, or the
+/// user aborts. Without a gauge (a distributed run) the in-flight count is
+/// the snapshot's own, summed over agents.
 async fn consume(
     mut rx: mpsc::Receiver<IntervalSnapshot>,
     writer: &mut ResultsWriter,
     live: &mut LiveView,
     server: Option<&SimServer>,
-    gauge: &quarry_agent::InFlightGauge,
+    gauge: Option<&quarry_agent::InFlightGauge>,
     stop: StopSignal,
 ) -> Result<Consumed, RunError> {
     let mut c = Consumed::default();
@@ -233,7 +248,7 @@ async fn consume(
         let summary = interval_summary(&snapshot);
         writer.append(&snapshot, summary)?;
         let ctx = LiveContext {
-            in_flight: gauge.get(),
+            in_flight: gauge.map_or(snapshot.health.in_flight, |g| g.get()),
             quota_tpm: server.and_then(sim::quota_tpm),
         };
         live.show(&snapshot, &summary, ctx);
