@@ -3,22 +3,20 @@
 //! document and report — with the snapshots coming from the agents'
 //! merged streams ([`crate::fleet`]) instead of an in-process engine.
 
-use std::path::Path;
 use std::time::Duration;
 
-use quarry_agent::{EngineConfig, Target};
 use quarry_sim::SimServer;
 
 use super::{
-    RunError, RunOptions, RunOutcome, StopLevel, StopSignal, consume, finish_directory, run_id,
-    run_meta, sim, sim_config,
+    Prepared, RunError, RunOptions, RunOutcome, StopLevel, StopSignal, consume, finish_directory,
+    prepare, sim,
 };
 use crate::fleet::{
     self, ConnectedAgent, ControllerClock, FleetOutcome, FleetPlan, append_fleet_lines, run_end,
     write_fleet_file,
 };
 use crate::live::LiveView;
-use crate::results::{Assembly, Ended, ResultsWriter, RunEnd, assemble, write_report};
+use crate::results::{Assembly, Ended, RunEnd, assemble, write_report};
 use crate::spec::ValidatedSpec;
 
 /// How long ahead of now the common start is set: time for every agent to
@@ -47,27 +45,14 @@ pub async fn run_on_agents(
     fleet: AgentRun,
 ) -> Result<(RunOutcome, Option<FleetOutcome>), RunError> {
     let plan = &valid.plan;
-    let run_id = run_id(opts.started_at);
-    let dir = match &opts.out_dir {
-        Some(d) => d.clone(),
-        None => Path::new("results").join(&run_id),
-    };
-    let server = match &plan.target {
-        Target::Sim { sim_profile } => {
-            let spec_dir = opts.spec_path.parent().unwrap_or(Path::new("."));
-            let config = sim_config(sim_profile.as_deref(), spec_dir, plan.seed)?;
-            Some(sim::start(&config).await?)
-        }
-        Target::Aws { .. } => None,
-    };
-    let engine_config = EngineConfig {
-        seed: plan.seed,
-        interval: opts.interval,
-        grace: opts.grace,
-        ..EngineConfig::default()
-    };
-    let meta = run_meta(valid, &run_id, opts, &engine_config);
-    let mut writer = ResultsWriter::create(&dir, spec_text, plan, &meta)?;
+    let Prepared {
+        run_id,
+        dir,
+        server,
+        meta,
+        mut writer,
+        ..
+    } = prepare(valid, spec_text, opts).await?;
     let fleet_plan = FleetPlan {
         run_id: run_id.clone(),
         plan: plan.clone(),

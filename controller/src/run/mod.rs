@@ -107,13 +107,23 @@ struct Consumed {
     aborted: bool,
 }
 
-/// Runs `valid` in-process and writes its results directory.
-pub async fn run(
+/// What every run starts from, in-process or on agents: its id, its results
+/// directory (created, with the spec and plan written), the embedded
+/// simulator when the target is `sim`, and the engine configuration.
+struct Prepared {
+    run_id: String,
+    dir: PathBuf,
+    server: Option<SimServer>,
+    engine_config: EngineConfig,
+    meta: RunMeta,
+    writer: ResultsWriter,
+}
+
+async fn prepare(
     valid: &ValidatedSpec,
     spec_text: &str,
     opts: &RunOptions,
-    stop: StopSignal,
-) -> Result<RunOutcome, RunError> {
+) -> Result<Prepared, RunError> {
     let plan = &valid.plan;
     let run_id = run_id(opts.started_at);
     let dir = match &opts.out_dir {
@@ -128,8 +138,6 @@ pub async fn run(
         }
         Target::Aws { .. } => None,
     };
-    let url = server.as_ref().map(SimServer::url);
-    let connection = Connection::for_target(&plan.target, url.as_deref()).await?;
     let engine_config = EngineConfig {
         seed: plan.seed,
         interval: opts.interval,
@@ -137,7 +145,35 @@ pub async fn run(
         ..EngineConfig::default()
     };
     let meta = run_meta(valid, &run_id, opts, &engine_config);
-    let mut writer = ResultsWriter::create(&dir, spec_text, plan, &meta)?;
+    let writer = ResultsWriter::create(&dir, spec_text, plan, &meta)?;
+    Ok(Prepared {
+        run_id,
+        dir,
+        server,
+        engine_config,
+        meta,
+        writer,
+    })
+}
+
+/// Runs `valid` in-process and writes its results directory.
+pub async fn run(
+    valid: &ValidatedSpec,
+    spec_text: &str,
+    opts: &RunOptions,
+    stop: StopSignal,
+) -> Result<RunOutcome, RunError> {
+    let plan = &valid.plan;
+    let Prepared {
+        dir,
+        server,
+        engine_config,
+        meta,
+        mut writer,
+        ..
+    } = prepare(valid, spec_text, opts).await?;
+    let url = server.as_ref().map(SimServer::url);
+    let connection = Connection::for_target(&plan.target, url.as_deref()).await?;
     let clock = RunClock::start(opts.started_at);
     let share = Share::new(
         plan,
