@@ -3,17 +3,29 @@
 //!
 //! Every histogram of every agent has one configuration
 //! ([`HISTOGRAM_LOWEST`], [`HISTOGRAM_HIGHEST`], [`HISTOGRAM_SIGFIG`]), so
-//! merging with HDR `add` is exact and never fails; percentiles are never
-//! averaged. Histograms are allocated once at their full size and record with
-//! saturation, counting every clamped value, so recording never allocates.
-//! On the wire a histogram is HdrHistogram V2+DEFLATE bytes.
+//! merging is exact and never fails; percentiles are never averaged.
+//!
+//! A series holds each metric's histogram as cheaply as its content allows:
+//! not at all while nothing was recorded, as its recorded buckets only when
+//! it came off the wire (a 50-request interval is a few hundred bytes, not
+//! 270 KB), and as a full HDR histogram for recording and for merges that
+//! gathered many buckets. [`SeriesDelta::new`] allocates every histogram at
+//! full size, so recording into it never allocates; it records with
+//! saturation, counting every clamped value. Merging adds bucket by bucket
+//! whatever the representation, so the result is the same as recording
+//! everything in one place. A histogram travels as HdrHistogram V2 bytes
+//! (plain on the wire, DEFLATE-wrapped in files) and decodes straight into
+//! its recorded buckets.
 
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use hdrhistogram::Histogram;
-use hdrhistogram::serialization::{Deserializer, Serializer, V2DeflateSerializer};
 use quarry_bedrock::{Operation, Outcome, UsageSource};
+
+mod sparse;
+
+use sparse::{DecodeError, Sparse};
 
 /// Lowest discernible value: 1 (nanoseconds, or milli-tokens per second).
 pub const HISTOGRAM_LOWEST: u64 = 1;
@@ -294,6 +306,20 @@ fn counter_name(index: usize) -> &'static str {
     }
 }
 
+/// The counter slot of a wire name.
+fn counter_index(name: &str) -> Option<usize> {
+    static BY_NAME: OnceLock<Vec<(&'static str, usize)>> = OnceLock::new();
+    let table = BY_NAME.get_or_init(|| {
+        let mut table: Vec<_> = (0..Count::COUNT).map(|i| (counter_name(i), i)).collect();
+        table.sort_unstable();
+        table
+    });
+    table
+        .binary_search_by(|(n, _)| (*n).cmp(name))
+        .ok()
+        .map(|at| table[at].1)
+}
+
 /// A series' counters.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeriesCounters([u64; Count::COUNT]);
@@ -332,7 +358,8 @@ impl SeriesCounters {
             .sum()
     }
 
-    fn merge(&mut self, other: &SeriesCounters) {
+    /// Adds every counter of `other` (saturating).
+    pub fn merge(&mut self, other: &SeriesCounters) {
         for (mine, theirs) in self.0.iter_mut().zip(other.0.iter()) {
             *mine = mine.saturating_add(*theirs);
         }
@@ -378,11 +405,136 @@ pub enum CodecError {
     },
 }
 
+/// One metric's histogram in a series, held as cheaply as its content
+/// allows.
+enum Slot {
+    /// Nothing recorded, nothing allocated.
+    Empty,
+    /// The recorded buckets only (never empty): what decoding gives, and
+    /// what merging such slots gives until it gathers many buckets. The full
+    /// histogram is built on the first [`SeriesDelta::histogram`] read and
+    /// kept until the slot changes.
+    Sparse(Sparse, OnceLock<Box<Histogram<u64>>>),
+    /// A full-size HDR histogram: recording, and merges with many buckets.
+    Dense(Box<Histogram<u64>>),
+}
+
+/// A sparse slot that gathers more buckets than this in merges becomes a
+/// full histogram, so merging into it costs one record per incoming bucket
+/// rather than a pass over both bucket lists: a merge never walks more than
+/// a few hundred buckets. (The controller's merged histograms then take the
+/// memory an agent's recording ones do.)
+const DENSE_FROM: usize = 256;
+
+/// The empty histogram every empty slot reads as.
+fn empty_histogram() -> &'static Histogram<u64> {
+    static EMPTY: OnceLock<Histogram<u64>> = OnceLock::new();
+    EMPTY.get_or_init(new_histogram)
+}
+
+impl Slot {
+    fn len(&self) -> u64 {
+        match self {
+            Slot::Empty => 0,
+            Slot::Sparse(s, _) => s.len(),
+            Slot::Dense(h) => h.len(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The content as a full histogram.
+    fn view(&self) -> &Histogram<u64> {
+        match self {
+            Slot::Empty => empty_histogram(),
+            Slot::Sparse(s, full) => full.get_or_init(|| Box::new(s.to_histogram())),
+            Slot::Dense(h) => h,
+        }
+    }
+
+    /// The content as a full histogram to record or add into, converting
+    /// the slot first if it is not one.
+    fn dense_mut(&mut self) -> &mut Histogram<u64> {
+        if !matches!(self, Slot::Dense(_)) {
+            let full = match std::mem::replace(self, Slot::Empty) {
+                Slot::Sparse(s, mut full) => {
+                    full.take().unwrap_or_else(|| Box::new(s.to_histogram()))
+                }
+                _ => Box::new(new_histogram()),
+            };
+            *self = Slot::Dense(full);
+        }
+        match self {
+            Slot::Dense(h) => h,
+            // Made dense just above.
+            Slot::Empty | Slot::Sparse(..) => unreachable!("slot converted to a full histogram"),
+        }
+    }
+
+    /// Adds `other`; returns the values that could not be added (none, as
+    /// every histogram has one configuration; counted by the caller rather
+    /// than hidden if it ever happened).
+    fn merge(&mut self, other: &Slot) -> u64 {
+        if other.is_empty() {
+            return 0;
+        }
+        if self.is_empty() {
+            *self = other.clone();
+            return 0;
+        }
+        match (&mut *self, other) {
+            (Slot::Sparse(mine, full), Slot::Sparse(theirs, _)) => {
+                full.take();
+                mine.merge(theirs);
+                if mine.distinct() > DENSE_FROM {
+                    *self = Slot::Dense(Box::new(mine.to_histogram()));
+                }
+                0
+            }
+            (Slot::Dense(mine), Slot::Sparse(theirs, _)) => {
+                theirs.add_to(mine);
+                0
+            }
+            (_, Slot::Dense(theirs)) => match self.dense_mut().add(&**theirs) {
+                Ok(()) => 0,
+                Err(_) => theirs.len(),
+            },
+            // `other` is not empty.
+            (_, Slot::Empty) => 0,
+            // `self` is not empty.
+            (Slot::Empty, _) => 0,
+        }
+    }
+
+    /// Same content, whatever the representations.
+    fn same(&self, other: &Slot) -> bool {
+        match (self, other) {
+            (Slot::Sparse(a, _), Slot::Sparse(b, _)) => a == b,
+            _ if self.is_empty() && other.is_empty() => true,
+            _ => self.view() == other.view(),
+        }
+    }
+}
+
+impl Clone for Slot {
+    /// Clones the content: an empty full histogram clones as nothing, a
+    /// sparse one without its expanded copy.
+    fn clone(&self) -> Self {
+        match self {
+            Slot::Sparse(s, _) => Slot::Sparse(s.clone(), OnceLock::new()),
+            Slot::Dense(h) if !h.is_empty() => Slot::Dense(h.clone()),
+            Slot::Empty | Slot::Dense(_) => Slot::Empty,
+        }
+    }
+}
+
 /// One series' histograms and counters over some span of time: an interval's
 /// delta, or the cumulative total.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone)]
 pub struct SeriesDelta {
-    histograms: [Histogram<u64>; Metric::COUNT],
+    histograms: [Slot; Metric::COUNT],
     counters: SeriesCounters,
 }
 
@@ -392,18 +544,79 @@ impl Default for SeriesDelta {
     }
 }
 
+impl PartialEq for SeriesDelta {
+    /// Same counters and the same histograms (HDR equality: counts, total,
+    /// min, max), however each side holds them.
+    fn eq(&self, other: &Self) -> bool {
+        self.counters == other.counters
+            && self
+                .histograms
+                .iter()
+                .zip(other.histograms.iter())
+                .all(|(a, b)| a.same(b))
+    }
+}
+
+impl fmt::Debug for SeriesDelta {
+    /// Non-empty histograms as (values, buckets, min, max) and non-zero
+    /// counters: the 33,792 counts of a full histogram say less than that.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Summary<'a>(&'a Slot);
+        impl fmt::Debug for Summary<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let (kind, buckets) = match self.0 {
+                    Slot::Empty => ("empty", 0),
+                    Slot::Sparse(s, _) => ("sparse", s.distinct()),
+                    Slot::Dense(h) => ("full", h.iter_recorded().count()),
+                };
+                let h = self.0.view();
+                write!(
+                    f,
+                    "{kind} {{ values: {}, buckets: {buckets}, min: {}, max: {} }}",
+                    h.len(),
+                    h.min(),
+                    h.max()
+                )
+            }
+        }
+        let histograms: Vec<_> = Metric::ALL
+            .iter()
+            .zip(self.histograms.iter())
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(m, s)| (m.name(), Summary(s)))
+            .collect();
+        let counters: Vec<_> = self.counters.named().filter(|(_, v)| *v != 0).collect();
+        f.debug_struct("SeriesDelta")
+            .field("histograms", &histograms)
+            .field("counters", &counters)
+            .finish()
+    }
+}
+
 impl SeriesDelta {
-    /// An empty series, every histogram allocated at full size.
+    /// An empty series, every histogram allocated at full size so that
+    /// recording never allocates.
     pub fn new() -> Self {
         SeriesDelta {
-            histograms: std::array::from_fn(|_| new_histogram()),
+            histograms: std::array::from_fn(|_| Slot::Dense(Box::new(new_histogram()))),
             counters: SeriesCounters::default(),
         }
     }
 
-    /// One histogram.
+    /// An empty series that allocates nothing until something is recorded
+    /// or merged in: for totals and decoding.
+    pub(crate) fn unallocated() -> Self {
+        SeriesDelta {
+            histograms: std::array::from_fn(|_| Slot::Empty),
+            counters: SeriesCounters::default(),
+        }
+    }
+
+    /// One histogram. A histogram decoded from the wire is held as its
+    /// recorded buckets; the full histogram is built on the first read and
+    /// kept.
     pub fn histogram(&self, metric: Metric) -> &Histogram<u64> {
-        &self.histograms[metric.index()]
+        self.histograms[metric.index()].view()
     }
 
     /// The counters.
@@ -417,93 +630,111 @@ impl SeriesDelta {
     }
 
     /// Records `value`, clamping to the trackable range and counting clamps.
-    /// Never allocates.
+    /// Never allocates in a series made by [`SeriesDelta::new`].
     pub fn record(&mut self, metric: Metric, value: u64) {
         if value > HISTOGRAM_HIGHEST {
             self.counters.add(Count::SaturatedValues, 1);
         }
-        self.histograms[metric.index()].saturating_record(value);
+        self.histograms[metric.index()]
+            .dense_mut()
+            .saturating_record(value);
     }
 
     /// True when nothing was recorded or counted.
     pub fn is_empty(&self) -> bool {
-        self.histograms.iter().all(Histogram::is_empty) && self.counters.0.iter().all(|c| *c == 0)
+        self.histograms.iter().all(Slot::is_empty) && self.counters.0.iter().all(|c| *c == 0)
     }
 
-    /// Adds `other` into this series: HDR `add` per histogram (exact) and
-    /// counter sums.
+    /// Adds `other` into this series: histograms bucket by bucket (exact,
+    /// one step per recorded bucket of `other` once this side is a full
+    /// histogram) and counter sums.
     pub fn merge(&mut self, other: &SeriesDelta) {
         for (mine, theirs) in self.histograms.iter_mut().zip(other.histograms.iter()) {
             // Both sides have the one configuration (decoding rejects any
-            // other), so `add` cannot run out of range; if it ever did, the
+            // other), so adding cannot run out of range; if it ever did, the
             // loss is counted rather than hidden.
-            if mine.add(theirs).is_err() {
-                self.counters.add(Count::SaturatedValues, theirs.len());
+            let lost = mine.merge(theirs);
+            if lost > 0 {
+                self.counters.add(Count::SaturatedValues, lost);
             }
         }
         self.counters.merge(&other.counters);
     }
 
-    /// Every non-empty histogram as (metric name, V2+DEFLATE bytes).
+    /// Every non-empty histogram as (metric name, V2+DEFLATE bytes): the
+    /// compact form, for files.
     pub fn encode_histograms(&self) -> Result<Vec<(&'static str, Vec<u8>)>, CodecError> {
-        let mut serializer = V2DeflateSerializer::new();
+        self.encode_each(Sparse::encode_v2_deflate)
+    }
+
+    /// Every non-empty histogram as (metric name, plain V2 bytes): the form
+    /// for the wire. An interval's histograms are small, DEFLATE saves
+    /// little on them, and inflating costs the receiver ~40× what decoding
+    /// plain V2 does; [`SeriesDelta::decode`] reads either form.
+    pub fn encode_histograms_v2(&self) -> Result<Vec<(&'static str, Vec<u8>)>, CodecError> {
+        self.encode_each(Sparse::encode_v2)
+    }
+
+    fn encode_each(
+        &self,
+        encode: fn(&Sparse) -> Result<Vec<u8>, String>,
+    ) -> Result<Vec<(&'static str, Vec<u8>)>, CodecError> {
         let mut out = Vec::new();
         for metric in Metric::ALL {
-            let h = self.histogram(metric);
-            if h.is_empty() {
-                continue;
-            }
-            let mut bytes = Vec::new();
-            serializer
-                .serialize(h, &mut bytes)
-                .map_err(|e| CodecError::Encode {
-                    metric: metric.name(),
-                    detail: format!("{e:?}"),
-                })?;
+            let encoded = match &self.histograms[metric.index()] {
+                Slot::Empty => continue,
+                Slot::Dense(h) if h.is_empty() => continue,
+                Slot::Dense(h) => encode(&Sparse::of(h)),
+                Slot::Sparse(s, _) => encode(s),
+            };
+            let bytes = encoded.map_err(|detail| CodecError::Encode {
+                metric: metric.name(),
+                detail,
+            })?;
             out.push((metric.name(), bytes));
         }
         Ok(out)
     }
 
-    /// Rebuilds a series from its wire form: histograms by metric name
-    /// (missing ones are empty) and counters by name (missing ones are 0).
+    /// Rebuilds a series from its wire or file form: histograms by metric
+    /// name (V2 or V2+DEFLATE; missing ones are empty) and counters by name
+    /// (missing ones are 0). Histograms decode straight into their recorded
+    /// buckets; nothing is allocated for a metric the bytes do not hold.
     pub fn decode<'a>(
         histograms: impl IntoIterator<Item = (&'a str, &'a [u8])>,
         counters: impl IntoIterator<Item = (&'a str, u64)>,
     ) -> Result<Self, CodecError> {
-        let mut series = SeriesDelta::new();
-        let mut deserializer = Deserializer::new();
+        let mut series = SeriesDelta::unallocated();
         for (name, bytes) in histograms {
             let metric = Metric::ALL
                 .into_iter()
                 .find(|m| m.name() == name)
                 .ok_or_else(|| CodecError::UnknownName(name.to_owned()))?;
-            let mut reader = bytes;
-            let h: Histogram<u64> =
-                deserializer
-                    .deserialize(&mut reader)
-                    .map_err(|e| CodecError::Decode {
-                        metric: name.to_owned(),
-                        detail: format!("{e:?}"),
-                    })?;
-            let expected = &series.histograms[metric.index()];
-            if h.low() != expected.low()
-                || h.high() != expected.high()
-                || h.sigfig() != expected.sigfig()
-            {
-                return Err(CodecError::Configuration {
+            let sparse = Sparse::decode(bytes).map_err(|e| match e {
+                DecodeError::Invalid(detail) => CodecError::Decode {
                     metric: name.to_owned(),
-                    lowest: h.low(),
-                    highest: h.high(),
-                    sigfig: h.sigfig(),
-                });
-            }
-            series.histograms[metric.index()] = h;
+                    detail,
+                },
+                DecodeError::Configuration {
+                    lowest,
+                    highest,
+                    sigfig,
+                } => CodecError::Configuration {
+                    metric: name.to_owned(),
+                    lowest,
+                    highest,
+                    sigfig,
+                },
+            })?;
+            series.histograms[metric.index()] = if sparse.is_empty() {
+                Slot::Empty
+            } else {
+                Slot::Sparse(sparse, OnceLock::new())
+            };
         }
         for (name, value) in counters {
-            let index = (0..Count::COUNT)
-                .find(|i| counter_name(*i) == name)
-                .ok_or_else(|| CodecError::UnknownName(name.to_owned()))?;
+            let index =
+                counter_index(name).ok_or_else(|| CodecError::UnknownName(name.to_owned()))?;
             series.counters.0[index] = value;
         }
         Ok(series)
@@ -512,6 +743,8 @@ impl SeriesDelta {
 
 #[cfg(test)]
 mod tests {
+    use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+
     use super::*;
 
     #[test]
@@ -565,5 +798,157 @@ mod tests {
         assert!(matches!(err, CodecError::Decode { .. }), "{err}");
         let err = SeriesDelta::decode([], [("nope", 1)]).unwrap_err();
         assert!(matches!(err, CodecError::UnknownName(_)));
+    }
+
+    /// The series as it arrives on the other side of the wire.
+    fn wire(delta: &SeriesDelta) -> SeriesDelta {
+        let histograms = delta.encode_histograms_v2().unwrap();
+        let counters: Vec<_> = delta.counters().named().filter(|(_, v)| *v != 0).collect();
+        SeriesDelta::decode(
+            histograms.iter().map(|(n, b)| (*n, b.as_slice())),
+            counters.iter().copied(),
+        )
+        .unwrap()
+    }
+
+    fn kinds(delta: &SeriesDelta) -> Vec<&'static str> {
+        delta
+            .histograms
+            .iter()
+            .map(|s| match s {
+                Slot::Empty => "empty",
+                Slot::Sparse(..) => "sparse",
+                Slot::Dense(_) => "full",
+            })
+            .collect()
+    }
+
+    #[test]
+    fn decoded_series_hold_only_their_recorded_buckets() {
+        let mut sent = SeriesDelta::new();
+        for v in 1..=50u64 {
+            sent.record(Metric::TtftFromSend, v * 1_000_003);
+            sent.record(Metric::Itl, 40_000 + v);
+        }
+        sent.counters_mut().add(Count::Outcome(Outcome::Ok), 50);
+        let mut got = wire(&sent);
+        let mut expected = vec!["empty"; Metric::COUNT];
+        expected[Metric::TtftFromSend.index()] = "sparse";
+        expected[Metric::Itl.index()] = "sparse";
+        assert_eq!(kinds(&got), expected);
+        assert_eq!(got, sent);
+        for metric in Metric::ALL {
+            assert_eq!(got.histogram(metric), sent.histogram(metric), "{metric:?}");
+        }
+        // A clone carries the content, not the 13 full-size allocations.
+        let copy = sent.clone();
+        assert_eq!(kinds(&copy)[Metric::Connect.index()], "empty");
+        assert_eq!(copy, sent);
+        // Recording into a decoded series turns that histogram full.
+        got.record(Metric::Itl, 7);
+        sent.record(Metric::Itl, 7);
+        assert_eq!(kinds(&got)[Metric::Itl.index()], "full");
+        assert_eq!(got, sent);
+        assert!(SeriesDelta::unallocated().is_empty());
+        assert!(wire(&SeriesDelta::new()).is_empty());
+    }
+
+    #[test]
+    fn sparse_merges_turn_full_past_the_threshold() {
+        // Each part has 100 distinct unit buckets of its own, so the merge
+        // passes DENSE_FROM buckets after three parts.
+        let mut reference = SeriesDelta::new();
+        let mut merged = SeriesDelta::unallocated();
+        for part in 0..8u64 {
+            let mut delta = SeriesDelta::new();
+            for v in 0..100u64 {
+                let value = 1 + part * 100 + v;
+                delta.record(Metric::E2eFromSend, value);
+                reference.record(Metric::E2eFromSend, value);
+            }
+            merged.merge(&wire(&delta));
+            let distinct = (part as usize + 1) * 100;
+            let kind = kinds(&merged)[Metric::E2eFromSend.index()];
+            assert_eq!(
+                kind,
+                if distinct > DENSE_FROM {
+                    "full"
+                } else {
+                    "sparse"
+                }
+            );
+            assert_eq!(merged.histogram(Metric::E2eFromSend).len(), distinct as u64);
+        }
+        assert_eq!(merged, reference);
+        assert_eq!(wire(&merged), reference);
+    }
+
+    fn value() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            // Many distinct buckets, to cross DENSE_FROM.
+            1u64..3_000,
+            // Every magnitude, and beyond the range (clamped, counted).
+            (0u32..64).prop_flat_map(|bits| 0..=(u64::MAX >> bits)),
+        ]
+    }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        /// Parts recorded apart, some sent over the wire (sparse) and some
+        /// not (full), merged in any order into a fresh or a pre-allocated
+        /// series: the same as recording everything in one place, read
+        /// back, compared and re-encoded.
+        #[test]
+        fn any_mix_of_representations_merges_exactly(
+            parts in prop::collection::vec(
+                (any::<bool>(), prop::collection::vec((0usize..3, value()), 0..1_200)),
+                1..7,
+            ),
+            order_seed in any::<u64>(),
+            into_full in any::<bool>(),
+        ) {
+            let mut reference = SeriesDelta::new();
+            let mut deltas = Vec::new();
+            for (sent, samples) in &parts {
+                let mut delta = SeriesDelta::new();
+                for (m, v) in samples {
+                    delta.record(Metric::ALL[*m], *v);
+                    reference.record(Metric::ALL[*m], *v);
+                }
+                delta.counters_mut().add(Count::Attempts, samples.len() as u64);
+                reference.counters_mut().add(Count::Attempts, samples.len() as u64);
+                deltas.push(if *sent { wire(&delta) } else { delta });
+            }
+            let mut x = order_seed | 1;
+            for i in (1..deltas.len()).rev() {
+                x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+                deltas.swap(i, (x % (i as u64 + 1)) as usize);
+            }
+            let mut merged = if into_full { SeriesDelta::new() } else { SeriesDelta::unallocated() };
+            for d in &deltas {
+                merged.merge(d);
+            }
+            prop_assert_eq!(&merged, &reference);
+            for metric in Metric::ALL {
+                prop_assert_eq!(merged.histogram(metric), reference.histogram(metric));
+            }
+            prop_assert_eq!(
+                merged.encode_histograms().unwrap(),
+                reference.encode_histograms().unwrap()
+            );
+            prop_assert_eq!(
+                merged.encode_histograms_v2().unwrap(),
+                reference.encode_histograms_v2().unwrap()
+            );
+            prop_assert_eq!(&wire(&merged), &reference);
+            let file = merged.encode_histograms().unwrap();
+            let from_file = SeriesDelta::decode(file.iter().map(|(n, b)| (*n, b.as_slice())), []).unwrap();
+            for metric in Metric::ALL {
+                prop_assert_eq!(from_file.histogram(metric), reference.histogram(metric));
+            }
+        }
     }
 }

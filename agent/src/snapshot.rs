@@ -2,10 +2,11 @@
 //! agent's health — and the cumulative totals built from them.
 //!
 //! This is the structure the gRPC stream carries (`Interval` in
-//! `proto/quarry/v1/agent.proto`): histograms travel as V2+DEFLATE bytes via
-//! [`SeriesDelta::encode_histograms`] and merge with HDR `add`, so merging
-//! snapshots from many agents, in any order or grouping, gives the same
-//! histograms as recording everything in one place.
+//! `proto/quarry/v1/agent.proto`): histograms travel as V2 bytes via
+//! [`SeriesDelta::encode_histograms_v2`], decode into their recorded buckets
+//! and merge bucket by bucket, so merging snapshots from many agents, in any
+//! order or grouping, gives the same histograms as recording everything in
+//! one place.
 
 use std::collections::BTreeMap;
 
@@ -84,7 +85,7 @@ impl Cumulative {
     /// warmup, or only cooldown), merged across stages, groups, models and
     /// operations into one series.
     pub fn total_where(&self, mut keep: impl FnMut(&SeriesKey) -> bool) -> SeriesDelta {
-        let mut total = SeriesDelta::new();
+        let mut total = SeriesDelta::unallocated();
         for (key, delta) in &self.series {
             if keep(key) {
                 total.merge(delta);
@@ -191,13 +192,19 @@ mod tests {
         fn wire_round_trip_is_exact(samples in prop::collection::vec(sample(), 0..200)) {
             let snap = snapshot_from(0, &samples);
             for delta in snap.series.values() {
-                let encoded = delta.encode_histograms().unwrap();
+                let wire = delta.encode_histograms_v2().unwrap();
+                let file = delta.encode_histograms().unwrap();
                 let counters: Vec<_> = delta.counters().named().collect();
                 let decoded = SeriesDelta::decode(
-                    encoded.iter().map(|(n, b)| (*n, b.as_slice())),
+                    wire.iter().map(|(n, b)| (*n, b.as_slice())),
+                    counters.iter().copied(),
+                ).unwrap();
+                let from_file = SeriesDelta::decode(
+                    file.iter().map(|(n, b)| (*n, b.as_slice())),
                     counters.iter().copied(),
                 ).unwrap();
                 prop_assert_eq!(&decoded, delta);
+                prop_assert_eq!(&from_file, delta);
                 for metric in Metric::ALL {
                     let (a, b) = (decoded.histogram(metric), delta.histogram(metric));
                     prop_assert_eq!(a.len(), b.len());

@@ -1,9 +1,21 @@
 //! The controller's per-interval cost in a distributed run: decoding every
 //! agent's pre-encoded `RunEvent` (protobuf, histograms as V2+DEFLATE) and
 //! merging it exactly into one interval, for 100 and 1,000 agents × 20
-//! series (1,000 only with `QUARRY_MERGE_BENCH_AGENTS=100,1000`). At 1 s
-//! intervals the controller keeps up only while one iteration takes well
-//! under a second.
+//! series. At 1 s intervals the controller keeps up only while one
+//! iteration takes well under a second.
+//!
+//! Three measurements per agent count:
+//! - `decode_merge`: everything the controller does per interval, on one
+//!   thread (total controller CPU);
+//! - `merge_only`: what the merge task does once each agent's stream task has
+//!   decoded its interval (the part that cannot spread over cores);
+//! - `first_version`: the first implementation (every series decoded into 13
+//!   full-size HDR histograms, merged count by count, per-share counters in
+//!   maps keyed by name), kept here to measure before and after in one run.
+//!   It takes seconds per iteration, so it runs only for the agent counts in
+//!   `QUARRY_MERGE_BENCH_FIRST_VERSION` (default `100`).
+//!
+//! `QUARRY_MERGE_BENCH_AGENTS` picks the agent counts (default `100,1000`).
 
 // criterion_group!/criterion_main! generate undocumented items.
 #![allow(missing_docs)]
@@ -12,7 +24,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
 use quarry::fleet::IntervalMerge;
 use quarry_agent::wire::{ShareEvent, event_to_proto, interval_from_proto};
@@ -70,39 +82,163 @@ fn encoded(agents: usize) -> Vec<Vec<u8>> {
         .collect()
 }
 
-fn decode_and_merge(payloads: &[Vec<u8>]) -> IntervalSnapshot {
-    let mut merge = IntervalMerge::new(payloads.len());
+/// What one agent's stream task does with an event: protobuf, then the
+/// domain snapshot.
+fn decode(bytes: &[u8]) -> IntervalSnapshot {
+    let event = RunEvent::decode(bytes).unwrap();
+    let Some(Event::Interval(interval)) = &event.event else {
+        panic!("not an interval")
+    };
+    interval_from_proto(interval, ORIGIN_NS).unwrap()
+}
+
+/// What the merge task does with every agent's decoded interval.
+fn merge(snapshots: Vec<IntervalSnapshot>) -> IntervalSnapshot {
+    let mut merge = IntervalMerge::new(snapshots.len());
     let mut released = Vec::new();
-    for (share, bytes) in payloads.iter().enumerate() {
-        let event = RunEvent::decode(bytes.as_slice()).unwrap();
-        let Some(Event::Interval(interval)) = &event.event else {
-            panic!("not an interval")
-        };
-        let snapshot = interval_from_proto(interval, ORIGIN_NS).unwrap();
+    for (share, snapshot) in snapshots.into_iter().enumerate() {
         released.extend(merge.push(share, snapshot).unwrap());
     }
     released.pop().unwrap()
 }
 
-fn bench(c: &mut Criterion) {
-    let mut group = c.benchmark_group("merge_interval");
-    // 1,000 agents take tens of seconds per iteration: opt in with
-    // QUARRY_MERGE_BENCH_AGENTS=100,1000.
-    let counts: Vec<usize> = std::env::var("QUARRY_MERGE_BENCH_AGENTS")
-        .unwrap_or_else(|_| "100".to_owned())
+/// Both, one agent after the other, as the controller's stream tasks hand
+/// decoded intervals to the merge task.
+fn decode_and_merge(payloads: &[Vec<u8>]) -> IntervalSnapshot {
+    let mut merge = IntervalMerge::new(payloads.len());
+    let mut released = Vec::new();
+    for (share, bytes) in payloads.iter().enumerate() {
+        released.extend(merge.push(share, decode(bytes)).unwrap());
+    }
+    released.pop().unwrap()
+}
+
+/// The first implementation, as it was: each series decodes into all 13
+/// histograms allocated at full size (1 ns – 1 h at 3 digits: 33,792
+/// counts), each V2+DEFLATE payload through `hdrhistogram`'s deserializer
+/// into yet another full-size histogram; merging adds the 13 histograms
+/// count by count; each share's counters are summed into maps keyed by
+/// counter name.
+mod first_version {
+    use std::collections::BTreeMap;
+
+    use hdrhistogram::Histogram;
+    use hdrhistogram::serialization::Deserializer;
+    use prost::Message;
+    use quarry_agent::wire::series_key_from_proto;
+    use quarry_agent::{Metric, SeriesCounters, SeriesKey, new_histogram};
+    use quarry_proto::v1::{RunEvent, run_event::Event};
+
+    pub(crate) struct Series {
+        pub(crate) histograms: Vec<Histogram<u64>>,
+        pub(crate) counters: Vec<(&'static str, u64)>,
+    }
+
+    type ShareCounters = BTreeMap<SeriesKey, BTreeMap<&'static str, u64>>;
+
+    pub(crate) fn decode_and_merge(payloads: &[Vec<u8>]) -> BTreeMap<SeriesKey, Series> {
+        let names: Vec<&'static str> = SeriesCounters::default().named().map(|(n, _)| n).collect();
+        let mut deserializer = Deserializer::new();
+        let mut merged: BTreeMap<SeriesKey, Series> = BTreeMap::new();
+        let mut shares: Vec<ShareCounters> = (0..payloads.len()).map(|_| BTreeMap::new()).collect();
+        for (share, bytes) in payloads.iter().enumerate() {
+            let event = RunEvent::decode(bytes.as_slice()).unwrap();
+            let Some(Event::Interval(interval)) = &event.event else {
+                panic!("not an interval")
+            };
+            for s in &interval.series {
+                let key = series_key_from_proto(s.key.as_ref().unwrap()).unwrap();
+                let mut histograms: Vec<Histogram<u64>> =
+                    (0..Metric::COUNT).map(|_| new_histogram()).collect();
+                for (name, bytes) in &s.histograms {
+                    let at = Metric::ALL.iter().position(|m| m.name() == name).unwrap();
+                    histograms[at] = deserializer.deserialize(&mut bytes.as_slice()).unwrap();
+                }
+                let mut counters: Vec<(&'static str, u64)> =
+                    names.iter().map(|n| (*n, 0)).collect();
+                for (name, value) in &s.counters {
+                    let at = names.iter().position(|n| n == name).unwrap();
+                    counters[at].1 = *value;
+                }
+                let totals = shares[share].entry(key.clone()).or_default();
+                for (name, value) in &counters {
+                    *totals.entry(*name).or_default() += value;
+                }
+                match merged.get_mut(&key) {
+                    Some(mine) => {
+                        for (m, t) in mine.histograms.iter_mut().zip(&histograms) {
+                            m.add(t).unwrap();
+                        }
+                        for (m, t) in mine.counters.iter_mut().zip(&counters) {
+                            m.1 += t.1;
+                        }
+                    }
+                    None => {
+                        merged.insert(
+                            key,
+                            Series {
+                                histograms,
+                                counters,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        merged
+    }
+}
+
+/// The first version and the current one must agree exactly.
+fn assert_same(current: &IntervalSnapshot, first: &BTreeMap<SeriesKey, first_version::Series>) {
+    assert_eq!(current.series.len(), first.len());
+    for (key, delta) in &current.series {
+        let old = &first[key];
+        for (m, metric) in Metric::ALL.iter().enumerate() {
+            assert_eq!(
+                delta.histogram(*metric),
+                &old.histograms[m],
+                "{key} {metric:?}"
+            );
+        }
+        let counters: Vec<_> = delta.counters().named().collect();
+        assert_eq!(counters, old.counters, "{key}");
+    }
+}
+
+fn agent_counts(var: &str, default: &str) -> Vec<usize> {
+    std::env::var(var)
+        .unwrap_or_else(|_| default.to_owned())
         .split(',')
         .filter_map(|n| n.trim().parse().ok())
-        .collect();
-    for agents in counts {
+        .collect()
+}
+
+fn bench(c: &mut Criterion) {
+    let mut group = c.benchmark_group("merge_interval");
+    let first = agent_counts("QUARRY_MERGE_BENCH_FIRST_VERSION", "100");
+    for agents in agent_counts("QUARRY_MERGE_BENCH_AGENTS", "100,1000") {
         let payloads = encoded(agents);
         let merged = decode_and_merge(&payloads);
         assert_eq!(merged.series.len(), SERIES);
+        let decoded: Vec<IntervalSnapshot> = payloads.iter().map(|p| decode(p)).collect();
         group.throughput(Throughput::Elements((agents * SERIES) as u64));
         group.sample_size(10);
-        group.measurement_time(Duration::from_secs(if agents > 100 { 60 } else { 20 }));
-        group.bench_function(format!("{agents}_agents_x_{SERIES}_series"), |b| {
+        group.measurement_time(Duration::from_secs(10));
+        let name = format!("{agents}_agents_x_{SERIES}_series");
+        group.bench_function(format!("{name}/decode_merge"), |b| {
             b.iter(|| decode_and_merge(&payloads));
         });
+        group.bench_function(format!("{name}/merge_only"), |b| {
+            b.iter_batched(|| decoded.clone(), merge, BatchSize::PerIteration);
+        });
+        if first.contains(&agents) {
+            assert_same(&merged, &first_version::decode_and_merge(&payloads));
+            group.measurement_time(Duration::from_secs(if agents > 100 { 300 } else { 30 }));
+            group.bench_function(format!("{name}/first_version"), |b| {
+                b.iter(|| first_version::decode_and_merge(&payloads));
+            });
+        }
     }
     group.finish();
 }

@@ -7,9 +7,10 @@
 //! Series keep their agent group in the key, so groups stay their own series
 //! and the overall figures are their exact sum.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::sync::OnceLock;
 
-use quarry_agent::{IntervalSnapshot, SeriesDelta, SeriesKey};
+use quarry_agent::{IntervalSnapshot, SeriesCounters, SeriesDelta, SeriesKey};
 
 /// Counters by series and name (zero counters may be absent).
 pub type ShareCounters = BTreeMap<SeriesKey, BTreeMap<&'static str, u64>>;
@@ -53,7 +54,8 @@ pub enum MergeError {
 
 #[derive(Debug, Default)]
 struct ShareProgress {
-    /// The last interval index delivered.
+    /// The last interval index delivered (indexes are dense from 0, so the
+    /// share delivered every index up to this one).
     last: Option<u64>,
     /// Finished or lost: no more intervals.
     ended: bool,
@@ -63,17 +65,24 @@ struct ShareProgress {
     /// histograms: a second HDR merge per share would cost as much as the
     /// merge itself, and counters are enough to check the agent's final
     /// totals against what arrived.
-    counters: ShareCounters,
+    counters: BTreeMap<SeriesKey, SeriesCounters>,
+    /// `counters` by name, built when first asked for.
+    named: OnceLock<ShareCounters>,
+}
+
+impl ShareProgress {
+    /// Delivered `index`.
+    fn delivered(&self, index: u64) -> bool {
+        self.last.is_some_and(|last| last >= index)
+    }
 }
 
 /// Interval-by-interval merge of a fixed set of shares.
 #[derive(Debug)]
 pub struct IntervalMerge {
     shares: Vec<ShareProgress>,
-    /// Merged intervals not yet released, with the shares that contributed.
-    pending: BTreeMap<u64, (IntervalSnapshot, BTreeSet<usize>)>,
-    /// The next index to release.
-    next: u64,
+    /// Merged intervals not yet released.
+    pending: BTreeMap<u64, IntervalSnapshot>,
 }
 
 impl IntervalMerge {
@@ -82,12 +91,12 @@ impl IntervalMerge {
         IntervalMerge {
             shares: (0..shares).map(|_| ShareProgress::default()).collect(),
             pending: BTreeMap::new(),
-            next: 0,
         }
     }
 
     /// Adds one share's interval; returns the merged intervals it
-    /// completed, in index order.
+    /// completed, in index order. Costs one step per recorded histogram
+    /// bucket of `snapshot` (see `quarry_agent::SeriesDelta::merge`).
     pub fn push(
         &mut self,
         share: usize,
@@ -111,21 +120,21 @@ impl IntervalMerge {
         }
         progress.last = Some(snapshot.index);
         progress.intervals += 1;
+        progress.named.take();
         for (key, delta) in &snapshot.series {
-            let mine = progress.counters.entry(key.clone()).or_default();
-            for (name, value) in delta.counters().named() {
-                *mine.entry(name).or_default() += value;
+            match progress.counters.get_mut(key) {
+                Some(mine) => mine.merge(delta.counters()),
+                None => {
+                    progress
+                        .counters
+                        .insert(key.clone(), delta.counters().clone());
+                }
             }
         }
         match self.pending.get_mut(&snapshot.index) {
-            Some((merged, from)) => {
-                merged.merge(&snapshot);
-                from.insert(share);
-            }
+            Some(merged) => merged.merge(&snapshot),
             None => {
-                let index = snapshot.index;
-                self.pending
-                    .insert(index, (snapshot, BTreeSet::from([share])));
+                self.pending.insert(snapshot.index, snapshot);
             }
         }
         Ok(self.release())
@@ -143,16 +152,19 @@ impl IntervalMerge {
     /// Everything still pending, in index order (at the end of a run, or
     /// when the user aborts).
     pub fn drain(&mut self) -> Vec<IntervalSnapshot> {
-        let pending = std::mem::take(&mut self.pending);
-        if let Some(last) = pending.keys().next_back() {
-            self.next = last + 1;
-        }
-        pending.into_values().map(|(s, _)| s).collect()
+        std::mem::take(&mut self.pending).into_values().collect()
     }
 
     /// Share `share`'s counters summed over the intervals it delivered.
     pub fn share_counters(&self, share: usize) -> Option<&ShareCounters> {
-        self.shares.get(share).map(|p| &p.counters)
+        self.shares.get(share).map(|p| {
+            p.named.get_or_init(|| {
+                p.counters
+                    .iter()
+                    .map(|(key, c)| (key.clone(), c.named().collect()))
+                    .collect()
+            })
+        })
     }
 
     /// How many intervals share `share` delivered.
@@ -166,24 +178,15 @@ impl IntervalMerge {
     }
 
     /// Releases the ready prefix: an index is ready when every share that
-    /// has not ended delivered it.
+    /// has not ended delivered it. One pass over the shares per call.
     fn release(&mut self) -> Vec<IntervalSnapshot> {
         let mut out = Vec::new();
-        while let Some((index, (_, from))) = self.pending.first_key_value() {
-            let index = *index;
-            let waiting = self
-                .shares
-                .iter()
-                .enumerate()
-                .any(|(i, p)| !p.ended && !from.contains(&i));
-            if waiting {
+        while let Some(first) = self.pending.first_entry() {
+            let index = *first.key();
+            if self.shares.iter().any(|p| !p.ended && !p.delivered(index)) {
                 break;
             }
-            // unwrap-free: the entry was just seen.
-            if let Some((_, (snapshot, _))) = self.pending.pop_first() {
-                out.push(snapshot);
-            }
-            self.next = index + 1;
+            out.push(first.remove());
         }
         out
     }
@@ -194,6 +197,7 @@ mod tests {
     use std::sync::Arc;
 
     use proptest::prelude::*;
+    use quarry_agent::wire::{interval_from_proto, interval_to_proto};
     use quarry_agent::{Count, Cumulative, HealthSample, Metric};
     use quarry_bedrock::{Operation, Outcome};
 
@@ -283,14 +287,17 @@ mod tests {
         #![proptest_config(ProptestConfig::with_cases(48))]
 
         /// Whatever the arrival interleaving, the released intervals hold
-        /// exactly what every share recorded, and each index once.
+        /// exactly what every share recorded, and each index once; also
+        /// when the intervals came over the wire (held as their recorded
+        /// buckets, merged until they turn into full histograms).
         #[test]
         fn merge_equals_recording_in_one_place(
             shares in prop::collection::vec(
-                prop::collection::vec(prop::collection::vec(1u64..1_000_000, 0..5), 1..5),
+                prop::collection::vec(prop::collection::vec(1u64..1_000_000, 0..60), 1..5),
                 1..5,
             ),
             order_seed in any::<u64>(),
+            over_wire in any::<bool>(),
         ) {
             let mut queue: Vec<(usize, u64)> = Vec::new();
             for (s, intervals) in shares.iter().enumerate() {
@@ -311,7 +318,12 @@ mod tests {
                 let i = cursors[s];
                 cursors[s] += 1;
                 left -= 1;
-                released.extend(merge.push(s, snapshot(i as u64, "g", &shares[s][i])).unwrap());
+                let mut sent = snapshot(i as u64, "g", &shares[s][i]);
+                if over_wire {
+                    let pb = interval_to_proto(&sent, 0).unwrap();
+                    sent = interval_from_proto(&pb, 0).unwrap();
+                }
+                released.extend(merge.push(s, sent).unwrap());
                 if cursors[s] == shares[s].len() {
                     released.extend(merge.end_share(s));
                 }
