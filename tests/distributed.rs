@@ -29,6 +29,7 @@ use quarry_agent::{
     Count, Cumulative, IntervalSnapshot, Metric, RunPlan, SeriesDelta, SeriesKey, TokenKind,
     USAGE_SOURCES, merge_series,
 };
+use quarry_e2e::procs::{agent_bin, quarry_bin};
 use quarry_proto::v1::RunEvent;
 use quarry_sim::{SimConfig, SimServer, StatsSnapshot};
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -37,51 +38,6 @@ use tokio::process::{Child, Command};
 use tokio::task::JoinHandle;
 
 const LLAMA: &str = "meta.llama3-3-70b-instruct-v1:0";
-
-/// The directory the workspace's binaries are built into: the test binary
-/// lives in `<target>/<profile>/deps/`.
-fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_owned()
-}
-
-/// The `quarry-agent` binary.
-fn agent_bin() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| workspace_bin("quarry-agent", "quarry-agent"))
-        .clone()
-}
-
-/// The `quarry` binary.
-fn quarry_bin() -> PathBuf {
-    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BUILT
-        .get_or_init(|| workspace_bin("quarry", "quarry"))
-        .clone()
-}
-
-/// A workspace binary. nextest builds every workspace binary before running
-/// tests; under plain `cargo test -p quarry-e2e` it is built here.
-fn workspace_bin(package: &str, name: &str) -> PathBuf {
-    {
-        {
-            let path = bin_dir().join(name);
-            if std::env::var_os("NEXTEST_RUN_ID").is_none() || !path.exists() {
-                let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-                let mut build = std::process::Command::new(cargo);
-                build.args(["build", "-p", package, "--bin", name]);
-                if bin_dir().ends_with("release") {
-                    build.arg("--release");
-                }
-                let status = build.status().expect("cargo build runs");
-                assert!(status.success(), "cargo build -p {package} failed");
-            }
-            assert!(path.exists(), "{} is missing", path.display());
-            path
-        }
-    }
-}
 
 /// A running agent process.
 struct AgentProcess {
@@ -92,26 +48,49 @@ struct AgentProcess {
 
 impl AgentProcess {
     async fn start(id: &str) -> AgentProcess {
+        AgentProcess::start_with(id, &[], None).await
+    }
+
+    /// An agent with extra flags; with `credentials` (the text of an AWS
+    /// shared credentials file) it has only those, no keys in its
+    /// environment, so a target of kind "aws" works only through a named
+    /// profile of that file.
+    async fn start_with(id: &str, flags: &[&str], credentials: Option<&str>) -> AgentProcess {
         let results = tempfile::tempdir().unwrap();
-        let mut child = Command::new(agent_bin())
+        let mut command = Command::new(agent_bin());
+        command
             .args(["--listen", "127.0.0.1:0", "--insecure", "--agent-id", id])
+            .args(flags)
             .arg("--results-dir")
             .arg(results.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            // Credentials for a target of kind "aws" pointed at the
-            // simulator (its built-in example keys); nothing from the host.
-            .env("AWS_ACCESS_KEY_ID", quarry_agent::SIM_ACCESS_KEY_ID)
-            .env("AWS_SECRET_ACCESS_KEY", quarry_agent::SIM_SECRET_ACCESS_KEY)
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_CONFIG_FILE", results.path().join("no-aws-config"))
-            .env("AWS_SHARED_CREDENTIALS_FILE", results.path().join("no-aws-credentials"))
             .env_remove("AWS_PROFILE")
             .env_remove("AWS_SESSION_TOKEN")
-            .kill_on_drop(true)
-            .spawn()
-            .expect("quarry-agent starts");
+            .kill_on_drop(true);
+        match credentials {
+            // Credentials for a target of kind "aws" pointed at the
+            // simulator (its built-in example keys); nothing from the host.
+            None => command
+                .env("AWS_ACCESS_KEY_ID", quarry_agent::SIM_ACCESS_KEY_ID)
+                .env("AWS_SECRET_ACCESS_KEY", quarry_agent::SIM_SECRET_ACCESS_KEY)
+                .env(
+                    "AWS_SHARED_CREDENTIALS_FILE",
+                    results.path().join("no-aws-credentials"),
+                ),
+            Some(text) => {
+                let file = results.path().join("aws-credentials");
+                std::fs::write(&file, text).unwrap();
+                command
+                    .env_remove("AWS_ACCESS_KEY_ID")
+                    .env_remove("AWS_SECRET_ACCESS_KEY")
+                    .env("AWS_SHARED_CREDENTIALS_FILE", file)
+            }
+        };
+        let mut child = command.spawn().expect("quarry-agent starts");
         let stderr = child.stderr.take().unwrap();
         let mut lines = BufReader::new(stderr).lines();
         let socket = tokio::time::timeout(Duration::from_secs(30), async {
@@ -246,6 +225,7 @@ async fn run_on(
         sim_url: Some(sim.url()),
         lease_ttl: Duration::from_secs(1),
         start_lead: Duration::from_millis(200),
+        trace: None,
     };
     let mut run = fleet::start(agents, &fleet_plan, clock).await.unwrap();
     let side = during();
@@ -673,4 +653,297 @@ async fn a_killed_controller_stops_the_load_and_results_can_be_fetched() {
     // Nothing was lost: every request the simulator answered is in the
     // fetched results.
     assert_eq!(document_ok(&fetched), settled);
+    // results.json says so too: degraded, every share listed as ended early
+    // by its agent (not lost: the agents kept and served their results).
+    let doc = quarry::results::read_results(&fetched).unwrap();
+    assert_eq!(doc.end.ended.as_str(), "degraded");
+    assert_eq!(doc.partial_shares.len(), 3, "{:?}", doc.partial_shares);
+    assert!(
+        doc.partial_shares
+            .iter()
+            .all(|p| !p.lost && p.reason.contains("lease expired")),
+        "{:?}",
+        doc.partial_shares
+    );
+}
+
+/// The second account of the two-account simulator.
+const TEAM_B_KEY_ID: &str = "AKIAQUARRYTEAMB00001";
+const TEAM_B_SECRET: &str = "quarry/team-b/secret/key/for/tests/000000";
+const TEAM_B_ACCOUNT: &str = "111122223333";
+
+/// A simulator serving the default account and team B's.
+async fn start_two_account_sim() -> SimServer {
+    let config = SimConfig::from_toml(
+        &format!(
+            r#"
+            seed = 1
+            [[accounts]]
+            access_key_id = "{TEAM_B_KEY_ID}"
+            secret_access_key = "{TEAM_B_SECRET}"
+            account_id = "{TEAM_B_ACCOUNT}"
+            [[models]]
+            id = "{LLAMA}"
+            latency = {{ kind = "fixed", ttft_ms = 20.0, gap_ms = 2.0 }}
+            "#
+        ),
+        "sim.toml",
+    )
+    .unwrap();
+    SimServer::start(&config).await.unwrap()
+}
+
+/// A spec whose `[[agents.group]]` are `groups`, against `sim` as an AWS
+/// endpoint.
+fn group_spec(dir: &Path, sim: &SimServer, load: &str, groups: &str) -> PathBuf {
+    let target = format!(
+        "[target]\nkind = \"aws\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\n{groups}",
+        sim.url()
+    );
+    spec_file(dir, &target, load)
+}
+
+fn counter(group: &quarry::results::GroupRecord, name: &str) -> u64 {
+    group.counters.get(name).copied().unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_weighted_groups_in_two_accounts_split_by_weight_and_match_the_simulator() {
+    let sim = start_two_account_sim().await;
+    // Team A: two agents deployed in us-west-2 for account "alpha", with
+    // the default account's keys in their environment. Team B: one agent
+    // whose only credentials are profile "team-b" of its credentials file.
+    let region = ["--region", "us-west-2", "--account-alias", "alpha"];
+    let a0 = AgentProcess::start_with("a0", &region, None).await;
+    let a1 = AgentProcess::start_with("a1", &region, None).await;
+    let b_credentials = format!(
+        "[team-b]\naws_access_key_id = {TEAM_B_KEY_ID}\naws_secret_access_key = {TEAM_B_SECRET}\n"
+    );
+    let b0 =
+        AgentProcess::start_with("b0", &["--account-alias", "beta"], Some(&b_credentials)).await;
+    let work = tempfile::tempdir().unwrap();
+    let groups = format!(
+        "[[agents.group]]\nname = \"team-a\"\nweight = 2\nagents = [\"{}\", \"{}\"]\n\
+         region = \"us-west-2\"\naccount_alias = \"alpha\"\n\
+         [[agents.group]]\nname = \"team-b\"\nagents = [\"{}\"]\n\
+         account_alias = \"beta\"\ncredential_profile = \"team-b\"\n",
+        a0.address.socket, a1.address.socket, b0.address.socket
+    );
+    let spec = group_spec(work.path(), &sim, "concurrency = 6\nrequests = 90", &groups);
+    let out = work.path().join("out");
+    // No --agents: the spec's groups are the run's agents.
+    let run = Command::new(quarry_bin())
+        .arg("run")
+        .arg(&spec)
+        .args(["--interval-secs", "0.2", "--out"])
+        .arg(&out)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+
+    let doc = quarry::results::read_results(&out).unwrap();
+    assert_eq!(doc.end.ended.as_str(), "request_limit");
+    assert!(doc.partial_shares.is_empty(), "{:?}", doc.partial_shares);
+    let [a, b] = doc.groups.as_slice() else {
+        panic!("two groups: {:?}", doc.groups)
+    };
+    // The weights' split, exactly: 6 users and 90 requests by 2:1.
+    assert_eq!(
+        (a.name.as_str(), a.weight, a.agents.clone()),
+        ("team-a", 2.0, vec!["a0".to_owned(), "a1".to_owned()])
+    );
+    assert_eq!(
+        (a.planned.concurrency, a.planned.requests),
+        (Some(4), Some(60))
+    );
+    assert_eq!(
+        (a.region.as_deref(), a.account_alias.as_deref()),
+        (Some("us-west-2"), Some("alpha"))
+    );
+    assert_eq!(
+        (b.name.as_str(), b.weight, b.agents.clone()),
+        ("team-b", 1.0, vec!["b0".to_owned()])
+    );
+    assert_eq!(
+        (b.planned.concurrency, b.planned.requests),
+        (Some(2), Some(30))
+    );
+    assert_eq!(b.credential_profile.as_deref(), Some("team-b"));
+    // Each group sent and completed its part, as its own series.
+    assert_eq!(counter(a, "outcome_ok"), 60);
+    assert_eq!(counter(b, "outcome_ok"), 30);
+    let series_groups: std::collections::BTreeSet<&str> =
+        doc.series.iter().map(|s| s.group.as_str()).collect();
+    assert_eq!(series_groups, ["team-a", "team-b"].into_iter().collect());
+
+    // The totals are the simulator's, and each group's quota was settled
+    // against its own account: team B's agent signed with its profile.
+    let stats = sim.simulator().stats_snapshot();
+    assert_eq!(sim_requests(&stats, "ok"), 90);
+    let settled = |account: &str| -> u64 {
+        stats
+            .quota
+            .iter()
+            .filter(|q| q.account_id == account && q.scope == "on_demand")
+            .map(|q| q.settled_total)
+            .sum()
+    };
+    assert_eq!(counter(a, "quota_settled"), settled("123456789012"));
+    assert_eq!(counter(b, "quota_settled"), settled(TEAM_B_ACCOUNT));
+    assert!(counter(b, "quota_settled") > 0);
+    let sim_out: u64 = stats.lanes.iter().map(|l| l.tokens.output_tokens).sum();
+    let doc_out: u64 = doc
+        .groups
+        .iter()
+        .map(|g| {
+            g.counters
+                .iter()
+                .filter(|(k, _)| k.starts_with("tokens_output_"))
+                .map(|(_, v)| v)
+                .sum::<u64>()
+        })
+        .sum();
+    assert_eq!(doc_out, sim_out);
+
+    let report = std::fs::read_to_string(out.join("report.txt")).unwrap();
+    assert!(
+        report.contains("== Agent groups (measured stages) =="),
+        "{report}"
+    );
+    assert!(
+        report.contains("team-a: weight 2 (66.7% of the load); 2 agents: a0, a1"),
+        "{report}"
+    );
+    assert!(
+        report.contains("planned    concurrency 2, requests 30"),
+        "{report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_killed_mid_run_makes_the_run_degraded_with_its_share_listed() {
+    let sim = start_sim().await;
+    let mut agents = start_agents(2).await;
+    let work = tempfile::tempdir().unwrap();
+    let groups = format!(
+        "[[agents.group]]\nname = \"steady\"\nagents = [\"{}\"]\n\
+         [[agents.group]]\nname = \"doomed\"\nagents = [\"{}\"]\n",
+        agents[0].address.socket, agents[1].address.socket
+    );
+    let spec = group_spec(
+        work.path(),
+        &sim,
+        "concurrency = 2\nduration = \"4s\"",
+        &groups,
+    );
+    let out = work.path().join("out");
+    let controller = Command::new(quarry_bin())
+        .arg("run")
+        .arg(&spec)
+        .args(["--interval-secs", "0.2", "--lease-ttl-secs", "1", "--out"])
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let ok = || sim_requests(&sim.simulator().stats_snapshot(), "ok");
+    let mut waited = 0;
+    while ok() < 20 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+        assert!(waited < 300, "the run did not start within 30 s");
+    }
+    agents[1].child.start_kill().unwrap();
+    let _ = agents[1].child.wait().await;
+    let run = controller.wait_with_output().await.unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(3), "{stderr}\n{stdout}");
+    assert!(stderr.contains("degraded"), "{stderr}");
+
+    let doc = quarry::results::read_results(&out).unwrap();
+    assert_eq!(doc.end.ended.as_str(), "degraded");
+    let [lost] = doc.partial_shares.as_slice() else {
+        panic!("one partial share: {:?}", doc.partial_shares)
+    };
+    assert_eq!(
+        (lost.agent_id.as_str(), lost.group.as_str()),
+        ("agent-1", "doomed")
+    );
+    assert!(lost.lost, "{lost:?}");
+    assert!(lost.last_interval.is_some(), "{lost:?}");
+    // The survivor's group ran to its end; the lost one's data is kept up
+    // to its last interval and never exceeds what the simulator answered.
+    let (steady, doomed) = (&doc.groups[0], &doc.groups[1]);
+    assert!(counter(steady, "outcome_ok") > 0 && counter(doomed, "outcome_ok") > 0);
+    assert!(counter(steady, "outcome_ok") + counter(doomed, "outcome_ok") <= ok());
+    let report = std::fs::read_to_string(out.join("report.txt")).unwrap();
+    assert!(report.contains("ended: degraded"), "{report}");
+    assert!(
+        report.contains("DEGRADED: 1 of 2 shares partial"),
+        "{report}"
+    );
+    assert!(report.contains("PARTIAL share: agent agent-1"), "{report}");
+    // The report is rendered from results.json alone.
+    let again = Command::new(quarry_bin())
+        .arg("report")
+        .arg(&out)
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(again.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&again.stdout).contains("PARTIAL share: agent agent-1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_that_cannot_be_set_up_is_refused_and_nothing_runs() {
+    let sim = start_sim().await;
+    let agents = start_agents(2).await;
+    let work = tempfile::tempdir().unwrap();
+    // InvokeModel needs a model family for its native body: this model id
+    // names none, which only the agent's set-up of the share finds.
+    let path = work.path().join("spec.toml");
+    let text = format!(
+        "seed = 5\n[target]\nkind = \"aws\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\n\
+         [load]\nconcurrency = 2\nduration = \"5s\"\n\
+         [[workload]]\nmodel = \"my-imported-model\"\noperation = \"InvokeModel\"\ninput_tokens = 40\nmax_tokens = 6\n\
+         [pricing.\"my-imported-model\"]\ninput = 1.0\noutput = 1.0\n",
+        sim.url()
+    );
+    std::fs::write(&path, text).unwrap();
+    let run = Command::new(quarry_bin())
+        .arg("run")
+        .arg(&path)
+        .args([
+            "--interval-secs",
+            "0.2",
+            "--agents",
+            &agents_flag(&agents),
+            "--out",
+        ])
+        .arg(work.path().join("out"))
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("refused its share"), "{stderr}");
+    assert!(
+        stderr.contains("cannot set up the share: workload[0].model: \"my-imported-model\""),
+        "{stderr}"
+    );
+    // Refused before Started: no share fired a single request.
+    let stats = sim.simulator().stats_snapshot();
+    assert_eq!(
+        stats
+            .lanes
+            .iter()
+            .flat_map(|l| &l.requests)
+            .map(|r| r.count)
+            .sum::<u64>(),
+        0
+    );
 }

@@ -9,15 +9,85 @@
 //! stage's rate is linear in time, so Λ is quadratic within a stage and is
 //! inverted in closed form — no thinning, no rejected draws, the same
 //! sequence for the same seed on every machine. Several agents sharing a
-//! constant rate λ each run λ/K with phases 0, 1/K, ... so their arrivals
-//! interleave evenly.
+//! constant rate λ equally each run λ/K with phases 0, 1/K, ... so their
+//! arrivals interleave evenly. Agents with unequal shares cannot do that
+//! with phases (a 2:1 split would need share A at grid points 0, 1, 3, 4,
+//! ...), so each walks the whole run's grid and fires only its own slots
+//! ([`Interleave`]): the merged arrivals are exactly the one-generator grid.
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rand_distr::Exp1;
 
-use crate::load::Arrival;
+use crate::load::{Arrival, LoadProfile};
 use crate::scheduler::{StagePlan, StageSpan};
+
+/// 2⁶⁴ divided by the golden ratio, odd: the step of the Weyl sequence that
+/// deals the run's constant-rate grid out to weighted shares.
+const GOLDEN_STEP: u64 = 0x9E37_79B9_7F4A_7C15;
+
+/// One share's slots on the whole run's constant-arrival grid, for shares of
+/// unequal weight.
+///
+/// Arrival `n` of the run's grid (the single-generator schedule) belongs to
+/// the share whose range `[start, start + width)` holds `n · GOLDEN_STEP mod
+/// 2⁶⁴`. The shares' ranges tile the 2⁶⁴ circle, so every arrival is fired by
+/// exactly one share and the merged arrivals are the one-generator grid to
+/// the nanosecond. A share's long-run part is `width / 2⁶⁴` (its weight
+/// fraction); the golden-ratio Weyl sequence has the lowest discrepancy of
+/// any rotation, so a share's count stays within O(log n) of its part, and
+/// the gaps between its own grid slots take at most three values (Slater's
+/// gap theorem): no share fires in bursts.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Interleave {
+    /// Start of this share's range on the 2⁶⁴ circle.
+    pub start: u64,
+    /// Width of the range (≈ the share's fraction × 2⁶⁴).
+    pub width: u64,
+    /// The whole run's load, whose grid the shares deal out (every share
+    /// gets the same, so every share computes the same grid).
+    pub run_load: LoadProfile,
+}
+
+impl Interleave {
+    /// Ranges for shares of `fractions` (each > 0; normalised here), in
+    /// order, tiling the circle exactly.
+    pub fn tile(fractions: &[f64], run_load: &LoadProfile) -> Vec<Interleave> {
+        let total: f64 = fractions.iter().sum();
+        let circle = 1u128 << 64;
+        let mut bounds = Vec::with_capacity(fractions.len() + 1);
+        let mut cumulative = 0.0;
+        bounds.push(0u128);
+        for f in &fractions[..fractions.len().saturating_sub(1)] {
+            cumulative += f / total;
+            let b = ((cumulative * circle as f64) as u128).min(circle);
+            bounds.push(b.max(*bounds.last().unwrap_or(&0)));
+        }
+        bounds.push(circle);
+        bounds
+            .windows(2)
+            .map(|w| Interleave {
+                start: w[0] as u64,
+                // A range of the whole circle (one share) cannot be written
+                // in u64; it loses one point in 2⁶⁴.
+                width: u64::try_from(w[1] - w[0]).unwrap_or(u64::MAX),
+                run_load: run_load.clone(),
+            })
+            .collect()
+    }
+
+    /// Whether arrival `n` of the run's grid is this share's.
+    pub fn owns(&self, n: u64) -> bool {
+        in_range(n, self.start, self.width)
+    }
+}
+
+/// Whether grid arrival `n` falls in the range `[start, start + width)` of
+/// the 2⁶⁴ circle.
+fn in_range(n: u64, start: u64, width: u64) -> bool {
+    n.wrapping_mul(GOLDEN_STEP).wrapping_sub(start) < width
+}
 
 /// One scheduled arrival.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +109,10 @@ pub struct ArrivalSchedule {
     /// The stage being walked, and Λ at its start.
     span: usize,
     mass_before_span: f64,
+    /// With unequal weights: this share's slots, and the index of the next
+    /// arrival of the run's grid.
+    slots: Option<(u64, u64)>,
+    grid_index: u64,
 }
 
 impl ArrivalSchedule {
@@ -58,7 +132,44 @@ impl ArrivalSchedule {
             target,
             span: 0,
             mass_before_span: 0.0,
+            slots: None,
+            grid_index: 0,
         }
+    }
+
+    /// A constant-arrival share of unequal weight: the run's own grid
+    /// (`interleave.run_load`, phase 0), of which only this share's slots
+    /// are kept.
+    pub fn interleaved(interleave: &Interleave) -> Self {
+        let mut schedule =
+            ArrivalSchedule::new(&interleave.run_load.plan(), Arrival::Constant, 0, 0.0);
+        schedule.slots = Some((interleave.start, interleave.width));
+        schedule
+    }
+
+    /// The next arrival of the grid, whosever it is.
+    fn next_on_grid(&mut self) -> Option<ArrivalAt> {
+        while let Some(span) = self.spans.get(self.span) {
+            let total = mass_within(span, span_secs(span));
+            let wanted = self.target - self.mass_before_span;
+            if wanted < total {
+                let secs = invert_within(span, wanted.max(0.0));
+                let into = ((secs * 1e9).round() as u64).min(span.end_ns - span.start_ns - 1);
+                let at_ns = span.start_ns + into;
+                let step = match self.kind {
+                    Arrival::Constant => 1.0,
+                    Arrival::Poisson => self.rng.sample::<f64, _>(Exp1),
+                };
+                self.target += step;
+                return Some(ArrivalAt {
+                    at_ns,
+                    stage: self.span,
+                });
+            }
+            self.mass_before_span += total;
+            self.span += 1;
+        }
+        None
     }
 }
 
@@ -88,32 +199,22 @@ impl Iterator for ArrivalSchedule {
     type Item = ArrivalAt;
 
     fn next(&mut self) -> Option<ArrivalAt> {
-        while let Some(span) = self.spans.get(self.span) {
-            let total = mass_within(span, span_secs(span));
-            let wanted = self.target - self.mass_before_span;
-            if wanted < total {
-                let secs = invert_within(span, wanted.max(0.0));
-                let into = ((secs * 1e9).round() as u64).min(span.end_ns - span.start_ns - 1);
-                let at_ns = span.start_ns + into;
-                let step = match self.kind {
-                    Arrival::Constant => 1.0,
-                    Arrival::Poisson => self.rng.sample::<f64, _>(Exp1),
-                };
-                self.target += step;
-                return Some(ArrivalAt {
-                    at_ns,
-                    stage: self.span,
-                });
+        let Some((start, width)) = self.slots else {
+            return self.next_on_grid();
+        };
+        loop {
+            let arrival = self.next_on_grid()?;
+            let n = self.grid_index;
+            self.grid_index += 1;
+            if in_range(n, start, width) {
+                return Some(arrival);
             }
-            self.mass_before_span += total;
-            self.span += 1;
         }
-        None
     }
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Duration;
 
     use super::*;
@@ -190,6 +291,84 @@ mod tests {
         assert_ne!(a, c);
     }
 
+    fn profile(rate: f64, stages: &[(StageKind, u64, Option<f64>)]) -> LoadProfile {
+        let model = LoadModel::open(rate, Arrival::Constant, None, CatchUp::SendLate).unwrap();
+        let stages = stages
+            .iter()
+            .enumerate()
+            .map(|(i, (kind, secs, target))| Stage {
+                name: format!("s{i}"),
+                kind: *kind,
+                duration: Duration::from_secs(*secs),
+                target: *target,
+            })
+            .collect();
+        LoadProfile::new(model, stages, EndCondition::AfterStages).unwrap()
+    }
+
+    #[test]
+    fn unequal_shares_deal_out_the_one_generator_grid() {
+        // 2:1 at 90/s over a ramp and a hold: no phase can merge a 60/s and
+        // a 30/s grid evenly, interleaved slots do, to the nanosecond.
+        let load = profile(
+            90.0,
+            &[(StageKind::Ramp, 4, Some(90.0)), (StageKind::Hold, 6, None)],
+        );
+        let whole: Vec<ArrivalAt> =
+            ArrivalSchedule::new(&load.plan(), Arrival::Constant, 0, 0.0).collect();
+        let tiles = Interleave::tile(&[2.0, 1.0], &load);
+        let shares: Vec<Vec<ArrivalAt>> = tiles
+            .iter()
+            .map(|t| ArrivalSchedule::interleaved(t).collect())
+            .collect();
+        let mut merged: Vec<ArrivalAt> = shares.iter().flatten().copied().collect();
+        merged.sort_by_key(|a| a.at_ns);
+        assert_eq!(merged, whole);
+        // Each share holds its weight's part, within a couple of arrivals.
+        let n = whole.len() as f64;
+        assert!(
+            (shares[0].len() as f64 - n * 2.0 / 3.0).abs() <= 2.0,
+            "{}",
+            shares[0].len()
+        );
+        assert!(
+            (shares[1].len() as f64 - n / 3.0).abs() <= 2.0,
+            "{}",
+            shares[1].len()
+        );
+        // In the hold (90/s, gaps of 11.1 ms on the whole grid) a share's own
+        // gaps take at most three values (the three-gap theorem): no bursts.
+        let grid_gap = 1e9 / 90.0;
+        for share in &shares {
+            let mut sizes: Vec<u64> = share
+                .windows(2)
+                .filter(|w| w[0].stage == 1)
+                .map(|w| ((w[1].at_ns - w[0].at_ns) as f64 / grid_gap).round() as u64)
+                .collect();
+            sizes.sort_unstable();
+            sizes.dedup();
+            assert!(sizes.len() <= 3, "{sizes:?}");
+        }
+    }
+
+    #[test]
+    fn tiles_cover_the_circle_exactly() {
+        let load = profile(10.0, &[(StageKind::Hold, 1, None)]);
+        let tiles = Interleave::tile(&[0.5, 3.0, 1.5, 5.0], &load);
+        let mut at = 0u128;
+        for t in &tiles {
+            assert_eq!(u128::from(t.start), at);
+            at += u128::from(t.width);
+        }
+        assert_eq!(at, 1 << 64);
+        // Every grid index belongs to exactly one share.
+        for n in 0..10_000u64 {
+            assert_eq!(tiles.iter().filter(|t| t.owns(n)).count(), 1, "{n}");
+        }
+        let json = serde_json::to_string(&tiles[1]).unwrap();
+        assert_eq!(serde_json::from_str::<Interleave>(&json).unwrap(), tiles[1]);
+    }
+
     /// Kolmogorov distribution survival P(K > x) = 2 Σ (−1)^(k−1) e^(−2k²x²).
     fn kolmogorov_survival(x: f64) -> f64 {
         let sum: f64 = (1..=100)
@@ -205,7 +384,7 @@ mod tests {
     /// The KS critical value for `n` samples at significance `alpha`: the
     /// Kolmogorov quantile found by bisection, with Stephens' finite-sample
     /// correction (√n + 0.12 + 0.11/√n).
-    fn ks_critical(n: usize, alpha: f64) -> f64 {
+    pub(crate) fn ks_critical(n: usize, alpha: f64) -> f64 {
         let (mut lo, mut hi) = (0.1, 5.0);
         for _ in 0..200 {
             let mid = 0.5 * (lo + hi);
@@ -220,7 +399,7 @@ mod tests {
     }
 
     /// The KS statistic of `samples` against Exp(rate).
-    fn ks_statistic_exponential(mut samples: Vec<f64>, rate: f64) -> f64 {
+    pub(crate) fn ks_statistic_exponential(mut samples: Vec<f64>, rate: f64) -> f64 {
         samples.sort_by(f64::total_cmp);
         let n = samples.len() as f64;
         samples

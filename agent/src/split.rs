@@ -7,11 +7,22 @@
 //! remainder method, so the total is exact; a share that would round to zero
 //! takes one from the largest share, so no agent idles unless there are more
 //! agents than units (an error that names the field). Rates are split
-//! proportionally. Share `k` of `K` gets phase `k/K`, so equally weighted
-//! constant-rate shares interleave into one even grid; Poisson shares keep
-//! independent seeds, and a sum of independent Poisson processes is Poisson.
+//! proportionally.
+//!
+//! Slots that name the same group are one agent group: the load is first
+//! apportioned across groups by the sum of their slots' weights, then each
+//! group's part across its slots, so every group's totals are exactly its
+//! weight's part of the plan whatever the rounding inside it.
+//!
+//! Equally weighted constant-rate shares get phases `k/K` and interleave
+//! into one even grid. Unequal constant-rate shares cannot (phases of
+//! unequal grids never merge evenly), so each gets an [`Interleave`]: its
+//! slots of the whole run's grid, which the shares' slots tile exactly.
+//! Poisson shares keep independent seeds, and a sum of independent Poisson
+//! processes is Poisson.
 
-use crate::load::{EndCondition, LoadError, LoadModel, LoadProfile, Stage};
+use crate::arrival::Interleave;
+use crate::load::{Arrival, EndCondition, LoadError, LoadModel, LoadProfile, Stage};
 use crate::plan::{RunPlan, Target};
 use crate::share::ShareSpec;
 
@@ -42,6 +53,33 @@ pub enum SplitError {
         /// The number of agents.
         agents: usize,
     },
+    /// A whole-number quantity smaller than the number of agent groups.
+    #[error(
+        "{field} is {total} but there are {groups} agent groups: each group needs at least 1 (use fewer groups or raise {field})"
+    )]
+    TooManyGroups {
+        /// The plan field, e.g. `load.concurrency`.
+        field: &'static str,
+        /// Its value in the plan.
+        total: u64,
+        /// The number of groups.
+        groups: usize,
+    },
+    /// A group's part of a whole-number quantity is smaller than its number
+    /// of agents.
+    #[error(
+        "agent group {group:?} gets {part} of {field} but has {agents} agents: each agent needs at least 1 (raise {field} or the group's weight, or use fewer agents)"
+    )]
+    GroupTooSmall {
+        /// The group.
+        group: String,
+        /// The plan field, e.g. `load.concurrency`.
+        field: &'static str,
+        /// The group's part of it.
+        part: u64,
+        /// Agents in the group.
+        agents: usize,
+    },
     /// A share's scaled load is not a valid profile (for example every
     /// stage of one share rounds to zero load).
     #[error("share {share}: {source}")]
@@ -51,12 +89,22 @@ pub enum SplitError {
         /// What is wrong with its load.
         source: LoadError,
     },
+    /// A group's scaled load is not a valid profile.
+    #[error("agent group {group:?}: {source}")]
+    GroupLoad {
+        /// The group.
+        group: String,
+        /// What is wrong with its load.
+        source: LoadError,
+    },
 }
 
 /// Where one share goes: its weight and the agent group it reports under.
+/// Slots naming the same group form that group (see the module docs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShareSlot {
-    /// Relative weight (e.g. 1 per agent, or its cores).
+    /// Relative weight (e.g. 1 per agent, or a group's weight divided among
+    /// its agents); a group weighs the sum of its slots.
     pub weight: f64,
     /// The agent group (region / account alias); series are keyed by it.
     pub group: String,
@@ -116,10 +164,85 @@ pub fn split(plan: &RunPlan, weights: &[f64]) -> Result<Vec<RunPlan>, SplitError
     Ok(shares)
 }
 
-/// Builds each slot's [`ShareSpec`] for run `run_id`: the split plan, the
-/// slot's group (and credential overrides), stream `k`, a distinct arrival
-/// seed and phase `k/K`. Share 0 keeps the plan's seed and stream 0, so a
-/// one-agent run draws exactly what an in-process run draws.
+/// Splits `plan` over `slots` group by group: the groups (slots sharing a
+/// group name, in order of first appearance) get exact parts by the sum of
+/// their slots' weights, then each group's part is split over its slots by
+/// their weights. One plan per slot, in slot order.
+pub fn split_slots(plan: &RunPlan, slots: &[ShareSlot]) -> Result<Vec<RunPlan>, SplitError> {
+    if slots.is_empty() {
+        return Err(SplitError::NoAgents);
+    }
+    for (index, slot) in slots.iter().enumerate() {
+        if !(slot.weight.is_finite() && slot.weight > 0.0) {
+            return Err(SplitError::Weight {
+                index,
+                weight: slot.weight,
+            });
+        }
+    }
+    let groups = group_members(slots);
+    let group_weights: Vec<f64> = groups
+        .iter()
+        .map(|(_, members)| members.iter().map(|&i| slots[i].weight).sum())
+        .collect();
+    let group_plans = split(plan, &group_weights).map_err(|e| match e {
+        SplitError::TooManyAgents { field, total, .. } => SplitError::TooManyGroups {
+            field,
+            total,
+            groups: groups.len(),
+        },
+        SplitError::Load { share, source } => SplitError::GroupLoad {
+            group: groups[share].0.to_owned(),
+            source,
+        },
+        other => other,
+    })?;
+    let mut out: Vec<Option<RunPlan>> = vec![None; slots.len()];
+    for ((group, members), group_plan) in groups.iter().zip(group_plans) {
+        let weights: Vec<f64> = members.iter().map(|&i| slots[i].weight).collect();
+        let parts = split(&group_plan, &weights).map_err(|e| match e {
+            SplitError::TooManyAgents {
+                field,
+                total,
+                agents,
+            } => SplitError::GroupTooSmall {
+                group: (*group).to_owned(),
+                field,
+                part: total,
+                agents,
+            },
+            SplitError::Load { share, source } => SplitError::Load {
+                share: members[share],
+                source,
+            },
+            other => other,
+        })?;
+        for (&i, part) in members.iter().zip(parts) {
+            out[i] = Some(part);
+        }
+    }
+    Ok(out.into_iter().flatten().collect())
+}
+
+/// The groups of `slots`: each name with its slots' indices, in order of
+/// first appearance.
+fn group_members(slots: &[ShareSlot]) -> Vec<(&str, Vec<usize>)> {
+    let mut groups: Vec<(&str, Vec<usize>)> = Vec::new();
+    for (i, slot) in slots.iter().enumerate() {
+        match groups.iter_mut().find(|(name, _)| *name == slot.group) {
+            Some((_, members)) => members.push(i),
+            None => groups.push((&slot.group, vec![i])),
+        }
+    }
+    groups
+}
+
+/// Builds each slot's [`ShareSpec`] for run `run_id`: the plan split group
+/// by group ([`split_slots`]), the slot's group (and credential overrides),
+/// stream `k`, a distinct arrival seed, and for constant arrivals phase
+/// `k/K` (equal shares) or the share's [`Interleave`] slots (unequal ones).
+/// Share 0 keeps the plan's seed and stream 0, so a one-agent run draws
+/// exactly what an in-process run draws.
 pub fn share_specs(
     run_id: &str,
     plan: &RunPlan,
@@ -127,8 +250,8 @@ pub fn share_specs(
     interval_ms: u64,
     sim_url: Option<&str>,
 ) -> Result<Vec<ShareSpec>, SplitError> {
-    let weights: Vec<f64> = slots.iter().map(|s| s.weight).collect();
-    let plans = split(plan, &weights)?;
+    let plans = split_slots(plan, slots)?;
+    let mut interleaves = interleave(plan, &plans).map(Vec::into_iter);
     let count = slots.len() as f64;
     Ok(plans
         .into_iter()
@@ -146,18 +269,51 @@ pub fn share_specs(
                     *region = r.clone();
                 }
             }
+            let interleave = interleaves.as_mut().and_then(Iterator::next);
             ShareSpec {
                 run_id: run_id.to_owned(),
                 plan: share_plan,
                 group: slot.group.clone(),
                 stream: k as u64,
                 arrival_seed: arrival_seed(plan.seed, k as u64),
-                phase: k as f64 / count,
+                phase: if interleave.is_some() {
+                    0.0
+                } else {
+                    k as f64 / count
+                },
+                interleave,
                 interval_ms,
                 sim_url: sim_url.map(str::to_owned),
+                trace: None,
             }
         })
         .collect())
+}
+
+/// The shares' slots of the run's constant-arrival grid, when the run is
+/// open-loop with constant arrivals and the shares' rates are unequal;
+/// `None` otherwise (phases `k/K` interleave equal shares exactly).
+fn interleave(plan: &RunPlan, shares: &[RunPlan]) -> Option<Vec<Interleave>> {
+    let LoadModel::Open {
+        rate_per_s,
+        arrival: Arrival::Constant,
+        ..
+    } = *plan.load.model()
+    else {
+        return None;
+    };
+    let fractions: Vec<f64> = shares
+        .iter()
+        .map(|s| match *s.load.model() {
+            LoadModel::Open { rate_per_s: r, .. } => r / rate_per_s,
+            LoadModel::Closed { .. } => 0.0,
+        })
+        .collect();
+    let first = *fractions.first()?;
+    if fractions.iter().all(|f| (f - first).abs() <= first * 1e-9) {
+        return None;
+    }
+    Some(Interleave::tile(&fractions, &plan.load))
 }
 
 /// Share `k`'s arrival seed: the plan's seed for share 0, distinct for every
@@ -540,5 +696,308 @@ mod tests {
 
     fn concurrency_of(p: &RunPlan) -> u64 {
         concurrency(p)
+    }
+
+    fn rate_of(p: &RunPlan) -> f64 {
+        match p.load.model() {
+            LoadModel::Open { rate_per_s, .. } => *rate_per_s,
+            LoadModel::Closed { .. } => panic!("closed"),
+        }
+    }
+
+    /// Slots for groups given as (name, group weight, agents): each agent
+    /// weighs its group's weight divided among the group's agents.
+    fn group_slots(groups: &[(&str, f64, usize)]) -> Vec<ShareSlot> {
+        groups
+            .iter()
+            .flat_map(|(name, weight, agents)| {
+                (0..*agents).map(move |_| ShareSlot::new(weight / *agents as f64, *name))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn groups_get_their_weights_part_then_split_it_among_their_agents() {
+        let plan = closed(10, &[None], EndCondition::Requests(100));
+        let slots = group_slots(&[("eu", 2.0, 2), ("us", 1.0, 1)]);
+        let shares = split_slots(&plan, &slots).unwrap();
+        let c: Vec<u64> = shares.iter().map(concurrency).collect();
+        // 10 by 2:1 is 7 and 3; eu's 7 over two agents is 4 and 3.
+        assert_eq!(c, vec![4, 3, 3]);
+        let r: Vec<u64> = shares.iter().map(requests).collect();
+        assert_eq!(r, vec![34, 33, 33]);
+        // Interleaved group order: slots keep their order, groups their totals.
+        let slots = vec![
+            ShareSlot::new(1.0, "eu"),
+            ShareSlot::new(1.0, "us"),
+            ShareSlot::new(1.0, "eu"),
+        ];
+        let c: Vec<u64> = split_slots(&plan, &slots)
+            .unwrap()
+            .iter()
+            .map(concurrency)
+            .collect();
+        assert_eq!(c[0] + c[2], 7);
+        assert_eq!(c[1], 3);
+    }
+
+    #[test]
+    fn a_group_too_small_for_its_agents_is_named() {
+        let plan = closed(4, &[None], EndCondition::AfterStages);
+        let err =
+            split_slots(&plan, &group_slots(&[("big", 3.0, 1), ("tiny", 1.0, 2)])).unwrap_err();
+        assert_eq!(
+            err,
+            SplitError::GroupTooSmall {
+                group: "tiny".into(),
+                field: "load.concurrency",
+                part: 1,
+                agents: 2
+            }
+        );
+        assert!(
+            err.to_string()
+                .contains("agent group \"tiny\" gets 1 of load.concurrency"),
+            "{err}"
+        );
+        let plan = closed(2, &[None], EndCondition::AfterStages);
+        let err = split_slots(
+            &plan,
+            &group_slots(&[("a", 1.0, 1), ("b", 1.0, 1), ("c", 1.0, 1)]),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                SplitError::TooManyGroups {
+                    groups: 3,
+                    total: 2,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let mut bad = group_slots(&[("a", 1.0, 2)]);
+        bad[1].weight = 0.0;
+        assert!(matches!(
+            split_slots(&plan, &bad),
+            Err(SplitError::Weight { index: 1, .. })
+        ));
+        assert_eq!(split_slots(&plan, &[]), Err(SplitError::NoAgents));
+    }
+
+    #[test]
+    fn unequal_constant_shares_get_slots_equal_ones_get_phases() {
+        let plan = open(90.0, None, EndCondition::AfterStages);
+        let unequal = share_specs(
+            "r",
+            &plan,
+            &group_slots(&[("a", 1.0, 1), ("b", 1.0, 2)]),
+            1000,
+            None,
+        )
+        .unwrap();
+        // 45/s to a, 22.5/s to each of b's agents: unequal, so slots.
+        assert!(unequal.iter().all(|s| s.interleave.is_some()));
+        let even = share_specs(
+            "r",
+            &plan,
+            &group_slots(&[("a", 2.0, 2), ("b", 1.0, 1)]),
+            1000,
+            None,
+        )
+        .unwrap();
+        assert!(even.iter().all(|s| s.interleave.is_none()));
+        assert_eq!(
+            even.iter().map(|s| s.phase).collect::<Vec<_>>(),
+            vec![0.0, 1.0 / 3.0, 2.0 / 3.0]
+        );
+        // Poisson shares never need slots: independent seeds suffice.
+        let mut poisson = plan.clone();
+        let LoadModel::Open { rate_per_s, .. } = *plan.load.model() else {
+            panic!("open")
+        };
+        let model = LoadModel::open(rate_per_s, Arrival::Poisson, None, CatchUp::SendLate).unwrap();
+        poisson.load = LoadProfile::new(
+            model,
+            plan.load.stages().to_vec(),
+            EndCondition::AfterStages,
+        )
+        .unwrap();
+        let specs = share_specs(
+            "r",
+            &poisson,
+            &group_slots(&[("a", 1.0, 1), ("b", 3.0, 1)]),
+            1000,
+            None,
+        )
+        .unwrap();
+        assert!(specs.iter().all(|s| s.interleave.is_none()));
+        // Slots survive the trip to the agent.
+        let json = serde_json::to_string(&unequal[1]).unwrap();
+        assert_eq!(
+            serde_json::from_str::<ShareSpec>(&json).unwrap(),
+            unequal[1]
+        );
+    }
+
+    /// Each share's arrivals as its agent would schedule them.
+    fn share_arrivals(spec: &ShareSpec) -> Vec<u64> {
+        let config = spec.engine_config();
+        let LoadModel::Open { arrival, .. } = *spec.plan.load.model() else {
+            panic!("open")
+        };
+        let schedule = match (&config.interleave, arrival) {
+            (Some(slots), Arrival::Constant) => crate::ArrivalSchedule::interleaved(slots),
+            _ => crate::ArrivalSchedule::new(
+                &spec.plan.load.plan(),
+                arrival,
+                config.seed,
+                config.phase,
+            ),
+        };
+        schedule.map(|a| a.at_ns).collect()
+    }
+
+    fn open_with(rate: f64, arrival: Arrival, secs: u64) -> RunPlan {
+        let model = LoadModel::open(rate, arrival, None, CatchUp::SendLate).unwrap();
+        let stages = vec![
+            Stage {
+                name: "ramp".into(),
+                kind: StageKind::Ramp,
+                duration: Duration::from_secs(2),
+                target: Some(rate),
+            },
+            Stage {
+                name: "hold".into(),
+                kind: StageKind::Hold,
+                duration: Duration::from_secs(secs),
+                target: None,
+            },
+        ];
+        plan_with(LoadProfile::new(model, stages, EndCondition::AfterStages).unwrap())
+    }
+
+    #[test]
+    fn weighted_poisson_shares_stay_poisson_and_merge_into_poisson() {
+        use crate::arrival::tests::{ks_critical, ks_statistic_exponential};
+        // 30 s at 900/s over shares of 1, 2 and 3 (+ 1 of b split in two):
+        // each share's gaps are Exp(its rate), the merged gaps Exp(900).
+        let mut plan = open_with(900.0, Arrival::Poisson, 30);
+        plan.load = LoadProfile::new(
+            plan.load.model().clone(),
+            vec![plan.load.stages()[1].clone()],
+            EndCondition::AfterStages,
+        )
+        .unwrap();
+        let slots = group_slots(&[("a", 1.0, 1), ("b", 2.0, 2), ("c", 3.0, 1)]);
+        let specs = share_specs("r", &plan, &slots, 1000, None).unwrap();
+        let mut seeds: Vec<u64> = specs.iter().map(|s| s.arrival_seed).collect();
+        seeds.sort_unstable();
+        seeds.dedup();
+        assert_eq!(seeds.len(), specs.len(), "distinct seeds");
+        let mut merged = Vec::new();
+        for spec in &specs {
+            let at = share_arrivals(spec);
+            let gaps: Vec<f64> = at.windows(2).map(|w| (w[1] - w[0]) as f64 / 1e9).collect();
+            let rate = rate_of(&spec.plan);
+            let d = ks_statistic_exponential(gaps.clone(), rate);
+            let critical = ks_critical(gaps.len(), 0.01);
+            assert!(d < critical, "share at {rate}/s: D = {d} >= {critical}");
+            merged.extend(at);
+        }
+        merged.sort_unstable();
+        let gaps: Vec<f64> = merged
+            .windows(2)
+            .map(|w| (w[1] - w[0]) as f64 / 1e9)
+            .collect();
+        let d = ks_statistic_exponential(gaps.clone(), 900.0);
+        assert!(d < ks_critical(gaps.len(), 0.01), "merged: D = {d}");
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        #[test]
+        fn weighted_constant_shares_merge_into_the_one_generator_grid(
+            groups in prop::collection::vec((0.05f64..20.0, 1usize..4), 1..5),
+            rate in 1.0f64..400.0,
+        ) {
+            let plan = open_with(rate, Arrival::Constant, 3);
+            let named: Vec<(String, f64, usize)> = groups
+                .iter()
+                .enumerate()
+                .map(|(i, (w, n))| (format!("g{i}"), *w, *n))
+                .collect();
+            let borrowed: Vec<(&str, f64, usize)> =
+                named.iter().map(|(n, w, a)| (n.as_str(), *w, *a)).collect();
+            let specs = share_specs("r", &plan, &group_slots(&borrowed), 1000, None).unwrap();
+            let whole: Vec<u64> = crate::ArrivalSchedule::new(&plan.load.plan(), Arrival::Constant, 0, 0.0)
+                .map(|a| a.at_ns)
+                .collect();
+            let mut merged: Vec<u64> = specs.iter().flat_map(share_arrivals).collect();
+            merged.sort_unstable();
+            if specs.iter().all(|s| s.interleave.is_none()) {
+                // Equal shares on phases: the same grid within a nanosecond.
+                prop_assert_eq!(merged.len(), whole.len());
+                for (a, b) in merged.iter().zip(&whole) {
+                    prop_assert!(a.abs_diff(*b) <= 1, "{} vs {}", a, b);
+                }
+            } else {
+                prop_assert_eq!(&merged, &whole);
+            }
+            // Each share holds its rate's part of the arrivals.
+            let total_rate: f64 = specs.iter().map(|s| rate_of(&s.plan)).sum();
+            prop_assert!((total_rate - rate).abs() <= rate * 1e-9);
+            for spec in &specs {
+                let expected = whole.len() as f64 * rate_of(&spec.plan) / rate;
+                let got = share_arrivals(spec).len() as f64;
+                // The golden-ratio Weyl sequence's discrepancy grows as log N.
+                let bound = 2.0 + 2.0 * (whole.len().max(2) as f64).ln();
+                prop_assert!((got - expected).abs() <= bound, "{} vs {}", got, expected);
+            }
+        }
+
+        #[test]
+        fn group_totals_are_their_weights_exact_part(
+            groups in prop::collection::vec((0.01f64..100.0, 1usize..5), 1..6),
+            extra in 0u64..5000,
+            request_extra in 0u64..100_000,
+        ) {
+            let agents: usize = groups.iter().map(|(_, n)| n).sum();
+            // Enough for every agent whatever the weights.
+            let concurrency = (agents * 2000) as u64 + extra;
+            let request_count = (agents * 2000) as u64 + request_extra;
+            let plan = closed(u32::try_from(concurrency).unwrap(), &[None], EndCondition::Requests(request_count));
+            let named: Vec<(String, f64, usize)> = groups
+                .iter()
+                .enumerate()
+                .map(|(i, (w, n))| (format!("g{i}"), *w, *n))
+                .collect();
+            let borrowed: Vec<(&str, f64, usize)> =
+                named.iter().map(|(n, w, a)| (n.as_str(), *w, *a)).collect();
+            let slots = group_slots(&borrowed);
+            let shares = split_slots(&plan, &slots).unwrap();
+            prop_assert_eq!(shares.iter().map(concurrency_of).sum::<u64>(), concurrency);
+            prop_assert_eq!(shares.iter().map(requests).sum::<u64>(), request_count);
+            // The group weights as the split sees them: its slots' sum.
+            let weights: Vec<f64> = named
+                .iter()
+                .map(|(name, _, _)| slots.iter().filter(|s| s.group == *name).map(|s| s.weight).sum())
+                .collect();
+            let want_c = apportion(concurrency, &weights, "c", true).unwrap();
+            let want_r = apportion(request_count, &weights, "r", true).unwrap();
+            for (g, name) in named.iter().enumerate() {
+                let members = slots.iter().enumerate().filter(|(_, s)| s.group == name.0);
+                let (mut c, mut r) = (0, 0);
+                for (i, _) in members {
+                    c += concurrency_of(&shares[i]);
+                    r += requests(&shares[i]);
+                    prop_assert!(concurrency_of(&shares[i]) >= 1);
+                }
+                prop_assert_eq!(c, want_c[g]);
+                prop_assert_eq!(r, want_r[g]);
+            }
+        }
     }
 }

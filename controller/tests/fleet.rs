@@ -276,6 +276,7 @@ async fn run_fleet(
         sim_url: None,
         lease_ttl: Duration::from_millis(200),
         start_lead: Duration::from_millis(50),
+        trace: None,
     };
     let mut run = fleet::start(connected, &fleet_plan, clock).await.unwrap();
     let mut merged = Vec::new();

@@ -96,7 +96,7 @@ fn run_writes_the_results_directory_and_report_reproduces_it() {
     }
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
-    assert_eq!(results["schema_version"], 1);
+    assert_eq!(results["schema_version"], quarry::results::SCHEMA_VERSION);
     assert_eq!(results["end"]["ended"], "completed");
     assert!(
         results["simulator"]["lanes"]

@@ -29,7 +29,10 @@ where
 {
     let cap = max_in_flight.map(|n| Arc::new(Semaphore::new(n as usize)));
     let config = &shared.config;
-    let schedule = ArrivalSchedule::new(&shared.plan, arrival, config.seed, config.phase);
+    let schedule = match (&config.interleave, arrival) {
+        (Some(slots), Arrival::Constant) => ArrivalSchedule::interleaved(slots),
+        _ => ArrivalSchedule::new(&shared.plan, arrival, config.seed, config.phase),
+    };
     let mut stop = shared.stop.clone();
     let mut tasks = JoinSet::new();
     let ended = 'arrivals: {

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeSet;
 
+use quarry_agent::ShareSlot;
 use quarry_proto::v1::DescribeRequest;
 
 use super::client::{AgentRpc, ConnectError, ConnectOptions, RpcError};
@@ -79,43 +80,103 @@ pub enum DiscoveryError {
         /// The mismatch.
         source: quarry_proto::VersionMismatch,
     },
+    /// One agent was reached through two groups' entries.
+    #[error(
+        "agent {agent} ({address}) is in agent groups {first:?} and {second:?}: an agent runs one share at a time; list it in one group"
+    )]
+    InTwoGroups {
+        /// The agent's id.
+        agent: String,
+        /// Where it was reached the second time.
+        address: String,
+        /// The group it was found in first.
+        first: String,
+        /// The other group.
+        second: String,
+    },
+    /// An agent's `Describe` contradicts its group in the spec.
+    #[error(transparent)]
+    GroupMismatch(Box<GroupMismatch>),
+}
+
+/// An agent whose `Describe` contradicts its group in the spec.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "agent {agent} ({address}) in group {group:?} reports {field} {reported:?}, but the spec's group says {wanted:?}; fix agents.group's {field} or the agent's --{flag}"
+)]
+pub struct GroupMismatch {
+    /// The group.
+    pub group: String,
+    /// The agent's id.
+    pub agent: String,
+    /// Its address.
+    pub address: String,
+    /// `region` or `account_alias`.
+    pub field: &'static str,
+    /// The agent's flag that sets it (`region`, `account-alias`).
+    pub flag: &'static str,
+    /// What the spec's group says.
+    pub wanted: String,
+    /// What the agent reports.
+    pub reported: String,
 }
 
 /// Parses `--agents`: comma-separated `host:port` or `dns:name:port`.
 pub fn parse_agents(list: &str) -> Result<Vec<AgentSource>, DiscoveryError> {
-    let mut out = Vec::new();
-    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
-        let (dns, rest) = match entry.strip_prefix("dns:") {
-            Some(rest) => (true, rest),
-            None => (false, entry),
-        };
-        let bad = |reason| DiscoveryError::Entry {
-            entry: entry.to_owned(),
-            reason,
-        };
-        let (host, port) = rest
-            .rsplit_once(':')
-            .ok_or_else(|| bad("expected host:port or dns:name:port"))?;
-        let port: u16 = port
-            .parse()
-            .map_err(|_| bad("the port is not a number 1-65535"))?;
-        if port == 0 {
-            return Err(bad("the port is not a number 1-65535"));
-        }
-        if host.is_empty() {
-            return Err(bad("the host is empty"));
-        }
-        let host = host.to_owned();
-        out.push(if dns {
-            AgentSource::Dns { name: host, port }
-        } else {
-            AgentSource::Address { host, port }
-        });
-    }
+    let out = list
+        .split(',')
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .map(parse_agent)
+        .collect::<Result<Vec<_>, _>>()?;
     if out.is_empty() {
         return Err(DiscoveryError::Empty);
     }
     Ok(out)
+}
+
+/// Parses one agent entry: `host:port` (one agent; IPv6 in brackets) or
+/// `dns:name:port` (every address the name resolves to).
+pub fn parse_agent(entry: &str) -> Result<AgentSource, DiscoveryError> {
+    let entry = entry.trim();
+    let (dns, rest) = match entry.strip_prefix("dns:") {
+        Some(rest) => (true, rest),
+        None => (false, entry),
+    };
+    let bad = |reason| DiscoveryError::Entry {
+        entry: entry.to_owned(),
+        reason,
+    };
+    let (host, port) = rest
+        .rsplit_once(':')
+        .ok_or_else(|| bad("expected host:port or dns:name:port"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| bad("the port is not a number 1-65535"))?;
+    if port == 0 {
+        return Err(bad("the port is not a number 1-65535"));
+    }
+    if host.is_empty() {
+        return Err(bad("the host is empty"));
+    }
+    if host.contains(char::is_whitespace) || host.contains(',') {
+        return Err(bad("the host contains a space or a comma"));
+    }
+    let host = host.to_owned();
+    Ok(if dns {
+        AgentSource::Dns { name: host, port }
+    } else {
+        AgentSource::Address { host, port }
+    })
+}
+
+impl std::fmt::Display for AgentSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AgentSource::Address { host, port } => write!(f, "{host}:{port}"),
+            AgentSource::Dns { name, port } => write!(f, "dns:{name}:{port}"),
+        }
+    }
 }
 
 /// One agent to dial: the socket address and the name its TLS certificate
@@ -187,12 +248,22 @@ pub struct AgentInfo {
     pub max_rate_per_second: f64,
     /// Its clock against the controller's.
     pub clock: ClockEstimate,
+    /// The share it runs: its group, weight and the group's overrides. From
+    /// `--agents`: weight 1 in the group its `Describe` names
+    /// ([`AgentInfo::described_group`]); from the spec: its group's.
+    pub slot: Box<ShareSlot>,
 }
 
 impl AgentInfo {
-    /// The agent group its share reports under: `alias@region`, the one of
-    /// them that is set, or `default` (the in-process run's group).
+    /// The agent group its share reports under ([`AgentInfo::slot`]).
     pub fn group(&self) -> String {
+        self.slot.group.clone()
+    }
+
+    /// The group an agent found through `--agents` reports under:
+    /// `alias@region`, the one of them that is set, or `default` (the
+    /// in-process run's group).
+    pub fn described_group(&self) -> String {
         match (self.account_alias.is_empty(), self.region.is_empty()) {
             (true, true) => "default".to_owned(),
             (false, true) => self.account_alias.clone(),
@@ -289,21 +360,106 @@ async fn describe(
     } else {
         d.agent_id
     };
-    Ok(ConnectedAgent {
-        info: AgentInfo {
-            address,
-            agent_id,
-            agent_version: d.agent_version,
-            protocol_version: d.protocol_version,
-            region: d.region,
-            account_alias: d.account_alias,
-            cores: d.cores,
-            max_concurrency: rails.max_concurrency,
-            max_rate_per_second: rails.max_rate_per_second,
-            clock: estimate,
-        },
-        rpc,
-    })
+    let mut info = AgentInfo {
+        address,
+        agent_id,
+        agent_version: d.agent_version,
+        protocol_version: d.protocol_version,
+        region: d.region,
+        account_alias: d.account_alias,
+        cores: d.cores,
+        max_concurrency: rails.max_concurrency,
+        max_rate_per_second: rails.max_rate_per_second,
+        clock: estimate,
+        slot: Box::new(ShareSlot::new(1.0, String::new())),
+    };
+    info.slot.group = info.described_group();
+    Ok(ConnectedAgent { info, rpc })
+}
+
+/// The agents of the spec's groups: every entry resolved, connected,
+/// described and clock-probed at once. An agent reached twice within a
+/// group is used once; one in two groups, or one whose `Describe` names
+/// another Region or account alias than its group, is an error. Each agent
+/// gets its group's slot: the group's weight divided equally among the
+/// agents found, and its Region and credential profile. Agents come in
+/// group order.
+pub async fn discover_groups(
+    groups: &[crate::spec::AgentGroupSpec],
+    options: &ConnectOptions,
+    clock: &ControllerClock,
+) -> Result<Vec<ConnectedAgent>, DiscoveryError> {
+    let mut addresses = Vec::new();
+    let mut owner = Vec::new();
+    for (g, group) in groups.iter().enumerate() {
+        let resolved = resolve(&group.agents).await?;
+        owner.extend(std::iter::repeat_n(g, resolved.len()));
+        addresses.extend(resolved);
+    }
+    let probed = probe_all(&addresses, options, clock).await;
+    let mut members: Vec<Vec<ConnectedAgent>> = vec![Vec::new(); groups.len()];
+    let mut seen: Vec<(String, usize)> = Vec::new();
+    for (agent, g) in probed.into_iter().zip(owner) {
+        let agent = agent?;
+        let group = &groups[g];
+        if let Some((_, first)) = seen.iter().find(|(id, _)| *id == agent.info.agent_id) {
+            if *first == g {
+                continue;
+            }
+            return Err(DiscoveryError::InTwoGroups {
+                agent: agent.info.agent_id.clone(),
+                address: agent.info.address.socket.clone(),
+                first: groups[*first].name.clone(),
+                second: group.name.clone(),
+            });
+        }
+        check_described(group, &agent.info)?;
+        seen.push((agent.info.agent_id.clone(), g));
+        members[g].push(agent);
+    }
+    let mut out = Vec::with_capacity(seen.len());
+    for (group, agents) in groups.iter().zip(members) {
+        let slots = group.slots(agents.len());
+        for (mut agent, slot) in agents.into_iter().zip(slots) {
+            agent.info.slot = Box::new(slot);
+            out.push(agent);
+        }
+    }
+    Ok(out)
+}
+
+/// An agent must not contradict its group: a Region or account alias it
+/// reports must be the group's (an agent that reports none is accepted).
+fn check_described(
+    group: &crate::spec::AgentGroupSpec,
+    info: &AgentInfo,
+) -> Result<(), DiscoveryError> {
+    let checks = [
+        ("region", "region", &group.region, &info.region),
+        (
+            "account_alias",
+            "account-alias",
+            &group.account_alias,
+            &info.account_alias,
+        ),
+    ];
+    for (field, flag, wanted, reported) in checks {
+        if let Some(wanted) = wanted
+            && !reported.is_empty()
+            && reported != wanted
+        {
+            return Err(DiscoveryError::GroupMismatch(Box::new(GroupMismatch {
+                group: group.name.clone(),
+                agent: info.agent_id.clone(),
+                address: info.address.socket.clone(),
+                field,
+                flag,
+                wanted: wanted.clone(),
+                reported: reported.clone(),
+            })));
+        }
+    }
+    Ok(())
 }
 
 /// One line of `quarry agents`: an agent that answered, or one that did
@@ -453,6 +609,59 @@ mod tests {
         assert_eq!(expanded[0].tls_name, "127.0.0.1");
     }
 
+    fn info(region: &str, alias: &str) -> AgentInfo {
+        AgentInfo {
+            address: AgentAddress {
+                socket: "10.0.0.1:7400".into(),
+                tls_name: "10.0.0.1".into(),
+            },
+            agent_id: "a".into(),
+            agent_version: "0.1.0".into(),
+            protocol_version: "1.0".into(),
+            region: region.into(),
+            account_alias: alias.into(),
+            cores: 2,
+            max_concurrency: 0,
+            max_rate_per_second: 0.0,
+            clock: ClockEstimate {
+                offset_ns: 0,
+                uncertainty_ns: 0,
+                rtt_ns: 0,
+                probes: 1,
+            },
+            slot: Box::new(ShareSlot::new(1.0, "default")),
+        }
+    }
+
+    #[test]
+    fn an_agent_must_not_contradict_its_group() {
+        let group = crate::spec::AgentGroupSpec {
+            name: "prod-eu".into(),
+            agents: vec![],
+            weight: 1.0,
+            region: Some("eu-west-1".into()),
+            account_alias: Some("prod".into()),
+            credential_profile: None,
+        };
+        check_described(&group, &info("eu-west-1", "prod")).unwrap();
+        // An agent that reports nothing cannot contradict.
+        check_described(&group, &info("", "")).unwrap();
+        let err = check_described(&group, &info("us-east-1", "prod")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "agent a (10.0.0.1:7400) in group \"prod-eu\" reports region \"us-east-1\", but the spec's group says \"eu-west-1\"; fix agents.group's region or the agent's --region"
+        );
+        let err = check_described(&group, &info("eu-west-1", "dev")).unwrap_err();
+        assert!(err.to_string().contains("--account-alias"), "{err}");
+        // A group that says nothing accepts any agent.
+        let open = crate::spec::AgentGroupSpec {
+            region: None,
+            account_alias: None,
+            ..group
+        };
+        check_described(&open, &info("us-east-1", "dev")).unwrap();
+    }
+
     #[test]
     fn groups_come_from_region_and_alias() {
         let mut info = AgentInfo {
@@ -474,12 +683,14 @@ mod tests {
                 rtt_ns: 240_000,
                 probes: 8,
             },
+            slot: Box::new(ShareSlot::new(1.0, "g")),
         };
-        assert_eq!(info.group(), "default");
+        assert_eq!(info.described_group(), "default");
+        assert_eq!(info.group(), "g");
         info.region = "eu-west-1".into();
-        assert_eq!(info.group(), "eu-west-1");
+        assert_eq!(info.described_group(), "eu-west-1");
         info.account_alias = "prod".into();
-        assert_eq!(info.group(), "prod@eu-west-1");
+        assert_eq!(info.described_group(), "prod@eu-west-1");
         let down = AgentStatus::Down {
             address: info.address.clone(),
             error: "connection refused".into(),

@@ -145,6 +145,9 @@ pub struct RunFigures {
     pub overall: Figures,
     /// Each measured request series (schedule series left out).
     pub series: Vec<SeriesFigures>,
+    /// Measured stages per agent group of a distributed run, in the order
+    /// of `doc.groups` (empty for an in-process run).
+    pub groups: Vec<SeriesFigures>,
     /// Cooldown stages merged, when the plan has any.
     pub cooldown: Option<Figures>,
     /// Every stage, warmup included: what the simulator saw.
@@ -189,6 +192,14 @@ impl RunFigures {
         let mut cooldown = Figures::new(SeriesDelta::new(), window_of(&is_cooldown), true);
         let mut all = Figures::new(SeriesDelta::new(), doc.end.finished_at_ns, true);
         let mut series = Vec::new();
+        let mut groups: Vec<SeriesFigures> = doc
+            .groups
+            .iter()
+            .map(|g| SeriesFigures {
+                label: g.name.clone(),
+                figures: Figures::new(SeriesDelta::new(), overall.window_ns, true),
+            })
+            .collect();
         for record in &doc.series {
             let (key, delta) = record.decode()?;
             let kind = kind_of(&key.stage);
@@ -199,6 +210,10 @@ impl RunFigures {
             if measured(kind) {
                 overall.delta.merge(&delta);
                 overall.priced &= priced;
+                if let Some(g) = groups.iter_mut().find(|g| g.label == record.group) {
+                    g.figures.delta.merge(&delta);
+                    g.figures.priced &= priced;
+                }
                 if requests {
                     series.push(SeriesFigures {
                         label: label(&key),
@@ -214,6 +229,7 @@ impl RunFigures {
         Ok(RunFigures {
             overall,
             series,
+            groups,
             cooldown: has_cooldown.then_some(cooldown),
             all_stages: all,
             measured_stages: doc

@@ -9,7 +9,7 @@ use quarry_bedrock::{Outcome, UsageSource};
 
 use super::figures::{Figures, RunFigures, stat};
 use super::format::{count, duration_ns, percent, rate, usd};
-use crate::results::{ResultsDocument, ResultsError, SimulatorView};
+use crate::results::{Ended, ResultsDocument, ResultsError, SimulatorView};
 use crate::thresholds::LatencyStat;
 
 /// The latency rows: label and histogram. From-schedule rows appear only
@@ -50,6 +50,7 @@ pub fn render_report(doc: &ResultsDocument) -> Result<String, ResultsError> {
             section(&mut out, &s.figures);
         }
     }
+    groups(&mut out, doc, &figures);
     if let Some(c) = &figures.cooldown {
         out.push_str("\n== Cooldown (reported apart, not in the figures above) ==\n");
         section(&mut out, c);
@@ -91,6 +92,121 @@ fn header(out: &mut String, doc: &ResultsDocument, f: &RunFigures) {
     if let Some(sent) = doc.end.sent {
         let _ = writeln!(out, "requests sent: {}", count(sent));
     }
+    partial_shares(out, doc);
+}
+
+/// The shares that ended before their plan did, and what that means.
+fn partial_shares(out: &mut String, doc: &ResultsDocument) {
+    if doc.partial_shares.is_empty() {
+        return;
+    }
+    if doc.end.ended == Ended::Degraded {
+        let _ = writeln!(
+            out,
+            "DEGRADED: {} of {} shares partial; every figure holds a partial share's data up to its last interval",
+            doc.partial_shares.len(),
+            doc.groups
+                .iter()
+                .map(|g| g.agents.len())
+                .sum::<usize>()
+                .max(doc.partial_shares.len())
+        );
+    }
+    for p in &doc.partial_shares {
+        let last = p
+            .last_interval
+            .map_or("no interval".to_owned(), |i| format!("last interval {i}"));
+        let how = if p.lost { "lost" } else { "ended early" };
+        let _ = writeln!(
+            out,
+            "  PARTIAL share: agent {} ({}, group {}): {how}, {last}: {}",
+            p.agent_id, p.address, p.group, p.reason
+        );
+    }
+}
+
+/// Each agent group of a distributed run: its part of the plan, its agents
+/// and its measured figures.
+fn groups(out: &mut String, doc: &ResultsDocument, figures: &RunFigures) {
+    if doc.groups.is_empty() {
+        return;
+    }
+    let total_weight: f64 = doc.groups.iter().map(|g| g.weight).sum();
+    out.push_str("\n== Agent groups (measured stages) ==\n");
+    for (g, f) in doc.groups.iter().zip(&figures.groups) {
+        let mut about = vec![format!(
+            "weight {} ({:.1}% of the load)",
+            trim_float(g.weight),
+            100.0 * g.weight / total_weight.max(f64::MIN_POSITIVE)
+        )];
+        about.push(format!(
+            "{} agents: {}",
+            g.agents.len(),
+            g.agents.join(", ")
+        ));
+        if let Some(r) = &g.region {
+            about.push(format!("region {r}"));
+        }
+        if let Some(a) = &g.account_alias {
+            about.push(format!("account {a}"));
+        }
+        if let Some(p) = &g.credential_profile {
+            about.push(format!("profile {p}"));
+        }
+        let _ = writeln!(out, "{}: {}", g.name, about.join("; "));
+        let mut planned = Vec::new();
+        if let Some(c) = g.planned.concurrency {
+            planned.push(format!("concurrency {}", count(c)));
+        }
+        if let Some(r) = g.planned.rate_per_s {
+            planned.push(format!("rate {}/s", rate(r)));
+        }
+        if let Some(m) = g.planned.max_in_flight {
+            planned.push(format!("max in flight {}", count(m)));
+        }
+        if let Some(n) = g.planned.requests {
+            planned.push(format!("requests {}", count(n)));
+        }
+        if !planned.is_empty() {
+            let _ = writeln!(out, "  planned    {}", planned.join(", "));
+        }
+        let f = &f.figures;
+        let requests = f.requests();
+        let per = |n: u64| f.per_s(n).map_or("-".to_owned(), rate);
+        let ok = f.outcome(Outcome::Ok);
+        let throttled = f.outcome(Outcome::Throttled) + f.outcome(Outcome::DailyQuota);
+        let _ = writeln!(
+            out,
+            "  requests   {} ended ({}/s); ok {} ({}); throttled {} ({}); errors {}",
+            count(requests),
+            per(requests),
+            count(ok),
+            percent(ok, requests),
+            count(throttled),
+            percent(throttled, requests),
+            count(requests.saturating_sub(ok + throttled)),
+        );
+        let ttft = f.histogram(Metric::TtftFromSend);
+        let e2e = f.histogram(Metric::E2eFromSend);
+        let show = |h, s| stat(h, s).map_or("-".to_owned(), duration_ns);
+        let _ = writeln!(
+            out,
+            "  latency    TTFT p50 {} p99 {}; E2E p50 {} p99 {}; output tokens {} ({}/s)",
+            show(ttft, LatencyStat::P50),
+            show(ttft, LatencyStat::P99),
+            show(e2e, LatencyStat::P50),
+            show(e2e, LatencyStat::P99),
+            count(f.tokens(TokenKind::Output)),
+            per(f.tokens(TokenKind::Output)),
+        );
+    }
+}
+
+/// A weight with at most six decimals and no trailing zeros (a group's
+/// weight is the sum of its agents' parts, which may be off by an ulp).
+fn trim_float(x: f64) -> String {
+    let text = format!("{x:.6}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 /// One block of figures: requests, latencies, outcomes, tokens, cost.

@@ -11,8 +11,9 @@ use quarry_bedrock::{Operation, Outcome, UsageSource};
 
 use super::*;
 use crate::results::{
-    Assembly, Ended, ResultsDocument, ResultsWriter, RunEnd, RunMeta, SCHEMA_VERSION, StageRecord,
-    ThresholdRule, assemble, read_results, recover_results,
+    Assembly, Ended, GroupRecord, PartialShare, PlannedLoad, ResultsDocument, ResultsWriter,
+    RunEnd, RunMeta, SCHEMA_VERSION, StageRecord, ThresholdRule, assemble, read_results,
+    recover_results,
 };
 use crate::spec::parse_spec;
 use crate::thresholds::{LatencyMetric, ScalarMetric};
@@ -238,4 +239,96 @@ fn a_non_empty_directory_is_refused() {
     let plan = parse_spec(Path::new("spec.toml"), SPEC).unwrap().plan;
     let err = ResultsWriter::create(dir.path(), SPEC, &plan, &meta(&[])).unwrap_err();
     assert!(err.to_string().contains("not empty"), "{err}");
+}
+
+/// `document` as a degraded two-group distributed run whose series all
+/// belong to group `default`.
+fn degraded_document() -> ResultsDocument {
+    let mut doc = document(&[]);
+    doc.end.ended = Ended::Degraded;
+    let group = |name: &str, weight: f64, agents: &[&str]| GroupRecord {
+        name: name.to_owned(),
+        weight,
+        region: Some("eu-west-1".to_owned()),
+        account_alias: None,
+        credential_profile: Some("team".to_owned()),
+        agents: agents.iter().map(|a| (*a).to_owned()).collect(),
+        planned: PlannedLoad {
+            concurrency: Some(2),
+            requests: Some(40),
+            ..PlannedLoad::default()
+        },
+        counters: BTreeMap::new(),
+    };
+    doc.groups = vec![
+        group("default", 2.0, &["a0", "a1"]),
+        group("other", 1.0, &["b0"]),
+    ];
+    doc.partial_shares = vec![PartialShare {
+        agent_id: "a1".to_owned(),
+        address: "10.0.0.2:7400".to_owned(),
+        group: "default".to_owned(),
+        last_interval: Some(6),
+        lost: true,
+        reason: "agent lost after interval 7: connection refused".to_owned(),
+    }];
+    doc
+}
+
+#[test]
+fn a_degraded_run_lists_its_partial_shares_and_groups() {
+    let doc = degraded_document();
+    let report = render_report(&doc).unwrap();
+    assert!(report.contains("ended: degraded after"), "{report}");
+    assert!(
+        report.contains("DEGRADED: 1 of 3 shares partial; every figure holds a partial share's data up to its last interval"),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "  PARTIAL share: agent a1 (10.0.0.2:7400, group default): lost, last interval 6: agent lost after interval 7: connection refused"
+        ),
+        "{report}"
+    );
+    assert!(
+        report.contains("== Agent groups (measured stages) =="),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "default: weight 2 (66.7% of the load); 2 agents: a0, a1; region eu-west-1; profile team"
+        ),
+        "{report}"
+    );
+    assert!(
+        report.contains("  planned    concurrency 2, requests 40"),
+        "{report}"
+    );
+    // Group figures are the group's measured series: all of them here.
+    assert!(report.contains("  requests   10 ended"), "{report}");
+    // An in-process run has neither section.
+    let plain = render_report(&document(&[])).unwrap();
+    assert!(
+        !plain.contains("Agent groups") && !plain.contains("PARTIAL"),
+        "{plain}"
+    );
+    assert!(!Ended::Degraded.is_complete());
+}
+
+#[test]
+fn degraded_documents_round_trip_and_version_1_documents_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let doc = degraded_document();
+    crate::results::write_document(dir.path(), &doc).unwrap();
+    let back = read_results(dir.path()).unwrap();
+    assert_eq!(back, doc);
+    // A version-1 document has no groups or partial shares.
+    let mut v1 = serde_json::to_value(document(&[])).unwrap();
+    v1["schema_version"] = 1.into();
+    let object = v1.as_object_mut().unwrap();
+    object.remove("groups");
+    object.remove("partial_shares");
+    let old: ResultsDocument = serde_json::from_value(v1).unwrap();
+    assert!(old.groups.is_empty() && old.partial_shares.is_empty());
+    assert_eq!(SCHEMA_VERSION, 2);
 }

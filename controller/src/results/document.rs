@@ -19,8 +19,10 @@ use super::ResultsError;
 pub use super::sim_view::{SimLane, SimQuotaPool, SimulatorView};
 
 /// The version of the `results.json` / `intervals.jsonl` schema this build
-/// writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+/// writes; it reads this one and every earlier one. Version 2 added
+/// `end.ended = "degraded"` (a distributed run with a partial share, which
+/// version 1 wrote as `stopped`), `groups` and `partial_shares`.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// How every embedded histogram is encoded.
 pub const HISTOGRAM_ENCODING: &str = "hdr-v2-deflate-base64";
@@ -47,6 +49,69 @@ pub struct ResultsDocument {
     pub simulator: Option<SimulatorView>,
     /// Each threshold and whether it held, in spec order.
     pub thresholds: Vec<ThresholdResult>,
+    /// The agent groups of a distributed run, in share order (empty for an
+    /// in-process run).
+    #[serde(default)]
+    pub groups: Vec<GroupRecord>,
+    /// The shares of a distributed run that ended before their plan did
+    /// (lost, or stopped early); the run is `degraded` unless the user
+    /// stopped it.
+    #[serde(default)]
+    pub partial_shares: Vec<PartialShare>,
+}
+
+/// An agent group of a distributed run: its part of the plan and its totals.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GroupRecord {
+    /// `SeriesKey.group` of its series.
+    pub name: String,
+    /// Its weight: its part of the load is its weight over the sum of all.
+    pub weight: f64,
+    /// The Region its shares fired at, when the group set one.
+    pub region: Option<String>,
+    /// Its account alias (the spec's, else what its agents reported).
+    pub account_alias: Option<String>,
+    /// The AWS profile its agents took credentials from, when set.
+    pub credential_profile: Option<String>,
+    /// Its agents' ids, in share order.
+    pub agents: Vec<String>,
+    /// Its part of the plan's load.
+    pub planned: PlannedLoad,
+    /// Its series' counters summed, every stage (warmup included, like
+    /// `series`); non-zero only.
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// A part of a plan's load (the fields its load model has).
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct PlannedLoad {
+    /// Virtual users (closed model).
+    pub concurrency: Option<u64>,
+    /// Arrivals per second at the base rate (open model).
+    pub rate_per_s: Option<f64>,
+    /// In-flight cap (open model).
+    pub max_in_flight: Option<u64>,
+    /// Requests before the run ends (request-count end).
+    pub requests: Option<u64>,
+}
+
+/// A share of a distributed run that ended before its plan did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartialShare {
+    /// The agent that ran it.
+    pub agent_id: String,
+    /// Where the controller reached it.
+    pub address: String,
+    /// Its group.
+    pub group: String,
+    /// The last interval it delivered (0-based); `None` when none. Its data
+    /// in every figure ends there.
+    pub last_interval: Option<u64>,
+    /// The controller lost the agent (rather than the agent ending the
+    /// share early and saying so).
+    pub lost: bool,
+    /// Why it ended.
+    pub reason: String,
 }
 
 /// What was run and when: written to `run.json` at the start, so a run that
@@ -136,6 +201,9 @@ pub enum Ended {
     Aborted,
     /// `results.json` was rebuilt from `intervals.jsonl` after the run died.
     Recovered,
+    /// A distributed run ended, but at least one share is partial (its
+    /// agent was lost or stopped early): `partial_shares` lists them.
+    Degraded,
 }
 
 impl Ended {
@@ -147,6 +215,7 @@ impl Ended {
             Ended::Stopped => "stopped",
             Ended::Aborted => "aborted",
             Ended::Recovered => "recovered",
+            Ended::Degraded => "degraded",
         }
     }
 

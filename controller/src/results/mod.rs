@@ -25,9 +25,10 @@ mod writer;
 use std::path::PathBuf;
 
 pub use document::{
-    Ended, HISTOGRAM_ENCODING, HealthRecord, HealthSummary, HistogramConfig, IntervalRecord,
-    IntervalSummary, ResultsDocument, RunEnd, RunMeta, SCHEMA_VERSION, SeriesRecord, SimLane,
-    SimQuotaPool, SimulatorView, StageRecord, ThresholdResult, ThresholdRule,
+    Ended, GroupRecord, HISTOGRAM_ENCODING, HealthRecord, HealthSummary, HistogramConfig,
+    IntervalRecord, IntervalSummary, PartialShare, PlannedLoad, ResultsDocument, RunEnd, RunMeta,
+    SCHEMA_VERSION, SeriesRecord, SimLane, SimQuotaPool, SimulatorView, StageRecord,
+    ThresholdResult, ThresholdRule,
 };
 pub use hgrm::{TICKS_PER_HALF_DISTANCE, render_hgrm};
 pub use reader::{Assembly, assemble, read_results, recover_results};

@@ -143,6 +143,8 @@ pub fn assemble(a: Assembly<'_>) -> Result<ResultsDocument, ResultsError> {
         health: HealthSummary::from_samples(a.health),
         simulator: a.simulator,
         thresholds: Vec::new(),
+        groups: Vec::new(),
+        partial_shares: Vec::new(),
     };
     let figures = RunFigures::from_document(&doc)?;
     doc.thresholds = evaluate_thresholds(&doc.run.thresholds, &figures.overall);

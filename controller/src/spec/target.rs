@@ -38,10 +38,7 @@ fn aws(c: &mut Checker, t: &Spanned<RawTarget>) -> Option<Target> {
         }
         Some(r) => {
             let name = r.get_ref();
-            let ok = !name.is_empty()
-                && name
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            let ok = is_region_name(name);
             if !ok {
                 let msg = format!("{name:?} is not an AWS Region name like \"us-east-1\"");
                 c.error(r, "target.region", msg);
@@ -63,6 +60,15 @@ fn aws(c: &mut Checker, t: &Spanned<RawTarget>) -> Option<Target> {
         endpoint,
         profile,
     })
+}
+
+/// Whether `name` looks like an AWS Region name (`us-east-1`): non-empty,
+/// lowercase letters, digits and dashes.
+pub(crate) fn is_region_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
 }
 
 /// An optional string that must not be blank when given.

@@ -139,6 +139,11 @@ impl Checker {
         }
     }
 
+    /// The 1-based line a spanned value starts on.
+    pub(crate) fn line_of<T>(&self, at: &Spanned<T>) -> usize {
+        self.lines.line(at.span().start)
+    }
+
     /// A required field is missing from the table spanning `table`.
     pub(crate) fn missing<T>(&mut self, table: &Spanned<T>, field: &str, why: &str) {
         self.error(table, field, format!("is required{why}"));
