@@ -2,14 +2,18 @@
 //! gRPC (`quarry.v1.Agent`). Flags configure where it listens, how
 //! controllers authenticate, the guard rails every plan must respect, and
 //! where results of recent runs are kept.
+//!
+//! `quarry-agent health` is the container health probe (Docker
+//! `HEALTHCHECK`, ECS `healthCheck`): it exits 0 when the agent accepts TCP
+//! connections on its address, whatever authentication it uses.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use quarry_agent::daemon::{self, BearerToken, DaemonConfig, GuardRails, MutualTls, is_loopback};
 
 /// Exit code for a configuration the agent refuses to start with.
@@ -19,15 +23,23 @@ const EXIT_CONFIG: u8 = 2;
 #[command(
     name = "quarry-agent",
     version,
-    about = "Quarry's load agent daemon (gRPC, quarry.v1.Agent)"
+    about = "Quarry's load agent daemon (gRPC, quarry.v1.Agent)",
+    args_conflicts_with_subcommands = true
 )]
 struct Args {
+    #[command(subcommand)]
+    command: Option<AgentCommand>,
     /// Address to listen on, e.g. 0.0.0.0:7400 or 127.0.0.1:7400.
     #[arg(long, default_value = "127.0.0.1:7400")]
     listen: String,
     /// File holding the bearer token controllers must present.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "token_env")]
     token_file: Option<PathBuf>,
+    /// Environment variable holding the bearer token (ECS task secrets,
+    /// Kubernetes `secretKeyRef`): the token itself never appears on the
+    /// command line.
+    #[arg(long, value_name = "VAR")]
+    token_env: Option<String>,
     /// Server certificate chain (PEM) for mutual TLS.
     #[arg(long, requires_all = ["tls_key", "client_ca"])]
     tls_cert: Option<PathBuf>,
@@ -38,9 +50,10 @@ struct Args {
     #[arg(long, requires_all = ["tls_cert", "tls_key"])]
     client_ca: Option<PathBuf>,
     /// Serve without authentication; only allowed on loopback addresses.
-    #[arg(long, conflicts_with_all = ["token_file", "tls_cert"])]
+    #[arg(long, conflicts_with_all = ["token_file", "token_env", "tls_cert"])]
     insecure: bool,
-    /// This agent's id in Describe (default: the host name).
+    /// This agent's id in Describe (default: `<host name>:<listening port>`,
+    /// unique per running agent).
     #[arg(long)]
     agent_id: Option<String>,
     /// The region this agent runs in (Describe).
@@ -82,18 +95,44 @@ struct Args {
     shutdown_grace_s: u64,
 }
 
-fn read(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+#[derive(Debug, Subcommand)]
+enum AgentCommand {
+    /// Container health probe: exit 0 when an agent accepts TCP connections
+    /// at ADDR, 1 otherwise. A TCP accept is what every authentication mode
+    /// (token, mutual TLS) allows without credentials; the agent's listener
+    /// is open exactly while it serves.
+    Health {
+        /// The agent's address, as seen from inside its container.
+        #[arg(long, default_value = "127.0.0.1:7400")]
+        addr: String,
+        /// Seconds to wait for the connection.
+        #[arg(long, default_value_t = 2.0)]
+        timeout_secs: f64,
+    },
 }
 
-/// The host name, from the kernel or the environment.
-fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .ok()
-        .filter(|s| !s.is_empty())
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "quarry-agent".to_owned())
+/// `quarry-agent health`: connects to `addr` once.
+fn health(addr: &str, timeout: Duration) -> ExitCode {
+    let addrs: Vec<SocketAddr> = match addr.to_socket_addrs() {
+        Ok(a) => a.collect(),
+        Err(e) => {
+            eprintln!("quarry-agent health: {addr}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut last = format!("{addr} resolves to no address");
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, timeout) {
+            Ok(_) => return ExitCode::SUCCESS,
+            Err(e) => last = format!("{a}: {e}"),
+        }
+    }
+    eprintln!("quarry-agent health: {last}");
+    ExitCode::FAILURE
+}
+
+fn read(path: &PathBuf) -> anyhow::Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading {}", path.display()))
 }
 
 /// Resolves `--listen`; every address it names must be loopback for
@@ -110,9 +149,8 @@ async fn resolve(listen: &str) -> anyhow::Result<Vec<SocketAddr>> {
 }
 
 fn config(args: &Args) -> anyhow::Result<DaemonConfig> {
-    let token = match &args.token_file {
-        None => None,
-        Some(path) => {
+    let token = match (&args.token_file, &args.token_env) {
+        (Some(path), _) => {
             let text = String::from_utf8(read(path)?)
                 .with_context(|| format!("{} is not UTF-8", path.display()))?;
             Some(
@@ -120,6 +158,20 @@ fn config(args: &Args) -> anyhow::Result<DaemonConfig> {
                     .with_context(|| format!("--token-file {} is empty", path.display()))?,
             )
         }
+        (None, Some(var)) => {
+            // The value is a secret: errors name the variable, never it.
+            let text = std::env::var(var).map_err(|e| match e {
+                std::env::VarError::NotPresent => anyhow::anyhow!("--token-env {var}: not set"),
+                std::env::VarError::NotUnicode(_) => {
+                    anyhow::anyhow!("--token-env {var}: not UTF-8")
+                }
+            })?;
+            Some(
+                BearerToken::from_file_contents(&text)
+                    .with_context(|| format!("--token-env {var} is empty"))?,
+            )
+        }
+        (None, None) => None,
     };
     let tls = match (&args.tls_cert, &args.tls_key, &args.client_ca) {
         (Some(cert), Some(key), Some(ca)) => Some(MutualTls {
@@ -131,13 +183,14 @@ fn config(args: &Args) -> anyhow::Result<DaemonConfig> {
     };
     if token.is_none() && tls.is_none() && !args.insecure {
         bail!(
-            "no authentication configured: give --token-file, or --tls-cert/--tls-key/--client-ca, or --insecure on a loopback address"
+            "no authentication configured: give --token-file or --token-env, or --tls-cert/--tls-key/--client-ca, or --insecure on a loopback address"
         );
     }
     let mut config = DaemonConfig::new(args.results_dir.clone());
     config.token = token;
     config.tls = tls;
-    config.agent_id = args.agent_id.clone().unwrap_or_else(host_name);
+    // Empty: the daemon uses `<host name>:<port>` once it has bound.
+    config.agent_id = args.agent_id.clone().unwrap_or_default();
     config.region = args.region.clone();
     config.account_alias = args.account_alias.clone();
     config.rails = GuardRails {
@@ -212,6 +265,12 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Some(AgentCommand::Health { addr, timeout_secs }) = &args.command {
+        return health(
+            addr,
+            Duration::from_secs_f64(timeout_secs.clamp(0.001, 60.0)),
+        );
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {

@@ -8,23 +8,29 @@
 //! The first line on standard output is `listening on http://ADDR` (or
 //! `https://`). SIGTERM or Ctrl-C stops accepting, lets in-flight requests
 //! finish within the grace period, and exits 0.
+//!
+//! `quarry-sim health [--addr 127.0.0.1:8080]` is the container health probe
+//! (Docker `HEALTHCHECK`): it exits 0 when `GET /_quarry/health` answers 200
+//! over plain HTTP.
 
-use std::io::Write as _;
-use std::net::SocketAddr;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs as _};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use quarry_sim::{
     DEFAULT_MAX_CONNECTIONS, ServerOptions, SimConfig, SimServer, Simulator, TlsSettings,
 };
 
 /// A wire-faithful Amazon Bedrock Runtime simulator.
 #[derive(Debug, Parser)]
-#[command(name = "quarry-sim", version)]
+#[command(name = "quarry-sim", version, args_conflicts_with_subcommands = true)]
 struct Args {
+    #[command(subcommand)]
+    command: Option<SimCommand>,
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -51,6 +57,46 @@ struct Args {
     tls_cert_out: Option<PathBuf>,
 }
 
+#[derive(Debug, Subcommand)]
+enum SimCommand {
+    /// Container health probe: exit 0 when `GET /_quarry/health` at ADDR
+    /// answers 200 (plain HTTP), 1 otherwise.
+    Health {
+        /// The simulator's address, as seen from inside its container.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        addr: String,
+        /// Seconds to wait for the connection and for the answer.
+        #[arg(long, default_value_t = 2.0)]
+        timeout_secs: f64,
+    },
+}
+
+/// `quarry-sim health`: one `GET /_quarry/health`.
+fn health(addr: &str, timeout: Duration) -> anyhow::Result<()> {
+    let socket = addr
+        .to_socket_addrs()
+        .with_context(|| format!("{addr}: not an address"))?
+        .next()
+        .with_context(|| format!("{addr} resolves to no address"))?;
+    let mut stream = TcpStream::connect_timeout(&socket, timeout)
+        .with_context(|| format!("connecting to {socket}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET /_quarry/health HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
+    )?;
+    let mut head = [0u8; 12];
+    stream
+        .read_exact(&mut head)
+        .with_context(|| format!("reading the answer from {socket}"))?;
+    let status = String::from_utf8_lossy(&head);
+    if !status.starts_with("HTTP/1.1 200") && !status.starts_with("HTTP/1.0 200") {
+        anyhow::bail!("GET /_quarry/health at {socket}: {}", status.trim());
+    }
+    Ok(())
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -59,7 +105,18 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    match run(Args::parse()) {
+    let args = Args::parse();
+    if let Some(SimCommand::Health { addr, timeout_secs }) = &args.command {
+        let timeout = Duration::from_secs_f64(timeout_secs.clamp(0.001, 60.0));
+        return match health(addr, timeout) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("quarry-sim health: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("quarry-sim: {e:#}");

@@ -55,7 +55,8 @@ pub struct DaemonConfig {
     pub token: Option<BearerToken>,
     /// Mutual TLS, if on.
     pub tls: Option<MutualTls>,
-    /// This agent's id (`Describe`).
+    /// This agent's id (`Describe`); empty: [`default_agent_id`] of the
+    /// host name and the listening port, set by [`serve`].
     pub agent_id: String,
     /// The region it runs in (`Describe`).
     pub region: String,
@@ -123,6 +124,34 @@ pub enum ServeError {
     Transport(#[from] tonic::transport::Error),
 }
 
+/// The id an agent started without `--agent-id` reports: `host:port`, the
+/// host name and the port it actually listens on. Agents on one host differ
+/// by port and agents on different hosts by name, so no two running agents
+/// share an id (the controller tells agents apart by it), and an agent
+/// restarted on its address keeps its id.
+pub fn default_agent_id(host: &str, local: std::net::SocketAddr) -> String {
+    format!("{host}:{}", local.port())
+}
+
+/// The host name: the kernel's, else `$HOSTNAME`, else `quarry-agent`.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_owned())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "quarry-agent".to_owned())
+}
+
+/// How long a controller connection may be silent before the agent pings it.
+pub const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// How long a ping may go unanswered before the agent drops the connection
+/// and its streams (releasing their lease holds): a controller cut off
+/// mid-run is noticed within `KEEPALIVE_INTERVAL + KEEPALIVE_TIMEOUT`, and
+/// the lease TTL counts from there.
+pub const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The agent's wall clock: the one place the daemon reads it (clock probes,
 /// start times, the share's origin). Wall time is what the controller's
 /// clock-offset estimate translates between, so it cannot be monotonic.
@@ -135,12 +164,15 @@ pub(crate) fn wall_clock_now() -> SystemTime {
 /// every live run, lets streams deliver their final `Finished`, and returns.
 pub async fn serve(
     listener: TcpListener,
-    config: DaemonConfig,
+    mut config: DaemonConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let local = listener.local_addr()?;
     if config.token.is_none() && config.tls.is_none() && !is_loopback(&local) {
         return Err(ServeError::InsecureNonLoopback(local));
+    }
+    if config.agent_id.is_empty() {
+        config.agent_id = default_agent_id(&host_name(), local);
     }
     let config = Arc::new(config);
     let registry = registry::Registry::new(Arc::clone(&config))?;
@@ -156,7 +188,13 @@ pub async fn serve(
         .set_serving::<AgentServer<service::AgentService>>()
         .await;
 
-    let mut builder = Server::builder();
+    // HTTP/2 pings find a controller that vanished without closing its
+    // connection (a network cut, a dead host, a partitioned container):
+    // without them its stream, and the lease the stream holds, would live
+    // until TCP gave up (about 15 minutes) and the agent would keep firing.
+    let mut builder = Server::builder()
+        .http2_keepalive_interval(Some(KEEPALIVE_INTERVAL))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT));
     if let Some(tls) = &config.tls {
         let tls_config = ServerTlsConfig::new()
             .identity(Identity::from_pem(&tls.cert_pem, &tls.key_pem))
@@ -192,5 +230,26 @@ pub async fn serve(
             tracing::warn!("streams did not drain within the shutdown grace");
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_ids_are_host_and_listening_port() {
+        let at = |port| std::net::SocketAddr::from(([0, 0, 0, 0], port));
+        assert_eq!(default_agent_id("node-a", at(7400)), "node-a:7400");
+        // Two agents on one host (the case a bare host name collapsed).
+        assert_ne!(
+            default_agent_id("node-a", at(7400)),
+            default_agent_id("node-a", at(7401))
+        );
+        assert_ne!(
+            default_agent_id("node-a", at(7400)),
+            default_agent_id("node-b", at(7400))
+        );
+        assert!(!host_name().is_empty());
     }
 }
