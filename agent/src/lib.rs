@@ -21,6 +21,7 @@ mod timeline;
 pub mod exec;
 pub mod http;
 mod share;
+pub mod trace;
 
 // The agent daemon (gRPC service) and the proto <-> domain conversions.
 pub mod daemon;
@@ -28,17 +29,17 @@ mod split;
 pub mod wire;
 
 pub use share::{
-    Connection, SHARE_SCHEMA_VERSION, SIM_ACCESS_KEY_ID, SIM_REGION, SIM_SECRET_ACCESS_KEY, Share,
-    ShareError, ShareSpec,
+    Connection, PreparedShare, SHARE_SCHEMA_VERSION, SIM_ACCESS_KEY_ID, SIM_REGION,
+    SIM_SECRET_ACCESS_KEY, Share, ShareError, ShareSpec,
 };
-pub use split::{ShareSlot, SplitError, arrival_seed, share_specs, split};
+pub use split::{ShareSlot, SplitError, arrival_seed, share_specs, split, split_slots};
 
 // The run plan and prices (owned by the spec engineer).
 mod plan;
 mod pricing;
 mod workload;
 
-pub use arrival::{ArrivalAt, ArrivalSchedule};
+pub use arrival::{ArrivalAt, ArrivalSchedule, Interleave};
 pub use clock::{RunClock, SPIN_WINDOW, duration_ns};
 pub use health::{HealthPolicy, HealthSample, InFlightGauge, ProcessCpu, cpu_ticks};
 pub use load::{
@@ -56,7 +57,7 @@ pub use series::{
 pub use snapshot::{Cumulative, IntervalSnapshot, merge_series};
 pub use timeline::{
     Completion, ContentEvent, EarlierAttempt, PlannedRequest, ReportedUsage, RequestTicket,
-    Timeline,
+    ResponseInfo, Timeline,
 };
 
 // Run plan, workload sampling and pricing (spec engineer).

@@ -246,6 +246,11 @@ impl RecordGuard {
         }
     }
 
+    /// The series the request records into.
+    pub(crate) fn key(&self) -> Option<&SeriesKey> {
+        self.key.as_ref()
+    }
+
     pub(crate) fn finish(mut self, completion: &Completion) {
         if let Some(key) = self.key.take() {
             self.recorder.record(&key, completion);

@@ -10,6 +10,7 @@ use quarry_bedrock::auth::{CredentialCache, CredentialSource, Credentials};
 use quarry_bedrock::{Endpoint, EndpointError};
 use tokio::sync::mpsc;
 
+use crate::arrival::Interleave;
 use crate::clock::RunClock;
 use crate::exec::{BedrockExecutor, ExecutorError, MixWorkload, SignerSource};
 use crate::health::InFlightGauge;
@@ -17,6 +18,7 @@ use crate::http::TransportConfig;
 use crate::plan::{RunPlan, Target};
 use crate::scheduler::{Engine, EngineConfig, RunReport};
 use crate::snapshot::IntervalSnapshot;
+use crate::trace::{ServerAddress, TraceSampling};
 use crate::workload::WorkloadSampler;
 
 /// The simulator's built-in account (the AWS documentation example keys,
@@ -42,14 +44,23 @@ pub struct ShareSpec {
     pub stream: u64,
     /// Seeds this share's arrival schedule.
     pub arrival_seed: u64,
-    /// Constant-arrival phase in [0, 1): share k of K gets k/K, so merged
-    /// arrivals stay evenly spaced.
+    /// Constant-arrival phase in [0, 1): share k of K equal shares gets
+    /// k/K, so merged arrivals stay evenly spaced.
     pub phase: f64,
+    /// Constant-arrival slots on the run's grid when shares are weighted
+    /// unequally (then `phase` is unused); absent otherwise. Agents that
+    /// predate it refuse a share carrying it (unknown field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interleave: Option<Interleave>,
     /// Snapshot interval, milliseconds.
     pub interval_ms: u64,
     /// The simulator's address as this agent reaches it, when the target is
     /// the simulator.
     pub sim_url: Option<String>,
+    /// How this share samples request spans; `None` when the run is not
+    /// traced. The trace context itself travels as gRPC metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<TraceSampling>,
 }
 
 /// The version of [`ShareSpec`]'s JSON; bumped on an incompatible change.
@@ -62,6 +73,7 @@ impl ShareSpec {
             group: Arc::from(self.group.as_str()),
             seed: self.arrival_seed,
             phase: self.phase,
+            interleave: self.interleave.clone().map(Arc::new),
             interval: std::time::Duration::from_millis(self.interval_ms.max(1)),
             ..EngineConfig::default()
         }
@@ -94,6 +106,27 @@ pub struct Connection {
 }
 
 impl Connection {
+    /// Where requests go, as spans report it (`server.address`, `server.port`).
+    pub fn server_address(&self) -> ServerAddress {
+        let authority = self.endpoint.host_header();
+        let default_port = if self.endpoint.scheme() == "https" {
+            443
+        } else {
+            80
+        };
+        // A bracketed IPv6 literal keeps its colons; the port follows "]:".
+        let (address, port) = match authority.rsplit_once(':') {
+            Some((host, port)) if !port.contains(']') => {
+                (host, port.parse().unwrap_or(default_port))
+            }
+            _ => (authority, default_port),
+        };
+        ServerAddress {
+            address: address.trim_matches(['[', ']']).to_owned(),
+            port,
+        }
+    }
+
     /// The connection for `target`: the simulator at `sim_url` with its
     /// built-in keys, or AWS with credentials from the default chain (or the
     /// named profile). AWS credentials are fetched once here, so a run without
@@ -141,6 +174,50 @@ impl Connection {
     }
 }
 
+/// A share with everything that can fail already set up (the executor and
+/// its transport, the workload), but no engine yet: a daemon prepares the
+/// share when it admits the run, so a share that cannot be set up is refused
+/// before it reports `Started`, and starts the engine at the start time.
+pub struct PreparedShare {
+    load: crate::load::LoadProfile,
+    workload: Arc<MixWorkload>,
+    executor: Arc<BedrockExecutor>,
+}
+
+impl PreparedShare {
+    /// Sets up `plan` over `connection`; `stream` tells agent shares apart
+    /// so their draws are independent (0 for a single agent).
+    pub fn new(
+        plan: &RunPlan,
+        connection: Connection,
+        transport: &TransportConfig,
+        stream: u64,
+    ) -> Result<Self, ShareError> {
+        let sampler = Arc::new(WorkloadSampler::new(&plan.mix, plan.seed, stream));
+        let executor = BedrockExecutor::new(
+            plan,
+            &connection.endpoint,
+            sampler.clone(),
+            connection.signer,
+            transport,
+        )?;
+        Ok(PreparedShare {
+            load: plan.load.clone(),
+            workload: Arc::new(MixWorkload::new(sampler, plan)),
+            executor: Arc::new(executor),
+        })
+    }
+
+    /// The share with its engine on `clock` (whose origin is the start).
+    pub fn start(self, config: EngineConfig, clock: RunClock) -> Share {
+        Share {
+            engine: Engine::new(self.load, config, clock),
+            workload: self.workload,
+            executor: self.executor,
+        }
+    }
+}
+
 /// One agent's share of a plan, ready to run.
 pub struct Share {
     engine: Engine,
@@ -160,19 +237,7 @@ impl Share {
         stream: u64,
         clock: RunClock,
     ) -> Result<Self, ShareError> {
-        let sampler = Arc::new(WorkloadSampler::new(&plan.mix, plan.seed, stream));
-        let executor = BedrockExecutor::new(
-            plan,
-            &connection.endpoint,
-            sampler.clone(),
-            connection.signer,
-            transport,
-        )?;
-        Ok(Share {
-            engine: Engine::new(plan.load.clone(), config, clock),
-            workload: Arc::new(MixWorkload::new(sampler, plan)),
-            executor: Arc::new(executor),
-        })
+        Ok(PreparedShare::new(plan, connection, transport, stream)?.start(config, clock))
     }
 
     /// The in-flight gauge, for live views.

@@ -8,7 +8,8 @@
 
 use std::sync::Arc;
 
-use quarry_bedrock::{Operation, Outcome, TokenUsage, UsageSource};
+use http::HeaderValue;
+use quarry_bedrock::{ErrorCode, Operation, Outcome, TokenUsage, UsageSource};
 
 /// A request the scheduler has decided to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,6 +221,23 @@ pub struct Completion {
     pub cost_pico_usd: u64,
     /// Attempts retried before the final one (empty when retries are off).
     pub earlier_attempts: Vec<EarlierAttempt>,
+    /// The request's sampling temperature, when it set one.
+    pub temperature: Option<f32>,
+    /// What the final attempt's response said about itself (for request
+    /// spans; cheap to carry: no allocation unless the model stopped with a
+    /// reason, which arrives as an owned string anyway).
+    pub response: ResponseInfo,
+}
+
+/// Identifying details of a response, kept for tracing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResponseInfo {
+    /// Bedrock's `x-amzn-RequestId`, the id to find the request in AWS logs.
+    pub request_id: Option<HeaderValue>,
+    /// Why generation stopped (`end_turn`, `max_tokens`, ...).
+    pub stop_reason: Option<Box<str>>,
+    /// The service's error code, when the request failed with one.
+    pub error_code: Option<ErrorCode>,
 }
 
 impl Completion {
@@ -232,6 +250,8 @@ impl Completion {
             max_tokens: 0,
             cost_pico_usd: 0,
             earlier_attempts: Vec::new(),
+            temperature: None,
+            response: ResponseInfo::default(),
         }
     }
 }

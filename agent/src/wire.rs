@@ -109,11 +109,12 @@ pub fn series_key_from_proto(key: &pb::SeriesKey) -> Result<SeriesKey, WireError
     })
 }
 
-/// One series as sent: every non-empty histogram and every non-zero counter
-/// (absent ones decode as empty / zero).
+/// One series as sent: every non-empty histogram (plain V2: far cheaper for
+/// the controller to decode than V2+DEFLATE, which it also reads) and every
+/// non-zero counter (absent ones decode as empty / zero).
 pub fn series_to_proto(key: &SeriesKey, delta: &SeriesDelta) -> Result<pb::SeriesDelta, WireError> {
     let histograms = delta
-        .encode_histograms()?
+        .encode_histograms_v2()?
         .into_iter()
         .map(|(name, bytes)| (name.to_owned(), bytes))
         .collect();
@@ -423,7 +424,9 @@ pub fn status_code(err: &DaemonError) -> Code {
         DaemonError::Unauthenticated => Code::Unauthenticated,
         DaemonError::GuardRail { .. } => Code::PermissionDenied,
         DaemonError::SchemaVersion { .. } => Code::FailedPrecondition,
-        DaemonError::Plan(_) | DaemonError::RunIdMismatch { .. } => Code::InvalidArgument,
+        DaemonError::Plan(_) | DaemonError::RunIdMismatch { .. } | DaemonError::Traceparent(_) => {
+            Code::InvalidArgument
+        }
         DaemonError::StartTime { .. } => Code::InvalidArgument,
         DaemonError::Share(e) => match e {
             crate::share::ShareError::Credentials(_) => Code::FailedPrecondition,

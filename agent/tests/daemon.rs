@@ -87,8 +87,10 @@ fn request(run_id: &str, plan: RunPlan, sim_url: &str, lease_ttl_ms: u64) -> pb:
         stream: 0,
         arrival_seed: 1,
         phase: 0.0,
+        interleave: None,
         interval_ms: 100,
         sim_url: Some(sim_url.to_owned()),
+        trace: None,
     };
     pb::RunRequest {
         run_id: run_id.to_owned(),
@@ -342,6 +344,95 @@ async fn plans_over_a_guard_rail_are_refused_naming_the_rail() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_without_an_id_are_their_host_and_port() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let agents = [
+        Agent::start(config(a.path())).await,
+        Agent::start(config(b.path())).await,
+    ];
+    let mut ids = Vec::new();
+    for agent in &agents {
+        let id = client(agent.addr, TOKEN)
+            .await
+            .describe(pb::DescribeRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .agent_id;
+        assert_eq!(
+            id,
+            daemon::default_agent_id(&daemon::host_name(), agent.addr)
+        );
+        ids.push(id);
+    }
+    // Two agents on one host no longer share an id.
+    assert_ne!(ids[0], ids[1]);
+    for agent in agents {
+        agent.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_share_that_cannot_be_set_up_is_refused_before_it_starts() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::start(config(dir.path())).await;
+    let mut client = client(agent.addr, TOKEN).await;
+    // InvokeModel needs the model family for its native body; this id names
+    // none, which only the executor's set-up finds.
+    let mut bad = plan(closed(1, Duration::from_secs(5)));
+    bad.mix = WorkloadMix::new(vec![MixEntry {
+        weight: 1,
+        model_id: "my-imported-model".to_owned(),
+        operation: Operation::InvokeModel,
+        input_tokens: TokenDistribution::Fixed { tokens: 20 },
+        max_tokens: NonZeroU32::new(8).unwrap(),
+        system_prompt: None,
+        cache: None,
+        nonce: true,
+        temperature: None,
+    }])
+    .unwrap();
+    let refused = client
+        .run(request("cannot-set-up", bad, &sim.url(), 0))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused
+            .message()
+            .starts_with("cannot set up the share: workload[0].model: \"my-imported-model\""),
+        "{}",
+        refused.message()
+    );
+    // Refused means forgotten: no run, nothing stored, nothing sent, and
+    // the agent is free for the next run.
+    let unknown = client
+        .results(pb::ResultsRequest {
+            run_id: "cannot-set-up".to_owned(),
+            after_sequence: 0,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), tonic::Code::NotFound);
+    assert!(!dir.path().join("cannot-set-up").exists());
+    assert_eq!(sim_requests(&sim), 0);
+    let mut stream = client
+        .run(request(
+            "next",
+            plan(closed(1, Duration::from_millis(300))),
+            &sim.url(),
+            0,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let events = drain(&mut stream, &mut EventDecoder::new(), &mut Vec::new()).await;
+    assert!(!finished(&events).partial, "{}", finished(&events).reason);
+    agent.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_streams_dense_sequences_and_a_cumulative_equal_to_its_intervals() {
     let sim = sim().await;
     let dir = tempfile::tempdir().unwrap();
@@ -527,4 +618,86 @@ fn the_binary_refuses_insecure_on_a_non_loopback_address() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no authentication"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_traced_run_streams_request_spans_under_its_stage_spans() {
+    use prost::Message;
+    use quarry_agent::trace::{TRACEPARENT, TraceContext, TraceSampling, stage_span_id};
+
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::start(config(dir.path())).await;
+    let mut client = client(agent.addr, TOKEN).await;
+    let context = TraceContext {
+        trace_id: [0xab; 16],
+        span_id: [0xcd; 8],
+    };
+    let mut run = request(
+        "traced",
+        plan(closed(2, Duration::from_millis(600))),
+        &sim.url(),
+        0,
+    );
+    let mut spec: ShareSpec = serde_json::from_slice(&run.share_json).unwrap();
+    spec.trace = Some(TraceSampling {
+        ratio: 1.0,
+        keep_errors: true,
+        max_per_second: 0,
+    });
+    run.share_json = serde_json::to_vec(&spec).unwrap();
+
+    // A malformed traceparent is refused before anything runs.
+    let mut bad = tonic::Request::new(run.clone());
+    bad.metadata_mut()
+        .insert(TRACEPARENT, "00-zz-cdcdcdcdcdcdcdcd-01".parse().unwrap());
+    let status = client.run(bad).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(
+        status.message().contains("traceparent"),
+        "{}",
+        status.message()
+    );
+
+    let mut good = tonic::Request::new(run);
+    good.metadata_mut()
+        .insert(TRACEPARENT, context.traceparent().parse().unwrap());
+    let mut stream = client.run(good).await.unwrap().into_inner();
+    let mut decoder = EventDecoder::new();
+    let events = drain(&mut stream, &mut decoder, &mut Vec::new()).await;
+    let mut spans = Vec::new();
+    for e in &events {
+        if let ShareEvent::Spans {
+            otlp_resource_spans,
+            dropped_spans,
+        } = &e.event
+        {
+            assert_eq!(*dropped_spans, 0);
+            let batch = opentelemetry_proto::tonic::trace::v1::ResourceSpans::decode(
+                otlp_resource_spans.as_slice(),
+            )
+            .unwrap();
+            let resource = batch.resource.unwrap();
+            assert!(
+                resource
+                    .attributes
+                    .iter()
+                    .any(|kv| kv.key == "quarry.agent.id")
+            );
+            spans.extend(batch.scope_spans.into_iter().flat_map(|s| s.spans));
+        }
+    }
+    let f = finished(&events);
+    assert_eq!(
+        spans.len() as u64,
+        f.requests_sent,
+        "every request traced at ratio 1"
+    );
+    let stage = stage_span_id(context.span_id, 0).to_vec();
+    for s in &spans {
+        assert_eq!(s.trace_id, context.trace_id.to_vec());
+        assert_eq!(s.parent_span_id, stage);
+        assert_eq!(s.name, format!("chat {HAIKU}"));
+    }
+    agent.shutdown().await;
 }

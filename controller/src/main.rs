@@ -14,9 +14,10 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use quarry::fleet::{AgentFlags, ControllerClock};
 use quarry::report::render_report;
-use quarry::results::{ResultsDocument, read_results};
-use quarry::run::{AgentRun, RunError, RunOptions, listen_for_ctrl_c, stop_signal};
+use quarry::results::{Ended, ResultsDocument, read_results};
+use quarry::run::{RunError, RunOptions, listen_for_ctrl_c, stop_signal};
 use quarry::spec::{ValidatedSpec, load_spec};
+use quarry::telemetry::TelemetryConfig;
 use quarry_agent::{LoadModel, Target};
 
 const EXIT_CODES: &str = "\
@@ -60,6 +61,12 @@ enum Command {
         /// Seconds per interval (live view, interval file).
         #[arg(long, default_value_t = 1.0)]
         interval_secs: f64,
+        /// Export the run's trace and metrics over OTLP to this base URL
+        /// (overrides OTEL_EXPORTER_OTLP_ENDPOINT and the spec's
+        /// [telemetry] endpoint; the protocol comes from
+        /// OTEL_EXPORTER_OTLP_PROTOCOL or the spec, default grpc).
+        #[arg(long, value_name = "URL")]
+        otlp_endpoint: Option<String>,
         #[command(flatten)]
         fleet: AgentFlags,
     },
@@ -110,6 +117,7 @@ fn main() -> ExitCode {
             out,
             grace_secs,
             interval_secs,
+            otlp_endpoint,
             fleet,
         } => {
             // The one wall-clock read: it names the run and maps the run
@@ -123,8 +131,9 @@ fn main() -> ExitCode {
                 interval: Duration::from_secs_f64(interval_secs.clamp(0.001, 3600.0)),
                 grace: Duration::from_secs_f64(grace_secs.clamp(0.0, 86_400.0)),
                 live_in_place: std::io::stderr().is_terminal(),
+                telemetry: None,
             };
-            finish(run(&opts, &fleet))
+            finish(run(&opts, otlp_endpoint.as_deref(), &fleet))
         }
         Command::Agents { fleet } => finish(agents(&fleet)),
         Command::Results {
@@ -152,7 +161,11 @@ fn finish(result: Result<ExitCode, Failure>) -> ExitCode {
     }
 }
 
-fn run(opts: &RunOptions, fleet: &AgentFlags) -> Result<ExitCode, Failure> {
+fn run(
+    opts: &RunOptions,
+    otlp_endpoint: Option<&str>,
+    fleet: &AgentFlags,
+) -> Result<ExitCode, Failure> {
     let text = std::fs::read_to_string(&opts.spec_path)
         .with_context(|| format!("reading {}", opts.spec_path.display()))
         .map_err(Failure::Usage)?;
@@ -163,6 +176,12 @@ fn run(opts: &RunOptions, fleet: &AgentFlags) -> Result<ExitCode, Failure> {
     for w in &valid.warnings {
         eprintln!("{w}");
     }
+    let mut opts = opts.clone();
+    opts.telemetry = TelemetryConfig::resolve(otlp_endpoint, valid.telemetry.as_ref(), |k| {
+        std::env::var(k).ok()
+    })
+    .map_err(|e| Failure::Usage(anyhow::anyhow!("{e}\nnothing was run")))?;
+    let opts = &opts;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -172,17 +191,18 @@ fn run(opts: &RunOptions, fleet: &AgentFlags) -> Result<ExitCode, Failure> {
         // A distributed run's agents are found inside the runtime.
         let (handle, signal) = stop_signal();
         let listener = tokio::spawn(listen_for_ctrl_c(handle, opts.grace.as_secs_f64()));
-        let outcome = match &fleet.agents {
+        // `--agents`, else the spec's [[agents.group]], else in-process.
+        let agent_run = quarry::fleet::agent_run(fleet, valid.agents.as_ref(), opts.started_at)
+            .await
+            .map_err(|e| match e.is_usage() {
+                true => Failure::Usage(e.into()),
+                false => Failure::Run(e.into()),
+            })?;
+        let outcome = match agent_run {
             None => quarry::run::run(&valid, &text, opts, signal)
                 .await
                 .map(|o| (o, None)),
-            Some(list) => {
-                let agents = find_agents(list, fleet, opts.started_at).await?;
-                let agent_run = AgentRun {
-                    agents: agents.0,
-                    lease_ttl: fleet.lease_ttl(),
-                    clock: agents.1,
-                };
+            Some(agent_run) => {
                 quarry::run::run_on_agents(&valid, &text, opts, signal, agent_run).await
             }
         };
@@ -196,27 +216,12 @@ fn run(opts: &RunOptions, fleet: &AgentFlags) -> Result<ExitCode, Failure> {
     print!("{}", outcome.report);
     eprintln!("quarry: results in {}", outcome.dir.display());
     let code = verdict(&outcome.document);
-    if fleet_outcome.is_some_and(|f| f.degraded()) {
+    // A user's Ctrl-C ends every share early too; that run is `stopped`.
+    if fleet_outcome.is_some() && outcome.document.end.ended == Ended::Degraded {
         eprintln!("quarry: the run was degraded: a share is partial (see the report)");
         return Ok(ExitCode::from(3));
     }
     Ok(code)
-}
-
-/// Finds, describes and clock-probes `--agents` for a run.
-async fn find_agents(
-    list: &str,
-    fleet: &AgentFlags,
-    now: SystemTime,
-) -> Result<(Vec<quarry::fleet::ConnectedAgent>, ControllerClock), Failure> {
-    let options = fleet
-        .connect_options()
-        .map_err(|e| Failure::Usage(e.into()))?;
-    let clock = ControllerClock::new(now);
-    let agents = quarry::fleet::find_agents(list, &options, &clock)
-        .await
-        .map_err(|e| Failure::Run(e.into()))?;
-    Ok((agents, clock))
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {

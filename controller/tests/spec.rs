@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use quarry::fleet::AgentSource;
 use quarry::spec::{Severity, load_spec, parse_spec};
 use quarry_agent::{
     Arrival, CatchUp, LoadModel, RetryPolicy, StageKind, Target, TokenDistribution,
@@ -489,6 +490,243 @@ fn warmup_shorthand_cannot_clash_with_a_stage_name() {
     );
 }
 
+/// A valid spec (closed, 6 virtual users, AWS target) after `agents`, which
+/// therefore starts on line 1.
+fn with_agents(agents: &str) -> String {
+    format!(
+        "{agents}\n[target]\nkind = \"aws\"\nregion = \"us-east-1\"\n[load]\nconcurrency = 6\nduration = \"10s\"\n{WORKLOAD}"
+    )
+}
+
+#[test]
+fn agent_groups_become_the_agents_spec() {
+    let text = with_agents(
+        "[agents]\ntoken_file = \"token\"\nca = \"/etc/quarry/ca.pem\"\nlease_ttl = \"20s\"\n\
+         [[agents.group]]\nname = \"prod-eu\"\nagents = [\"10.0.1.5:7400\", \"dns:agents.eu.svc:7400\"]\n\
+         weight = 2\nregion = \"eu-west-1\"\naccount_alias = \"prod\"\ncredential_profile = \"bedrock-load\"\n\
+         [[agents.group]]\nname = \"dev-us\"\nagents = [\"[::1]:7400\"]\n",
+    );
+    let valid = parse_spec(Path::new("specs/run.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
+    let agents = valid.agents.expect("[agents] parsed");
+    // Relative paths are the spec's directory's; absolute ones stay.
+    assert_eq!(agents.token_file.as_deref(), Some(Path::new("specs/token")));
+    assert_eq!(agents.ca.as_deref(), Some(Path::new("/etc/quarry/ca.pem")));
+    assert_eq!(agents.lease_ttl, Some(std::time::Duration::from_secs(20)));
+    assert_eq!(agents.groups.len(), 2);
+    let eu = &agents.groups[0];
+    assert_eq!(eu.name, "prod-eu");
+    assert_eq!(eu.weight, 2.0);
+    assert_eq!(
+        eu.agents,
+        vec![
+            AgentSource::Address {
+                host: "10.0.1.5".into(),
+                port: 7400
+            },
+            AgentSource::Dns {
+                name: "agents.eu.svc".into(),
+                port: 7400
+            },
+        ]
+    );
+    assert_eq!(eu.region.as_deref(), Some("eu-west-1"));
+    assert_eq!(eu.account_alias.as_deref(), Some("prod"));
+    assert_eq!(eu.credential_profile.as_deref(), Some("bedrock-load"));
+    let us = &agents.groups[1];
+    assert_eq!((us.weight, us.region.as_deref()), (1.0, None));
+    // Each group's agents share its weight and carry its overrides.
+    let slots = eu.slots(4);
+    assert_eq!(slots.len(), 4);
+    assert!(
+        slots
+            .iter()
+            .all(|s| s.weight == 0.5 && s.group == "prod-eu")
+    );
+    assert_eq!(slots[0].credential_profile.as_deref(), Some("bedrock-load"));
+    // No section: no agents.
+    let plain = parse_spec(Path::new("spec.toml"), &with_agents("")).unwrap();
+    assert!(plain.agents.is_none());
+}
+
+#[test]
+fn agent_group_without_a_name_is_rejected() {
+    rejects(
+        &with_agents("[[agents.group]]\nagents = [\"a:1\"]\n"),
+        "spec.toml:1: agents.group[0].name: is required",
+    );
+}
+
+#[test]
+fn agent_group_name_with_a_slash_is_rejected() {
+    rejects(
+        &with_agents("[[agents.group]]\nname = \"eu/west\"\nagents = [\"a:1\"]\n"),
+        "spec.toml:2: agents.group[0].name: must be 1-64 letters, digits, '.', '_', '@' or '-', got \"eu/west\"",
+    );
+}
+
+#[test]
+fn duplicate_agent_group_names_are_rejected() {
+    rejects(
+        &with_agents(
+            "[[agents.group]]\nname = \"eu\"\nagents = [\"a:1\"]\n[[agents.group]]\nname = \"eu\"\nagents = [\"b:1\"]\n",
+        ),
+        "spec.toml:5: agents.group[1].name: group \"eu\" is already defined on line 2",
+    );
+}
+
+#[test]
+fn agent_group_without_agents_is_rejected() {
+    rejects(
+        &with_agents("[[agents.group]]\nname = \"eu\"\n"),
+        "spec.toml:1: agents.group[0].agents: is required: a list of \"host:port\" or \"dns:name:port\" entries",
+    );
+}
+
+#[test]
+fn agent_group_with_an_empty_list_is_rejected() {
+    rejects(
+        &with_agents("[[agents.group]]\nname = \"eu\"\nagents = []\n"),
+        "spec.toml:3: agents.group[0].agents: must list at least one agent",
+    );
+}
+
+#[test]
+fn agent_entry_without_a_port_is_rejected() {
+    rejects(
+        &with_agents("[[agents.group]]\nname = \"eu\"\nagents = [\"a:1\", \"host\"]\n"),
+        "spec.toml:3: agents.group[0].agents[1]: \"host\": expected host:port or dns:name:port",
+    );
+}
+
+#[test]
+fn agent_entry_with_port_zero_is_rejected() {
+    rejects(
+        &with_agents("[[agents.group]]\nname = \"eu\"\nagents = [\"dns:agents.svc:0\"]\n"),
+        "spec.toml:3: agents.group[0].agents[0]: \"dns:agents.svc:0\": the port is not a number 1-65535",
+    );
+}
+
+#[test]
+fn an_agent_in_two_groups_is_rejected() {
+    rejects(
+        &with_agents(
+            "[[agents.group]]\nname = \"eu\"\nagents = [\"a:1\"]\n[[agents.group]]\nname = \"us\"\nagents = [\"b:1\", \"a:1\"]\n",
+        ),
+        "spec.toml:6: agents.group[1].agents[1]: \"a:1\" is already listed in group \"eu\" (line 3): an agent runs one share at a time",
+    );
+}
+
+#[test]
+fn zero_agent_group_weight_is_rejected() {
+    rejects(
+        &with_agents("[[agents.group]]\nname = \"eu\"\nagents = [\"a:1\"]\nweight = 0\n"),
+        "spec.toml:4: agents.group[0].weight: must be a number > 0, got 0",
+    );
+}
+
+#[test]
+fn negative_agent_group_weight_is_rejected() {
+    rejects(
+        &with_agents("[[agents.group]]\nname = \"eu\"\nagents = [\"a:1\"]\nweight = -1.5\n"),
+        "spec.toml:4: agents.group[0].weight: must be a number > 0, got -1.5",
+    );
+}
+
+#[test]
+fn bad_agent_group_region_is_rejected() {
+    rejects(
+        &with_agents("[[agents.group]]\nname = \"eu\"\nagents = [\"a:1\"]\nregion = \"EU_WEST\"\n"),
+        "spec.toml:4: agents.group[0].region: \"EU_WEST\" is not an AWS Region name like \"eu-west-1\"",
+    );
+}
+
+#[test]
+fn empty_account_alias_is_rejected() {
+    rejects(
+        &with_agents(
+            "[[agents.group]]\nname = \"eu\"\nagents = [\"a:1\"]\naccount_alias = \" \"\n",
+        ),
+        "spec.toml:4: agents.group[0].account_alias: must not be empty",
+    );
+}
+
+#[test]
+fn credential_profile_on_the_simulator_is_rejected() {
+    let text = format!(
+        "[[agents.group]]\nname = \"eu\"\nagents = [\"a:1\"]\ncredential_profile = \"prod\"\n\
+         [load]\nconcurrency = 2\nduration = \"10s\"\n{WORKLOAD}"
+    );
+    rejects(
+        &text,
+        "spec.toml:4: agents.group[0].credential_profile: only applies to target.kind = \"aws\"",
+    );
+}
+
+#[test]
+fn unknown_agent_group_field_is_rejected() {
+    rejects(
+        &with_agents("[[agents.group]]\nname = \"eu\"\nagents = [\"a:1\"]\nzone = \"a\"\n"),
+        "spec.toml:4: agents.group[0].zone: unknown field `zone`",
+    );
+}
+
+#[test]
+fn client_certificate_without_a_key_is_rejected() {
+    rejects(
+        &with_agents("[agents]\nca = \"ca.pem\"\nclient_cert = \"c.pem\"\n"),
+        "spec.toml:3: agents.client_cert: needs agents.client_key (mutual TLS)",
+    );
+}
+
+#[test]
+fn client_certificate_without_a_ca_is_rejected() {
+    rejects(
+        &with_agents("[agents]\nclient_cert = \"c.pem\"\nclient_key = \"k.pem\"\n"),
+        "spec.toml:2: agents.client_cert: needs agents.ca: mutual TLS runs over TLS",
+    );
+}
+
+#[test]
+fn empty_token_file_is_rejected() {
+    rejects(
+        &with_agents("[agents]\ntoken_file = \"\"\n"),
+        "spec.toml:2: agents.token_file: must not be empty",
+    );
+}
+
+#[test]
+fn lease_ttl_under_a_second_is_rejected() {
+    rejects(
+        &with_agents("[agents]\nlease_ttl = \"500ms\"\n"),
+        "spec.toml:2: agents.lease_ttl: must be between 1s and 1h, got 500ms",
+    );
+}
+
+#[test]
+fn more_agent_groups_than_virtual_users_is_rejected() {
+    let text = format!(
+        "[[agents.group]]\nname = \"a\"\nagents = [\"a:1\"]\n[[agents.group]]\nname = \"b\"\nagents = [\"b:1\"]\n\
+         [[agents.group]]\nname = \"c\"\nagents = [\"c:1\"]\n[load]\nconcurrency = 2\nduration = \"10s\"\n{WORKLOAD}"
+    );
+    rejects(
+        &text,
+        "spec.toml:1: agents.group[0]: load.concurrency is 2 but there are 3 agent groups",
+    );
+}
+
+#[test]
+fn an_agent_group_too_small_for_its_agents_is_rejected() {
+    let text = format!(
+        "[[agents.group]]\nname = \"big\"\nweight = 5\nagents = [\"a:1\"]\n\
+         [[agents.group]]\nname = \"tiny\"\nagents = [\"b:1\", \"c:1\"]\n\
+         [load]\nconcurrency = 3\nduration = \"10s\"\n{WORKLOAD}"
+    );
+    rejects(
+        &text,
+        "spec.toml:5: agents.group[1]: agent group \"tiny\" gets 1 of load.concurrency but has 2 agents",
+    );
+}
+
 mod properties {
     use std::path::Path;
 
@@ -535,4 +773,67 @@ mod properties {
             prop_assert_eq!(parse_duration(&format!("{s}s{rest}ms")).map(|d| d.as_millis()), Ok(u128::from(ms)));
         }
     }
+}
+
+fn with_telemetry(section: &str) -> String {
+    format!("[load]\nconcurrency = 2\nduration = \"10s\"\n{WORKLOAD}\n[telemetry]\n{section}")
+}
+
+#[test]
+fn telemetry_endpoint_must_be_an_http_url() {
+    rejects(
+        &with_telemetry("endpoint = \"localhost:4317\"\n"),
+        "spec.toml:11: telemetry.endpoint: \"localhost:4317\" is not an http:// or https:// URL",
+    );
+}
+
+#[test]
+fn telemetry_protocol_is_grpc_or_http_protobuf() {
+    rejects(
+        &with_telemetry("protocol = \"http/json\"\n"),
+        "spec.toml:11: telemetry.protocol: \"http/json\": expected \"grpc\" or \"http/protobuf\"",
+    );
+}
+
+#[test]
+fn telemetry_sample_ratio_is_a_fraction() {
+    rejects(
+        &with_telemetry("sample_ratio = 1.5\n"),
+        "spec.toml:11: telemetry.sample_ratio: must be 0 to 1, got 1.5",
+    );
+}
+
+#[test]
+fn telemetry_cap_and_flush_timeout_are_checked() {
+    rejects(
+        &with_telemetry("max_spans_per_second = -1\n"),
+        "spec.toml:11: telemetry.max_spans_per_second: must be >= 0, got -1",
+    );
+    rejects(
+        &with_telemetry("flush_timeout = \"soon\"\n"),
+        "spec.toml:11: telemetry.flush_timeout:",
+    );
+    rejects(
+        &with_telemetry("sample_rate = 0.1\n"),
+        "spec.toml:11: telemetry.sample_rate: unknown field `sample_rate`",
+    );
+}
+
+#[test]
+fn telemetry_section_is_read() {
+    let spec = parse_spec(
+        Path::new("spec.toml"),
+        &with_telemetry(
+            "endpoint = \"http://collector:4318/\"\nprotocol = \"http/protobuf\"\nsample_ratio = 0.25\nkeep_errors = false\nmax_spans_per_second = 7\nmetrics = false\nflush_timeout = \"2s\"\n",
+        ),
+    )
+    .unwrap();
+    let t = spec.telemetry.unwrap();
+    assert_eq!(t.endpoint.as_deref(), Some("http://collector:4318"));
+    assert_eq!(t.protocol.as_deref(), Some("http/protobuf"));
+    assert_eq!(t.sample_ratio, Some(0.25));
+    assert_eq!(t.keep_errors, Some(false));
+    assert_eq!(t.max_spans_per_second, Some(7));
+    assert_eq!(t.metrics, Some(false));
+    assert_eq!(t.flush_timeout, Some(std::time::Duration::from_secs(2)));
 }

@@ -1,6 +1,10 @@
 //! Shared helpers for Quarry's end-to-end tests: starting the simulator and the
 //! binaries on port 0, and reading their output.
 
+pub mod docker;
+pub mod otlp;
+pub mod procs;
+
 /// Starts an in-process simulator for the TOML `config` on a free loopback
 /// port (plain HTTP); it stops when the returned server is dropped.
 pub async fn start_sim(config: &str) -> anyhow::Result<quarry_sim::SimServer> {

@@ -31,6 +31,9 @@ pub enum DaemonError {
     /// `RunRequest.share_json` does not hold a valid share.
     #[error("RunRequest.share_json: {0}")]
     Plan(String),
+    /// The `traceparent` metadata is malformed.
+    #[error("Run metadata {0}")]
+    Traceparent(#[from] crate::trace::TraceparentError),
     /// The share's run id differs from the request's.
     #[error("RunRequest.run_id {request:?} differs from share_json.run_id {share:?}")]
     RunIdMismatch {

@@ -18,9 +18,11 @@ use super::{DaemonConfig, DaemonError, wall_clock_now};
 use crate::clock::RunClock;
 use crate::http::TransportConfig;
 use crate::scheduler::{EndReason, RunReport};
-use crate::share::{Connection, SHARE_SCHEMA_VERSION, Share, ShareSpec};
+use crate::share::{Connection, PreparedShare, SHARE_SCHEMA_VERSION, ShareSpec};
 use crate::snapshot::merge_series;
+use crate::trace::{ServerAddress, SpanRecorder, TraceContext, encode_resource_spans, kv_str};
 use crate::wire::{self, EventDecoder, ShareEvent, ShareFinished};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 
 /// How late a start time may be and still be honoured (by starting now).
 const START_LATE_TOLERANCE: Duration = Duration::from_secs(1);
@@ -123,6 +125,7 @@ impl Registry {
     pub(crate) async fn start(
         self: &Arc<Self>,
         request: pb::RunRequest,
+        trace: Option<TraceContext>,
     ) -> Result<Arc<Run>, DaemonError> {
         if self.shutting_down.load(Ordering::Acquire) {
             return Err(DaemonError::ShuttingDown);
@@ -131,22 +134,41 @@ impl Registry {
         let delay = start_delay(request.start_at_unix_ns, wall_clock_now())?;
         let ttl = self.lease_ttl(request.lease_ttl_ms);
         let run = self.reserve(&spec.run_id)?;
+        // Everything that can fail is set up now, so a share that cannot run
+        // is refused (and forgotten) before it reports Started.
         let connection =
             match Connection::for_target(&spec.plan.target, spec.sim_url.as_deref()).await {
                 Ok(c) => c,
                 Err(e) => {
-                    self.runs().remove(&spec.run_id);
-                    self.store.remove(&spec.run_id);
+                    self.forget(&spec.run_id);
                     return Err(e.into());
                 }
             };
+        let server = connection.server_address();
+        let transport = TransportConfig::default();
+        let prepared = match PreparedShare::new(&spec.plan, connection, &transport, spec.stream) {
+            Ok(p) => p,
+            Err(e) => {
+                self.forget(&spec.run_id);
+                return Err(e.into());
+            }
+        };
         tracing::info!(run_id = %spec.run_id, ?delay, ?ttl, "run admitted");
+        let traced = trace.map(|context| Tracing {
+            context,
+            resource: vec![
+                kv_str("quarry.agent.id", &self.config.agent_id),
+                kv_str("cloud.region", &self.config.region),
+                kv_str("quarry.account_alias", &self.config.account_alias),
+            ],
+        });
         let drive = drive(
             Arc::clone(&run),
             spec,
-            connection,
+            (prepared, server),
             delay,
             self.config.stop_grace,
+            traced,
         );
         let expiry = {
             let run = Arc::clone(&run);
@@ -165,6 +187,12 @@ impl Registry {
             expiry.abort();
         });
         Ok(run)
+    }
+
+    /// Drops a reserved run that was refused before it started.
+    fn forget(&self, run_id: &str) {
+        self.runs().remove(run_id);
+        self.store.remove(run_id);
     }
 
     /// Checks the request and parses its share.
@@ -355,14 +383,35 @@ fn finish(run: &Run, partial: bool, reason: String, report: Option<(&RunReport, 
     append(run, &ShareEvent::Finished(finished), 0);
 }
 
+/// A traced share's context and the agent identity its spans carry.
+struct Tracing {
+    context: TraceContext,
+    resource: Vec<KeyValue>,
+}
+
+/// Appends the spans `recorder` kept since the last call, if any.
+fn append_spans(run: &Run, recorder: &SpanRecorder, resource: &[KeyValue]) {
+    let take = recorder.take();
+    if take.spans.is_empty() && take.dropped == 0 {
+        return;
+    }
+    let event = ShareEvent::Spans {
+        otlp_resource_spans: encode_resource_spans(resource.to_vec(), take.spans),
+        dropped_spans: take.dropped,
+    };
+    append(run, &event, 0);
+}
+
 /// Drives one run: waits for its start time, fires the share, appends
-/// `Started`, every interval, and `Finished`.
+/// `Started`, every interval (each followed by the request spans sampled in
+/// it, when traced), and `Finished`.
 async fn drive(
     run: Arc<Run>,
     spec: ShareSpec,
-    connection: Connection,
+    (prepared, server): (PreparedShare, ServerAddress),
     delay: Duration,
     stop_grace: Duration,
+    traced: Option<Tracing>,
 ) {
     tokio::select! {
         () = tokio::time::sleep(delay) => {}
@@ -384,24 +433,26 @@ async fn drive(
     );
     let mut config = spec.engine_config();
     config.grace = stop_grace;
-    let share = match Share::new(
-        &spec.plan,
-        connection,
-        &TransportConfig::default(),
-        config,
-        spec.stream,
-        clock,
-    ) {
-        Ok(s) => s,
-        Err(e) => {
-            finish(&run, true, format!("cannot set up the share: {e}"), None);
-            return;
-        }
+    let spans = match (&traced, spec.trace) {
+        (Some(t), Some(sampling)) => Some(Arc::new(SpanRecorder::new(
+            sampling,
+            t.context,
+            server,
+            clock,
+            spec.stream,
+        ))),
+        _ => None,
     };
+    config.spans = spans.clone();
+    let resource = traced.map(|t| t.resource).unwrap_or_default();
+    let share = prepared.start(config, clock);
     let (tx, mut rx) = mpsc::channel(16);
     let engine = tokio::spawn(share.run(tx, run.stopped()));
     while let Some(snapshot) = rx.recv().await {
         append(&run, &ShareEvent::Interval(snapshot), origin);
+        if let Some(spans) = &spans {
+            append_spans(&run, spans, &resource);
+        }
     }
     let report = match engine.await {
         Ok(r) => r,
@@ -416,6 +467,9 @@ async fn drive(
         (EndReason::Completed, _) => (false, "completed".to_owned()),
         (EndReason::RequestLimit, _) => (false, "request limit reached".to_owned()),
     };
+    if let Some(spans) = &spans {
+        append_spans(&run, spans, &resource);
+    }
     tracing::info!(run_id = %spec.run_id, sent = report.sent, %reason, "run finished");
     finish(&run, partial, reason, Some((&report, &clock)));
 }

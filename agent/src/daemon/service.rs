@@ -10,6 +10,7 @@ use tonic::{Request, Response, Status};
 use super::log::EventStream;
 use super::registry::{Registry, wall_ns};
 use super::{DaemonConfig, DaemonError, wall_clock_now};
+use crate::trace::{TRACEPARENT, TraceContext};
 
 /// Optional features this agent offers, as `Describe` lists them.
 pub const CAPABILITIES: &[&str] = &["http2", "results-replay", "lease"];
@@ -66,7 +67,18 @@ impl pb::agent_server::Agent for AgentService {
         &self,
         request: Request<pb::RunRequest>,
     ) -> Result<Response<Self::RunStream>, Status> {
-        let run = self.registry.start(request.into_inner()).await?;
+        // W3C trace context: the controller's share span, parent of this
+        // share's request spans.
+        let trace = request
+            .metadata()
+            .get(TRACEPARENT)
+            .map(|v| {
+                v.to_str()
+                    .map_err(|_| DaemonError::Plan("traceparent metadata is not ASCII".to_owned()))
+                    .and_then(|v| Ok(TraceContext::parse(v)?))
+            })
+            .transpose()?;
+        let run = self.registry.start(request.into_inner(), trace).await?;
         let hold = run.lease.hold();
         Ok(Response::new(run.log.stream(0, Some(hold))))
     }

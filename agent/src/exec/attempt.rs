@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE, HOST};
 use http::{HeaderMap, HeaderValue, Method, Request};
 use http_body_util::Full;
-use quarry_bedrock::header_names::{APPLICATION_JSON, BEDROCK_ACCEPT};
+use quarry_bedrock::header_names::{APPLICATION_JSON, BEDROCK_ACCEPT, REQUEST_ID};
 use quarry_bedrock::{
     BlockDelta, ConverseResponse, ConverseStreamDecoder, ConverseStreamEvent, CountTokensResponse,
     ERROR_TYPE_HEADER, InvokeStreamDecoder, InvokeStreamEvent, ModelFamily, NativeResponse,
@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use super::retry::RETRY_AFTER_HEADER;
 use crate::clock::{RunClock, duration_ns};
 use crate::http::{ResponseBody, Transport};
-use crate::timeline::{ReportedUsage, Timeline};
+use crate::timeline::{ReportedUsage, ResponseInfo, Timeline};
 
 /// A request ready to sign and send.
 pub(crate) struct PreparedRequest {
@@ -46,6 +46,8 @@ pub(crate) struct AttemptResult {
     pub(crate) retry: Retry,
     /// The server's `x-amz-retry-after`, milliseconds.
     pub(crate) retry_after_ms: Option<u64>,
+    /// Request id, stop reason and error code, for request spans.
+    pub(crate) response: ResponseInfo,
 }
 
 impl AttemptResult {
@@ -56,8 +58,16 @@ impl AttemptResult {
             usage: None,
             retry: Retry::No,
             retry_after_ms: None,
+            response: ResponseInfo::default(),
         }
     }
+}
+
+/// What a response reports as it is read: usage and the tracing details.
+#[derive(Default)]
+struct Reading {
+    usage: Option<ReportedUsage>,
+    response: ResponseInfo,
 }
 
 /// The headers every attempt of `request` carries before signing.
@@ -133,10 +143,26 @@ pub(crate) async fn run(
         .min(timeline.response_headers_at.unwrap_or(u64::MAX));
     let status = exchange.head.status;
     let head = exchange.head;
-    let mut body = exchange.body;
-    if !status.is_success() {
-        return read_error(&head, body, timeline, clock, deadlines).await;
-    }
+    let body = exchange.body;
+    let request_id = head.headers.get(REQUEST_ID).cloned();
+    let mut result = if !status.is_success() {
+        read_error(&head, body, timeline, clock, deadlines).await
+    } else {
+        read_success(request, &head, body, timeline, clock, deadlines).await
+    };
+    result.response.request_id = request_id;
+    result
+}
+
+/// Reads a successful response, streamed or not.
+async fn read_success(
+    request: &PreparedRequest,
+    head: &http::response::Parts,
+    mut body: ResponseBody,
+    timeline: Timeline,
+    clock: RunClock,
+    deadlines: Deadlines,
+) -> AttemptResult {
     match request.operation {
         Operation::ConverseStream => {
             let mut decoder = ConverseStreamDecoder::new();
@@ -145,12 +171,12 @@ pub(crate) async fn run(
                 timeline,
                 clock,
                 deadlines,
-                |chunk, at, tl, usage| {
+                |chunk, at, tl, reading| {
                     decoder.push(chunk);
                     loop {
                         match decoder.next_event() {
                             Ok(Some(event)) => {
-                                if let Some(outcome) = on_converse_event(event, at, tl, usage) {
+                                if let Some(outcome) = on_converse_event(event, at, tl, reading) {
                                     return Some(outcome);
                                 }
                             }
@@ -167,12 +193,12 @@ pub(crate) async fn run(
         }
         Operation::InvokeModelWithResponseStream => {
             let mut decoder = InvokeStreamDecoder::new(request.family);
-            read_stream(&mut body, timeline, clock, deadlines, |chunk, at, tl, usage| {
+            read_stream(&mut body, timeline, clock, deadlines, |chunk, at, tl, reading| {
                 decoder.push(chunk);
                 loop {
                     match decoder.next_event() {
                         Ok(Some(event)) => {
-                            if let Some(outcome) = on_invoke_event(event, at, tl, usage) {
+                            if let Some(outcome) = on_invoke_event(event, at, tl, reading) {
                                 return Some(outcome);
                             }
                         }
@@ -190,7 +216,7 @@ pub(crate) async fn run(
             read_unary(
                 operation,
                 request.family,
-                &head,
+                head,
                 body,
                 timeline,
                 clock,
@@ -211,9 +237,9 @@ async fn read_stream<F>(
     mut on_chunk: F,
 ) -> AttemptResult
 where
-    F: FnMut(&[u8], u64, &mut Timeline, &mut Option<ReportedUsage>) -> Option<Outcome>,
+    F: FnMut(&[u8], u64, &mut Timeline, &mut Reading) -> Option<Outcome>,
 {
-    let mut usage = None;
+    let mut reading = Reading::default();
     let outcome = loop {
         let deadline = match deadlines.first_token {
             Some(first) if timeline.first_token_at.is_none() => first.min(deadlines.request),
@@ -229,7 +255,7 @@ where
             Ok(Some(Ok(chunk))) => chunk,
         };
         let at = clock.now_ns();
-        if let Some(failed) = on_chunk(&chunk, at, &mut timeline, &mut usage) {
+        if let Some(failed) = on_chunk(&chunk, at, &mut timeline, &mut reading) {
             break failed;
         }
     };
@@ -237,9 +263,10 @@ where
     AttemptResult {
         timeline,
         outcome,
-        usage,
+        usage: reading.usage,
         retry: Retry::No,
         retry_after_ms: None,
+        response: reading.response,
     }
 }
 
@@ -248,7 +275,7 @@ fn on_converse_event(
     event: ConverseStreamEvent,
     at: u64,
     timeline: &mut Timeline,
-    usage: &mut Option<ReportedUsage>,
+    reading: &mut Reading,
 ) -> Option<Outcome> {
     match event {
         ConverseStreamEvent::ContentBlockDelta { delta, .. } => match delta {
@@ -260,9 +287,13 @@ fn on_converse_event(
             | BlockDelta::RedactedReasoning(_) => timeline.on_reasoning(at),
             BlockDelta::Other(_) => timeline.on_event(at),
         },
+        ConverseStreamEvent::MessageStop { stop_reason, .. } => {
+            timeline.on_event(at);
+            reading.response.stop_reason = Some(stop_reason.into_boxed_str());
+        }
         ConverseStreamEvent::Metadata(metadata) => {
             timeline.on_event(at);
-            *usage = Some(ReportedUsage {
+            reading.usage = Some(ReportedUsage {
                 tokens: metadata.usage,
                 source: UsageSource::ConverseUsage,
             });
@@ -270,6 +301,7 @@ fn on_converse_event(
         ConverseStreamEvent::Exception(error) => {
             timeline.on_event(at);
             tracing::debug!(error = %error, "in-stream exception");
+            reading.response.error_code = error.code;
             return Some(error.outcome());
         }
         _ => timeline.on_event(at),
@@ -282,14 +314,14 @@ fn on_invoke_event(
     event: InvokeStreamEvent,
     at: u64,
     timeline: &mut Timeline,
-    usage: &mut Option<ReportedUsage>,
+    reading: &mut Reading,
 ) -> Option<Outcome> {
     match event {
         InvokeStreamEvent::TextDelta(text) => timeline.on_content(at, estimate_tokens(&text)),
         InvokeStreamEvent::ReasoningDelta(_) => timeline.on_reasoning(at),
         InvokeStreamEvent::Metrics(metrics) => {
             timeline.on_event(at);
-            *usage = Some(ReportedUsage {
+            reading.usage = Some(ReportedUsage {
                 tokens: metrics.usage(),
                 source: UsageSource::InvocationMetrics,
             });
@@ -297,6 +329,7 @@ fn on_invoke_event(
         InvokeStreamEvent::Exception(error) => {
             timeline.on_event(at);
             tracing::debug!(error = %error, "in-stream exception");
+            reading.response.error_code = error.code;
             return Some(error.outcome());
         }
         _ => timeline.on_event(at),
@@ -324,9 +357,13 @@ async fn read_unary(
         Ok(Ok(bytes)) => bytes,
     };
     let at = clock.now_ns();
+    let mut stop_reason = None;
     let parsed = match operation {
         Operation::Converse => serde_json::from_slice::<ConverseResponse>(&bytes)
-            .map(|r| Some((r.usage.to_usage(), UsageSource::ConverseUsage)))
+            .map(|r| {
+                stop_reason = Some(Box::from(r.stop_reason.as_str()));
+                Some((r.usage.to_usage(), UsageSource::ConverseUsage))
+            })
             .map_err(|e| e.to_string()),
         Operation::CountTokens => serde_json::from_slice::<CountTokensResponse>(&bytes)
             .map(|r| {
@@ -343,6 +380,7 @@ async fn read_unary(
         ) {
             (Ok(native), Ok(headers)) => {
                 let output = native.summarize(&headers);
+                stop_reason = output.stop_reason.map(String::into_boxed_str);
                 Ok(output.usage.zip(output.usage_source))
             }
             (Err(e), _) => Err(e.to_string()),
@@ -360,6 +398,10 @@ async fn read_unary(
                 usage: usage.map(|(tokens, source)| ReportedUsage { tokens, source }),
                 retry: Retry::No,
                 retry_after_ms: None,
+                response: ResponseInfo {
+                    stop_reason,
+                    ..ResponseInfo::default()
+                },
             }
         }
         Err(err) => {
@@ -397,6 +439,7 @@ async fn read_error(
     let mut result = closed(timeline, clock, error.outcome());
     result.retry = error.retry();
     result.retry_after_ms = retry_after_ms;
+    result.response.error_code = error.code;
     result
 }
 

@@ -136,7 +136,7 @@ impl BedrockExecutor {
         })
     }
 
-    fn prepare(&self, ticket: &RequestTicket) -> (PreparedRequest, u64, &EntryTarget) {
+    fn prepare(&self, ticket: &RequestTicket) -> (PreparedRequest, u64, Option<f32>, &EntryTarget) {
         let draw = self.sampler.draw(ticket.seq);
         let target = &self.entries[draw.entry_index];
         let mut user_text = String::with_capacity(draw.body.len() + 24);
@@ -158,7 +158,12 @@ impl BedrockExecutor {
             family: target.family,
             body,
         };
-        (request, u64::from(max_tokens), target)
+        (
+            request,
+            u64::from(max_tokens),
+            draw.entry.temperature,
+            target,
+        )
     }
 }
 
@@ -176,7 +181,7 @@ impl Executor<usize> for BedrockExecutor {
         _request: PlannedRequest<usize>,
         clock: RunClock,
     ) -> Completion {
-        let (request, max_tokens, target) = self.prepare(&ticket);
+        let (request, max_tokens, temperature, target) = self.prepare(&ticket);
         let mut earlier_attempts = Vec::new();
         let max_attempts = self.retry.max_attempts();
         let mut attempt_no = 1;
@@ -233,6 +238,8 @@ impl Executor<usize> for BedrockExecutor {
         };
         let mut completion = Completion::new(result.timeline, result.outcome);
         completion.max_tokens = max_tokens;
+        completion.temperature = temperature;
+        completion.response = result.response;
         completion.earlier_attempts = earlier_attempts;
         if let Some(usage) = result.usage {
             completion.cost_pico_usd = self

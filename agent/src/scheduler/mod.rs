@@ -25,6 +25,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
+use crate::arrival::Interleave;
 use crate::clock::{RunClock, SPIN_WINDOW, duration_ns};
 use crate::health::{HealthPolicy, InFlightGauge};
 use crate::load::{EndCondition, LoadModel, LoadProfile, StageKind};
@@ -32,6 +33,7 @@ use crate::recorder::{RecordGuard, Recorder};
 use crate::series::{SeriesDelta, SeriesKey};
 use crate::snapshot::{Cumulative, IntervalSnapshot};
 use crate::timeline::{Completion, PlannedRequest, RequestTicket};
+use crate::trace::SpanRecorder;
 
 pub use stages::{StagePlan, StageSpan};
 
@@ -69,8 +71,11 @@ pub struct EngineConfig {
     pub group: Arc<str>,
     /// Seeds the arrival schedule (give each agent its own).
     pub seed: u64,
-    /// Constant-arrival phase in [0, 1) (agent k of K: k/K).
+    /// Constant-arrival phase in [0, 1) (agent k of K equal shares: k/K).
     pub phase: f64,
+    /// Constant-arrival slots of a share of unequal weight (replaces the
+    /// phase); `None` for a single generator or equal shares.
+    pub interleave: Option<Arc<Interleave>>,
     /// Snapshot interval; at least 1 ms.
     pub interval: Duration,
     /// How long in-flight requests may finish after the end or a stop
@@ -83,6 +88,8 @@ pub struct EngineConfig {
     pub spin_window: Duration,
     /// When to flag the agent as a saturated load generator.
     pub health: HealthPolicy,
+    /// Where sampled request spans go; `None` when the run is not traced.
+    pub spans: Option<Arc<SpanRecorder>>,
 }
 
 impl Default for EngineConfig {
@@ -91,11 +98,13 @@ impl Default for EngineConfig {
             group: Arc::from("default"),
             seed: 0,
             phase: 0.0,
+            interleave: None,
             interval: Duration::from_secs(1),
             grace: Duration::from_secs(30),
             late_after: Duration::from_millis(1),
             spin_window: SPIN_WINDOW,
             health: HealthPolicy::default(),
+            spans: None,
         }
     }
 }
@@ -330,6 +339,9 @@ impl<W: Workload, E: Executor<W::Item>> Shared<W, E> {
     async fn send(&self, ticket: RequestTicket) {
         let (planned, guard) = self.prepare(ticket);
         let completion = self.executor.execute(ticket, planned, self.clock).await;
+        if let (Some(spans), Some(key)) = (&self.config.spans, guard.key()) {
+            spans.offer(&ticket, key, &completion);
+        }
         guard.finish(&completion);
     }
 }

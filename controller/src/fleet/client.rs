@@ -249,7 +249,17 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 pub async fn start_share(
     agent: &mut AgentRpc,
     request: RunRequest,
+    traceparent: Option<String>,
 ) -> Result<Streaming<RunEvent>, RpcError> {
+    let mut request = tonic::Request::new(request);
+    if let Some(tp) = traceparent {
+        let value = tp
+            .parse::<MetadataValue<Ascii>>()
+            .map_err(|_| RpcError::Protocol(format!("traceparent {tp:?} is not ASCII")))?;
+        request
+            .metadata_mut()
+            .insert(quarry_agent::trace::TRACEPARENT, value);
+    }
     Ok(agent
         .run(request)
         .await
@@ -319,6 +329,13 @@ pub enum ShareUpdate {
     },
     /// One interval's deltas.
     Interval(IntervalSnapshot),
+    /// A batch of sampled request spans.
+    Spans {
+        /// OTLP `ResourceSpans`, protobuf-encoded.
+        otlp_resource_spans: Vec<u8>,
+        /// Spans the agent dropped before this batch.
+        dropped_spans: u64,
+    },
     /// The stream broke and was re-attached after this sequence.
     Reattached {
         /// The last sequence seen before re-attaching.
@@ -392,7 +409,13 @@ async fn follow(
                             agent_unix_ns: started_at_unix_ns,
                         },
                         ShareEvent::Interval(snapshot) => ShareUpdate::Interval(snapshot),
-                        ShareEvent::Spans { .. } => continue,
+                        ShareEvent::Spans {
+                            otlp_resource_spans,
+                            dropped_spans,
+                        } => ShareUpdate::Spans {
+                            otlp_resource_spans,
+                            dropped_spans,
+                        },
                         ShareEvent::Finished(finished) => {
                             end.finished = Some(finished);
                             return end;

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod client;
 pub mod clock;
 pub mod discovery;
+pub mod groups;
 pub mod merge;
 
 use std::collections::BTreeMap;
@@ -28,7 +29,10 @@ use quarry_agent::{
 use quarry_proto::v1::RunRequest;
 use tokio::sync::{mpsc, oneshot};
 
-pub use cli::{AgentFlags, FLEET_FILE, append_fleet_lines, run_end, write_fleet_file};
+pub use cli::{
+    AgentFlags, AgentRunError, FLEET_FILE, agent_run, annotate, append_fleet_lines, run_end,
+    write_fleet_file,
+};
 pub use client::{
     AgentRpc, BearerToken, ConnectError, ConnectOptions, ReattachPolicy, RpcError, ShareEnd,
     ShareUpdate, TlsSettings,
@@ -36,8 +40,9 @@ pub use client::{
 pub use clock::{ClockEstimate, ControllerClock, StartSkew};
 pub use discovery::{
     AgentAddress, AgentInfo, AgentSource, AgentStatus, ConnectedAgent, DiscoveryError,
-    agents_table, discover, parse_agents, probe_all, resolve,
+    agents_table, discover, discover_groups, parse_agent, parse_agents, probe_all, resolve,
 };
+pub use groups::{add_group_totals, group_records, partial_shares};
 pub use merge::{IntervalMerge, MergeError};
 
 /// A distributed run could not be started.
@@ -87,6 +92,51 @@ pub struct FleetPlan {
     /// How far ahead of now the common start is set: long enough for every
     /// agent to receive its share and set up.
     pub start_lead: Duration,
+    /// Tracing: each share's trace context and sampling, and where the
+    /// shares' starts, span batches and ends are reported. `None`: untraced.
+    pub trace: Option<FleetTrace>,
+}
+
+/// A traced distributed run's per-share context.
+#[derive(Debug, Clone)]
+pub struct FleetTrace {
+    /// Share `k`'s context (its share span), sent as `traceparent`.
+    pub contexts: Vec<quarry_agent::trace::TraceContext>,
+    /// Every share's sampling.
+    pub sampling: quarry_agent::trace::TraceSampling,
+    /// Receives what the trace is built from.
+    pub signals: mpsc::UnboundedSender<ShareSignal>,
+}
+
+/// What a share did that the run's trace records.
+#[derive(Debug)]
+pub enum ShareSignal {
+    /// Share `share` started firing at `agent_unix_ns` (its agent's clock).
+    Started {
+        /// The share.
+        share: usize,
+        /// Unix ns, agent clock.
+        agent_unix_ns: i64,
+    },
+    /// A batch of share `share`'s request spans.
+    Spans {
+        /// The share.
+        share: usize,
+        /// OTLP `ResourceSpans` bytes.
+        otlp_resource_spans: Vec<u8>,
+        /// Spans the agent dropped.
+        dropped: u64,
+    },
+    /// Share `share` ended: at `agent_unix_ns` when its agent said so
+    /// (`None`: lost), partial or lost for `problem`.
+    Ended {
+        /// The share.
+        share: usize,
+        /// Unix ns, agent clock, when it finished.
+        agent_unix_ns: Option<i64>,
+        /// Why it is partial or lost.
+        problem: Option<String>,
+    },
 }
 
 /// How one share ended.
@@ -235,12 +285,10 @@ pub async fn find_agents(
     discover(&addresses, options, clock).await
 }
 
-/// The slots of `agents`: equal weights, each in its own group.
+/// The slots of `agents`: each agent's own ([`AgentInfo::slot`]: weight 1
+/// in its described group from `--agents`, its spec group's otherwise).
 pub fn slots(agents: &[ConnectedAgent]) -> Vec<ShareSlot> {
-    agents
-        .iter()
-        .map(|a| ShareSlot::new(1.0, a.info.group()))
-        .collect()
+    agents.iter().map(|a| (*a.info.slot).clone()).collect()
 }
 
 /// Splits `plan` over `agents`, starts every share at one common instant
@@ -269,7 +317,13 @@ pub async fn start(
     let start_at = clock.now_unix_ns().saturating_add(lead);
     let lease_ttl_ms = u64::try_from(plan.lease_ttl.as_millis()).unwrap_or(u64::MAX);
     let mut calls = Vec::with_capacity(agents.len());
-    for (agent, spec) in agents.iter().zip(&specs) {
+    for (k, (agent, spec)) in agents.iter().zip(&specs).enumerate() {
+        let mut spec = spec.clone();
+        let traceparent = plan.trace.as_ref().and_then(|t| {
+            spec.trace = Some(t.sampling);
+            t.contexts.get(k).map(|c| c.traceparent())
+        });
+        let spec = &spec;
         let share_json = serde_json::to_vec(spec).map_err(|e| FleetError::Encode {
             agent: agent.info.agent_id.clone(),
             detail: e.to_string(),
@@ -283,7 +337,7 @@ pub async fn start(
         };
         let mut rpc = agent.rpc.clone();
         calls.push(tokio::spawn(async move {
-            client::start_share(&mut rpc, request).await
+            client::start_share(&mut rpc, request, traceparent).await
         }));
     }
     let stopper = FleetStopper {
@@ -319,6 +373,7 @@ pub async fn start(
         &plan.run_id,
         policy,
         Some(start_at),
+        plan.trace.as_ref().map(|t| t.signals.clone()),
     ))
 }
 
@@ -341,7 +396,7 @@ pub async fn attach(
             })?;
         streams.push(stream);
     }
-    Ok(follow_all(agents, streams, run_id, policy, None))
+    Ok(follow_all(agents, streams, run_id, policy, None, None))
 }
 
 /// Follows every share's stream and merges them.
@@ -351,6 +406,7 @@ fn follow_all(
     run_id: &str,
     policy: ReattachPolicy,
     planned_start: Option<i64>,
+    signals: Option<mpsc::UnboundedSender<ShareSignal>>,
 ) -> FleetRun {
     let stopper = FleetStopper {
         run_id: run_id.to_owned(),
@@ -372,7 +428,7 @@ fn follow_all(
     let (outcome_tx, outcome) = oneshot::channel();
     let infos: Vec<AgentInfo> = agents.into_iter().map(|a| a.info).collect();
     tokio::spawn(async move {
-        let result = coordinate(infos, planned_start, updates_rx, snapshots_tx).await;
+        let result = coordinate(infos, planned_start, updates_rx, snapshots_tx, signals).await;
         // The caller may have given up waiting; nothing to tell it then.
         let _ = outcome_tx.send(result);
     });
@@ -390,7 +446,14 @@ async fn coordinate(
     planned_start: Option<i64>,
     mut updates: mpsc::Receiver<(usize, ShareUpdate)>,
     snapshots: mpsc::Sender<IntervalSnapshot>,
+    signals: Option<mpsc::UnboundedSender<ShareSignal>>,
 ) -> FleetOutcome {
+    // The trace is a bystander: a receiver that is gone changes nothing.
+    let signal = |s: ShareSignal| {
+        if let Some(tx) = &signals {
+            let _ = tx.send(s);
+        }
+    };
     let mut merge = IntervalMerge::new(agents.len());
     let mut starts: Vec<Option<i64>> = vec![None; agents.len()];
     let mut ends: Vec<Option<ShareEnd>> = vec![None; agents.len()];
@@ -399,6 +462,21 @@ async fn coordinate(
         let ready = match update {
             ShareUpdate::Started { agent_unix_ns } => {
                 starts[share] = Some(agent_unix_ns);
+                signal(ShareSignal::Started {
+                    share,
+                    agent_unix_ns,
+                });
+                Vec::new()
+            }
+            ShareUpdate::Spans {
+                otlp_resource_spans,
+                dropped_spans,
+            } => {
+                signal(ShareSignal::Spans {
+                    share,
+                    otlp_resource_spans,
+                    dropped: dropped_spans,
+                });
                 Vec::new()
             }
             ShareUpdate::Interval(snapshot) => match merge.push(share, snapshot) {
@@ -410,6 +488,17 @@ async fn coordinate(
             },
             ShareUpdate::Reattached { .. } => Vec::new(),
             ShareUpdate::Ended(end) => {
+                let problem = match (&end.finished, &end.lost) {
+                    (Some(f), _) if f.partial => Some(format!("partial: {}", f.reason)),
+                    (Some(_), _) => None,
+                    (None, Some(lost)) => Some(format!("lost: {lost}")),
+                    (None, None) => Some("the stream ended without a result".to_owned()),
+                };
+                signal(ShareSignal::Ended {
+                    share,
+                    agent_unix_ns: end.finished.as_ref().map(|f| f.finished_at_unix_ns),
+                    problem,
+                });
                 ends[share] = Some(end);
                 merge.end_share(share)
             }

@@ -11,9 +11,11 @@ mod stop;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use quarry_agent::http::TransportConfig;
+use quarry_agent::trace::{SpanRecorder, encode_resource_spans};
 use quarry_agent::{
     Connection, EndReason, EngineConfig, HealthSample, IntervalSnapshot, RunClock, SeriesDelta,
     SeriesKey, Share, ShareError, Target, duration_ns, merge_series,
@@ -33,6 +35,7 @@ use crate::results::{
     StageRecord, ThresholdRule, assemble, read_results, write_hgrm_files, write_report,
 };
 use crate::spec::ValidatedSpec;
+use crate::telemetry::{RunTelemetry, ShareInfo, TelemetryConfig, TelemetryError, TraceReport};
 
 /// A run could not be carried out.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +58,9 @@ pub enum RunError {
     /// A distributed run could not be started on its agents.
     #[error(transparent)]
     Fleet(#[from] crate::fleet::FleetError),
+    /// Telemetry is misconfigured.
+    #[error("telemetry: {0}")]
+    Telemetry(#[from] TelemetryError),
 }
 
 /// How to run (process behaviour; the workload is in the spec).
@@ -72,6 +78,8 @@ pub struct RunOptions {
     pub grace: Duration,
     /// Refresh the live line in place (stderr is a terminal).
     pub live_in_place: bool,
+    /// Where the run's trace and metrics go; `None`: not exported.
+    pub telemetry: Option<TelemetryConfig>,
 }
 
 impl RunError {
@@ -83,6 +91,7 @@ impl RunError {
             RunError::SimProfile(_)
                 | RunError::Share(ShareError::Endpoint(_))
                 | RunError::Results(ResultsError::NotEmpty(_))
+                | RunError::Telemetry(_)
         )
     }
 }
@@ -165,16 +174,46 @@ pub async fn run(
 ) -> Result<RunOutcome, RunError> {
     let plan = &valid.plan;
     let Prepared {
+        run_id,
         dir,
         server,
-        engine_config,
+        mut engine_config,
         meta,
         mut writer,
-        ..
     } = prepare(valid, spec_text, opts).await?;
     let url = server.as_ref().map(SimServer::url);
     let connection = Connection::for_target(&plan.target, url.as_deref()).await?;
     let clock = RunClock::start(opts.started_at);
+    let mut telemetry = match &opts.telemetry {
+        Some(config) => {
+            let share = ShareInfo {
+                agent_id: "in-process".to_owned(),
+                region: connection.endpoint.region().to_owned(),
+                account_alias: String::new(),
+                address: "local".to_owned(),
+                group: engine_config.group.to_string(),
+                clock_offset_ns: 0,
+            };
+            let mut t = RunTelemetry::start(
+                config.clone(),
+                &run_id,
+                plan,
+                clock.unix_ns_at(0),
+                vec![share],
+            )?;
+            t.share_started(0, clock.unix_ns_at(0));
+            engine_config.spans = Some(Arc::new(SpanRecorder::new(
+                config.share_sampling(1),
+                t.share_context(0),
+                connection.server_address(),
+                clock,
+                0,
+            )));
+            Some(t)
+        }
+        None => None,
+    };
+    let spans = engine_config.spans.clone();
     let share = Share::new(
         plan,
         connection,
@@ -187,6 +226,15 @@ pub async fn run(
     let (tx, rx) = mpsc::channel(256);
     let engine = tokio::spawn(share.run(tx, stop.clone().reached(StopLevel::Stop)));
     let mut live = LiveView::new(opts.live_in_place, duration_ns(opts.interval));
+    let forward_spans = |t: &RunTelemetry| {
+        if let Some(recorder) = &spans {
+            let take = recorder.take();
+            if !take.spans.is_empty() || take.dropped > 0 {
+                let bytes = encode_resource_spans(Vec::new(), take.spans);
+                t.agent_spans(0, &bytes, take.dropped);
+            }
+        }
+    };
     let consumed = consume(
         rx,
         &mut writer,
@@ -194,6 +242,12 @@ pub async fn run(
         server.as_ref(),
         Some(&gauge),
         stop,
+        &mut |snapshot| {
+            if let Some(t) = &telemetry {
+                t.interval(snapshot);
+                forward_spans(t);
+            }
+        },
     )
     .await;
     live.finish();
@@ -237,7 +291,44 @@ pub async fn run(
         priced: &|m| writer.is_priced(m),
     })?;
     writer.write_document(&doc)?;
-    finish_directory(&dir)
+    let mut finished = finish_directory(&dir)?;
+    if let Some(mut t) = telemetry.take() {
+        forward_spans(&t);
+        let ended = finished.document.end.ended;
+        let end = clock.unix_ns_at(finished.document.end.finished_at_ns);
+        let problem = (!ended.is_complete()).then(|| ended.as_str().to_owned());
+        t.share_ended(0, Some(end), end, problem.as_deref());
+        finish_telemetry(t, end, ended.as_str(), &mut finished).await?;
+    }
+    Ok(finished)
+}
+
+/// Ends the run's trace, and adds what was (not) exported to the report.
+async fn finish_telemetry(
+    telemetry: RunTelemetry,
+    ended_unix_ns: i64,
+    outcome: &str,
+    finished: &mut RunOutcome,
+) -> Result<TraceReport, RunError> {
+    let endpoint = telemetry.config().endpoint.clone();
+    let trace_id = telemetry.trace_id_hex();
+    let report = telemetry
+        .finish(
+            ended_unix_ns,
+            outcome,
+            vec![opentelemetry::KeyValue::new(
+                "quarry.spec",
+                finished.document.run.spec.clone(),
+            )],
+        )
+        .await;
+    finished.report.push_str(&format!("\ntrace {trace_id}\n"));
+    for line in report.lines(&endpoint) {
+        finished.report.push_str(&line);
+        finished.report.push('\n');
+    }
+    write_report(&finished.dir, &finished.report)?;
+    Ok(report)
 }
 
 /// Reads the document back from disk and writes the report and `.hgrm`
@@ -266,6 +357,7 @@ async fn consume(
     server: Option<&SimServer>,
     gauge: Option<&quarry_agent::InFlightGauge>,
     stop: StopSignal,
+    on_interval: &mut dyn FnMut(&IntervalSnapshot),
 ) -> Result<Consumed, RunError> {
     let mut c = Consumed::default();
     let abort = stop.reached(StopLevel::Abort);
@@ -288,6 +380,7 @@ async fn consume(
             quota_tpm: server.and_then(sim::quota_tpm),
         };
         live.show(&snapshot, &summary, ctx);
+        on_interval(&snapshot);
         merge_series(&mut c.series, &snapshot.series);
         c.health.push(snapshot.health);
         c.last_end = c.last_end.max(snapshot.end);

@@ -5,11 +5,13 @@
 //! The spec's sections and fields are documented on [`load_spec`] and shown in
 //! `examples/`.
 
+mod agents;
 mod duration;
 mod error;
 mod load;
 mod raw;
 mod target;
+mod telemetry;
 mod validate;
 mod workload;
 
@@ -17,8 +19,10 @@ use std::path::Path;
 
 use quarry_agent::RunPlan;
 
+pub use agents::{AgentGroupSpec, AgentsSpec};
 pub use duration::parse_duration;
 pub use error::{Diagnostic, Severity, SpecError};
+pub use telemetry::{PROTOCOLS, TelemetrySpec};
 pub use workload::check_model_id;
 
 use crate::thresholds::Thresholds;
@@ -30,6 +34,11 @@ pub struct ValidatedSpec {
     pub plan: RunPlan,
     /// The run's pass/fail conditions, evaluated by the controller.
     pub thresholds: Thresholds,
+    /// `[agents]`: the agent groups of a distributed run and how to reach
+    /// them; `None` when the spec has no such section.
+    pub agents: Option<AgentsSpec>,
+    /// `[telemetry]`: OTLP export and request sampling (`None`: no section).
+    pub telemetry: Option<TelemetrySpec>,
     /// Findings that do not stop the run (unpriced models, cache prefixes
     /// below a model's minimum ...).
     pub warnings: Vec<Diagnostic>,
@@ -90,7 +99,31 @@ pub struct ValidatedSpec {
 ///
 /// [thresholds]                   # see the thresholds module for the language
 /// "ttft.p99" = "< 2s"
+///
+/// [agents]                       # optional: run on quarry-agent daemons
+/// # token_file = "token"         # bearer token; or ca / client_cert / client_key (TLS)
+/// # lease_ttl = "10s"
+/// [[agents.group]]               # one or more; each its own series group
+/// name = "prod-eu"
+/// agents = ["10.0.1.5:7400", "dns:quarry-agents.eu.svc:7400"]
+/// weight = 2                     # its part of the load (default 1)
+/// # region = "eu-west-1"         # the Region it fires at (checked against Describe)
+/// # account_alias = "prod"       # checked against Describe
+/// # credential_profile = "prod"  # AWS profile its agents use (target.kind = "aws")
+///
+/// [telemetry]                    # optional: OTLP trace and metrics (see the telemetry module)
+/// # endpoint = "http://localhost:4317"   # OTEL_EXPORTER_OTLP_ENDPOINT / --otlp-endpoint win
+/// # protocol = "grpc"            # or "http/protobuf"
+/// # sample_ratio = 0.01          # fraction of requests traced
+/// # keep_errors = true           # always trace failed and throttled requests
+/// # max_spans_per_second = 100   # whole-run cap on request spans (0: none)
+/// # metrics = true
+/// # flush_timeout = "5s"
 /// ```
+///
+/// Without `--agents` a spec with `[[agents.group]]` runs on those groups;
+/// `--agents` replaces the groups (the section's connection settings still
+/// apply unless a flag overrides them). See the `agents` module.
 ///
 /// A cache prefix on a model known not to support prompt caching is an
 /// error (the run would measure nothing it claims to); on a model whose
@@ -108,7 +141,7 @@ pub fn load_spec(path: &Path) -> Result<ValidatedSpec, SpecError> {
 pub fn parse_spec(path: &Path, text: &str) -> Result<ValidatedSpec, SpecError> {
     let lines = LineMap::new(text);
     let mut checker = validate::Checker::new(path.to_owned(), lines);
-    let raw = match toml::from_str::<raw::RawSpec>(text) {
+    let mut raw = match toml::from_str::<raw::RawSpec>(text) {
         Ok(raw) => raw,
         Err(e) => {
             let span = e.span();
@@ -120,10 +153,26 @@ pub fn parse_spec(path: &Path, text: &str) -> Result<ValidatedSpec, SpecError> {
             return Err(checker.into_error());
         }
     };
-    match validate::validate(raw, &mut checker) {
-        Some((plan, thresholds)) if !checker.has_errors() => Ok(ValidatedSpec {
+    let raw_agents = raw.agents.take();
+    let telemetry = raw
+        .telemetry
+        .take()
+        .map(|t| telemetry::validate_telemetry(&mut checker, &t));
+    let validated = validate::validate(raw, &mut checker);
+    let agents = match &raw_agents {
+        None => Some(None),
+        Some(a) => {
+            let plan = validated.as_ref().map(|(plan, _)| plan);
+            let spec_dir = path.parent().unwrap_or(Path::new(""));
+            agents::validate_agents(&mut checker, a, plan, spec_dir).map(Some)
+        }
+    };
+    match (validated, agents) {
+        (Some((plan, thresholds)), Some(agents)) if !checker.has_errors() => Ok(ValidatedSpec {
             plan,
             thresholds,
+            agents,
+            telemetry,
             warnings: checker.into_warnings(),
         }),
         _ => Err(checker.into_error()),

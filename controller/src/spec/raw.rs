@@ -23,6 +23,8 @@ pub(crate) struct RawSpec {
     pub(crate) timeouts: Option<Spanned<RawTimeouts>>,
     pub(crate) pricing: Option<BTreeMap<String, Spanned<RawPrices>>>,
     pub(crate) thresholds: Option<BTreeMap<String, Spanned<RawThreshold>>>,
+    pub(crate) agents: Option<Spanned<super::agents::RawAgents>>,
+    pub(crate) telemetry: Option<Spanned<super::telemetry::RawTelemetry>>,
 }
 
 /// `[target]`.
