@@ -4,16 +4,20 @@
 //! series. At 1 s intervals the controller keeps up only while one
 //! iteration takes well under a second.
 //!
-//! Three measurements per agent count:
+//! Four measurements per agent count:
 //! - `decode_merge`: everything the controller does per interval, on one
-//!   thread (total controller CPU);
+//!   thread (total controller CPU), histograms as agents send them (plain
+//!   V2);
 //! - `merge_only`: what the merge task does once each agent's stream task has
 //!   decoded its interval (the part that cannot spread over cores);
-//! - `first_version`: the first implementation (every series decoded into 13
-//!   full-size HDR histograms, merged count by count, per-share counters in
-//!   maps keyed by name), kept here to measure before and after in one run.
-//!   It takes seconds per iteration, so it runs only for the agent counts in
-//!   `QUARRY_MERGE_BENCH_FIRST_VERSION` (default `100`).
+//! - `decode_merge_v2_deflate`: the same with histograms V2+DEFLATE, as the
+//!   first version's agents sent them (still read);
+//! - `first_version`: the first implementation on its V2+DEFLATE wire (every
+//!   series decoded into 13 full-size HDR histograms, merged count by count,
+//!   per-share counters in maps keyed by name), kept here to measure before
+//!   and after in one run. It takes seconds per iteration, so it runs only
+//!   for the agent counts in `QUARRY_MERGE_BENCH_FIRST_VERSION` (default
+//!   `100`).
 //!
 //! `QUARRY_MERGE_BENCH_AGENTS` picks the agent counts (default `100,1000`).
 
@@ -66,15 +70,30 @@ fn interval(agent: u64) -> IntervalSnapshot {
     }
 }
 
-/// Every agent's interval 0 as wire bytes.
-fn encoded(agents: usize) -> Vec<Vec<u8>> {
+/// Every agent's interval 0 as wire bytes, histograms as agents send them
+/// now (plain V2) or as the first version's agents did (V2+DEFLATE).
+fn encoded(agents: usize, deflate: bool) -> Vec<Vec<u8>> {
     // Agents' payloads differ only in their samples; 25 distinct ones keep
     // setup quick at 1,000 agents without making decoding any cheaper.
     let distinct: Vec<Vec<u8>> = (0..25u64.min(agents as u64))
         .map(|a| {
-            event_to_proto(2, &ShareEvent::Interval(interval(a)), ORIGIN_NS)
-                .unwrap()
-                .encode_to_vec()
+            let snapshot = interval(a);
+            let mut event =
+                event_to_proto(2, &ShareEvent::Interval(snapshot.clone()), ORIGIN_NS).unwrap();
+            if deflate {
+                let Some(Event::Interval(pb)) = &mut event.event else {
+                    panic!("not an interval")
+                };
+                for (series, delta) in pb.series.iter_mut().zip(snapshot.series.values()) {
+                    series.histograms = delta
+                        .encode_histograms()
+                        .unwrap()
+                        .into_iter()
+                        .map(|(name, bytes)| (name.to_owned(), bytes))
+                        .collect();
+                }
+            }
+            event.encode_to_vec()
         })
         .collect();
     (0..agents)
@@ -218,9 +237,11 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("merge_interval");
     let first = agent_counts("QUARRY_MERGE_BENCH_FIRST_VERSION", "100");
     for agents in agent_counts("QUARRY_MERGE_BENCH_AGENTS", "100,1000") {
-        let payloads = encoded(agents);
+        let payloads = encoded(agents, false);
+        let deflated = encoded(agents, true);
         let merged = decode_and_merge(&payloads);
         assert_eq!(merged.series.len(), SERIES);
+        assert_eq!(decode_and_merge(&deflated), merged);
         let decoded: Vec<IntervalSnapshot> = payloads.iter().map(|p| decode(p)).collect();
         group.throughput(Throughput::Elements((agents * SERIES) as u64));
         group.sample_size(10);
@@ -232,11 +253,16 @@ fn bench(c: &mut Criterion) {
         group.bench_function(format!("{name}/merge_only"), |b| {
             b.iter_batched(|| decoded.clone(), merge, BatchSize::PerIteration);
         });
+        // The current code on the first version's wire form, which it
+        // still reads: what DEFLATE costs the controller.
+        group.bench_function(format!("{name}/decode_merge_v2_deflate"), |b| {
+            b.iter(|| decode_and_merge(&deflated));
+        });
         if first.contains(&agents) {
-            assert_same(&merged, &first_version::decode_and_merge(&payloads));
+            assert_same(&merged, &first_version::decode_and_merge(&deflated));
             group.measurement_time(Duration::from_secs(if agents > 100 { 300 } else { 30 }));
             group.bench_function(format!("{name}/first_version"), |b| {
-                b.iter(|| first_version::decode_and_merge(&payloads));
+                b.iter(|| first_version::decode_and_merge(&deflated));
             });
         }
     }
