@@ -669,8 +669,9 @@ impl SeriesDelta {
 
     /// Every non-empty histogram as (metric name, plain V2 bytes): the form
     /// for the wire. An interval's histograms are small, DEFLATE saves
-    /// little on them, and inflating costs the receiver ~40× what decoding
-    /// plain V2 does; [`SeriesDelta::decode`] reads either form.
+    /// little on them, and inflating would cost the controller several
+    /// times its whole decode and merge (BENCHMARKS.md);
+    /// [`SeriesDelta::decode`] reads either form.
     pub fn encode_histograms_v2(&self) -> Result<Vec<(&'static str, Vec<u8>)>, CodecError> {
         self.encode_each(Sparse::encode_v2)
     }
