@@ -122,7 +122,7 @@ impl Regions {
         )
         .unwrap();
         readable_by_containers(&sim_config);
-        let mount_work = format!("{}:/work", work.path().display());
+        let mount_work = format!("{}:/mnt/quarry", work.path().display());
         let sim = scope.start_on(
             "sim",
             &nets,
@@ -134,7 +134,7 @@ impl Regions {
                 &mount_work,
                 &images.image("quarry-sim"),
                 "--listen=0.0.0.0:8080",
-                "--config=/work/sim.toml",
+                "--config=/mnt/quarry/sim.toml",
             ],
         );
         let mount_tls = format!("{}:/tls:ro", tls.path().display());
@@ -179,14 +179,14 @@ impl Regions {
     /// `quarry` arguments `args` (the mTLS flags are added); its name.
     fn controller(&self, what: &str, args: &[&str]) -> String {
         let nets: Vec<&str> = self.networks.iter().map(String::as_str).collect();
-        let mount_work = format!("{}:/work", self.work.path().display());
+        let mount_work = format!("{}:/mnt/quarry", self.work.path().display());
         let mount_tls = format!("{}:/tls:ro", self.tls.path().display());
         let user = container_user();
         let mut all = vec![
             "--user",
             &user,
             "-w",
-            "/work",
+            "/mnt/quarry",
             "-v",
             &mount_work,
             "-v",
@@ -304,12 +304,12 @@ async fn a_killed_agent_container_leaves_its_share_partial_and_the_others_whole(
         "controller-live",
         &[
             "run",
-            "/work/spec.toml",
+            "/mnt/quarry/spec.toml",
             "--agents",
             &agents,
             "--interval-secs=0.2",
             "--lease-ttl-secs=1",
-            "--out=/work/results/live",
+            "--out=/mnt/quarry/results/live",
         ],
     );
     regions.wait_for_requests(60).await;
@@ -345,8 +345,8 @@ async fn a_killed_agent_container_leaves_its_share_partial_and_the_others_whole(
             "--attach",
             &run,
             "--agents=agent-0:7400,agent-2:7400",
-            "--from=/work/results/live",
-            "--out=/work/results/survivors",
+            "--from=/mnt/quarry/results/live",
+            "--out=/mnt/quarry/results/survivors",
         ],
     );
     let code = wait_exit(&survivors, Duration::from_secs(60));
@@ -386,12 +386,12 @@ async fn a_cut_off_agent_stops_on_its_lease_and_its_results_are_recovered_once()
         "controller-live",
         &[
             "run",
-            "/work/spec.toml",
+            "/mnt/quarry/spec.toml",
             "--agents",
             &agents,
             "--interval-secs=0.2",
             "--lease-ttl-secs=1",
-            "--out=/work/results/live",
+            "--out=/mnt/quarry/results/live",
         ],
     );
     regions.wait_for_requests(60).await;
@@ -429,8 +429,8 @@ async fn a_cut_off_agent_stops_on_its_lease_and_its_results_are_recovered_once()
             &run,
             "--agents",
             &agents,
-            "--from=/work/results/live",
-            "--out=/work/results/recovered",
+            "--from=/mnt/quarry/results/live",
+            "--out=/mnt/quarry/results/recovered",
         ],
     );
     let code = wait_exit(&recover, Duration::from_secs(60));
@@ -922,7 +922,7 @@ async fn an_agent_container_signs_with_its_role_credentials_from_the_standard_ch
     )
     .unwrap();
     readable_by_containers(&sim_config);
-    let mount_work = format!("{}:/work", work.path().display());
+    let mount_work = format!("{}:/mnt/quarry", work.path().display());
     let sim = scope.create(
         "sim",
         &[
@@ -932,7 +932,7 @@ async fn an_agent_container_signs_with_its_role_credentials_from_the_standard_ch
             &mount_work,
             &images.image("quarry-sim"),
             "--listen=0.0.0.0:8080",
-            "--config=/work/sim.toml",
+            "--config=/mnt/quarry/sim.toml",
         ],
     );
     docker_ok(&["start", &sim]);
