@@ -24,13 +24,14 @@ use std::time::{Duration, SystemTime};
 
 use prost::Message;
 use quarry::fleet::{self, AgentAddress, ConnectOptions, ControllerClock, FleetOutcome, FleetPlan};
-use quarry_agent::wire::{EventDecoder, ShareEvent};
-use quarry_agent::{
+use quarry_e2e::procs::{agent_bin, quarry_bin};
+use quarry_engine::ShareEvent;
+use quarry_engine::{
     Count, Cumulative, IntervalSnapshot, Metric, RunPlan, SeriesDelta, SeriesKey, TokenKind,
     USAGE_SOURCES, merge_series,
 };
-use quarry_e2e::procs::{agent_bin, quarry_bin};
 use quarry_proto::v1::RunEvent;
+use quarry_proto::wire::EventDecoder;
 use quarry_sim::{SimConfig, SimServer, StatsSnapshot};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -75,8 +76,14 @@ impl AgentProcess {
             // Credentials for a target of kind "aws" pointed at the
             // simulator (its built-in example keys); nothing from the host.
             None => command
-                .env("AWS_ACCESS_KEY_ID", quarry_agent::SIM_ACCESS_KEY_ID)
-                .env("AWS_SECRET_ACCESS_KEY", quarry_agent::SIM_SECRET_ACCESS_KEY)
+                .env(
+                    "AWS_ACCESS_KEY_ID",
+                    quarry_bedrock::auth::EXAMPLE_ACCESS_KEY_ID,
+                )
+                .env(
+                    "AWS_SECRET_ACCESS_KEY",
+                    quarry_bedrock::auth::EXAMPLE_SECRET_ACCESS_KEY,
+                )
                 .env(
                     "AWS_SHARED_CREDENTIALS_FILE",
                     results.path().join("no-aws-credentials"),

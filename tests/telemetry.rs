@@ -191,7 +191,7 @@ fn check_tree(spans: &[ReceivedSpan], ran: &Ran) -> Vec<ReceivedSpan> {
     let ttft = figures
         .overall
         .delta
-        .histogram(quarry_agent::Metric::TtftFromSend);
+        .histogram(quarry_engine::Metric::TtftFromSend);
     let (lo, hi) = (ttft.min() as f64 / 1e6, ttft.max() as f64 / 1e6);
     for r in &requests {
         let t = r.double_attr("quarry.ttft_ms").unwrap();
@@ -206,8 +206,8 @@ fn check_tree(spans: &[ReceivedSpan], ran: &Ran) -> Vec<ReceivedSpan> {
 /// Nothing exported may carry a credential or an authorization value.
 fn check_no_secrets(receiver: &OtlpReceiver) {
     let forbidden = [
-        quarry_agent::SIM_SECRET_ACCESS_KEY,
-        quarry_agent::SIM_ACCESS_KEY_ID,
+        quarry_bedrock::auth::EXAMPLE_SECRET_ACCESS_KEY,
+        quarry_bedrock::auth::EXAMPLE_ACCESS_KEY_ID,
         "AWS4-HMAC-SHA256",
         "Signature=",
         "Credential=",

@@ -3,9 +3,9 @@
 
 use std::path::Path;
 
-use quarry_agent::http::{HttpVersion, TlsRoots, TransportConfig};
-use quarry_agent::{Connection, Count, EngineConfig, RunClock, Share};
 use quarry_bedrock::Outcome;
+use quarry_engine::http::{HttpVersion, TlsRoots, TransportConfig};
+use quarry_engine::{Connection, Count, EngineConfig, RunClock, Share};
 use quarry_sim::{ServerOptions, SimConfig, SimServer, Simulator, TlsSettings, system_clock};
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;

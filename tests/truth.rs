@@ -11,12 +11,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use quarry_agent::http::TransportConfig;
-use quarry_agent::{
+use quarry_bedrock::Outcome;
+use quarry_engine::http::TransportConfig;
+use quarry_engine::{
     Connection, Count, EngineConfig, Metric, RunClock, RunReport, SeriesDelta, Share, TokenKind,
     USAGE_SOURCES,
 };
-use quarry_bedrock::Outcome;
 use quarry_sim::{SimConfig, SimServer, StatsSnapshot, system_clock};
 use tokio::sync::mpsc;
 

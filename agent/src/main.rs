@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use quarry_agent::daemon::{self, BearerToken, DaemonConfig, GuardRails, MutualTls, is_loopback};
+use quarry_agent::{self, BearerToken, DaemonConfig, GuardRails, MutualTls, is_loopback};
 
 /// Exit code for a configuration the agent refuses to start with.
 const EXIT_CONFIG: u8 = 2;
@@ -252,7 +252,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("binding {}", args.listen))?;
     eprintln!("quarry-agent: listening on {}", listener.local_addr()?);
-    daemon::serve(listener, config, shutdown_signal()).await?;
+    quarry_agent::serve(listener, config, shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -8,15 +8,16 @@ use std::num::NonZeroU32;
 use std::path::Path;
 use std::time::Duration;
 
-use quarry_agent::daemon::{self, BearerToken, DaemonConfig, GuardRails, MutualTls};
-use quarry_agent::wire::{EventDecoder, SequencedEvent, ShareEvent};
-use quarry_agent::{
+use quarry_agent::{self, BearerToken, DaemonConfig, GuardRails, MutualTls};
+use quarry_bedrock::Operation;
+use quarry_engine::ShareEvent;
+use quarry_engine::{
     LoadModel, LoadProfile, MixEntry, RetryPolicy, RunPlan, SHARE_SCHEMA_VERSION, ShareSpec,
     Target, Timeouts, TokenDistribution, WorkloadMix, merge_series,
 };
-use quarry_bedrock::Operation;
 use quarry_proto::v1 as pb;
 use quarry_proto::v1::agent_client::AgentClient;
+use quarry_proto::wire::{EventDecoder, SequencedEvent};
 use quarry_sim::{SimConfig, SimServer};
 use tokio::sync::oneshot;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
@@ -104,7 +105,7 @@ fn request(run_id: &str, plan: RunPlan, sim_url: &str, lease_ttl_ms: u64) -> pb:
 struct Agent {
     addr: SocketAddr,
     stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<Result<(), daemon::ServeError>>,
+    task: tokio::task::JoinHandle<Result<(), quarry_agent::ServeError>>,
 }
 
 impl Agent {
@@ -112,7 +113,7 @@ impl Agent {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(daemon::serve(listener, config, async {
+        let task = tokio::spawn(quarry_agent::serve(listener, config, async {
             let _ = stopped.await;
         }));
         Agent {
@@ -175,7 +176,7 @@ async fn drain(
     out
 }
 
-fn finished(events: &[SequencedEvent]) -> &quarry_agent::wire::ShareFinished {
+fn finished(events: &[SequencedEvent]) -> &quarry_engine::ShareFinished {
     match &events.last().unwrap().event {
         ShareEvent::Finished(f) => f,
         other => panic!("last event is not Finished: {other:?}"),
@@ -298,9 +299,9 @@ async fn plans_over_a_guard_rail_are_refused_naming_the_rail() {
         LoadProfile::steady(
             LoadModel::open(
                 rate,
-                quarry_agent::Arrival::Constant,
+                quarry_engine::Arrival::Constant,
                 Some(4),
-                quarry_agent::CatchUp::SendLate,
+                quarry_engine::CatchUp::SendLate,
             )
             .unwrap(),
             Some(Duration::from_secs(10)),
@@ -361,7 +362,7 @@ async fn agents_without_an_id_are_their_host_and_port() {
             .agent_id;
         assert_eq!(
             id,
-            daemon::default_agent_id(&daemon::host_name(), agent.addr)
+            quarry_agent::default_agent_id(&quarry_agent::host_name(), agent.addr)
         );
         ids.push(id);
     }
@@ -623,7 +624,7 @@ fn the_binary_refuses_insecure_on_a_non_loopback_address() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_traced_run_streams_request_spans_under_its_stage_spans() {
     use prost::Message;
-    use quarry_agent::trace::{TRACEPARENT, TraceContext, TraceSampling, stage_span_id};
+    use quarry_engine::trace::{TRACEPARENT, TraceContext, TraceSampling, stage_span_id};
 
     let sim = sim().await;
     let dir = tempfile::tempdir().unwrap();

@@ -31,10 +31,11 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
 use quarry::fleet::IntervalMerge;
-use quarry_agent::wire::{ShareEvent, event_to_proto, interval_from_proto};
-use quarry_agent::{Count, HealthSample, IntervalSnapshot, Metric, SeriesDelta, SeriesKey};
 use quarry_bedrock::{Operation, Outcome};
+use quarry_engine::ShareEvent;
+use quarry_engine::{Count, HealthSample, IntervalSnapshot, Metric, SeriesDelta, SeriesKey};
 use quarry_proto::v1::{RunEvent, run_event::Event};
+use quarry_proto::wire::{event_to_proto, interval_from_proto};
 
 const SERIES: usize = 20;
 const ORIGIN_NS: i64 = 1_700_000_000_000_000_000;
@@ -144,9 +145,9 @@ mod first_version {
     use hdrhistogram::Histogram;
     use hdrhistogram::serialization::Deserializer;
     use prost::Message;
-    use quarry_agent::wire::series_key_from_proto;
-    use quarry_agent::{Metric, SeriesCounters, SeriesKey, new_histogram};
+    use quarry_engine::{Metric, SeriesCounters, SeriesKey, new_histogram};
     use quarry_proto::v1::{RunEvent, run_event::Event};
+    use quarry_proto::wire::series_key_from_proto;
 
     pub(crate) struct Series {
         pub(crate) histograms: Vec<Histogram<u64>>,

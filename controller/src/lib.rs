@@ -1,6 +1,6 @@
 //! `quarry`: the controller library behind the `quarry` CLI.
 //!
-//! It turns a spec file into a validated [`quarry_agent::RunPlan`] ([`spec`]),
+//! It turns a spec file into a validated [`quarry_engine::RunPlan`] ([`spec`]),
 //! runs it in-process against the embedded simulator or Bedrock ([`run`]),
 //! shows progress while it runs ([`live`]), writes and reads the results
 //! directory ([`results`]), computes and renders the report ([`report`]) and

@@ -6,7 +6,7 @@
 
 use std::io::Write as _;
 
-use quarry_agent::IntervalSnapshot;
+use quarry_engine::IntervalSnapshot;
 
 use crate::report::{duration_ns, rate};
 use crate::results::IntervalSummary;
@@ -160,7 +160,7 @@ pub fn status_line(
 mod tests {
     use std::collections::BTreeMap;
 
-    use quarry_agent::HealthSample;
+    use quarry_engine::HealthSample;
 
     use super::*;
 

@@ -18,7 +18,7 @@ use quarry::results::{Ended, ResultsDocument, read_results};
 use quarry::run::{RunError, RunOptions, listen_for_ctrl_c, stop_signal};
 use quarry::spec::{ValidatedSpec, load_spec};
 use quarry::telemetry::TelemetryConfig;
-use quarry_agent::{LoadModel, Target};
+use quarry_engine::{LoadModel, Target};
 
 const EXIT_CODES: &str = "\
 Exit codes:

@@ -11,17 +11,18 @@ use std::time::{Duration, SystemTime};
 use quarry::fleet::{
     self, AgentAddress, BearerToken, ConnectOptions, ControllerClock, FleetOutcome, FleetPlan,
 };
-use quarry_agent::wire::{ShareEvent, ShareFinished, event_to_proto};
-use quarry_agent::{
+use quarry_bedrock::{Operation, Outcome};
+use quarry_engine::{
     Count, Cumulative, EndCondition, HealthSample, IntervalSnapshot, LoadModel, LoadProfile,
     Metric, RetryPolicy, RunPlan, SeriesDelta, SeriesKey, ShareSpec, Timeouts,
 };
-use quarry_bedrock::{Operation, Outcome};
+use quarry_engine::{ShareEvent, ShareFinished};
 use quarry_proto::v1::agent_server::{Agent, AgentServer};
 use quarry_proto::v1::{
     DescribeRequest, DescribeResponse, ResultsRequest, RunEvent, RunRequest, StopRequest,
     StopResponse, SyncClockRequest, SyncClockResponse,
 };
+use quarry_proto::wire::event_to_proto;
 use tonic::codegen::BoxStream;
 use tonic::{Request, Response, Status};
 

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use quarry::fleet::AgentSource;
 use quarry::spec::{Severity, load_spec, parse_spec};
-use quarry_agent::{
+use quarry_engine::{
     Arrival, CatchUp, LoadModel, RetryPolicy, StageKind, Target, TokenDistribution,
 };
 
@@ -435,7 +435,7 @@ ttft.p99 = "< 2s"
     // The plan crosses to agents as JSON and comes back identical.
     let json = serde_json::to_string(plan).unwrap();
     assert_eq!(
-        &serde_json::from_str::<quarry_agent::RunPlan>(&json).unwrap(),
+        &serde_json::from_str::<quarry_engine::RunPlan>(&json).unwrap(),
         plan
     );
 }

@@ -48,9 +48,9 @@ use crate::quota::{PoolLimits, PoolScope, WindowKind};
 use crate::text::OutputLength;
 
 /// The AWS documentation's example access key id, served by default.
-pub const DEFAULT_ACCESS_KEY_ID: &str = "AKIDEXAMPLE";
+pub const DEFAULT_ACCESS_KEY_ID: &str = quarry_bedrock::auth::EXAMPLE_ACCESS_KEY_ID;
 /// The AWS documentation's example secret key, served by default.
-pub const DEFAULT_SECRET_ACCESS_KEY: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
+pub const DEFAULT_SECRET_ACCESS_KEY: &str = quarry_bedrock::auth::EXAMPLE_SECRET_ACCESS_KEY;
 /// The account id of the default account.
 pub const DEFAULT_ACCOUNT_ID: &str = "123456789012";
 

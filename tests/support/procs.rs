@@ -75,8 +75,14 @@ impl Agent {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .env("AWS_ACCESS_KEY_ID", quarry_agent::SIM_ACCESS_KEY_ID)
-            .env("AWS_SECRET_ACCESS_KEY", quarry_agent::SIM_SECRET_ACCESS_KEY)
+            .env(
+                "AWS_ACCESS_KEY_ID",
+                quarry_bedrock::auth::EXAMPLE_ACCESS_KEY_ID,
+            )
+            .env(
+                "AWS_SECRET_ACCESS_KEY",
+                quarry_bedrock::auth::EXAMPLE_SECRET_ACCESS_KEY,
+            )
             .env("AWS_EC2_METADATA_DISABLED", "true")
             .env("AWS_CONFIG_FILE", results.path().join("no-aws-config"))
             .env(

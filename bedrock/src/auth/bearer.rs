@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use super::credentials::Secret;
+use super::secret::Secret;
 
 /// The prefixes a well-formed Bedrock API key starts with.
 pub const API_KEY_PREFIXES: [&str; 2] = ["ABSK", "bedrock-api-key-"];

@@ -36,8 +36,8 @@ use super::amz_date::AmzDate;
 use super::authorization::{self, Scheme, SigV4Authorization};
 use super::bearer::ApiKey;
 use super::canonical::{self, WireRequest};
-use super::credentials::Secret;
 use super::failure::AuthFailure;
+use super::secret::Secret;
 use super::sign::SIGNING_NAME;
 
 /// Most signing keys the verifier keeps (see the module doc).

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use quarry_agent::{IntervalSnapshot, SeriesDelta, SeriesKey, merge_series};
+use quarry_engine::{IntervalSnapshot, SeriesDelta, SeriesKey, merge_series};
 
 use super::client::{ConnectError, ConnectOptions, ReattachPolicy};
 use super::clock::ControllerClock;
@@ -327,7 +327,7 @@ pub async fn attach_command(
 #[derive(Debug, Default)]
 struct Totals {
     series: std::collections::BTreeMap<SeriesKey, SeriesDelta>,
-    health: Vec<quarry_agent::HealthSample>,
+    health: Vec<quarry_engine::HealthSample>,
     last_end: u64,
 }
 

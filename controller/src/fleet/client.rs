@@ -12,10 +12,11 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use quarry_agent::IntervalSnapshot;
-use quarry_agent::wire::{EventDecoder, ShareEvent, ShareFinished};
+use quarry_engine::IntervalSnapshot;
+use quarry_engine::{ShareEvent, ShareFinished};
 use quarry_proto::v1::agent_client::AgentClient;
 use quarry_proto::v1::{ResultsRequest, RunEvent, RunRequest, StopRequest};
+use quarry_proto::wire::EventDecoder;
 use tokio::sync::mpsc;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
@@ -258,7 +259,7 @@ pub async fn start_share(
             .map_err(|_| RpcError::Protocol(format!("traceparent {tp:?} is not ASCII")))?;
         request
             .metadata_mut()
-            .insert(quarry_agent::trace::TRACEPARENT, value);
+            .insert(quarry_engine::trace::TRACEPARENT, value);
     }
     Ok(agent
         .run(request)

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use quarry_agent::ShareSlot;
+use crate::fleet::split::ShareSlot;
 use quarry_proto::v1::DescribeRequest;
 
 use super::client::{AgentRpc, ConnectError, ConnectOptions, RpcError};

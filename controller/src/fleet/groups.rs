@@ -4,14 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use quarry_agent::{EndCondition, LoadModel, RunPlan, SplitError, split_slots};
+use crate::fleet::split::{SplitError, split_slots};
+use quarry_engine::{EndCondition, LoadModel, RunPlan};
 
 use super::{ConnectedAgent, FleetOutcome, slots};
 use crate::results::{GroupRecord, PartialShare, PlannedLoad, SeriesRecord};
 
 /// One record per agent group of `agents` (in order of first appearance),
 /// with its part of `plan` exactly as the shares are split
-/// (`quarry_agent::split_slots`); totals are added after the run by
+/// (`quarry_engine::split_slots`); totals are added after the run by
 /// [`add_group_totals`].
 pub fn group_records(
     plan: &RunPlan,

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
-use quarry_agent::{IntervalSnapshot, SeriesCounters, SeriesDelta, SeriesKey};
+use quarry_engine::{IntervalSnapshot, SeriesCounters, SeriesDelta, SeriesKey};
 
 /// Counters by series and name (zero counters may be absent).
 pub type ShareCounters = BTreeMap<SeriesKey, BTreeMap<&'static str, u64>>;
@@ -96,7 +96,7 @@ impl IntervalMerge {
 
     /// Adds one share's interval; returns the merged intervals it
     /// completed, in index order. Costs one step per recorded histogram
-    /// bucket of `snapshot` (see `quarry_agent::SeriesDelta::merge`).
+    /// bucket of `snapshot` (see `quarry_engine::SeriesDelta::merge`).
     pub fn push(
         &mut self,
         share: usize,
@@ -197,9 +197,9 @@ mod tests {
     use std::sync::Arc;
 
     use proptest::prelude::*;
-    use quarry_agent::wire::{interval_from_proto, interval_to_proto};
-    use quarry_agent::{Count, Cumulative, HealthSample, Metric};
     use quarry_bedrock::{Operation, Outcome};
+    use quarry_engine::{Count, Cumulative, HealthSample, Metric};
+    use quarry_proto::wire::{interval_from_proto, interval_to_proto};
 
     use super::*;
 

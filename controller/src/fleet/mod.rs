@@ -1,7 +1,7 @@
 //! Distributed runs: the controller side of a run spread over
 //! `quarry-agent` daemons. Agents are found and described ([`discovery`]),
 //! their clocks probed ([`clock`]), the plan split into one share per agent
-//! (`quarry_agent::share_specs`), every share started at one common instant
+//! (`quarry_engine::share_specs`), every share started at one common instant
 //! translated into each agent's clock, each share's event stream followed
 //! across broken connections ([`client`]), and the interval deltas merged
 //! exactly into one stream of [`IntervalSnapshot`]s ([`merge`]) — the same
@@ -18,14 +18,14 @@ pub mod clock;
 pub mod discovery;
 pub mod groups;
 pub mod merge;
+pub mod split;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use quarry_agent::wire::ShareFinished;
-use quarry_agent::{
-    IntervalSnapshot, RunPlan, SHARE_SCHEMA_VERSION, ShareSlot, SplitError, share_specs,
-};
+use crate::fleet::split::{ShareSlot, SplitError, share_specs};
+use quarry_engine::ShareFinished;
+use quarry_engine::{IntervalSnapshot, RunPlan, SHARE_SCHEMA_VERSION};
 use quarry_proto::v1::RunRequest;
 use tokio::sync::{mpsc, oneshot};
 
@@ -101,9 +101,9 @@ pub struct FleetPlan {
 #[derive(Debug, Clone)]
 pub struct FleetTrace {
     /// Share `k`'s context (its share span), sent as `traceparent`.
-    pub contexts: Vec<quarry_agent::trace::TraceContext>,
+    pub contexts: Vec<quarry_engine::trace::TraceContext>,
     /// Every share's sampling.
-    pub sampling: quarry_agent::trace::TraceSampling,
+    pub sampling: quarry_engine::trace::TraceSampling,
     /// Receives what the trace is built from.
     pub signals: mpsc::UnboundedSender<ShareSignal>,
 }

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use quarry_agent::{Count, Metric, SeriesDelta, SeriesKey, StageKind, TokenKind, USAGE_SOURCES};
 use quarry_bedrock::Outcome;
+use quarry_engine::{Count, Metric, SeriesDelta, SeriesKey, StageKind, TokenKind, USAGE_SOURCES};
 
 use crate::results::{ResultsDocument, ResultsError};
 use crate::thresholds::{LatencyMetric, LatencyStat, MetricSource, ScalarMetric};

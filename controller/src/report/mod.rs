@@ -9,8 +9,8 @@ mod figures;
 mod format;
 mod render;
 
-use quarry_agent::{Count, IntervalSnapshot, Metric, SeriesDelta, TokenKind};
 use quarry_bedrock::Outcome;
+use quarry_engine::{Count, IntervalSnapshot, Metric, SeriesDelta, TokenKind};
 
 pub use figures::{Figures, RunFigures, SeriesFigures, latency_histogram, stat};
 pub use format::{count, duration_ns, percent, rate, usd};

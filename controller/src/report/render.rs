@@ -4,8 +4,8 @@
 
 use std::fmt::Write as _;
 
-use quarry_agent::{Count, LoadModel, Metric, Target, TokenKind, USAGE_SOURCES};
 use quarry_bedrock::{Outcome, UsageSource};
+use quarry_engine::{Count, LoadModel, Metric, Target, TokenKind, USAGE_SOURCES};
 
 use super::figures::{Figures, RunFigures, stat};
 use super::format::{count, duration_ns, percent, rate, usd};

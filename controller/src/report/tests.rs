@@ -4,10 +4,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use quarry_agent::{
+use quarry_bedrock::{Operation, Outcome, UsageSource};
+use quarry_engine::{
     Count, HealthSample, IntervalSnapshot, Metric, SeriesDelta, SeriesKey, TokenKind,
 };
-use quarry_bedrock::{Operation, Outcome, UsageSource};
 
 use super::*;
 use crate::results::{
@@ -77,13 +77,13 @@ fn meta(thresholds: &[(&str, &str)]) -> RunMeta {
         stages: vec![
             StageRecord {
                 name: "warmup".to_owned(),
-                kind: quarry_agent::StageKind::Warmup,
+                kind: quarry_engine::StageKind::Warmup,
                 start_ns: 0,
                 end_ns: 2_000 * MS,
             },
             StageRecord {
                 name: "hold".to_owned(),
-                kind: quarry_agent::StageKind::Hold,
+                kind: quarry_engine::StageKind::Hold,
                 start_ns: 2_000 * MS,
                 end_ns: 12_000 * MS,
             },

@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use quarry_agent::{
+use quarry_bedrock::Operation;
+use quarry_engine::{
     HISTOGRAM_HIGHEST, HISTOGRAM_LOWEST, HISTOGRAM_SIGFIG, HealthSample, IntervalSnapshot, RunPlan,
     SeriesDelta, SeriesKey, StageKind,
 };
-use quarry_bedrock::Operation;
 use serde::{Deserialize, Serialize};
 
 use super::ResultsError;

@@ -75,7 +75,7 @@ mod tests {
 
     #[test]
     fn renders_the_classic_layout() {
-        let mut h = quarry_agent::new_histogram();
+        let mut h = quarry_engine::new_histogram();
         for v in 1..=100u64 {
             h.record(v * 1_000_000).unwrap();
         }
@@ -118,7 +118,7 @@ mod tests {
 
     #[test]
     fn empty_histogram_has_only_header_and_footer() {
-        let text = render_hgrm(&quarry_agent::new_histogram(), 1e6);
+        let text = render_hgrm(&quarry_engine::new_histogram(), 1e6);
         assert_eq!(text.lines().count(), 5);
         assert!(text.contains("Total count    =            0"));
     }

@@ -82,7 +82,7 @@ pub enum ResultsError {
     },
     /// A histogram or counter could not be decoded.
     #[error(transparent)]
-    Codec(#[from] quarry_agent::CodecError),
+    Codec(#[from] quarry_engine::CodecError),
     /// An operation name this build does not know.
     #[error("unknown operation {0:?}")]
     UnknownOperation(String),

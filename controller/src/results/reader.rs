@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use quarry_agent::{HealthSample, RunPlan, SeriesDelta, SeriesKey, merge_series};
+use quarry_engine::{HealthSample, RunPlan, SeriesDelta, SeriesKey, merge_series};
 use serde::de::DeserializeOwned;
 
 use super::ResultsError;

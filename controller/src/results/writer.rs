@@ -6,7 +6,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use quarry_agent::{IntervalSnapshot, Metric, PriceTable, RunPlan, SeriesDelta};
+use quarry_engine::{IntervalSnapshot, Metric, PriceTable, RunPlan, SeriesDelta};
 use serde::Serialize;
 
 use super::ResultsError;

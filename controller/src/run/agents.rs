@@ -35,7 +35,7 @@ fn lock(t: &SharedTelemetry) -> MutexGuard<'_, RunTelemetry> {
 fn start_telemetry(
     opts: &RunOptions,
     run_id: &str,
-    plan: &quarry_agent::RunPlan,
+    plan: &quarry_engine::RunPlan,
     agents: &[ConnectedAgent],
     clock: ControllerClock,
 ) -> Result<
@@ -172,7 +172,10 @@ pub async fn run_on_agents(
             stopper.stop().await;
         })
     };
-    let mut live = LiveView::new(opts.live_in_place, quarry_agent::duration_ns(opts.interval));
+    let mut live = LiveView::new(
+        opts.live_in_place,
+        quarry_engine::duration_ns(opts.interval),
+    );
     let user_stop = stop.clone();
     let consumed = consume(
         running.snapshots,

@@ -14,9 +14,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use quarry_agent::http::TransportConfig;
-use quarry_agent::trace::{SpanRecorder, encode_resource_spans};
-use quarry_agent::{
+use quarry_engine::http::TransportConfig;
+use quarry_engine::trace::{SpanRecorder, encode_resource_spans};
+use quarry_engine::{
     Connection, EndReason, EngineConfig, HealthSample, IntervalSnapshot, RunClock, SeriesDelta,
     SeriesKey, Share, ShareError, Target, duration_ns, merge_series,
 };
@@ -355,7 +355,7 @@ async fn consume(
     writer: &mut ResultsWriter,
     live: &mut LiveView,
     server: Option<&SimServer>,
-    gauge: Option<&quarry_agent::InFlightGauge>,
+    gauge: Option<&quarry_engine::InFlightGauge>,
     stop: StopSignal,
     on_interval: &mut dyn FnMut(&IntervalSnapshot),
 ) -> Result<Consumed, RunError> {

@@ -26,7 +26,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use quarry_agent::{RunPlan, ShareSlot, SplitError, Target, split_slots};
+use crate::fleet::split::{ShareSlot, SplitError, split_slots};
+use quarry_engine::{RunPlan, Target};
 use serde::Deserialize;
 use toml::Spanned;
 

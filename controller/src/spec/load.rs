@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use quarry_agent::{
+use quarry_engine::{
     Arrival, CatchUp, EndCondition, LoadModel, LoadProfile, MAX_CONCURRENCY, STEADY_STAGE, Stage,
     StageKind,
 };

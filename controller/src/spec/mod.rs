@@ -17,7 +17,7 @@ mod workload;
 
 use std::path::Path;
 
-use quarry_agent::RunPlan;
+use quarry_engine::RunPlan;
 
 pub use agents::{AgentGroupSpec, AgentsSpec};
 pub use duration::parse_duration;

@@ -1,6 +1,6 @@
 //! Validation of `[target]`: the embedded simulator or real Bedrock.
 
-use quarry_agent::Target;
+use quarry_engine::Target;
 use toml::Spanned;
 
 use super::raw::RawTarget;

@@ -7,7 +7,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use quarry_agent::{ModelPrices, RetryPolicy, RunPlan, Target, Timeouts};
+use quarry_engine::{ModelPrices, RetryPolicy, RunPlan, Target, Timeouts};
 use toml::Spanned;
 
 use super::error::{Diagnostic, Severity, SpecError};

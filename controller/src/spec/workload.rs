@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 
-use quarry_agent::{
+use quarry_bedrock::Operation;
+use quarry_engine::{
     CachePrefix, CacheTtl, MAX_INPUT_TOKENS, MixEntry, ModelPrices, PriceTable, PromptCacheSupport,
     TokenDistribution, WorkloadMix, prompt_cache_support,
 };
-use quarry_bedrock::Operation;
 use toml::Spanned;
 
 use super::raw::{RawMixEntry, RawTokenTable, RawTokens};

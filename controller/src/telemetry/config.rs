@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
-use quarry_agent::trace::TraceSampling;
+use quarry_engine::trace::TraceSampling;
 
 use crate::spec::TelemetrySpec;
 

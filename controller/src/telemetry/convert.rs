@@ -137,7 +137,7 @@ fn value(v: AnyValue) -> Option<Value> {
 mod tests {
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::ScopeSpans;
-    use quarry_agent::trace::{kv_int, kv_str};
+    use quarry_engine::trace::{kv_int, kv_str};
 
     use super::*;
 

@@ -25,8 +25,8 @@ use opentelemetry_sdk::metrics::reader::MetricReader;
 use opentelemetry_sdk::metrics::{
     InstrumentKind, ManualReader, Pipeline, SdkMeterProvider, Temporality,
 };
-use quarry_agent::{Count, IntervalSnapshot, Metric, TokenKind, USAGE_SOURCES};
 use quarry_bedrock::{Operation, Outcome};
+use quarry_engine::{Count, IntervalSnapshot, Metric, TokenKind, USAGE_SOURCES};
 use tokio::task::JoinHandle;
 
 use super::{TelemetryConfig, TelemetryError};

@@ -6,7 +6,7 @@
 //! of its share span). Agents add only the sampled request spans, as
 //! children of their stage spans: the share span's context crosses the gRPC
 //! hop as W3C `traceparent` metadata, and both sides derive the stage span
-//! ids from it ([`quarry_agent::trace::stage_span_id`]). Request spans come
+//! ids from it ([`quarry_engine::trace::stage_span_id`]). Request spans come
 //! back inside the Run stream as OTLP batches and are exported here with
 //! their times translated into the controller's clock by the measured
 //! offset, so agents need no route to the backend.
@@ -31,8 +31,8 @@ use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter, SpanLinks};
 use prost::Message;
-use quarry_agent::trace::{TraceContext, stage_span_id};
-use quarry_agent::{IntervalSnapshot, RunPlan};
+use quarry_engine::trace::{TraceContext, stage_span_id};
+use quarry_engine::{IntervalSnapshot, RunPlan};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 

@@ -21,7 +21,7 @@
 //! The last line on standard output is one JSON object with every figure;
 //! the human summary goes to standard error.
 //!
-//! [`Share`]: quarry_agent::Share
+//! [`Share`]: quarry_engine::Share
 
 mod probe;
 mod run;
@@ -181,7 +181,7 @@ async fn measure(args: &Args) -> anyhow::Result<()> {
         .cumulative
         .total_where(|_| true)
         .counters()
-        .get(quarry_agent::Count::Outcome(quarry_bedrock::Outcome::Ok));
+        .get(quarry_engine::Count::Outcome(quarry_bedrock::Outcome::Ok));
     let sim_ok = sim.ok_requests().await.context("simulator stats")? - sim_ok_before;
     eprintln!("{human}");
     eprintln!(
@@ -253,7 +253,7 @@ fn write_request(args: &Args) -> anyhow::Result<()> {
     let plan = quarry::spec::parse_spec(std::path::Path::new("loadbench.toml"), &spec)
         .map_err(|e| anyhow::anyhow!("{e}"))?
         .plan;
-    let sampler = quarry_agent::WorkloadSampler::new(&plan.mix, plan.seed, 0);
+    let sampler = quarry_engine::WorkloadSampler::new(&plan.mix, plan.seed, 0);
     let draw = sampler.draw(0);
     let mut user_text = String::new();
     draw.write_user_text(&mut user_text);
@@ -271,7 +271,7 @@ fn write_request(args: &Args) -> anyhow::Result<()> {
         .unwrap_or(quarry_bedrock::ModelFamily::Anthropic);
     let operation = draw.entry.operation;
     let endpoint =
-        quarry_bedrock::Endpoint::custom("http://127.0.0.1:1", quarry_agent::SIM_REGION)?;
+        quarry_bedrock::Endpoint::custom("http://127.0.0.1:1", quarry_engine::SIM_REGION)?;
     let uri = endpoint.uri(&model, operation);
     std::fs::create_dir_all(&args.out_dir)?;
     std::fs::write(

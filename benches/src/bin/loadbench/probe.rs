@@ -27,7 +27,7 @@ impl Proc {
     /// User + system CPU time of every thread, in ns (10 ms resolution).
     pub(crate) fn cpu_ns(self) -> Option<u64> {
         let stat = std::fs::read_to_string(self.file("stat")).ok()?;
-        quarry_agent::cpu_ticks(&stat).map(|t| t * NS_PER_TICK)
+        quarry_engine::cpu_ticks(&stat).map(|t| t * NS_PER_TICK)
     }
 
     /// Resident set size in bytes (`VmRSS`).

@@ -9,13 +9,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use quarry_agent::exec::SignerSource;
-use quarry_agent::http::TransportConfig;
-use quarry_agent::{
-    Connection, Count, EngineConfig, IntervalSnapshot, RunClock, RunReport, SIM_REGION, Share,
-};
 use quarry_bedrock::auth::ApiKey;
 use quarry_bedrock::{Endpoint, Outcome};
+use quarry_engine::exec::SignerSource;
+use quarry_engine::http::TransportConfig;
+use quarry_engine::{
+    Connection, Count, EngineConfig, IntervalSnapshot, RunClock, RunReport, SIM_REGION, Share,
+};
 use tokio::sync::mpsc;
 
 use crate::probe::Proc;

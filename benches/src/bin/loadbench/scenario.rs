@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use quarry_agent::{Count, Metric, SeriesDelta};
+use quarry_engine::{Count, Metric, SeriesDelta};
 use serde_json::{Value, json};
 
 use crate::Args;
@@ -49,8 +49,8 @@ id = "{model}"
 latency = {latency}
 output = {{ kind = "fixed", tokens = {tokens} }}
 "#,
-        key = quarry_agent::SIM_ACCESS_KEY_ID,
-        secret = quarry_agent::SIM_SECRET_ACCESS_KEY,
+        key = quarry_bedrock::auth::EXAMPLE_ACCESS_KEY_ID,
+        secret = quarry_bedrock::auth::EXAMPLE_SECRET_ACCESS_KEY,
         model = args.model,
         tokens = args.max_tokens,
     )

@@ -3,29 +3,28 @@
 //! (`quarry run` with no agents) and for the `quarry-agent` daemon, so the two
 //! can never measure differently.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::Arc;
 
-use quarry_bedrock::auth::{CredentialCache, CredentialSource, Credentials};
+use quarry_bedrock::auth::{Credentials, EXAMPLE_ACCESS_KEY_ID, EXAMPLE_SECRET_ACCESS_KEY};
 use quarry_bedrock::{Endpoint, EndpointError};
 use tokio::sync::mpsc;
 
 use crate::arrival::Interleave;
 use crate::clock::RunClock;
-use crate::exec::{BedrockExecutor, ExecutorError, MixWorkload, SignerSource};
+use crate::exec::{
+    BedrockExecutor, CredentialCache, CredentialSource, ExecutorError, MixWorkload, SignerSource,
+};
 use crate::health::InFlightGauge;
 use crate::http::TransportConfig;
 use crate::plan::{RunPlan, Target};
 use crate::scheduler::{Engine, EngineConfig, RunReport};
+use crate::series::{SeriesDelta, SeriesKey};
 use crate::snapshot::IntervalSnapshot;
 use crate::trace::{ServerAddress, TraceSampling};
 use crate::workload::WorkloadSampler;
 
-/// The simulator's built-in account (the AWS documentation example keys,
-/// which the simulator serves when it has no configuration).
-pub const SIM_ACCESS_KEY_ID: &str = "AKIDEXAMPLE";
-/// The secret of [`SIM_ACCESS_KEY_ID`].
-pub const SIM_SECRET_ACCESS_KEY: &str = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY";
 /// The region requests to the simulator are signed for (it accepts any).
 pub const SIM_REGION: &str = "us-east-1";
 
@@ -136,8 +135,8 @@ impl Connection {
             Target::Sim { .. } => {
                 let url = sim_url.ok_or(ShareError::NoSimulator)?;
                 let credentials = Credentials::new(
-                    SIM_ACCESS_KEY_ID,
-                    SIM_SECRET_ACCESS_KEY,
+                    EXAMPLE_ACCESS_KEY_ID,
+                    EXAMPLE_SECRET_ACCESS_KEY,
                     None,
                     None,
                     "quarry-sim",
@@ -256,4 +255,41 @@ impl Share {
             .run(self.workload, self.executor, snapshots, shutdown)
             .await
     }
+}
+
+/// How a share ended: its cumulative series and why it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShareFinished {
+    /// Every interval of the share merged.
+    pub series: BTreeMap<SeriesKey, SeriesDelta>,
+    /// The share ended early (stopped, lease expired, agent shutting down,
+    /// failed to start).
+    pub partial: bool,
+    /// Why it ended, for people ("completed", "lease expired", ...).
+    pub reason: String,
+    /// Requests sent (dropped arrivals excluded).
+    pub requests_sent: u64,
+    /// When the last request was recorded, Unix ns on the agent's clock.
+    pub finished_at_unix_ns: i64,
+}
+
+/// One event of a share's stream, in domain form.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShareEvent {
+    /// The share's origin: firing started at this agent wall-clock time.
+    Started {
+        /// Unix ns on the agent's clock; interval times are relative to it.
+        started_at_unix_ns: i64,
+    },
+    /// One interval's deltas.
+    Interval(IntervalSnapshot),
+    /// A batch of sampled request spans, OTLP-encoded.
+    Spans {
+        /// OTLP `ResourceSpans`, protobuf-encoded.
+        otlp_resource_spans: Vec<u8>,
+        /// Spans the agent dropped before this batch.
+        dropped_spans: u64,
+    },
+    /// The last event of a share.
+    Finished(ShareFinished),
 }

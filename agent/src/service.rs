@@ -1,5 +1,5 @@
 //! The `quarry.v1.Agent` service: the thin gRPC shell over the registry.
-//! Requests are converted at the edge (`crate::wire`) and errors mapped by
+//! Requests are converted at the edge (`quarry_proto::wire`) and errors mapped by
 //! its one table.
 
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use tonic::{Request, Response, Status};
 use super::log::EventStream;
 use super::registry::{Registry, wall_ns};
 use super::{DaemonConfig, DaemonError, wall_clock_now};
-use crate::trace::{TRACEPARENT, TraceContext};
+use quarry_engine::trace::{TRACEPARENT, TraceContext};
 
 /// Optional features this agent offers, as `Describe` lists them.
 pub const CAPABILITIES: &[&str] = &["http2", "results-replay", "lease"];

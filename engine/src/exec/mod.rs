@@ -4,6 +4,7 @@
 //! socket read), applies the retry policy, and prices the result.
 
 mod attempt;
+mod credentials;
 mod retry;
 mod signing;
 #[cfg(test)]
@@ -25,6 +26,7 @@ use crate::scheduler::{Executor, Workload};
 use crate::timeline::{Completion, EarlierAttempt, PlannedRequest, RequestTicket};
 use crate::workload::WorkloadSampler;
 
+pub use credentials::{CredentialCache, CredentialSource, CredentialsError};
 pub use signing::{NoCredentials, SignerSource};
 
 use attempt::{Deadlines, PreparedRequest};

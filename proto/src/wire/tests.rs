@@ -1,11 +1,11 @@
 use std::sync::Arc;
 
+use crate::v1 as pb;
 use proptest::prelude::*;
 use quarry_bedrock::Outcome;
-use quarry_proto::v1 as pb;
 
 use super::*;
-use crate::series::{Count, Metric};
+use quarry_engine::{Count, Metric};
 
 fn key(i: u8) -> SeriesKey {
     SeriesKey {
@@ -78,7 +78,7 @@ proptest! {
         let snaps: Vec<_> = parts.iter().enumerate()
             .map(|(i, p)| snapshot(i as u64, p, Some(12.5))).collect();
         let mut cumulative = BTreeMap::new();
-        for s in &snaps { crate::snapshot::merge_series(&mut cumulative, &s.series); }
+        for s in &snaps { quarry_engine::merge_series(&mut cumulative, &s.series); }
         let mut events = vec![ShareEvent::Started { started_at_unix_ns: ORIGIN }];
         events.extend(snaps.iter().cloned().map(ShareEvent::Interval));
         events.push(ShareEvent::Finished(ShareFinished {
@@ -191,39 +191,4 @@ fn zero_counters_are_not_sent() {
     names.sort();
     assert_eq!(names, ["cost_pico_usd", "outcome_ok"]);
     assert_eq!(wire[0].histograms.len(), 1);
-}
-
-#[test]
-fn error_table_maps_each_kind() {
-    let cases = [
-        (DaemonError::Unauthenticated, Code::Unauthenticated),
-        (
-            DaemonError::GuardRail {
-                rail: "max_rate_per_second",
-                detail: "x".into(),
-            },
-            Code::PermissionDenied,
-        ),
-        (DaemonError::UnknownRun("r".into()), Code::NotFound),
-        (DaemonError::RunExists("r".into()), Code::AlreadyExists),
-        (DaemonError::ShuttingDown, Code::Unavailable),
-        (
-            DaemonError::SchemaVersion { theirs: 2, ours: 1 },
-            Code::FailedPrecondition,
-        ),
-    ];
-    for (err, code) in cases {
-        let s = status(&err);
-        assert_eq!(s.code(), code, "{err}");
-        assert_eq!(s.message(), err.to_string());
-    }
-    let s = status(&DaemonError::GuardRail {
-        rail: "max_rate_per_second",
-        detail: "plan peaks at 50/s, agent allows 10/s".into(),
-    });
-    assert!(
-        s.message().contains("max_rate_per_second"),
-        "{}",
-        s.message()
-    );
 }

@@ -21,10 +21,10 @@
 //! Poisson shares keep independent seeds, and a sum of independent Poisson
 //! processes is Poisson.
 
-use crate::arrival::Interleave;
-use crate::load::{Arrival, EndCondition, LoadError, LoadModel, LoadProfile, Stage};
-use crate::plan::{RunPlan, Target};
-use crate::share::ShareSpec;
+use quarry_engine::Interleave;
+use quarry_engine::ShareSpec;
+use quarry_engine::{Arrival, EndCondition, LoadError, LoadModel, LoadProfile, Stage};
+use quarry_engine::{RunPlan, Target};
 
 /// A plan could not be split across the agents given.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -461,7 +461,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::load::{Arrival, CatchUp, StageKind};
+    use quarry_engine::{Arrival, CatchUp, StageKind};
 
     fn plan_with(load: LoadProfile) -> RunPlan {
         let json = serde_json::json!({
@@ -479,8 +479,8 @@ mod tests {
         });
         let mut plan: serde_json::Value = json;
         // Retry and timeouts take their defaults' JSON shape.
-        plan["retry"] = serde_json::to_value(crate::plan::RetryPolicy::default()).unwrap();
-        plan["timeouts"] = serde_json::to_value(crate::plan::Timeouts::default()).unwrap();
+        plan["retry"] = serde_json::to_value(quarry_engine::RetryPolicy::default()).unwrap();
+        plan["timeouts"] = serde_json::to_value(quarry_engine::Timeouts::default()).unwrap();
         serde_json::from_value(plan).unwrap()
     }
 
@@ -848,8 +848,8 @@ mod tests {
             panic!("open")
         };
         let schedule = match (&config.interleave, arrival) {
-            (Some(slots), Arrival::Constant) => crate::ArrivalSchedule::interleaved(slots),
-            _ => crate::ArrivalSchedule::new(
+            (Some(slots), Arrival::Constant) => quarry_engine::ArrivalSchedule::interleaved(slots),
+            _ => quarry_engine::ArrivalSchedule::new(
                 &spec.plan.load.plan(),
                 arrival,
                 config.seed,
@@ -880,7 +880,7 @@ mod tests {
 
     #[test]
     fn weighted_poisson_shares_stay_poisson_and_merge_into_poisson() {
-        use crate::arrival::tests::{ks_critical, ks_statistic_exponential};
+        use quarry_engine::testing::{ks_critical, ks_statistic_exponential};
         // 30 s at 900/s over shares of 1, 2 and 3 (+ 1 of b split in two):
         // each share's gaps are Exp(its rate), the merged gaps Exp(900).
         let mut plan = open_with(900.0, Arrival::Poisson, 30);
@@ -932,7 +932,7 @@ mod tests {
             let borrowed: Vec<(&str, f64, usize)> =
                 named.iter().map(|(n, w, a)| (n.as_str(), *w, *a)).collect();
             let specs = share_specs("r", &plan, &group_slots(&borrowed), 1000, None).unwrap();
-            let whole: Vec<u64> = crate::ArrivalSchedule::new(&plan.load.plan(), Arrival::Constant, 0, 0.0)
+            let whole: Vec<u64> = quarry_engine::ArrivalSchedule::new(&plan.load.plan(), Arrival::Constant, 0, 0.0)
                 .map(|a| a.at_ns)
                 .collect();
             let mut merged: Vec<u64> = specs.iter().flat_map(share_arrivals).collect();

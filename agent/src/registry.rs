@@ -15,14 +15,17 @@ use tokio::sync::{mpsc, watch};
 use super::log::{Lease, RunLog};
 use super::store::{ResultsStore, check_run_id};
 use super::{DaemonConfig, DaemonError, wall_clock_now};
-use crate::clock::RunClock;
-use crate::http::TransportConfig;
-use crate::scheduler::{EndReason, RunReport};
-use crate::share::{Connection, PreparedShare, SHARE_SCHEMA_VERSION, ShareSpec};
-use crate::snapshot::merge_series;
-use crate::trace::{ServerAddress, SpanRecorder, TraceContext, encode_resource_spans, kv_str};
-use crate::wire::{self, EventDecoder, ShareEvent, ShareFinished};
 use opentelemetry_proto::tonic::common::v1::KeyValue;
+use quarry_engine::RunClock;
+use quarry_engine::http::TransportConfig;
+use quarry_engine::merge_series;
+use quarry_engine::trace::{
+    ServerAddress, SpanRecorder, TraceContext, encode_resource_spans, kv_str,
+};
+use quarry_engine::{Connection, PreparedShare, SHARE_SCHEMA_VERSION, ShareSpec};
+use quarry_engine::{EndReason, RunReport};
+use quarry_engine::{ShareEvent, ShareFinished};
+use quarry_proto::wire::{self, EventDecoder};
 
 /// How late a start time may be and still be honoured (by starting now).
 const START_LATE_TOLERANCE: Duration = Duration::from_secs(1);

@@ -9,7 +9,6 @@ use tonic::Request;
 use tonic::Status;
 
 use super::DaemonError;
-use crate::wire;
 
 /// The shared secret a controller presents as `authorization: Bearer <token>`.
 /// Its Debug form is redacted; it is never logged.
@@ -55,7 +54,7 @@ pub(crate) fn check_token(token: &BearerToken, request: &Request<()>) -> Result<
         .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "));
     match presented {
         Some(p) if token.matches(p) => Ok(()),
-        _ => Err(wire::status(&DaemonError::Unauthenticated)),
+        _ => Err(crate::error::status(&DaemonError::Unauthenticated)),
     }
 }
 

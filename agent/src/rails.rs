@@ -20,10 +20,10 @@ use quarry_bedrock::TokenUsage;
 use quarry_proto::v1 as pb;
 
 use super::DaemonError;
-use crate::load::{Arrival, EndCondition, LoadModel, StageKind};
-use crate::plan::{MixEntry, RunPlan, Target};
-use crate::pricing::PriceTable;
-use crate::workload::CHARS_PER_TOKEN;
+use quarry_engine::CHARS_PER_TOKEN;
+use quarry_engine::PriceTable;
+use quarry_engine::{Arrival, EndCondition, LoadModel, StageKind};
+use quarry_engine::{MixEntry, RunPlan, Target};
 
 /// The limits an agent enforces on every plan; `None` (or an empty pattern
 /// list) is no limit.

@@ -4,9 +4,10 @@
 //! container credentials, IMDS), behind a cache that refreshes a few minutes
 //! before expiry with one provider call however many tasks ask at once.
 //!
-//! Secrets never reach `Debug`, `Display` or logs: [`Secret`] redacts itself
-//! and `aws_credential_types::Credentials` already redacts its secret and
-//! omits its session token.
+//! It lives beside the executor that signs with it, not in the protocol
+//! crate, which has no I/O. Secrets never reach `Debug`, `Display` or logs:
+//! `aws_credential_types::Credentials` redacts its secret and omits its
+//! session token.
 
 use std::fmt;
 use std::sync::{Arc, RwLock};
@@ -14,31 +15,9 @@ use std::time::{Duration, SystemTime};
 
 use aws_config::Region;
 use aws_config::default_provider::credentials::DefaultCredentialsChain;
-use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, error};
+use quarry_bedrock::auth::{Credentials, WallClock};
 use tokio::time::Instant;
-
-/// A secret string (secret key, session token, API key) that never prints.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Arc<str>);
-
-impl Secret {
-    /// Wraps `value`.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(Arc::from(value.into()))
-    }
-
-    /// The secret itself, for signing or comparing; do not print it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("** redacted **")
-    }
-}
 
 /// Where the agent gets its AWS credentials.
 pub enum CredentialSource {
@@ -112,9 +91,6 @@ pub enum CredentialsError {
     #[error("credential provider returned credentials that expired {0:?} ago")]
     AlreadyExpired(Duration),
 }
-
-/// The wall clock used to turn an absolute expiry into a deadline.
-pub type WallClock = fn() -> SystemTime;
 
 /// The one place the credential cache reads the wall clock: credential expiry
 /// is an absolute time, so converting it to a monotonic deadline needs "now".
@@ -420,7 +396,7 @@ mod tests {
     #[test]
     fn debug_output_redacts_secrets_and_tokens() {
         let source = CredentialSource::static_keys("AKIDEXAMPLE", SECRET, Some(TOKEN.into()));
-        let shown = format!("{source:?} {:?}", Secret::new(SECRET));
+        let shown = format!("{source:?}");
         assert!(!shown.contains(SECRET), "{shown}");
         assert!(!shown.contains(TOKEN), "{shown}");
         assert!(shown.contains("AKIDEXAMPLE"));

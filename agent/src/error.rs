@@ -1,8 +1,10 @@
 //! Why the daemon refused or failed a request. Each variant is one thing a
-//! controller (or its operator) can act on; `crate::wire::status_code` maps
-//! them to gRPC status codes.
+//! controller (or its operator) can act on; [`status_code`] is the one table
+//! that maps them to gRPC status codes.
 
-use crate::share::ShareError;
+use quarry_engine::ShareError;
+use quarry_proto::wire::WireError;
+use tonic::{Code, Status};
 
 /// A daemon request was refused or failed.
 #[derive(Debug, thiserror::Error)]
@@ -33,7 +35,7 @@ pub enum DaemonError {
     Plan(String),
     /// The `traceparent` metadata is malformed.
     #[error("Run metadata {0}")]
-    Traceparent(#[from] crate::trace::TraceparentError),
+    Traceparent(#[from] quarry_engine::trace::TraceparentError),
     /// The share's run id differs from the request's.
     #[error("RunRequest.run_id {request:?} differs from share_json.run_id {share:?}")]
     RunIdMismatch {
@@ -88,5 +90,81 @@ pub enum DaemonError {
     },
     /// An event could not be encoded.
     #[error("encoding an event: {0}")]
-    Wire(#[from] crate::wire::WireError),
+    Wire(#[from] WireError),
+}
+
+/// The gRPC status code of each daemon error. This is the only place a
+/// `tonic::Status` is built from a domain error.
+pub(crate) fn status_code(err: &DaemonError) -> Code {
+    match err {
+        DaemonError::Unauthenticated => Code::Unauthenticated,
+        DaemonError::GuardRail { .. } => Code::PermissionDenied,
+        DaemonError::SchemaVersion { .. } => Code::FailedPrecondition,
+        DaemonError::Plan(_) | DaemonError::RunIdMismatch { .. } | DaemonError::Traceparent(_) => {
+            Code::InvalidArgument
+        }
+        DaemonError::StartTime { .. } => Code::InvalidArgument,
+        DaemonError::Share(e) => match e {
+            ShareError::Credentials(_) => Code::FailedPrecondition,
+            _ => Code::InvalidArgument,
+        },
+        DaemonError::RunExists(_) => Code::AlreadyExists,
+        DaemonError::Busy { .. } => Code::ResourceExhausted,
+        DaemonError::UnknownRun(_) => Code::NotFound,
+        DaemonError::SequenceAhead { .. } => Code::OutOfRange,
+        DaemonError::ShuttingDown => Code::Unavailable,
+        DaemonError::Storage { .. } | DaemonError::Wire(_) => Code::Internal,
+    }
+}
+
+/// The status a daemon error is returned as: its code from [`status_code`]
+/// and its message (which never holds a credential).
+pub(crate) fn status(err: &DaemonError) -> Status {
+    Status::new(status_code(err), err.to_string())
+}
+
+impl From<DaemonError> for Status {
+    fn from(err: DaemonError) -> Self {
+        status(&err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_table_maps_each_kind() {
+        let cases = [
+            (DaemonError::Unauthenticated, Code::Unauthenticated),
+            (
+                DaemonError::GuardRail {
+                    rail: "max_rate_per_second",
+                    detail: "x".into(),
+                },
+                Code::PermissionDenied,
+            ),
+            (DaemonError::UnknownRun("r".into()), Code::NotFound),
+            (DaemonError::RunExists("r".into()), Code::AlreadyExists),
+            (DaemonError::ShuttingDown, Code::Unavailable),
+            (
+                DaemonError::SchemaVersion { theirs: 2, ours: 1 },
+                Code::FailedPrecondition,
+            ),
+        ];
+        for (err, code) in cases {
+            let s = status(&err);
+            assert_eq!(s.code(), code, "{err}");
+            assert_eq!(s.message(), err.to_string());
+        }
+        let s = status(&DaemonError::GuardRail {
+            rail: "max_rate_per_second",
+            detail: "plan peaks at 50/s, agent allows 10/s".into(),
+        });
+        assert!(
+            s.message().contains("max_rate_per_second"),
+            "{}",
+            s.message()
+        );
+    }
 }

@@ -4,7 +4,9 @@
 
 use std::sync::{Arc, Mutex};
 
-use quarry_bedrock::auth::{ApiKey, CredentialCache, Credentials, Signer};
+use quarry_bedrock::auth::{ApiKey, Credentials, Signer};
+
+use super::credentials::CredentialCache;
 
 /// The signer for each request.
 pub enum SignerSource {

@@ -3,8 +3,8 @@ use std::num::NonZeroU32;
 use quarry_bedrock::Operation;
 
 use super::*;
-use crate::load::{CatchUp, LoadProfile, Stage};
-use crate::plan::{RetryPolicy, Timeouts, TokenDistribution, WorkloadMix};
+use quarry_engine::{CatchUp, LoadProfile, Stage};
+use quarry_engine::{RetryPolicy, Timeouts, TokenDistribution, WorkloadMix};
 
 const HAIKU: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 
@@ -129,7 +129,7 @@ fn spend_estimate_is_requests_times_worst_request() {
     let mut cheap = p.clone();
     cheap.pricing.insert(
         HAIKU.into(),
-        crate::pricing::ModelPrices::from_usd_per_million(0.0, 0.0, None, None, None).unwrap(),
+        quarry_engine::ModelPrices::from_usd_per_million(0.0, 0.0, None, None, None).unwrap(),
     );
     assert_eq!(
         estimate_spend(&cheap, &prices).unwrap(),

@@ -1,9 +1,9 @@
 //! The gRPC edge: conversions between the `quarry.v1` prost types and the
-//! engine's domain types, and the one table that maps domain errors to
-//! `tonic::Status` codes.
+//! engine's domain types, used by both ends of the control plane.
 //!
-//! Prost types go no further than this module and the daemon's service
-//! shell; everything else (engine, registry, controller merge) works on
+//! Prost types go no further than this module, the daemon's service shell
+//! and the controller's client; everything else (engine, registry,
+//! controller merge) works on
 //! [`IntervalSnapshot`], [`SeriesDelta`], [`SeriesKey`] and [`HealthSample`].
 //! Both ends use the same functions, so what the agent encodes is exactly
 //! what the controller decodes: histograms travel as HdrHistogram V2+DEFLATE
@@ -19,13 +19,11 @@
 use std::collections::BTreeMap;
 
 use quarry_bedrock::Operation;
-use quarry_proto::v1 as pb;
-use tonic::{Code, Status};
+use quarry_engine::{
+    CodecError, HealthSample, IntervalSnapshot, SeriesDelta, SeriesKey, ShareEvent, ShareFinished,
+};
 
-use crate::daemon::DaemonError;
-use crate::health::HealthSample;
-use crate::series::{CodecError, SeriesDelta, SeriesKey};
-use crate::snapshot::IntervalSnapshot;
+use crate::v1 as pb;
 
 /// A message from the wire is malformed or does not fit the domain.
 #[derive(Debug, thiserror::Error)]
@@ -253,43 +251,6 @@ pub fn interval_from_proto(
 // ---------------------------------------------------------------------------
 // Run events.
 
-/// How a share ended: its cumulative series and why it ended.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ShareFinished {
-    /// Every interval of the share merged.
-    pub series: BTreeMap<SeriesKey, SeriesDelta>,
-    /// The share ended early (stopped, lease expired, agent shutting down,
-    /// failed to start).
-    pub partial: bool,
-    /// Why it ended, for people ("completed", "lease expired", ...).
-    pub reason: String,
-    /// Requests sent (dropped arrivals excluded).
-    pub requests_sent: u64,
-    /// When the last request was recorded, Unix ns on the agent's clock.
-    pub finished_at_unix_ns: i64,
-}
-
-/// One event of a share's stream, in domain form.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ShareEvent {
-    /// The share's origin: firing started at this agent wall-clock time.
-    Started {
-        /// Unix ns on the agent's clock; interval times are relative to it.
-        started_at_unix_ns: i64,
-    },
-    /// One interval's deltas.
-    Interval(IntervalSnapshot),
-    /// A batch of sampled request spans, OTLP-encoded.
-    Spans {
-        /// OTLP `ResourceSpans`, protobuf-encoded.
-        otlp_resource_spans: Vec<u8>,
-        /// Spans the agent dropped before this batch.
-        dropped_spans: u64,
-    },
-    /// The last event of a share.
-    Finished(ShareFinished),
-}
-
 /// A decoded event with its sequence number (dense per share, from 1).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SequencedEvent {
@@ -411,45 +372,6 @@ impl EventDecoder {
             sequence: event.sequence,
             event: decoded,
         }))
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Errors to status codes: the one table.
-
-/// The gRPC status code of each daemon error. This is the only place a
-/// `tonic::Status` is built from a domain error.
-pub fn status_code(err: &DaemonError) -> Code {
-    match err {
-        DaemonError::Unauthenticated => Code::Unauthenticated,
-        DaemonError::GuardRail { .. } => Code::PermissionDenied,
-        DaemonError::SchemaVersion { .. } => Code::FailedPrecondition,
-        DaemonError::Plan(_) | DaemonError::RunIdMismatch { .. } | DaemonError::Traceparent(_) => {
-            Code::InvalidArgument
-        }
-        DaemonError::StartTime { .. } => Code::InvalidArgument,
-        DaemonError::Share(e) => match e {
-            crate::share::ShareError::Credentials(_) => Code::FailedPrecondition,
-            _ => Code::InvalidArgument,
-        },
-        DaemonError::RunExists(_) => Code::AlreadyExists,
-        DaemonError::Busy { .. } => Code::ResourceExhausted,
-        DaemonError::UnknownRun(_) => Code::NotFound,
-        DaemonError::SequenceAhead { .. } => Code::OutOfRange,
-        DaemonError::ShuttingDown => Code::Unavailable,
-        DaemonError::Storage { .. } | DaemonError::Wire(_) => Code::Internal,
-    }
-}
-
-/// The status a daemon error is returned as: its code from [`status_code`]
-/// and its message (which never holds a credential).
-pub fn status(err: &DaemonError) -> Status {
-    Status::new(status_code(err), err.to_string())
-}
-
-impl From<DaemonError> for Status {
-    fn from(err: DaemonError) -> Self {
-        status(&err)
     }
 }
 

@@ -1,0 +1,71 @@
+//! `quarry-engine`: Quarry's load engine.
+//!
+//! The engine fires signed Bedrock requests at a target concurrency or rate,
+//! stamps every request's timeline on a monotonic clock, and folds timelines
+//! into bounded HDR histograms per series. One agent's share of a run
+//! ([`Share`]) is the single road every run takes: the `quarry-agent` daemon
+//! runs shares for a remote controller, and `quarry run` runs one share
+//! in-process, as a fleet of one.
+
+// The load engine: load description, time, schedules, recording, snapshots.
+mod arrival;
+mod clock;
+mod health;
+mod load;
+mod recorder;
+mod scheduler;
+mod series;
+mod snapshot;
+mod timeline;
+
+// The HTTP transport to Bedrock (hyper + rustls, measured pool) and the
+// executor that sends Bedrock requests through it.
+pub mod exec;
+pub mod http;
+mod share;
+pub mod trace;
+
+// Test support shared with other crates' tests.
+#[cfg(any(test, feature = "testing"))]
+#[doc(hidden)]
+pub mod testing;
+
+// The run plan, workload sampling and prices.
+mod plan;
+mod pricing;
+mod workload;
+
+pub use share::{
+    Connection, PreparedShare, SHARE_SCHEMA_VERSION, SIM_REGION, Share, ShareError, ShareEvent,
+    ShareFinished, ShareSpec,
+};
+
+pub use arrival::{ArrivalAt, ArrivalSchedule, Interleave};
+pub use clock::{RunClock, SPIN_WINDOW, duration_ns};
+pub use health::{HealthPolicy, HealthSample, InFlightGauge, ProcessCpu, cpu_ticks};
+pub use load::{
+    Arrival, CatchUp, EndCondition, LoadError, LoadModel, LoadProfile, MAX_CONCURRENCY,
+    STEADY_STAGE, Stage, StageKind,
+};
+pub use recorder::{IntervalTake, Recorder};
+pub use scheduler::{
+    EndReason, Engine, EngineConfig, Executor, RunReport, StagePlan, StageSpan, Workload,
+};
+pub use series::{
+    CodecError, Count, HISTOGRAM_HIGHEST, HISTOGRAM_LOWEST, HISTOGRAM_SIGFIG, Metric,
+    SeriesCounters, SeriesDelta, SeriesKey, TokenKind, USAGE_SOURCES, new_histogram,
+};
+pub use snapshot::{Cumulative, IntervalSnapshot, merge_series};
+pub use timeline::{
+    Completion, ContentEvent, EarlierAttempt, PlannedRequest, ReportedUsage, RequestTicket,
+    ResponseInfo, Timeline,
+};
+
+pub use plan::{
+    CachePrefix, CacheTtl, MAX_INPUT_TOKENS, MixEntry, PlanError, RetryPolicy, RunPlan, Target,
+    Timeouts, TokenDistribution, WorkloadMix,
+};
+pub use pricing::{ModelPrices, PriceTable};
+pub use workload::{
+    CHARS_PER_TOKEN, Draw, Nonce, PromptCacheSupport, WorkloadSampler, prompt_cache_support,
+};
