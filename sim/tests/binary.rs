@@ -1,5 +1,7 @@
 //! The `quarry-sim` binary: its first line of output names the bound
-//! address, it serves, and SIGTERM makes it exit 0.
+//! address, it serves; SIGTERM (or Ctrl-C) lets requests in flight finish
+//! and exits 0, a second signal cuts them and exits 1; a config error is
+//! printed once.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -7,21 +9,8 @@ use std::process::{Command, Stdio};
 
 #[test]
 fn prints_listening_line_then_exits_zero_on_sigterm() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_quarry-sim"))
-        .args(["--listen", "127.0.0.1:0", "--seed", "3", "--threads", "1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    stdout.read_line(&mut line).unwrap();
-    let addr = line
-        .trim_end()
-        .strip_prefix("listening on http://")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    let mut conn = TcpStream::connect(&addr).unwrap();
+    let mut sim = start_sim(&["--seed", "3"]);
+    let mut conn = TcpStream::connect(&sim.addr).unwrap();
     write!(
         conn,
         "GET /_quarry/health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
@@ -30,13 +19,8 @@ fn prints_listening_line_then_exits_zero_on_sigterm() {
     let mut reply = String::new();
     conn.read_to_string(&mut reply).unwrap();
     assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(0));
+    sim.signal("TERM");
+    assert_eq!(sim.child.wait().unwrap().code(), Some(0));
 }
 
 /// A running `quarry-sim` with its address and a line-by-line view of its
@@ -165,19 +149,34 @@ fn config_file(name: &str, text: &str) -> std::path::PathBuf {
     path
 }
 
-#[test]
-fn sigterm_lets_the_request_in_flight_finish_then_exits_zero() {
-    // Answers take 2 s: long enough to be in flight when the signal comes.
+/// A simulator whose answers take `ttft_ms`, with `grace_secs` to stop, a
+/// Converse request in flight on the returned connection, and a SIGTERM
+/// taken (its stopping line read).
+fn stopping_with_a_request_in_flight(
+    name: &str,
+    ttft_ms: u32,
+    grace_secs: u32,
+) -> (Running, TcpStream) {
     let config = config_file(
-        "slow.toml",
-        "[[models]]\nid = \"meta.llama3-3-70b-instruct-v1:0\"\nlatency = { kind = \"fixed\", ttft_ms = 2000.0, gap_ms = 0.0 }\n",
+        name,
+        &format!(
+            "[[models]]\nid = \"meta.llama3-3-70b-instruct-v1:0\"\nlatency = {{ kind = \"fixed\", ttft_ms = {ttft_ms}.0, gap_ms = 0.0 }}\n"
+        ),
     );
-    let mut sim = start_sim(&["--config", config.to_str().unwrap(), "--grace-secs", "120"]);
+    let grace = grace_secs.to_string();
+    let sim = start_sim(&["--config", config.to_str().unwrap(), "--grace-secs", &grace]);
     let mut conn = TcpStream::connect(&sim.addr).unwrap();
     conn.write_all(&signed_converse(&sim.addr)).unwrap();
     sim.wait_until_in_flight();
     sim.signal("TERM");
     sim.wait_for_stderr("stopping: no new connections");
+    (sim, conn)
+}
+
+#[test]
+fn sigterm_lets_the_request_in_flight_finish_then_exits_zero() {
+    // Answers take 2 s: long enough to be in flight when the signal comes.
+    let (mut sim, mut conn) = stopping_with_a_request_in_flight("slow.toml", 2_000, 120);
     assert!(
         TcpStream::connect(&sim.addr).is_err(),
         "no new connections once stopping"
@@ -195,16 +194,7 @@ fn sigterm_lets_the_request_in_flight_finish_then_exits_zero() {
 #[test]
 fn a_second_signal_cuts_the_requests_in_flight_and_exits_one() {
     // Answers would take ten minutes, and so would the grace.
-    let config = config_file(
-        "stuck.toml",
-        "[[models]]\nid = \"meta.llama3-3-70b-instruct-v1:0\"\nlatency = { kind = \"fixed\", ttft_ms = 600000.0, gap_ms = 0.0 }\n",
-    );
-    let mut sim = start_sim(&["--config", config.to_str().unwrap(), "--grace-secs", "600"]);
-    let mut conn = TcpStream::connect(&sim.addr).unwrap();
-    conn.write_all(&signed_converse(&sim.addr)).unwrap();
-    sim.wait_until_in_flight();
-    sim.signal("TERM");
-    sim.wait_for_stderr("stopping: no new connections");
+    let (mut sim, mut conn) = stopping_with_a_request_in_flight("stuck.toml", 600_000, 600);
     sim.signal("INT");
     let line = sim.wait_for_stderr("second signal");
     assert!(line.contains("cutting 1 open connection"), "{line}");

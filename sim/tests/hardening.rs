@@ -85,7 +85,42 @@ fn head(addr: SocketAddr, path: &str, content_length: usize, headers: &[(&str, &
     out
 }
 
-/// The headers a SigV4 signer adds for `body` sent to `path`.
+/// A signer with the simulator's default (AWS documentation example) keys.
+fn example_signer() -> Signer {
+    Signer::new(
+        "us-east-1",
+        Credentials::new(
+            DEFAULT_ACCESS_KEY_ID,
+            quarry_sim::DEFAULT_SECRET_ACCESS_KEY,
+            None,
+            None,
+            "t",
+        ),
+    )
+}
+
+/// Connects and sends a Converse head with `headers` (owned pairs, as
+/// [`signed_headers`] gives them), declaring `content_length`, then `body`.
+async fn send(
+    addr: SocketAddr,
+    headers: &[(String, String)],
+    content_length: usize,
+    body: &[u8],
+) -> TcpStream {
+    let extra: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    let mut conn = TcpStream::connect(addr).await.unwrap();
+    conn.write_all(head(addr, &converse_path(), content_length, &extra).as_bytes())
+        .await
+        .unwrap();
+    conn.write_all(body).await.unwrap();
+    conn
+}
+
+/// The headers a SigV4 signer adds for `body` sent to `path` (but `host`,
+/// which [`head`] writes).
 fn signed_headers(
     addr: SocketAddr,
     path: &str,
@@ -99,7 +134,7 @@ fn signed_headers(
     signer.sign(&mut req, body, system_clock()).unwrap();
     req.headers()
         .iter()
-        .filter(|(n, _)| *n != "content-type")
+        .filter(|(n, _)| *n != "content-type" && *n != "host")
         .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
         .collect()
 }
@@ -127,18 +162,10 @@ async fn a_request_that_fails_at_its_head_is_answered_before_its_body_is_sent() 
             )],
         ),
     ];
-    let mut unknown_headers = signed_headers(addr, &converse_path(), b"{}", &unknown);
-    unknown_headers.retain(|(n, _)| n != "host");
+    let unknown_headers = signed_headers(addr, &converse_path(), b"{}", &unknown);
     cases.push(("UnrecognizedClientException", unknown_headers));
     for (code, extra) in &cases {
-        let extra: Vec<(&str, &str)> = extra
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        let mut conn = TcpStream::connect(addr).await.unwrap();
-        conn.write_all(head(addr, &converse_path(), big, &extra).as_bytes())
-            .await
-            .unwrap();
+        let mut conn = send(addr, extra, big, b"").await;
         // Not one byte of the 23 MiB body is sent: the answer must come,
         // and the connection close (the body will never be read).
         let answer = read_to_close(&mut conn).await;
@@ -164,17 +191,8 @@ async fn a_body_under_a_known_key_is_read_within_the_budget_then_refused() {
     );
     let body = vec![b' '; 300_000];
     let mut headers = signed_headers(addr, &converse_path(), &body, &wrong);
-    headers.retain(|(n, _)| n != "host");
     headers.push(("connection".to_owned(), "close".to_owned()));
-    let extra: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    let mut conn = TcpStream::connect(addr).await.unwrap();
-    conn.write_all(head(addr, &converse_path(), body.len(), &extra).as_bytes())
-        .await
-        .unwrap();
-    conn.write_all(&body).await.unwrap();
+    let mut conn = send(addr, &headers, body.len(), &body).await;
     let answer = read_to_close(&mut conn).await;
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
     assert!(answer.contains("InvalidSignatureException"), "{answer}");
@@ -210,16 +228,7 @@ async fn idle_connections_and_slow_heads_are_closed_but_answers_in_flight_are_no
     assert_eq!(read_to_close(&mut slow_head).await, "");
     // In flight: a signed request whose answer outlasts both timeouts, then
     // the same connection idles and is closed.
-    let signer = Signer::new(
-        "us-east-1",
-        Credentials::new(
-            DEFAULT_ACCESS_KEY_ID,
-            quarry_sim::DEFAULT_SECRET_ACCESS_KEY,
-            None,
-            None,
-            "t",
-        ),
-    );
+    let signer = example_signer();
     let body = Prompt {
         system: None,
         cached_prefix: None,
@@ -230,17 +239,8 @@ async fn idle_connections_and_slow_heads_are_closed_but_answers_in_flight_are_no
     }
     .converse_request()
     .to_vec();
-    let mut headers = signed_headers(addr, &converse_path(), &body, &signer);
-    headers.retain(|(n, _)| n != "host");
-    let extra: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    let mut busy = TcpStream::connect(addr).await.unwrap();
-    busy.write_all(head(addr, &converse_path(), body.len(), &extra).as_bytes())
-        .await
-        .unwrap();
-    busy.write_all(&body).await.unwrap();
+    let headers = signed_headers(addr, &converse_path(), &body, &signer);
+    let mut busy = send(addr, &headers, body.len(), &body).await;
     let answer = read_to_close(&mut busy).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     assert!(answer.contains("\"stopReason\""), "{answer}");
@@ -305,19 +305,9 @@ async fn past_the_connection_cap_a_new_connection_gets_a_prompt_503() {
 async fn two_authorization_headers_are_refused_as_aws_refuses_them() {
     let server = serve("latency = { kind = \"zero\" }\n", Limits::default()).await;
     let addr = server.local_addr();
-    let signer = Signer::new(
-        "us-east-1",
-        Credentials::new(
-            DEFAULT_ACCESS_KEY_ID,
-            quarry_sim::DEFAULT_SECRET_ACCESS_KEY,
-            None,
-            None,
-            "t",
-        ),
-    );
+    let signer = example_signer();
     let body = b"{}";
     let mut headers = signed_headers(addr, &converse_path(), body, &signer);
-    headers.retain(|(n, _)| n != "host");
     let auth = headers
         .iter()
         .find(|(n, _)| n == "authorization")
@@ -325,15 +315,7 @@ async fn two_authorization_headers_are_refused_as_aws_refuses_them() {
         .1
         .clone();
     headers.push(("authorization".to_owned(), auth));
-    let extra: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    let mut conn = TcpStream::connect(addr).await.unwrap();
-    conn.write_all(head(addr, &converse_path(), body.len(), &extra).as_bytes())
-        .await
-        .unwrap();
-    conn.write_all(body).await.unwrap();
+    let mut conn = send(addr, &headers, body.len(), body).await;
     conn.shutdown().await.unwrap();
     let answer = read_to_close(&mut conn).await;
     assert!(answer.starts_with("HTTP/1.1 403"), "{answer}");
