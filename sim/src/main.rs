@@ -220,29 +220,38 @@ fn run(args: Args) -> anyhow::Result<Stopped> {
             out.flush()?;
         }
         signals.next().await?;
-        let mut server = server;
-        server.stop_accepting().await;
-        let open = server.open_connections();
-        eprintln!(
-            "quarry-sim: stopping: no new connections; {open} open connection(s) get up to {:.1} s to finish (a second signal cuts them at once)",
-            grace.as_secs_f64()
-        );
-        let sim = std::sync::Arc::clone(server.simulator());
-        tokio::select! {
-            clean = server.drain() => {
-                if !clean {
-                    eprintln!("quarry-sim: grace period over; cutting the remaining requests");
-                }
-                Ok(Stopped::Orderly)
-            }
-            r = signals.next() => {
-                r?;
-                let left = sim.stats().server().snapshot().connections_open;
-                eprintln!("quarry-sim: second signal: cutting {left} open connection(s)");
-                Ok(Stopped::Forced)
-            }
-        }
+        stop(server, &mut signals, grace).await
     })
+}
+
+/// After the first signal: stop accepting, let what is in flight finish
+/// within `grace`, or cut it at a second signal.
+async fn stop(
+    mut server: SimServer,
+    signals: &mut StopSignals,
+    grace: Duration,
+) -> anyhow::Result<Stopped> {
+    server.stop_accepting().await;
+    let open = server.open_connections();
+    eprintln!(
+        "quarry-sim: stopping: no new connections; {open} open connection(s) get up to {:.1} s to finish (a second signal cuts them at once)",
+        grace.as_secs_f64()
+    );
+    let sim = std::sync::Arc::clone(server.simulator());
+    tokio::select! {
+        clean = server.drain() => {
+            if !clean {
+                eprintln!("quarry-sim: grace period over; cutting the remaining requests");
+            }
+            Ok(Stopped::Orderly)
+        }
+        r = signals.next() => {
+            r?;
+            let left = sim.stats().server().snapshot().connections_open;
+            eprintln!("quarry-sim: second signal: cutting {left} open connection(s)");
+            Ok(Stopped::Forced)
+        }
+    }
 }
 
 /// SIGTERM and Ctrl-C (SIGINT), installed once so every later signal is
