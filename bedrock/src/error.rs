@@ -12,6 +12,32 @@ pub const ERROR_TYPE_NAMESPACE: &str = "http://internal.amazon.com/coral/com.ama
 /// The response header that names the error on non-streaming failures.
 pub const ERROR_TYPE_HEADER: &str = "x-amzn-errortype";
 
+/// Most characters of a client's own value a message repeats. AWS echoes
+/// header values whole; a bound keeps a hostile 400 KB header from being
+/// sent back (and logged) whole, while every header an SDK sends (a SigV4
+/// `Authorization` is about 250 characters, two joined about 500) still
+/// shows in full.
+pub const MAX_ECHO_CHARS: usize = 512;
+
+/// A client's value as a message repeats it: control characters escaped
+/// (`\u{0}`, `\t`, `\u{7f}`), cut after [`MAX_ECHO_CHARS`] characters with a
+/// note of how many bytes were left out.
+pub fn bounded_echo(value: &str) -> String {
+    let mut out = String::with_capacity(value.len().min(MAX_ECHO_CHARS + 32));
+    for (shown, (at, c)) in value.char_indices().enumerate() {
+        if shown == MAX_ECHO_CHARS {
+            out.push_str(&format!("...({} more bytes)", value.len() - at));
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Every error code Quarry can receive from, or send as, Bedrock Runtime.
 // The variants are spelled exactly as the service's error codes, every one of
 // which ends in "Exception"; renaming them would break that one-to-one reading.

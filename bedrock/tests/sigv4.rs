@@ -10,7 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Request};
 use proptest::prelude::*;
 use quarry_bedrock::auth::{
-    AccessKey, ApiKey, CallerScheme, Credentials, Signer, StaticKeyStore, Verifier,
+    AccessKey, ApiKey, CallerScheme, Credentials, PayloadHash, PayloadHasher, Signer,
+    StaticKeyStore, Verifier,
 };
 use quarry_bedrock::{ErrorCode, messages};
 
@@ -963,5 +964,112 @@ fn conformance_double_encode_path_uri() {
     assert_eq!(
         canonical.lines().nth(1),
         Some("/test/%40connections/JBDvjfGEIAMCERw%253D")
+    );
+}
+
+// ---------------------------------------------------------------- head first
+
+fn verify_head(
+    verifier: &Verifier<StaticKeyStore>,
+    req: &Request<()>,
+) -> Result<quarry_bedrock::auth::HeadVerified, quarry_bedrock::auth::AuthFailure> {
+    let target = req.uri().path_and_query().unwrap().as_str();
+    verifier.verify_head(req.method(), target, req.headers(), t0())
+}
+
+#[test]
+fn a_declared_payload_hash_proves_the_caller_before_the_body() {
+    let verifier = long_term_verifier();
+    let mut req = signed(None);
+    req.headers_mut().insert(
+        "x-amz-content-sha256",
+        HeaderValue::from_str(PayloadHash::of(BODY).as_str()).unwrap(),
+    );
+    let head = verify_head(&verifier, &req).unwrap();
+    assert!(head.caller_proven());
+    assert!(head.needs_payload_hash());
+    assert_eq!(
+        head.finish(Some(&PayloadHash::of(BODY)))
+            .unwrap()
+            .account
+            .as_ref(),
+        ACCOUNT
+    );
+    // A body that does not hash to the declared value fails as the one-step
+    // check fails: a mismatch over the body's real hash.
+    let tampered = b"{}";
+    let head = verify_head(&verifier, &req).unwrap();
+    let late = head.finish(Some(&PayloadHash::of(tampered))).unwrap_err();
+    let whole = verify(&verifier, &req, tampered, t0()).unwrap_err();
+    assert_eq!(late, whole);
+    assert_eq!(late.code(), ErrorCode::InvalidSignatureException);
+    // A declared hash the signature was not made over fails at the head.
+    req.headers_mut().insert(
+        "x-amz-content-sha256",
+        HeaderValue::from_str(PayloadHash::of(tampered).as_str()).unwrap(),
+    );
+    let early = verify_head(&verifier, &req).unwrap_err();
+    assert_eq!(early.code(), ErrorCode::InvalidSignatureException);
+}
+
+#[test]
+fn without_a_declared_hash_the_signature_waits_for_the_body() {
+    let verifier = long_term_verifier();
+    let req = signed(None);
+    let head = verify_head(&verifier, &req).unwrap();
+    assert!(!head.caller_proven());
+    let mut hasher = PayloadHasher::new();
+    for piece in BODY.chunks(10) {
+        hasher.update(piece);
+    }
+    assert!(head.finish(Some(&hasher.finish())).is_ok());
+    let head = verify_head(&verifier, &req).unwrap();
+    assert_eq!(
+        head.finish(Some(&PayloadHash::of(b"other"))).unwrap_err(),
+        verify(&verifier, &req, b"other", t0()).unwrap_err()
+    );
+    // Everything else is refused at the head, before any body.
+    let mut unknown = req.clone();
+    unknown.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&GOLDEN_AUTH.replace("AKIDEXAMPLE", "AKIDUNKNOWN")).unwrap(),
+    );
+    assert_eq!(
+        verify_head(&verifier, &unknown).unwrap_err().code(),
+        ErrorCode::UnrecognizedClientException
+    );
+    let mut unsigned = req;
+    unsigned.headers_mut().remove("authorization");
+    assert_eq!(
+        verify_head(&verifier, &unsigned).unwrap_err().code(),
+        ErrorCode::MissingAuthenticationTokenException
+    );
+}
+
+#[test]
+fn two_authorization_headers_are_refused_as_aws_refuses_them() {
+    let mut req = signed(None);
+    req.headers_mut()
+        .append("authorization", HeaderValue::from_static(GOLDEN_AUTH));
+    let failure = verify_head(&long_term_verifier(), &req).unwrap_err();
+    assert_eq!(failure.code(), ErrorCode::IncompleteSignatureException);
+    assert_eq!(failure.status(), 403);
+    assert!(
+        failure.message().starts_with(&format!(
+            "'AWS4-HMAC-SHA256' not a valid key=value pair (missing equal-sign) in Authorization header: '{GOLDEN_AUTH}, AWS4-HMAC-SHA256 "
+        )),
+        "{}",
+        failure.message()
+    );
+    // Two API keys: the joined value is no key at all.
+    let verifier = Verifier::new(StaticKeyStore::new().with_api_key("ABSKone", ACCOUNT));
+    let mut req = converse_request(URI);
+    for key in ["Bearer ABSKone", "Bearer ABSKone"] {
+        req.headers_mut()
+            .append("authorization", HeaderValue::from_static(key));
+    }
+    assert_eq!(
+        verify_head(&verifier, &req).unwrap_err().code(),
+        ErrorCode::UnrecognizedClientException
     );
 }

@@ -43,6 +43,7 @@ use serde::Deserialize;
 
 use crate::catalog::{CacheRules, Catalog, ModelProfile};
 use crate::faults::FaultRule;
+use crate::field::{FieldError, Seg, field_error, key, line_of, render};
 use crate::latency::LatencyModel;
 use crate::quota::{PoolLimits, PoolScope, WindowKind};
 use crate::text::OutputLength;
@@ -55,24 +56,28 @@ pub const DEFAULT_SECRET_ACCESS_KEY: &str = quarry_bedrock::auth::EXAMPLE_SECRET
 pub const DEFAULT_ACCOUNT_ID: &str = "123456789012";
 
 /// A configuration that could not be read or is invalid.
+///
+/// Each message is whole in itself (file, and line where there is one, and
+/// the cause) and the error has no `source`: printed with `{}` or as an
+/// error chain (`{:#}`), the cause appears once.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file.
         path: String,
-        /// Why.
-        source: std::io::Error,
+        /// Why (kept out of the chain: the message already says it).
+        error: std::io::Error,
     },
     /// Not TOML, or a field of the wrong type or unknown (toml names the
     /// line, column and field).
-    #[error("{origin}: {source}")]
+    #[error("{origin}: {error}")]
     Parse {
         /// The file name, for the message.
         origin: String,
-        /// The parser's error.
-        source: toml::de::Error,
+        /// The parser's error (kept out of the chain, as above).
+        error: toml::de::Error,
     },
     /// A value out of range or a reference to something that does not exist.
     #[error("{origin}{}: {field} {message}", line.map(|l| format!(":{l}")).unwrap_or_default())]
@@ -296,66 +301,6 @@ impl Default for SimConfig {
     }
 }
 
-/// A validation failure before the file name and line are attached.
-pub(crate) struct FieldError {
-    pub(crate) path: Vec<Seg>,
-    pub(crate) message: String,
-}
-
-/// One step of a field path.
-#[derive(Debug, Clone)]
-pub(crate) enum Seg {
-    Key(String),
-    Index(usize),
-}
-
-pub(crate) fn field_error(path: Vec<Seg>, message: impl Into<String>) -> FieldError {
-    FieldError {
-        path,
-        message: message.into(),
-    }
-}
-
-fn render(path: &[Seg]) -> String {
-    let mut out = String::new();
-    for seg in path {
-        match seg {
-            Seg::Index(i) => out.push_str(&format!("[{i}]")),
-            Seg::Key(k) if k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') => {
-                if !out.is_empty() {
-                    out.push('.');
-                }
-                out.push_str(k);
-            }
-            Seg::Key(k) => out.push_str(&format!(".\"{k}\"")),
-        }
-    }
-    out
-}
-
-/// The 1-based line where the value at `path` starts in `text`.
-fn line_of(text: &str, path: &[Seg]) -> Option<usize> {
-    let doc = toml::de::DeTable::parse(text).ok()?;
-    let (first, rest) = path.split_first()?;
-    let Seg::Key(k) = first else { return None };
-    let mut node = doc.get_ref().get(k.as_str())?;
-    for seg in rest {
-        let next = match seg {
-            Seg::Key(k) => node.get_ref().get(k.as_str()),
-            Seg::Index(i) => node.get_ref().get(*i),
-        };
-        match next {
-            Some(n) => node = n,
-            None => break,
-        }
-    }
-    Some(text[..node.span().start].matches('\n').count() + 1)
-}
-
-fn key(k: &str) -> Seg {
-    Seg::Key(k.to_owned())
-}
-
 /// `Ok` when `v` is unset or positive.
 fn positive(path: Vec<Seg>, v: Option<u64>) -> Result<(), FieldError> {
     match v {
@@ -381,9 +326,9 @@ fn check_quotas(mut path: Vec<Seg>, q: &QuotaOverride) -> Result<(), FieldError>
 impl SimConfig {
     /// Reads and validates a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Io {
             path: path.display().to_string(),
-            source,
+            error,
         })?;
         let origin = path.file_name().map_or_else(
             || path.display().to_string(),
@@ -394,9 +339,9 @@ impl SimConfig {
 
     /// Parses and validates config text; `origin` names it in errors.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let config: SimConfig = toml::from_str(text).map_err(|source| ConfigError::Parse {
+        let config: SimConfig = toml::from_str(text).map_err(|error| ConfigError::Parse {
             origin: origin.to_owned(),
-            source,
+            error,
         })?;
         config.check().map_err(|e| ConfigError::Invalid {
             origin: origin.to_owned(),
@@ -729,6 +674,19 @@ quotas = { tpm = 0 }
             msg.contains("access_key") && msg.contains("line 2"),
             "{msg}"
         );
+    }
+
+    #[test]
+    fn errors_say_their_cause_once_even_as_a_chain() {
+        let parse = SimConfig::from_toml("seed = \"x\"\n", "sim.toml").unwrap_err();
+        let missing =
+            SimConfig::load(Path::new("/nonexistent/quarry-sim-test/sim.toml")).unwrap_err();
+        for (err, cause) in [(parse, "invalid type"), (missing, "No such file")] {
+            let plain = err.to_string();
+            let chain = format!("{:#}", anyhow::Error::new(err));
+            assert_eq!(plain, chain, "no source repeats the message");
+            assert_eq!(chain.matches(cause).count(), 1, "{chain}");
+        }
     }
 
     #[test]

@@ -32,7 +32,7 @@ use rand::Rng;
 use serde::Deserialize;
 
 use crate::catalog::{Catalog, ModelIdx};
-use crate::config::{FieldError, Seg, field_error};
+use crate::field::{FieldError, Seg, field_error};
 use crate::text::{RequestSeed, RngStream};
 
 /// What a fault does.

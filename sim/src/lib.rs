@@ -12,9 +12,11 @@ mod cache;
 mod catalog;
 mod config;
 mod faults;
+mod field;
 mod latency;
 mod quota;
 mod runtime;
+mod server_stats;
 mod stats;
 mod text;
 
@@ -40,6 +42,7 @@ pub use quota::{
     WindowKind,
 };
 pub use runtime::{AccountIdx, Completion, Rejection, RequestSpec, Simulator, Step, Ticket};
+pub use server_stats::{ClosedBecause, ServerCounters, ServerSnapshot};
 pub use stats::{
     LaneSnapshot, LaneStats, QuotaSnapshot, RequestCount, SimStats, StatsSnapshot, ThrottleCount,
 };
@@ -47,6 +50,8 @@ pub use text::{OutputLength, PseudoText, RequestSeed, RngStream, StopReason, cou
 
 // -- server (pub use block) --
 pub use server::{
-    ADMIN_PATH_PREFIX, DEFAULT_MAX_CONNECTIONS, DEFAULT_SHUTDOWN_GRACE, MAX_REQUEST_BODY_BYTES,
-    ServerError, ServerOptions, SimServer, SimService, TlsSettings, system_clock,
+    ADMIN_PATH_PREFIX, DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_UNVERIFIED_BODY_BYTES,
+    DEFAULT_SHUTDOWN_GRACE, Limits, MAX_REQUEST_BODY_BYTES, ServerError, ServerOptions, SimServer,
+    SimService, TlsError, TlsSettings, system_clock,
 };

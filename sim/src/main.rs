@@ -3,11 +3,15 @@
 //! ```text
 //! quarry-sim --listen 127.0.0.1:0 [--config sim.toml] [--seed N] [--threads N]
 //!            [--max-connections N] [--grace-secs S] [--tls [--tls-cert-out cert.pem]]
+//!            [--header-timeout-secs S] [--idle-timeout-secs S] [--body-timeout-secs S]
+//!            [--max-head-bytes N] [--max-unverified-body-bytes N]
 //! ```
 //!
 //! The first line on standard output is `listening on http://ADDR` (or
-//! `https://`). SIGTERM or Ctrl-C stops accepting, lets in-flight requests
-//! finish within the grace period, and exits 0.
+//! `https://`). SIGTERM or Ctrl-C (SIGINT) stops accepting and lets
+//! in-flight requests finish within the grace period, then exits 0 (also
+//! when the grace ran out and the rest were cut, which stderr says). A
+//! second signal during the grace cuts what is left at once and exits 1.
 //!
 //! `quarry-sim health [--addr 127.0.0.1:8080]` is the container health probe
 //! (Docker `HEALTHCHECK`): it exits 0 when `GET /_quarry/health` answers 200
@@ -22,7 +26,9 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use quarry_sim::{
-    DEFAULT_MAX_CONNECTIONS, ServerOptions, SimConfig, SimServer, Simulator, TlsSettings,
+    DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_UNVERIFIED_BODY_BYTES, Limits, ServerOptions, SimConfig,
+    SimServer, Simulator, TlsSettings,
 };
 
 /// A wire-faithful Amazon Bedrock Runtime simulator.
@@ -43,9 +49,26 @@ struct Args {
     /// Tokio worker threads (default: one per CPU).
     #[arg(long)]
     threads: Option<usize>,
-    /// Most connections served at once.
+    /// Most connections served at once; past it a new connection gets a
+    /// 503 at once and is closed.
     #[arg(long, default_value_t = DEFAULT_MAX_CONNECTIONS)]
     max_connections: usize,
+    /// Seconds a client has to send a request head, from its first byte.
+    #[arg(long, default_value_t = DEFAULT_HEADER_TIMEOUT.as_secs_f64())]
+    header_timeout_secs: f64,
+    /// Seconds a connection may have no request in flight before it is closed.
+    #[arg(long, default_value_t = DEFAULT_IDLE_TIMEOUT.as_secs_f64())]
+    idle_timeout_secs: f64,
+    /// Seconds a client has to send a request body, from the end of its head.
+    #[arg(long, default_value_t = DEFAULT_BODY_TIMEOUT.as_secs_f64())]
+    body_timeout_secs: f64,
+    /// Largest request head (request line and headers) in bytes, at least 8192.
+    #[arg(long, default_value_t = DEFAULT_MAX_HEAD_BYTES)]
+    max_head_bytes: usize,
+    /// Bytes of request bodies held at once before their SigV4 signature
+    /// can be checked (at least the 25 MB largest body); past it they wait.
+    #[arg(long, default_value_t = DEFAULT_MAX_UNVERIFIED_BODY_BYTES)]
+    max_unverified_body_bytes: usize,
     /// Seconds in-flight requests get to finish at shutdown.
     #[arg(long, default_value_t = 10.0)]
     grace_secs: f64,
@@ -117,7 +140,8 @@ fn main() -> ExitCode {
         };
     }
     match run(args) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(Stopped::Orderly) => ExitCode::SUCCESS,
+        Ok(Stopped::Forced) => ExitCode::FAILURE,
         Err(e) => {
             eprintln!("quarry-sim: {e:#}");
             ExitCode::FAILURE
@@ -125,7 +149,32 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<()> {
+/// How the server stopped.
+enum Stopped {
+    /// On a signal, after the in-flight requests finished or the grace ran out.
+    Orderly,
+    /// A second signal cut the in-flight requests.
+    Forced,
+}
+
+/// A duration from a command-line number of seconds (negative is zero).
+fn secs(name: &str, value: f64) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value.max(0.0))
+        .map_err(|_| anyhow::anyhow!("--{name}: {value} is not a number of seconds"))
+}
+
+fn limits(args: &Args) -> anyhow::Result<Limits> {
+    Ok(Limits {
+        max_connections: args.max_connections,
+        header_timeout: secs("header-timeout-secs", args.header_timeout_secs)?,
+        idle_timeout: secs("idle-timeout-secs", args.idle_timeout_secs)?,
+        body_timeout: secs("body-timeout-secs", args.body_timeout_secs)?,
+        max_head_bytes: args.max_head_bytes,
+        max_unverified_body_bytes: args.max_unverified_body_bytes,
+    })
+}
+
+fn run(args: Args) -> anyhow::Result<Stopped> {
     let mut config = match &args.config {
         Some(path) => SimConfig::load(path)?,
         None => SimConfig::default(),
@@ -133,6 +182,8 @@ fn run(args: Args) -> anyhow::Result<()> {
     if let Some(seed) = args.seed {
         config.seed = seed;
     }
+    let limits = limits(&args)?;
+    let grace = secs("grace-secs", args.grace_secs)?;
     let tls = if args.tls {
         let host = args.listen.ip().to_string();
         let settings = TlsSettings::self_signed(&["localhost", &host])?;
@@ -151,11 +202,14 @@ fn run(args: Args) -> anyhow::Result<()> {
     }
     let runtime = runtime.build().context("starting the tokio runtime")?;
     runtime.block_on(async {
+        // Installed before the address is printed, so a signal sent as soon
+        // as a supervisor sees the line is never the default (fatal) one.
+        let mut signals = StopSignals::install()?;
         let sim = Simulator::new(&config)?;
         let options = ServerOptions {
             listen: args.listen,
-            max_connections: args.max_connections,
-            shutdown_grace: Duration::from_secs_f64(args.grace_secs.max(0.0)),
+            limits,
+            shutdown_grace: grace,
             tls,
             ..ServerOptions::default()
         };
@@ -165,27 +219,78 @@ fn run(args: Args) -> anyhow::Result<()> {
             writeln!(out, "listening on {}", server.url())?;
             out.flush()?;
         }
-        stop_signal().await?;
-        if !server.shutdown().await {
-            eprintln!("quarry-sim: grace period over; cutting the remaining requests");
-        }
-        Ok(())
+        signals.next().await?;
+        stop(server, &mut signals, grace).await
     })
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-async fn stop_signal() -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("installing the SIGTERM handler")?;
-        tokio::select! {
-            _ = term.recv() => Ok(()),
-            r = tokio::signal::ctrl_c() => r.context("waiting for Ctrl-C"),
+/// After the first signal: stop accepting, let what is in flight finish
+/// within `grace`, or cut it at a second signal.
+async fn stop(
+    mut server: SimServer,
+    signals: &mut StopSignals,
+    grace: Duration,
+) -> anyhow::Result<Stopped> {
+    server.stop_accepting().await;
+    let open = server.open_connections();
+    eprintln!(
+        "quarry-sim: stopping: no new connections; {open} open connection(s) get up to {:.1} s to finish (a second signal cuts them at once)",
+        grace.as_secs_f64()
+    );
+    let sim = std::sync::Arc::clone(server.simulator());
+    tokio::select! {
+        clean = server.drain() => {
+            if !clean {
+                eprintln!("quarry-sim: grace period over; cutting the remaining requests");
+            }
+            Ok(Stopped::Orderly)
+        }
+        r = signals.next() => {
+            r?;
+            let left = sim.stats().server().snapshot().connections_open;
+            eprintln!("quarry-sim: second signal: cutting {left} open connection(s)");
+            Ok(Stopped::Forced)
         }
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
+}
+
+/// SIGTERM and Ctrl-C (SIGINT), installed once so every later signal is
+/// caught rather than fatal.
+struct StopSignals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> anyhow::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(StopSignals {
+                term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+                int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(StopSignals {})
+        }
+    }
+
+    /// Resolves on the next SIGTERM or Ctrl-C.
+    async fn next(&mut self) -> anyhow::Result<()> {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.term.recv() => Ok(()),
+                _ = self.int.recv() => Ok(()),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
+        }
     }
 }

@@ -1,7 +1,8 @@
 //! The simulator's own counters, so a test can hold what a client reports
 //! against what the server saw: requests by model × operation × outcome,
 //! throttles by reason, tokens served, aborted requests, active streams and
-//! queue depth per lane, and (at snapshot time) quota usage per pool.
+//! queue depth per lane, (at snapshot time) quota usage per pool, and the
+//! server's front-door counters ([`crate::server_stats`]).
 //!
 //! Recording is lock-free (relaxed atomics in arrays indexed by lane,
 //! operation, outcome); only [`SimStats::snapshot`] walks everything.
@@ -13,6 +14,7 @@ use quarry_bedrock::{Operation, Outcome, TokenUsage};
 use serde::Serialize;
 
 use crate::quota::{PoolScope, ThrottleReason};
+use crate::server_stats::{ServerCounters, ServerSnapshot};
 
 const OPS: usize = Operation::ALL.len();
 const OUTCOMES: usize = Outcome::ALL.len();
@@ -86,6 +88,7 @@ impl LaneStats {
 pub struct SimStats {
     lanes: Box<[LaneStats]>,
     names: Vec<String>,
+    server: ServerCounters,
 }
 
 impl SimStats {
@@ -95,7 +98,13 @@ impl SimStats {
         SimStats {
             lanes: names.iter().map(|_| LaneStats::default()).collect(),
             names,
+            server: ServerCounters::default(),
         }
+    }
+
+    /// The server's front-door counters.
+    pub fn server(&self) -> &ServerCounters {
+        &self.server
     }
 
     /// The lane for requests whose model did not resolve.
@@ -187,6 +196,7 @@ impl SimStats {
             uptime_s,
             lanes,
             quota,
+            server: self.server.snapshot(),
         }
     }
 }
@@ -278,6 +288,8 @@ pub struct StatsSnapshot {
     pub lanes: Vec<LaneSnapshot>,
     /// Per quota pool that has seen a request.
     pub quota: Vec<QuotaSnapshot>,
+    /// The server's front-door counters.
+    pub server: ServerSnapshot,
 }
 
 /// Escapes a Prometheus label value.
@@ -300,7 +312,11 @@ impl StatsSnapshot {
         let mut family = |name: &str, kind: &str, help: &str, rows: Vec<(String, u64)>| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for (labels, v) in rows {
-                let _ = writeln!(out, "{name}{{{labels}}} {v}");
+                if labels.is_empty() {
+                    let _ = writeln!(out, "{name} {v}");
+                } else {
+                    let _ = writeln!(out, "{name}{{{labels}}} {v}");
+                }
             }
         };
         let per_lane = |f: &dyn Fn(&LaneSnapshot) -> Vec<(String, u64)>| -> Vec<(String, u64)> {
@@ -434,6 +450,9 @@ impl StatsSnapshot {
             "Quota tokens settled.",
             quota(|q| q.settled_total),
         );
+        for (name, kind, help, value) in self.server.metrics() {
+            family(name, kind, help, vec![(String::new(), value)]);
+        }
         out
     }
 }
@@ -488,6 +507,14 @@ mod tests {
         ));
         assert!(prom.contains("quarry_sim_throttles_total{model=\"meta.llama3-3-70b-instruct-v1:0\",reason=\"tokens_per_minute\"} 1\n"));
         assert!(prom.contains("# TYPE quarry_sim_active_streams gauge\n"));
+        stats.server().record_refused_before_body();
+        let snap = stats.snapshot(1.5, Vec::new());
+        let json: serde_json::Value = serde_json::from_str(&snap.to_json()).unwrap();
+        assert_eq!(json["server"]["requests_refused_before_body"], 1);
+        assert!(
+            snap.to_prometheus()
+                .contains("quarry_sim_server_requests_refused_before_body_total 1\n")
+        );
     }
 
     #[test]

@@ -44,7 +44,14 @@ pub(crate) fn parse(value: &str, has_date: bool) -> Result<Scheme<'_>, AuthFailu
         let Some((key, val)) = element.split_once('=') else {
             return Err(AuthFailure::not_key_value(element, value));
         };
-        match key.trim() {
+        let key = key.trim();
+        // A second header joined onto the first (`..., AWS4-HMAC-SHA256
+        // Credential=...`): AWS names the word before the key as the element
+        // without an equal sign (PROTOCOL.md §4.4).
+        if let Some((word, _)) = key.split_once(char::is_whitespace) {
+            return Err(AuthFailure::not_key_value(word, value));
+        }
+        match key {
             "Credential" => credential = Some(val.trim()),
             "SignedHeaders" => signed_headers = Some(val.trim()),
             "Signature" => signature = Some(val.trim()),
@@ -148,6 +155,20 @@ mod tests {
         assert!(f.message().starts_with(
             "'host' not a valid key=value pair (missing equal-sign) in Authorization header: 'AWS4-HMAC-SHA256 Credential="
         ));
+    }
+
+    #[test]
+    fn a_second_header_joined_on_is_not_a_key_value_pair() {
+        let joined = format!("{GOLDEN}, {GOLDEN}");
+        let f = parse(&joined, true).unwrap_err();
+        assert_eq!(f.code(), ErrorCode::IncompleteSignatureException);
+        assert!(
+            f.message().starts_with(
+                "'AWS4-HMAC-SHA256' not a valid key=value pair (missing equal-sign) in Authorization header: 'AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/"
+            ),
+            "{}",
+            f.message()
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use crate::{ErrorCode, messages};
+use crate::{ErrorCode, bounded_echo as echo, messages};
 
 use super::amz_date::AmzDate;
 
@@ -76,7 +76,7 @@ impl AuthFailure {
         }
         message.push_str("Authorization=");
         let echo_from = message.len();
-        message.push_str(authorization);
+        message.push_str(&echo(authorization));
         AuthFailure {
             echo_from: Some(echo_from),
             ..AuthFailure::new(ErrorCode::IncompleteSignatureException, message)
@@ -86,14 +86,15 @@ impl AuthFailure {
     /// A comma-separated element without `=`.
     pub(crate) fn not_key_value(element: &str, authorization: &str) -> Self {
         let prefix = format!(
-            "'{element}' not a valid key=value pair (missing equal-sign) in Authorization header: '"
+            "'{}' not a valid key=value pair (missing equal-sign) in Authorization header: '",
+            echo(element)
         );
         let echo_from = prefix.len();
         AuthFailure {
             echo_from: Some(echo_from),
             ..AuthFailure::new(
                 ErrorCode::IncompleteSignatureException,
-                format!("{prefix}{authorization}'."),
+                format!("{prefix}{}'.", echo(authorization)),
             )
         }
     }
@@ -103,7 +104,7 @@ impl AuthFailure {
     pub(crate) fn unsupported_algorithm(algorithm: &str) -> Self {
         AuthFailure::new(
             ErrorCode::IncompleteSignatureException,
-            format!("Unsupported AWS 'algorithm': '{algorithm}'"),
+            format!("Unsupported AWS 'algorithm': '{}'", echo(algorithm)),
         )
     }
 
@@ -111,7 +112,8 @@ impl AuthFailure {
         AuthFailure::new(
             ErrorCode::IncompleteSignatureException,
             format!(
-                "Date must be in ISO-8601 'basic format'. Got '{got}'. See http://en.wikipedia.org/wiki/ISO_8601"
+                "Date must be in ISO-8601 'basic format'. Got '{}'. See http://en.wikipedia.org/wiki/ISO_8601",
+                echo(got)
             ),
         )
     }
@@ -120,7 +122,8 @@ impl AuthFailure {
         AuthFailure::new(
             ErrorCode::IncompleteSignatureException,
             format!(
-                "'{name}' is named as a SignedHeader, but it does not exist in the HTTP request."
+                "'{}' is named as a SignedHeader, but it does not exist in the HTTP request.",
+                echo(name)
             ),
         )
     }
@@ -136,7 +139,8 @@ impl AuthFailure {
         AuthFailure::new(
             ErrorCode::InvalidSignatureException,
             format!(
-                "Credential should be scoped with a valid terminator: 'aws4_request', not '{got}'. "
+                "Credential should be scoped with a valid terminator: 'aws4_request', not '{}'. ",
+                echo(got)
             ),
         )
     }
@@ -144,7 +148,10 @@ impl AuthFailure {
     pub(crate) fn bad_region(got: &str) -> Self {
         AuthFailure::new(
             ErrorCode::InvalidSignatureException,
-            format!("Credential should be scoped to a valid region, not '{got}'. "),
+            format!(
+                "Credential should be scoped to a valid region, not '{}'. ",
+                echo(got)
+            ),
         )
     }
 
@@ -152,7 +159,8 @@ impl AuthFailure {
         AuthFailure::new(
             ErrorCode::InvalidSignatureException,
             format!(
-                "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{scope_date}' != '{request_date}', from 'X-Amz-Date'."
+                "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '{}' != '{request_date}', from 'X-Amz-Date'.",
+                echo(scope_date)
             ),
         )
     }
@@ -262,6 +270,33 @@ mod tests {
         assert!(AuthFailure::skew(now.offset(300), now).is_none());
         assert!(AuthFailure::skew(now.offset(-300), now).is_none());
         assert!(AuthFailure::skew(now.offset(301), now).is_some());
+    }
+
+    #[test]
+    fn echoes_are_bounded_and_escape_control_characters() {
+        assert_eq!(crate::bounded_echo("AWS4 x\u{0}y\tz"), "AWS4 x\\u{0}y\\tz");
+        let huge = "A".repeat(400_000);
+        let f = AuthFailure::incomplete(
+            &["Authorization header requires 'Signature' parameter."],
+            &huge,
+        );
+        assert!(f.message().len() < 1_000, "{}", f.message().len());
+        assert!(
+            f.message().ends_with(&format!(
+                "...({} more bytes)",
+                400_000 - crate::MAX_ECHO_CHARS
+            )),
+            "{}",
+            &f.message()[f.message().len() - 40..]
+        );
+        // Multi-byte characters are cut on a character boundary.
+        assert_eq!(
+            crate::bounded_echo(&"é".repeat(600))
+                .chars()
+                .filter(|c| *c == 'é')
+                .count(),
+            512
+        );
     }
 
     #[test]

@@ -13,12 +13,21 @@
 //! then costs two SHA-256 passes (body, canonical request), one HMAC and two
 //! short string allocations; the signature comparison is constant-time.
 //!
+//! Two steps, so a server spends nothing on the body of a request whose head
+//! fails: [`Verifier::verify_head`] checks everything the head carries and
+//! returns a [`HeadVerified`], whose `finish` takes the body's hash (see
+//! [`super::caller`]); [`Verifier::verify`] does both for a whole request.
+//!
 //! Not accepted (no Bedrock client sends them): presigned query-string
 //! signatures, a `Date` header in place of `X-Amz-Date`, SigV4a. The payload
-//! hash is always the body's SHA-256; an `x-amz-content-sha256` header is only
-//! checked as a signed header like any other. Check order: header shape, date
-//! format, scope date, skew, `host` signed, access key, session token,
-//! signature. Unknown API keys get UnrecognizedClientException like unknown
+//! hash is the body's SHA-256; a client may declare it in
+//! `x-amz-content-sha256` (64 hex digits), and the signature is then checked
+//! against the declared hash before the body and the body against it after.
+//! Check order: header shape, date format, scope date, skew, `host` signed,
+//! access key, session token, signature. Several `Authorization` headers are
+//! joined with `, ` as HTTP joins repeated fields, which AWS's front door then
+//! refuses as a malformed header (IncompleteSignatureException, PROTOCOL.md
+//! §4.4). Unknown API keys get UnrecognizedClientException like unknown
 //! access keys (Bedrock's wording for that case is not documented).
 
 use std::collections::HashMap;
@@ -28,13 +37,16 @@ use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
-use aws_sigv4::sign::v4::{calculate_signature, generate_signing_key};
+use aws_sigv4::sign::v4::generate_signing_key;
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, Method};
 
 use super::amz_date::AmzDate;
 use super::authorization::{self, Scheme, SigV4Authorization};
 use super::bearer::ApiKey;
+use super::caller::{
+    CallerScheme, HeadVerified, LateSignature, PayloadHash, VerifiedCaller, constant_time_eq,
+};
 use super::canonical::{self, WireRequest};
 use super::failure::AuthFailure;
 use super::secret::Secret;
@@ -178,29 +190,6 @@ impl fmt::Debug for StaticKeyStore {
     }
 }
 
-/// How a verified caller authenticated.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum CallerScheme {
-    /// SigV4 with this access key id, signed for this region.
-    SigV4 {
-        /// The access key id from the credential scope.
-        access_key_id: String,
-        /// The region from the credential scope (any region is accepted).
-        region: String,
-    },
-    /// A Bedrock API key.
-    ApiKey,
-}
-
-/// A caller whose request passed verification.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VerifiedCaller {
-    /// The account the key belongs to.
-    pub account: Arc<str>,
-    /// How it authenticated.
-    pub scheme: CallerScheme,
-}
-
 struct CachedKey {
     secret: Secret,
     date: [u8; 8],
@@ -252,7 +241,7 @@ impl SigningKeyCache {
 /// Verifies SigV4 and API-key requests against a [`KeyStore`].
 pub struct Verifier<K> {
     keys: K,
-    service: String,
+    service: Arc<str>,
     cache: SigningKeyCache,
 }
 
@@ -261,7 +250,7 @@ impl<K: KeyStore> Verifier<K> {
     pub fn new(keys: K) -> Self {
         Verifier {
             keys,
-            service: SIGNING_NAME.to_owned(),
+            service: Arc::from(SIGNING_NAME),
             cache: SigningKeyCache::default(),
         }
     }
@@ -269,7 +258,7 @@ impl<K: KeyStore> Verifier<K> {
     /// Verify for another signing name (the SigV4 conformance suite uses
     /// `service`).
     pub fn with_service(mut self, service: impl Into<String>) -> Self {
-        self.service = service.into();
+        self.service = Arc::from(service.into());
         self
     }
 
@@ -278,9 +267,9 @@ impl<K: KeyStore> Verifier<K> {
         &self.keys
     }
 
-    /// Verifies one request. `raw_path_and_query` is the request target
-    /// exactly as on the wire (still percent-encoded); `now` is the server's
-    /// clock for the ±5 minute skew check.
+    /// Verifies one whole request. `raw_path_and_query` is the request
+    /// target exactly as on the wire (still percent-encoded); `now` is the
+    /// server's clock for the ±5 minute skew check.
     pub fn verify(
         &self,
         method: &Method,
@@ -289,20 +278,39 @@ impl<K: KeyStore> Verifier<K> {
         body: &[u8],
         now: SystemTime,
     ) -> Result<VerifiedCaller, AuthFailure> {
-        let Some(value) = headers.get(AUTHORIZATION) else {
+        self.verify_head(method, raw_path_and_query, headers, now)?
+            .finish(Some(&PayloadHash::of(body)))
+    }
+
+    /// Verifies everything the request head carries (see the module doc);
+    /// the body's hash settles the rest through [`HeadVerified::finish`].
+    pub fn verify_head(
+        &self,
+        method: &Method,
+        raw_path_and_query: &str,
+        headers: &HeaderMap,
+        now: SystemTime,
+    ) -> Result<HeadVerified, AuthFailure> {
+        let mut values = headers.get_all(AUTHORIZATION).iter();
+        let Some(first) = values.next() else {
             return Err(AuthFailure::missing_token());
         };
-        let value = String::from_utf8_lossy(value.as_bytes());
+        let mut value = String::from_utf8_lossy(first.as_bytes());
+        for more in values {
+            let joined = value.to_mut();
+            joined.push_str(", ");
+            joined.push_str(&String::from_utf8_lossy(more.as_bytes()));
+        }
         let date = headers.get("x-amz-date");
         match authorization::parse(&value, date.is_some())? {
-            Scheme::Bearer(key) => self.verify_api_key(key),
+            Scheme::Bearer(key) => self.verify_api_key(key).map(HeadVerified::api_key),
             Scheme::SigV4(auth) => {
                 let request = WireRequest {
                     method: method.as_str(),
                     raw_path_and_query,
                     headers,
                 };
-                self.verify_sigv4(&auth, request, body, now)
+                self.verify_sigv4_head(&auth, request, now)
             }
         }
     }
@@ -321,13 +329,12 @@ impl<K: KeyStore> Verifier<K> {
         })
     }
 
-    fn verify_sigv4(
+    fn verify_sigv4_head(
         &self,
         auth: &SigV4Authorization<'_>,
         request: WireRequest<'_>,
-        body: &[u8],
         now: SystemTime,
-    ) -> Result<VerifiedCaller, AuthFailure> {
+    ) -> Result<HeadVerified, AuthFailure> {
         let date = request_date(request.headers)?;
         let stamp = date.date_stamp();
         let request_stamp = std::str::from_utf8(&stamp).unwrap_or_default();
@@ -349,40 +356,31 @@ impl<K: KeyStore> Verifier<K> {
             .ok_or_else(AuthFailure::unrecognized_client)?;
         check_session_token(&key, request.headers, now)?;
 
-        let payload_hash = canonical::sha256_hex(body);
-        let mut canonical_request = String::with_capacity(512);
-        canonical::write_canonical_request(
-            &mut canonical_request,
-            request,
-            auth.signed_headers,
-            canonical::hex_str(&payload_hash),
-        )
-        .map_err(AuthFailure::signed_header_absent)?;
-        let mut string_to_sign = String::with_capacity(160);
-        canonical::write_string_to_sign(
-            &mut string_to_sign,
+        let mut canonical_head = String::with_capacity(512);
+        canonical::write_canonical_request(&mut canonical_head, request, auth.signed_headers, "")
+            .map_err(AuthFailure::signed_header_absent)?;
+        let declared = request
+            .headers
+            .get("x-amz-content-sha256")
+            .and_then(|v| PayloadHash::parse_hex(v.as_bytes()));
+        let signature = LateSignature {
+            canonical_head,
             date,
-            auth.region,
-            &self.service,
-            &canonical_request,
-        );
-        let signing_key = self
-            .cache
-            .get(&key.secret, date, auth.region, &self.service);
-        let expected = calculate_signature(signing_key, string_to_sign.as_bytes());
-        if !constant_time_eq(expected.as_bytes(), auth.signature.as_bytes()) {
-            return Err(AuthFailure::signature_mismatch(
-                &canonical_request,
-                &string_to_sign,
-            ));
-        }
-        Ok(VerifiedCaller {
+            region: auth.region.to_owned(),
+            service: Arc::clone(&self.service),
+            signing_key: self
+                .cache
+                .get(&key.secret, date, auth.region, &self.service),
+            signature: auth.signature.to_owned(),
+        };
+        let caller = VerifiedCaller {
             account: key.account.clone(),
             scheme: CallerScheme::SigV4 {
                 access_key_id: auth.access_key_id.to_owned(),
                 region: auth.region.to_owned(),
             },
-        })
+        };
+        HeadVerified::sigv4(caller, signature, declared)
     }
 }
 
@@ -428,29 +426,9 @@ fn check_session_token(
     }
 }
 
-/// Compares without an early exit, so timing does not reveal how many leading
-/// bytes of a guessed signature are right. Lengths are public (64 hex digits).
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a
-        .iter()
-        .zip(b)
-        .fold(0u8, |acc, (x, y)| acc | std::hint::black_box(x ^ y));
-    std::hint::black_box(diff) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn constant_time_eq_compares() {
-        assert!(constant_time_eq(b"abc", b"abc"));
-        assert!(!constant_time_eq(b"abc", b"abd"));
-        assert!(!constant_time_eq(b"abc", b"ab"));
-    }
 
     #[test]
     fn cache_returns_the_derived_key_and_stays_bounded() {

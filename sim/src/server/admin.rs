@@ -10,7 +10,7 @@ use http::Response;
 use quarry_bedrock::header_names::APPLICATION_JSON;
 
 use super::body::SimBody;
-use super::handler::{Shared, response};
+use super::context::{Shared, response};
 use super::router::AdminEndpoint;
 
 /// Prometheus text exposition format.

@@ -1,5 +1,7 @@
 //! Authentication glue: the simulator's accounts as a quarry-bedrock
-//! [`Verifier`] key store, and the verified caller as an [`AccountIdx`].
+//! [`Verifier`] key store, the two steps of verification (the head before
+//! the body is read, the signature over the body's hash after), and the
+//! verified caller as an [`AccountIdx`].
 //!
 //! An account with session tokens is a temporary key accepting any of them;
 //! an account without is a long-term key, so a request carrying a token is
@@ -10,7 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use http::header::AUTHORIZATION;
 use http::{HeaderMap, Method};
-use quarry_bedrock::auth::{AccessKey, StaticKeyStore, Verifier};
+use quarry_bedrock::auth::{AccessKey, HeadVerified, PayloadHash, StaticKeyStore, Verifier};
 
 use super::errors::WireError;
 use crate::config::AccountConfig;
@@ -31,17 +33,28 @@ impl Authenticator {
         Authenticator { sim, verifier }
     }
 
-    /// The caller's account, or the 403 to answer with.
-    pub(crate) fn verify(
+    /// Checks what the request head carries, before any of its body is
+    /// read; the 403 to answer with when it fails.
+    pub(crate) fn verify_head(
         &self,
         method: &Method,
         raw_path_and_query: &str,
         headers: &HeaderMap,
-        body: &[u8],
         now: SystemTime,
+    ) -> Result<HeadVerified, WireError> {
+        Ok(self
+            .verifier
+            .verify_head(method, raw_path_and_query, headers, now)?)
+    }
+
+    /// The caller's account once the body's hash is known, or the 403.
+    pub(crate) fn finish(
+        &self,
+        head: HeadVerified,
+        payload: Option<&PayloadHash>,
+        headers: &HeaderMap,
     ) -> Result<AccountIdx, WireError> {
-        self.verifier
-            .verify(method, raw_path_and_query, headers, body, now)?;
+        head.finish(payload)?;
         // The verifier accepted the key, so the lookups below succeed; an
         // account missing here would mean the key store and the simulator
         // disagree, which `new` rules out.

@@ -1,5 +1,5 @@
-//! Response bodies (a whole buffer for unary answers, a frame-by-frame event
-//! stream for streaming ones) and reading request bodies under the size cap.
+//! Response bodies: a whole buffer for unary answers, a frame-by-frame event
+//! stream for streaming ones, and the deliberate connection reset.
 
 use std::fmt;
 use std::pin::Pin;
@@ -7,20 +7,17 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_util::Stream;
-use http::header::CONTENT_LENGTH;
 use http_body::{Body, Frame, SizeHint};
-use http_body_util::{BodyExt, Limited};
 
-use super::errors::{MAX_BODY_BYTES, WireError};
-
-/// The stream was cut on purpose (an injected reset): hyper closes the
-/// connection without finishing the response.
+/// The connection is cut on purpose, without (the rest of) an answer: an
+/// injected reset, or a request body that outlasted the body timeout.
+/// hyper closes the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct ConnectionReset;
 
 impl fmt::Display for ConnectionReset {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("connection reset by an injected fault")
+        f.write_str("connection cut by the simulator (an injected reset or a body timeout)")
     }
 }
 
@@ -70,44 +67,5 @@ impl Body for SimBody {
             SimBody::Full(b) => SizeHint::with_exact(b.as_ref().map_or(0, |b| b.len() as u64)),
             SimBody::Stream(_) => SizeHint::default(),
         }
-    }
-}
-
-/// Why a request body could not be read.
-pub(crate) enum ReadError {
-    /// Over [`MAX_BODY_BYTES`]: answer with a ValidationException.
-    TooLarge(WireError),
-    /// The client went away mid-body: nothing to answer.
-    Disconnected,
-}
-
-/// A request body as the handler reads it: hyper's `Incoming` from a
-/// socket, or a whole buffer in process ([`super::SimService`]).
-pub(crate) trait RequestBody: Body<Data = Bytes, Error: Into<BoxError>> + Send {}
-
-impl<B: Body<Data = Bytes, Error: Into<BoxError>> + Send> RequestBody for B {}
-
-/// The error type `Limited` reports.
-pub(crate) type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// Reads the whole request body, refusing more than [`MAX_BODY_BYTES`]
-/// (early, from `Content-Length`, when the client declares it).
-pub(crate) async fn read_body<B: RequestBody>(
-    headers: &http::HeaderMap,
-    body: B,
-) -> Result<Bytes, ReadError> {
-    let declared = headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
-        return Err(ReadError::TooLarge(WireError::body_too_large()));
-    }
-    match Limited::new(body, MAX_BODY_BYTES).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(ReadError::TooLarge(WireError::body_too_large()))
-        }
-        Err(_) => Err(ReadError::Disconnected),
     }
 }

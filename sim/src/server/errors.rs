@@ -15,12 +15,17 @@ use quarry_bedrock::{
 };
 
 use super::body::SimBody;
+use super::limits::MAX_REQUEST_BODY_BYTES;
 use crate::catalog::ResolveError;
 use crate::faults::InjectedError;
 use crate::quota::Throttle;
 
-/// Largest request body accepted (the service model's `Body` blob limit, §1.2).
-pub(crate) const MAX_BODY_BYTES: usize = 25_000_000;
+/// Longest message sent, in bytes. Messages repeat pieces of the request
+/// (ids, field names, the canonical request of a signature mismatch, each
+/// piece bounded where it is made); this bounds the whole, so no request
+/// can make the server write back more than this. A signature mismatch from
+/// an SDK is under 1 KB.
+const MAX_MESSAGE_BYTES: usize = 8 * 1024;
 
 /// An error answer, before it is put on the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,11 +54,22 @@ impl WireError {
         WireError::validation(messages::INVALID_MODEL_ID)
     }
 
-    /// A body over [`MAX_BODY_BYTES`].
+    /// A body over [`MAX_REQUEST_BODY_BYTES`].
     pub(crate) fn body_too_large() -> Self {
         WireError::validation(format!(
-            "1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have length less than or equal to {MAX_BODY_BYTES}"
+            "1 validation error detected: Value at 'body' failed to satisfy constraint: Member must have length less than or equal to {MAX_REQUEST_BODY_BYTES}"
         ))
+    }
+
+    /// A connection past the connection cap (the simulator's own limit, so
+    /// the message says so; 503 is what SDKs retry).
+    pub(crate) fn at_capacity(max_connections: usize) -> Self {
+        WireError::new(
+            ErrorCode::ServiceUnavailableException,
+            format!(
+                "The simulator is serving its maximum of {max_connections} connections (--max-connections); retry later."
+            ),
+        )
     }
 
     /// A Coral-style constraint failure on one member (`inferenceConfig.maxTokens`).
@@ -75,12 +91,13 @@ impl WireError {
         StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::BAD_REQUEST)
     }
 
-    /// The `{"message":…}` body.
+    /// The `{"message":…}` body: the message with control characters
+    /// other than line breaks and tabs escaped, cut at [`MAX_MESSAGE_BYTES`].
     pub(crate) fn body(&self) -> Vec<u8> {
         let mut map = serde_json::Map::with_capacity(1);
         map.insert(
             self.message_key.to_owned(),
-            serde_json::Value::String(self.message.to_string()),
+            serde_json::Value::String(bounded_message(&self.message)),
         );
         // unwrap is safe because a map of strings always serializes.
         serde_json::to_vec(&map).unwrap()
@@ -101,6 +118,23 @@ impl WireError {
         h.insert(DATE, date);
         response
     }
+}
+
+/// `message` as sent (see [`WireError::body`]).
+fn bounded_message(message: &str) -> String {
+    let mut out = String::with_capacity(message.len().min(MAX_MESSAGE_BYTES + 32));
+    for (at, c) in message.char_indices() {
+        if out.len() >= MAX_MESSAGE_BYTES {
+            out.push_str(&format!("...({} more bytes)", message.len() - at));
+            break;
+        }
+        if c.is_control() && c != '\n' && c != '\t' {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl From<AuthFailure> for WireError {
@@ -166,6 +200,20 @@ mod tests {
             &body[..],
             br#"{"message":"Too many tokens, please wait before trying again."}"#
         );
+    }
+
+    #[test]
+    fn messages_are_bounded_and_carry_no_control_bytes() {
+        let e = WireError::validation(format!("id \u{0}\u{1b}[31m {}", "x".repeat(100_000)));
+        let body = e.body();
+        assert!(body.len() < MAX_MESSAGE_BYTES + 64, "{}", body.len());
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let m = v["message"].as_str().unwrap();
+        assert!(m.starts_with("id \\u{0}\\u{1b}[31m x"), "{m}");
+        assert!(!m.chars().any(|c| c.is_control()), "{m}");
+        assert!(m.ends_with("more bytes)"), "{m}");
+        // The line breaks of a signature mismatch stay as AWS sends them.
+        assert_eq!(bounded_message("a\n\nb\tc"), "a\n\nb\tc");
     }
 
     #[test]

@@ -1,95 +1,33 @@
-//! One request, start to end: route, read the body, authenticate, resolve
-//! the model, parse and validate the body, admit, then hand the ticket to
-//! the unary or streaming answer. Every refusal on the way goes out through
-//! [`WireError`]; outcomes the core does not see (auth, unknown model, bad
-//! body) are counted here.
+//! The dispatcher: one request, start to end. Route; authenticate the head
+//! (a refusal here reads none of the body); read the body under its limits;
+//! finish authentication over the body's hash; resolve the model, parse and
+//! validate the body, admit; then hand the ticket to the unary or streaming
+//! answer. Every refusal on the way goes out through [`WireError`]; outcomes
+//! the core does not see (auth, unknown model, bad body) are counted here.
+//!
+//! It sits on top: it calls the answers (`admin`, `unary`, `stream`), which
+//! know only the shared types below them (`context`).
 
-use std::cell::RefCell;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, DATE};
 use http::request::Parts;
-use http::{HeaderValue, Request, Response};
-use quarry_bedrock::auth::WallClock;
-use quarry_bedrock::header_names::{APPLICATION_JSON, REQUEST_ID};
+use http::{Request, Response};
+use quarry_bedrock::header_names::APPLICATION_JSON;
 use quarry_bedrock::{ErrorCode, ModelId, Operation, Outcome};
 use tokio::time::Instant;
 
-use super::admin;
-use super::auth::Authenticator;
-use super::body::{ConnectionReset, ReadError, RequestBody, SimBody, read_body};
+use super::body::{ConnectionReset, SimBody};
+use super::context::{Admitted, Shared, new_id, response};
 use super::errors::WireError;
-use super::prompt::{self, PromptSummary};
+use super::intake::{ReadError, Received, RequestBody};
 use super::router::{self, Route, UNKNOWN_OPERATION_BODY};
-use super::{stream, unary};
-use crate::catalog::ResolvedModel;
+use super::{admin, prompt, stream, unary};
 use crate::faults::HeaderFault;
-use crate::runtime::{Rejection, RequestSpec, Simulator, Ticket};
+use crate::runtime::{AccountIdx, Rejection, RequestSpec};
+use crate::server_stats::ClosedBecause;
 
-/// What every connection's requests share.
-pub(crate) struct Shared {
-    pub(crate) sim: Arc<Simulator>,
-    pub(crate) auth: Authenticator,
-    pub(crate) clock: WallClock,
-}
-
-impl Shared {
-    pub(crate) fn new(sim: Arc<Simulator>, clock: WallClock) -> Self {
-        Shared {
-            auth: Authenticator::new(Arc::clone(&sim)),
-            sim,
-            clock,
-        }
-    }
-
-    /// The `Date` header for now, formatted at most once a second per thread.
-    pub(crate) fn date(&self) -> HeaderValue {
-        thread_local! {
-            static CACHED: RefCell<(u64, Option<HeaderValue>)> = const { RefCell::new((u64::MAX, None)) };
-        }
-        let now = (self.clock)();
-        let secs = now
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        CACHED.with_borrow_mut(|(at, value)| {
-            if *at != secs || value.is_none() {
-                *at = secs;
-                *value = HeaderValue::from_str(&httpdate::fmt_http_date(now)).ok();
-            }
-            value
-                .clone()
-                .unwrap_or_else(|| HeaderValue::from_static("Thu, 01 Jan 1970 00:00:00 GMT"))
-        })
-    }
-
-    /// An error answer to a request that never got a ticket.
-    fn refuse(&self, lane: usize, operation: Operation, error: WireError) -> Response<SimBody> {
-        let outcome = error.code.outcome(&error.message);
-        self.sim.stats().record_request(lane, operation, outcome);
-        error.into_response(&uuid::Uuid::new_v4().to_string(), self.date())
-    }
-}
-
-/// A response carrying the headers every Bedrock answer has.
-pub(crate) fn response(
-    shared: &Shared,
-    request_id: &str,
-    content_type: &'static str,
-    body: SimBody,
-) -> Response<SimBody> {
-    let mut r = Response::new(body);
-    let h = r.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(v) = HeaderValue::from_str(request_id) {
-        h.insert(REQUEST_ID, v);
-    }
-    h.insert(DATE, shared.date());
-    r
-}
-
-/// The hyper service: answers one request, or resets the connection.
+/// The hyper service: answers one request, or cuts the connection.
 pub(crate) async fn handle<B: RequestBody>(
     shared: Arc<Shared>,
     req: Request<B>,
@@ -99,7 +37,7 @@ pub(crate) async fn handle<B: RequestBody>(
         Route::Admin(endpoint) => Ok(admin::answer(&shared, endpoint)),
         Route::Unknown => Ok(response(
             &shared,
-            &uuid::Uuid::new_v4().to_string(),
+            &new_id(),
             APPLICATION_JSON,
             SimBody::full(Bytes::from_static(UNKNOWN_OPERATION_BODY.as_bytes())),
         )),
@@ -111,6 +49,53 @@ pub(crate) async fn handle<B: RequestBody>(
     }
 }
 
+/// An authenticated request's account and body, or what to answer instead.
+enum Authenticated {
+    Caller(AccountIdx, Bytes),
+    Refused(WireError),
+}
+
+/// The two steps of authentication around reading the body (see the module
+/// doc); `Err` when the connection is to be cut without an answer.
+async fn authenticate<B: RequestBody>(
+    shared: &Shared,
+    parts: &Parts,
+    body: B,
+    arrived: Instant,
+) -> Result<Authenticated, ConnectionReset> {
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let counters = shared.sim.stats().server();
+    let head = match shared
+        .auth
+        .verify_head(&parts.method, path, &parts.headers, (shared.clock)())
+    {
+        Ok(head) => head,
+        Err(e) => {
+            counters.record_refused_before_body();
+            return Ok(Authenticated::Refused(e));
+        }
+    };
+    let read = shared
+        .intake
+        .read(&parts.headers, body, &head, arrived, counters)
+        .await;
+    let Received { bytes, hash } = match read {
+        Ok(received) => received,
+        Err(ReadError::TooLarge(e)) => return Ok(Authenticated::Refused(e)),
+        Err(ReadError::TimedOut) => {
+            counters.record_timed_out(ClosedBecause::SlowBody);
+            return Err(ConnectionReset);
+        }
+        Err(ReadError::Disconnected) => return Err(ConnectionReset),
+    };
+    Ok(
+        match shared.auth.finish(head, hash.as_ref(), &parts.headers) {
+            Ok(account) => Authenticated::Caller(account, bytes),
+            Err(e) => Authenticated::Refused(e),
+        },
+    )
+}
+
 /// ApplyGuardrail: authenticated like any call; the simulator has no
 /// guardrails, so every identifier is unknown.
 async fn guardrail<B: RequestBody>(
@@ -118,47 +103,14 @@ async fn guardrail<B: RequestBody>(
     parts: &Parts,
     body: B,
 ) -> Result<Response<SimBody>, ConnectionReset> {
-    let body = match read_body(&parts.headers, body).await {
-        Ok(b) => b,
-        Err(ReadError::TooLarge(e)) => return Ok(e.into_response(&new_id(), shared.date())),
-        Err(ReadError::Disconnected) => return Err(ConnectionReset),
-    };
-    let error = match authenticate(shared, parts, &body) {
-        Err(e) => e,
-        Ok(_) => WireError::new(
+    let error = match authenticate(shared, parts, body, Instant::now()).await? {
+        Authenticated::Refused(e) => e,
+        Authenticated::Caller(..) => WireError::new(
             ErrorCode::ResourceNotFoundException,
             "The guardrail identifier or version provided does not exist.",
         ),
     };
     Ok(error.into_response(&new_id(), shared.date()))
-}
-
-fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
-}
-
-fn authenticate(
-    shared: &Shared,
-    parts: &Parts,
-    body: &[u8],
-) -> Result<crate::runtime::AccountIdx, WireError> {
-    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    shared
-        .auth
-        .verify(&parts.method, path, &parts.headers, body, (shared.clock)())
-}
-
-/// A request that has been admitted: everything its answer needs.
-pub(crate) struct Admitted<'s> {
-    pub(crate) shared: &'s Shared,
-    pub(crate) operation: Operation,
-    pub(crate) model: ResolvedModel,
-    pub(crate) prompt: PromptSummary,
-    pub(crate) ticket: Ticket,
-    /// When the request arrived (server-side latencies count from here).
-    pub(crate) arrived: Instant,
-    /// The request's `X-Amzn-Bedrock-Accept` (IMWRS chunk content type).
-    pub(crate) accept: Option<HeaderValue>,
 }
 
 async fn model_request<B: RequestBody>(
@@ -170,14 +122,9 @@ async fn model_request<B: RequestBody>(
 ) -> Result<Response<SimBody>, ConnectionReset> {
     let arrived = Instant::now();
     let unresolved = shared.sim.stats().unresolved_lane();
-    let body = match read_body(&parts.headers, body).await {
-        Ok(b) => b,
-        Err(ReadError::TooLarge(e)) => return Ok(shared.refuse(unresolved, operation, e)),
-        Err(ReadError::Disconnected) => return Err(ConnectionReset),
-    };
-    let account = match authenticate(shared, parts, &body) {
-        Ok(a) => a,
-        Err(e) => return Ok(shared.refuse(unresolved, operation, e)),
+    let (account, body) = match authenticate(shared, parts, body, arrived).await? {
+        Authenticated::Caller(account, body) => (account, body),
+        Authenticated::Refused(e) => return Ok(shared.refuse(unresolved, operation, e)),
     };
     let Ok(model_id) = ModelId::decode_path_segment(raw_model_id) else {
         return Ok(shared.refuse(unresolved, operation, WireError::invalid_model_id()));
@@ -205,6 +152,8 @@ async fn model_request<B: RequestBody>(
             });
         }
     };
+    // The body is parsed; it is not held while the answer takes its time.
+    drop(body);
     let prompt = match parsed {
         Ok(p) => p,
         Err(e) => return Ok(shared.refuse(model.lane, operation, e)),

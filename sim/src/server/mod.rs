@@ -2,17 +2,29 @@
 //! HTTP/1.1 and HTTP/2 (h2c, or h2 over the optional TLS) on one port, plus
 //! the simulator's own `/_quarry/{stats,metrics,health}` endpoints.
 //!
-//! One task per connection, at most [`ServerOptions::max_connections`] at
-//! once (default [`DEFAULT_MAX_CONNECTIONS`]; past it, new connections wait
-//! in the kernel's accept backlog). [`SimServer::shutdown`] stops
-//! accepting, asks every connection to finish its in-flight requests and
-//! waits up to the grace period for them.
+//! Layers, top down: this module (start, stop, the in-process service);
+//! `connection` (accept, the connection cap, per-connection timeouts);
+//! `handler`, the dispatcher of one request; the answers (`admin`,
+//! `unary`, `stream`); below them `context` (shared state, response
+//! headers, an admitted request), `intake` (request bodies under their
+//! limits), `auth`, `prompt`, `router`, `errors`, `body`, `limits`.
+//!
+//! What a client may cost the server is bounded by [`Limits`] (see its
+//! module): a request whose head fails authentication is answered before
+//! any of its body is read, slow heads, slow bodies and idle connections
+//! are closed, and a connection past the cap gets a prompt 503.
+//! [`SimServer::shutdown`] stops accepting, asks every connection to finish
+//! its in-flight requests and waits up to the grace period for them.
 
 mod admin;
 mod auth;
 mod body;
+mod connection;
+mod context;
 mod errors;
 mod handler;
+mod intake;
+mod limits;
 mod prompt;
 mod router;
 mod stream;
@@ -25,39 +37,28 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use quarry_bedrock::auth::WallClock;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
-pub use errors_pub::MAX_REQUEST_BODY_BYTES;
+pub use limits::{
+    DEFAULT_BODY_TIMEOUT, DEFAULT_HEADER_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HEAD_BYTES, DEFAULT_MAX_UNVERIFIED_BODY_BYTES, Limits, MAX_REQUEST_BODY_BYTES,
+};
 pub use router_pub::ADMIN_PATH_PREFIX;
-pub use tls::TlsSettings;
+pub use tls::{TlsError, TlsSettings};
 
 use crate::config::{ConfigError, SimConfig};
 use crate::runtime::Simulator;
-use handler::Shared;
-
-mod errors_pub {
-    /// Largest request body accepted; larger ones get a ValidationException
-    /// naming this limit (PROTOCOL.md §1.2).
-    pub const MAX_REQUEST_BODY_BYTES: usize = super::errors::MAX_BODY_BYTES;
-}
+use connection::Acceptor;
+use context::Shared;
 
 mod router_pub {
     /// Prefix of the simulator's own endpoints (`/_quarry/stats`,
     /// `/_quarry/metrics`, `/_quarry/health`), which no Bedrock route uses.
     pub const ADMIN_PATH_PREFIX: &str = super::router::ADMIN_PREFIX;
 }
-
-/// Default cap on open connections: room for tens of thousands of
-/// streams' worth of clients while bounding file descriptors.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 16_384;
 
 /// Default time in-flight requests get to finish at shutdown.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -66,19 +67,16 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 #[derive(Debug, thiserror::Error)]
 pub enum ServerError {
     /// The listen address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}: {error}")]
     Bind {
         /// The address asked for.
         addr: SocketAddr,
-        /// Why.
-        source: io::Error,
+        /// Why (in the message, not the chain, so it is printed once).
+        error: io::Error,
     },
     /// The simulator configuration is invalid.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// The TLS certificate or configuration could not be built.
-    #[error("TLS setup failed: {0}")]
-    Tls(String),
 }
 
 /// The wall clock the server reads for `Date` headers and SigV4 skew
@@ -94,8 +92,8 @@ pub fn system_clock() -> SystemTime {
 pub struct ServerOptions {
     /// Where to listen (`127.0.0.1:0` picks a free port).
     pub listen: SocketAddr,
-    /// Most connections served at once.
-    pub max_connections: usize,
+    /// What one client may cost: connections, timeouts, head and body bytes.
+    pub limits: Limits,
     /// Time in-flight requests get to finish at shutdown.
     pub shutdown_grace: Duration,
     /// Serve HTTPS with this certificate instead of plain HTTP.
@@ -108,7 +106,7 @@ impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            max_connections: DEFAULT_MAX_CONNECTIONS,
+            limits: Limits::default(),
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             tls: None,
             clock: system_clock,
@@ -124,9 +122,13 @@ pub struct SimServer {
     tls: bool,
     sim: Arc<Simulator>,
     stop: CancellationToken,
+    /// One permit per connection in service; shutdown waits for them all.
     connections: Arc<Semaphore>,
     max_connections: u32,
     grace: Duration,
+    /// The accept loop; it owns the listener, so when it has ended no
+    /// connection is accepted any more.
+    acceptor: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl SimServer {
@@ -141,31 +143,32 @@ impl SimServer {
         sim: Arc<Simulator>,
         options: ServerOptions,
     ) -> Result<SimServer, ServerError> {
-        let listener =
-            TcpListener::bind(options.listen)
-                .await
-                .map_err(|source| ServerError::Bind {
-                    addr: options.listen,
-                    source,
-                })?;
-        let addr = listener.local_addr().map_err(|source| ServerError::Bind {
+        let bind_error = |error| ServerError::Bind {
             addr: options.listen,
-            source,
-        })?;
+            error,
+        };
+        let listener = TcpListener::bind(options.listen)
+            .await
+            .map_err(bind_error)?;
+        let addr = listener.local_addr().map_err(bind_error)?;
+        let limits = options.limits.effective();
         let max_connections =
-            u32::try_from(options.max_connections.clamp(1, Semaphore::MAX_PERMITS))
-                .unwrap_or(u32::MAX);
+            u32::try_from(limits.max_connections.min(Semaphore::MAX_PERMITS)).unwrap_or(u32::MAX);
+        let limits = Limits {
+            max_connections: max_connections as usize,
+            ..limits
+        };
         let connections = Arc::new(Semaphore::new(max_connections as usize));
         let stop = CancellationToken::new();
         let acceptor = Acceptor {
             listener,
-            shared: Arc::new(Shared::new(Arc::clone(&sim), options.clock)),
-            builder: Arc::new(auto::Builder::new(TokioExecutor::new())),
+            shared: Arc::new(Shared::new(Arc::clone(&sim), options.clock, &limits)),
+            limits,
             tls: options.tls.as_ref().map(TlsSettings::acceptor),
             connections: Arc::clone(&connections),
             stop: stop.clone(),
         };
-        tokio::spawn(acceptor.run());
+        let acceptor = tokio::spawn(acceptor.run());
         Ok(SimServer {
             addr,
             tls: options.tls.is_some(),
@@ -174,6 +177,7 @@ impl SimServer {
             connections,
             max_connections,
             grace: options.shutdown_grace,
+            acceptor: Some(acceptor),
         })
     }
 
@@ -193,9 +197,34 @@ impl SimServer {
         &self.sim
     }
 
+    /// Connections in service now.
+    pub fn open_connections(&self) -> usize {
+        self.max_connections as usize - self.connections.available_permits()
+    }
+
     /// Stops accepting, lets in-flight requests finish within the grace
     /// period; true when every connection closed in time.
-    pub async fn shutdown(self) -> bool {
+    pub async fn shutdown(mut self) -> bool {
+        self.stop_accepting().await;
+        self.drain().await
+    }
+
+    /// Closes the listener (a new connection is refused by the kernel from
+    /// when this returns) and asks every connection to finish what is in
+    /// flight and close.
+    pub async fn stop_accepting(&mut self) {
+        self.stop.cancel();
+        if let Some(acceptor) = self.acceptor.take() {
+            // The loop returns at the cancellation; a panic in it has
+            // already closed the listener too.
+            let _ = acceptor.await;
+        }
+    }
+
+    /// Waits up to the grace period for every connection to close; true
+    /// when they all did. Dropping the future (a second stop signal) leaves
+    /// the rest to be cut when the runtime ends.
+    pub async fn drain(self) -> bool {
         self.stop.cancel();
         let all = Arc::clone(&self.connections).acquire_many_owned(self.max_connections);
         tokio::time::timeout(self.grace, all).await.is_ok()
@@ -217,16 +246,16 @@ pub struct SimService {
 
 impl SimService {
     /// A service for `sim`, reading `clock` for `Date` headers and SigV4
-    /// skew checks.
+    /// skew checks, with the default [`Limits`].
     pub fn new(sim: Arc<Simulator>, clock: WallClock) -> Self {
         SimService {
-            shared: Arc::new(Shared::new(sim, clock)),
+            shared: Arc::new(Shared::new(sim, clock, &Limits::default())),
         }
     }
 
     /// Answers one request (the path as on the wire, still percent-encoded)
     /// with its whole body (every frame of a stream); `None` when the answer
-    /// is a connection reset (an injected fault).
+    /// is a cut connection (an injected reset).
     pub async fn answer(&self, request: http::Request<Bytes>) -> Option<http::Response<Bytes>> {
         let request = request.map(http_body_util::Full::new);
         let response = handler::handle(Arc::clone(&self.shared), request)
@@ -241,94 +270,6 @@ impl SimService {
 impl std::fmt::Debug for SimService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SimService").finish_non_exhaustive()
-    }
-}
-
-/// The accept loop's state.
-struct Acceptor {
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    connections: Arc<Semaphore>,
-    stop: CancellationToken,
-}
-
-impl Acceptor {
-    async fn run(self) {
-        loop {
-            let permit = tokio::select! {
-                p = Arc::clone(&self.connections).acquire_owned() => match p {
-                    Ok(p) => p,
-                    Err(_) => return,
-                },
-                () = self.stop.cancelled() => return,
-            };
-            let stream = tokio::select! {
-                r = self.listener.accept() => match r {
-                    Ok((s, _)) => s,
-                    Err(e) => {
-                        // Out of file descriptors and the like: back off
-                        // briefly rather than spin.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                        continue;
-                    }
-                },
-                () = self.stop.cancelled() => return,
-            };
-            let _ = stream.set_nodelay(true);
-            let (shared, builder, stop) = (
-                Arc::clone(&self.shared),
-                Arc::clone(&self.builder),
-                self.stop.clone(),
-            );
-            let tls = self.tls.clone();
-            tokio::spawn(async move {
-                serve(stream, tls, shared, builder, stop).await;
-                drop(permit);
-            });
-        }
-    }
-}
-
-async fn serve(
-    stream: TcpStream,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    shared: Arc<Shared>,
-    builder: Arc<auto::Builder<TokioExecutor>>,
-    stop: CancellationToken,
-) {
-    match tls {
-        None => serve_io(stream, shared, &builder, stop).await,
-        Some(acceptor) => match acceptor.accept(stream).await {
-            Ok(s) => serve_io(s, shared, &builder, stop).await,
-            Err(e) => tracing::debug!(error = %e, "TLS handshake failed"),
-        },
-    }
-}
-
-async fn serve_io<I>(
-    io: I,
-    shared: Arc<Shared>,
-    builder: &auto::Builder<TokioExecutor>,
-    stop: CancellationToken,
-) where
-    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
-    let service = service_fn(move |req| handler::handle(Arc::clone(&shared), req));
-    let conn = builder.serve_connection(TokioIo::new(io), service);
-    tokio::pin!(conn);
-    tokio::select! {
-        r = conn.as_mut() => {
-            if let Err(e) = r {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        }
-        () = stop.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
     }
 }
 

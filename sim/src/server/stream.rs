@@ -19,7 +19,7 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use super::body::{ConnectionReset, SimBody};
-use super::handler::{Admitted, response};
+use super::context::{Admitted, response};
 use super::prompt::native_stop_reason;
 use super::unary::{anthropic_message_id, anthropic_model_name};
 use crate::runtime::{Completion, Step, Ticket};

@@ -15,8 +15,8 @@ use quarry_bedrock::{
 };
 
 use super::body::{ConnectionReset, SimBody};
+use super::context::{Admitted, Shared, response};
 use super::errors::WireError;
-use super::handler::{Admitted, Shared, response};
 use super::prompt::{latency_name, native_stop_reason, tier_name};
 use crate::cache::CacheTtl;
 use crate::runtime::{Completion, Step};
