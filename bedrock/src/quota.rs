@@ -6,19 +6,24 @@
 //! - this module: admission (reservation), settlement, their per-request-mean
 //!   forms for forecasts, and the steady-state load of a sliding minute window;
 //! - `burndown`: quota tokens per output token, a per-model table with overrides;
-//! - `facts`: built-in per-model quota figures, Service Quotas names and codes,
-//!   and model output limits, each with its source and confidence.
+//! - `facts`: built-in per-model quota figures and model output limits, each
+//!   with its source and confidence;
+//! - `names`: the Service Quotas names and codes quotas are filed under.
 
 mod burndown;
 mod facts;
+mod names;
 
 pub use burndown::{
     Burndown, BurndownMatch, BurndownOrigin, BurndownRule, BurndownTable, output_burndown,
 };
 pub use facts::{
-    Confidence, FactSource, ModelFact, QuotaCode, QuotaFact, QuotaMetric, QuotaPool,
-    SERVICE_QUOTAS_SERVICE_CODE, TOKENS_PER_DAY_PER_TPM, default_tokens_per_day, model_fact,
-    quota_code, quota_fact, quota_facts, service_quota_name, service_quota_name_source,
+    Confidence, FactSource, ModelFact, QuotaFact, QuotaMetric, QuotaPool, TOKENS_PER_DAY_PER_TPM,
+    default_tokens_per_day, model_fact, quota_fact, quota_facts,
+};
+pub use names::{
+    QuotaCode, SERVICE_QUOTAS_SERVICE_CODE, quota_code, service_quota_name,
+    service_quota_name_source,
 };
 
 use crate::family::{ModelFamily, base_model_id};
