@@ -102,6 +102,10 @@ pub struct Figure {
 impl Figure {
     /// A figure read straight from one source.
     pub fn sourced(value: f64, unit: Unit, basis: Basis, source: &str) -> Self {
+        debug_assert!(
+            value.is_finite(),
+            "a figure must be finite: {value} from {source}"
+        );
         Figure {
             value: round_sig(value),
             unit,
@@ -118,6 +122,11 @@ impl Figure {
         how: impl Into<String>,
         from: impl IntoIterator<Item = &'a Figure>,
     ) -> Self {
+        let how = how.into();
+        debug_assert!(
+            value.is_finite(),
+            "a figure must be finite: {value} = {how}"
+        );
         let mut ids: Vec<String> = from
             .into_iter()
             .flat_map(|f| f.from.iter().cloned())
@@ -129,7 +138,7 @@ impl Figure {
             unit,
             basis: Basis::Computed,
             from: ids,
-            how: Some(how.into()),
+            how: Some(how),
         }
     }
 

@@ -54,7 +54,7 @@ fn numbers_out_of_range() {
     );
     assert_error(
         &with("input_tokens = 0", Some(5)),
-        "PLAN.toml:5: class[0].input_tokens: must be at least 1 token, got 0",
+        "PLAN.toml:5: class[0].input_tokens: must be between 1 and 1e9 tokens, got 0",
     );
     assert_error(
         &with("max_tokens = 20", None),
@@ -75,6 +75,10 @@ fn numbers_out_of_range() {
     assert_error(
         &format!("accounts = 0\n{CLASS}"),
         "PLAN.toml:1: accounts: must be at least 1, got 0",
+    );
+    assert_error(
+        &with("peak_rpm = 1e300", Some(3)),
+        "PLAN.toml:3: class[0].peak_rpm: must be at most 1e12, got 1e300",
     );
 }
 
@@ -192,4 +196,44 @@ fn every_mistake_is_reported_in_file_order() {
     assert!(found[0].starts_with("PLAN.toml:3: class[0].peak_rpm"));
     assert!(found[1].starts_with("PLAN.toml:5: class[0].input_tokens"));
     assert!(found[2].starts_with("PLAN.toml:9: budget.monthly_usd"));
+}
+
+mod never_panics {
+    use proptest::prelude::*;
+    use quarry_capacity::{parse_plan_file, plan};
+
+    const EXAMPLE: &str = include_str!("../../examples/plan.toml");
+
+    proptest! {
+        /// Whatever the text, the parser answers with a plan input or located
+        /// findings; and whatever it accepts, the planner plans.
+        #[test]
+        fn on_arbitrary_text(text in "\\PC{0,400}") {
+            if let Ok(input) = parse_plan_file("PLAN.toml", &text) {
+                let _ = plan(&input);
+            }
+        }
+
+        /// The example with one line cut or one character changed.
+        #[test]
+        fn on_mutated_examples(line in 0usize..120, at in 0usize..6_000, c in proptest::char::any()) {
+            let mut lines: Vec<&str> = EXAMPLE.lines().collect();
+            if line < lines.len() {
+                lines.remove(line);
+            }
+            let cut = lines.join("\n");
+            let mut changed: Vec<char> = EXAMPLE.chars().collect();
+            let i = at % changed.len();
+            changed[i] = c;
+            let changed: String = changed.into_iter().collect();
+            for text in [cut, changed] {
+                match parse_plan_file("PLAN.toml", &text) {
+                    Ok(input) => {
+                        let _ = plan(&input);
+                    }
+                    Err(e) => prop_assert!(e.diagnostics().iter().all(|d| d.to_string().starts_with("PLAN.toml"))),
+                }
+            }
+        }
+    }
 }

@@ -61,6 +61,11 @@ fn render(diagnostics: &[PlanDiagnostic]) -> String {
     lines.join("\n")
 }
 
+/// The largest number a plan file may hold: a trillion requests a minute or
+/// tokens a request is past any real workload, and it keeps every product the
+/// planner forms far from `f64`'s range.
+const MAX_INPUT: f64 = 1e12;
+
 /// Collects findings and origins while a file is validated.
 pub(super) struct Checker {
     file: String,
@@ -138,7 +143,7 @@ impl Checker {
         value
     }
 
-    /// A finite number within `range` (inclusive of `min` when `min_inclusive`).
+    /// A finite number that keeps `check`, and no larger than [`MAX_INPUT`].
     pub(super) fn number(
         &mut self,
         v: &Spanned<f64>,
@@ -146,6 +151,10 @@ impl Checker {
         check: NumberRule,
     ) -> Option<f64> {
         let x = *v.get_ref();
+        if x.abs() > MAX_INPUT {
+            self.error(v, path, format!("must be at most {MAX_INPUT:e}, got {x:e}"));
+            return None;
+        }
         let ok = x.is_finite()
             && match check {
                 NumberRule::Positive => x > 0.0,
@@ -175,6 +184,14 @@ impl Checker {
     /// A whole number of at least `min`.
     pub(super) fn count(&mut self, v: &Spanned<i64>, path: &str, min: i64) -> Option<u64> {
         let x = *v.get_ref();
+        if x as f64 > MAX_INPUT {
+            self.error(
+                v,
+                path,
+                format!("must be at most {MAX_INPUT:e}, got {:e}", x as f64),
+            );
+            return None;
+        }
         if x < min {
             self.error(v, path, format!("must be at least {min}, got {x}"));
             return None;

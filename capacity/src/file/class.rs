@@ -270,11 +270,15 @@ fn tokens(
         return None;
     };
     let check = |c: &mut Checker, x: f64, at: std::ops::Range<usize>, p: &str| {
-        if x.is_finite() && x >= 1.0 {
+        if x.is_finite() && (1.0..=1e9).contains(&x) {
             c.record(p, at);
             Some(x)
         } else {
-            c.error_at(Some(at), p, format!("must be at least 1 token, got {x}"));
+            c.error_at(
+                Some(at),
+                p,
+                format!("must be between 1 and 1e9 tokens, got {x}"),
+            );
             None
         }
     };

@@ -344,6 +344,9 @@ fn quota_check(ctx: &mut Ctx<'_>, curve: &MeasuredCurve) -> Option<Check> {
         .map_or(60.0, |ms| ms / 1000.0);
     let reserved = shape.input_tokens + reserved_output;
     let settled = shape.input_tokens + shape.output_tokens * info.burndown.value;
+    if settled <= 0.0 || tpm <= 0.0 {
+        return None;
+    }
     let window = settled + (held / 60.0).min(1.0) * (reserved - settled);
     let mut wall = ((tpm - reserved).max(0.0) / window).min(tpm / settled);
     if let Some(rpm) = curve.quota_rpm {
