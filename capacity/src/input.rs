@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::date::CivilDate;
-use crate::measured::Measured;
+use crate::measured::{Measured, TokenStat};
 
 /// Everything a plan is computed from.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -188,29 +188,6 @@ pub enum Demand {
         /// Sessions running at once at the peak.
         peak_concurrent_sessions: f64,
     },
-}
-
-/// A per-request token count: its mean, and percentiles where known.
-#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
-pub struct TokenStat {
-    /// Mean tokens per request (what TPM, daily totals and cost use).
-    pub mean: f64,
-    /// Median.
-    pub p50: Option<f64>,
-    /// 95th percentile.
-    pub p95: Option<f64>,
-    /// Largest.
-    pub max: Option<f64>,
-}
-
-impl TokenStat {
-    /// A count known only by its mean.
-    pub fn mean(mean: f64) -> Self {
-        TokenStat {
-            mean,
-            ..TokenStat::default()
-        }
-    }
 }
 
 /// Prompt caching for a class.
@@ -420,7 +397,9 @@ impl PlanInput {
         ids.extend(self.provisioned.iter().map(|o| o.model.clone()));
         let alternatives: Vec<String> = ids
             .iter()
-            .flat_map(|id| crate::strategy::profile_alternatives(id, self.region.as_deref()))
+            .flat_map(|id| {
+                crate::inference_profiles::profile_alternatives(id, self.region.as_deref())
+            })
             .collect();
         ids.extend(alternatives);
         ids.sort();

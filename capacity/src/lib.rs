@@ -47,6 +47,7 @@ mod context;
 mod date;
 mod figure;
 mod file;
+mod inference_profiles;
 mod input;
 mod load;
 mod measured;
@@ -54,6 +55,7 @@ mod models;
 mod num;
 mod plan;
 mod planner;
+mod pool;
 mod profile;
 mod quota_request;
 mod render;
@@ -69,18 +71,18 @@ pub use input::{
     Budget, CacheProfile, CacheTtl, Demand, Growth, GrowthAt, GrowthCurve, GrowthLevel,
     LatencyMetric, LatencyObjective, ModelEntry, Origin, Percentile, PlanInput, PriceBook,
     ProvisionedOffer, QuotaEntry, ReservedOffer, RouteMix, SelfHostOffer, Slo, TierPricing,
-    TokenPrices, TokenStat, WorkloadClass,
+    TokenPrices, WorkloadClass,
 };
 pub use measured::{
     CurveLevel, LatencyPercentiles, LoadVariable, Measured, MeasuredCurve, MeasuredDemand,
-    RequestShape,
+    RequestShape, TokenStat,
 };
-pub use models::PoolKey;
 pub use plan::{
     Binding, Carries, Check, ClassSummary, FileBy, FixedCap, MissingInput, NamedFigure,
     PLAN_SCHEMA_VERSION, Plan, QuotaRequest, QuotaRequestItem, RequestForm, StrategyKind,
     StrategyResult, TimelineSummary, Wall, WallKind,
 };
 pub use planner::plan;
+pub use pool::PoolKey;
 pub use quarry_bedrock::quota::{QuotaMetric, QuotaPool};
 pub use render::{PlanJsonError, from_json, render_text, to_json};

@@ -11,7 +11,7 @@ use quarry_bedrock::quota::minute_window_tokens;
 
 use crate::context::Ctx;
 use crate::figure::Figure;
-use crate::models::PoolKey;
+use crate::pool::PoolKey;
 use crate::profile::request_profile;
 use crate::resolve::ResolvedClass;
 use crate::timeline::{MINUTES_PER_DAY, MINUTES_PER_MONTH};

@@ -15,8 +15,6 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::input::TokenStat;
-
 /// Everything measured the plan may use.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Measured {
@@ -175,5 +173,28 @@ impl MeasuredDemand {
         let read = self.cache_read_tokens?;
         let write = self.cache_write_tokens.unwrap_or(0.0);
         (read + write > 0.0).then(|| read / (read + write))
+    }
+}
+
+/// A per-request token count: its mean, and percentiles where known.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+pub struct TokenStat {
+    /// Mean tokens per request (what TPM, daily totals and cost use).
+    pub mean: f64,
+    /// Median.
+    pub p50: Option<f64>,
+    /// 95th percentile.
+    pub p95: Option<f64>,
+    /// Largest.
+    pub max: Option<f64>,
+}
+
+impl TokenStat {
+    /// A count known only by its mean.
+    pub fn mean(mean: f64) -> Self {
+        TokenStat {
+            mean,
+            ..TokenStat::default()
+        }
     }
 }

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::date::CivilDate;
 use crate::figure::{Figure, Source};
-use crate::models::PoolKey;
+use crate::pool::PoolKey;
 
 /// The version of `plan.json`'s schema. Bump on any change a reader must know about.
 pub const PLAN_SCHEMA_VERSION: u32 = 1;

@@ -10,8 +10,9 @@ use quarry_bedrock::quota::QuotaMetric;
 use crate::context::{Ctx, DEFAULT_LEAD_TIME_DAYS};
 use crate::figure::{Figure, Unit};
 use crate::load::{Load, PoolLoad};
-use crate::models::{PoolKey, metric_unit, pool_quotas};
+use crate::models::{metric_unit, pool_quotas};
 use crate::plan::{Binding, FileBy, FixedCap, QuotaRequest, QuotaRequestItem, RequestForm, Wall};
+use crate::pool::PoolKey;
 
 /// What the horizon's demand needs per account from `metric` of `pool`.
 pub(crate) fn need_at(pool: &PoolLoad, metric: QuotaMetric, factor: f64, accounts: u32) -> f64 {

@@ -8,8 +8,9 @@ use super::check::{Checker, NumberRule};
 use super::raw::{RawCache, RawClass, RawRoute, RawSlo, RawTokens};
 use crate::input::{
     CacheProfile, CacheTtl, Demand, LatencyMetric, LatencyObjective, Percentile, RouteMix, Slo,
-    TokenStat, WorkloadClass,
+    WorkloadClass,
 };
+use crate::measured::TokenStat;
 
 pub(super) fn validate_classes(
     c: &mut Checker,

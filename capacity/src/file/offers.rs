@@ -11,7 +11,7 @@ use super::raw::{RawModel, RawPrices, RawProvisioned, RawQuota, RawReserved, Raw
 use crate::input::{
     ModelEntry, PriceBook, ProvisionedOffer, QuotaEntry, ReservedOffer, SelfHostOffer, TokenPrices,
 };
-use crate::models::PoolKey;
+use crate::pool::PoolKey;
 
 pub(super) fn quotas(c: &mut Checker, quotas: &[Spanned<RawQuota>]) -> Vec<QuotaEntry> {
     let mut out: Vec<QuotaEntry> = Vec::new();

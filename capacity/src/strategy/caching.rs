@@ -4,13 +4,13 @@
 //! at admission, so TPM at admission does not. Reads cost a tenth of input,
 //! writes a quarter more (five-minute TTL), so a low hit ratio can cost more.
 
+use super::assess::{Assessment, Draft, finish};
 use crate::context::Ctx;
 use crate::figure::{Figure, Unit};
 use crate::load::Scenario;
 use crate::plan::StrategyKind;
 use crate::profile::request_profile;
 use crate::resolve::ResolvedClass;
-use crate::strategy::{Assessment, Draft, finish};
 use crate::timeline::{MINUTES_PER_DAY, MINUTES_PER_MONTH};
 
 pub(super) fn caching(

@@ -6,16 +6,17 @@
 //! share of its capacity the traffic must use for it to cost no more than
 //! on-demand.
 
+use super::assess::{Assessment, Draft, finish};
 use crate::context::Ctx;
 use crate::figure::{Figure, Unit};
 use crate::input::ReservedOffer;
 use crate::load::{Provisioning, Reservation, Scenario};
-use crate::models::{PoolKey, model_info};
+use crate::models::model_info;
 use crate::num::num;
 use crate::plan::StrategyKind;
+use crate::pool::PoolKey;
 use crate::profile::request_profile;
 use crate::resolve::ResolvedClass;
-use crate::strategy::{Assessment, Draft, finish};
 use crate::timeline::{HOURS_PER_MONTH, MINUTES_PER_MONTH};
 
 /// Pico-USD to USD.

@@ -5,12 +5,12 @@
 
 use quarry_bedrock::quota::{Confidence, FactSource};
 
+use super::assess::{Assessment, Draft, finish};
 use crate::context::Ctx;
 use crate::figure::{Figure, Unit};
 use crate::load::{Scenario, SelfHosting};
 use crate::plan::{MissingInput, StrategyKind};
 use crate::resolve::ResolvedClass;
-use crate::strategy::{Assessment, Draft, finish};
 
 const FLEX: FactSource = FactSource {
     cite: "CAPACITY.md §3: Flex about 50% below Standard (secondary sources; AWS publishes no multiplier)",

@@ -3,15 +3,16 @@
 //! in the mix: its share of the class, its pool's load against its quotas at
 //! the horizon, its monthly cost; and which cap binds first.
 
+use super::assess::{Assessment, Draft, assess, first_wall};
 use crate::context::Ctx;
 use crate::figure::{Figure, Unit};
 use crate::load::Scenario;
-use crate::models::{PoolKey, pool_quotas};
+use crate::models::pool_quotas;
 use crate::num::pct;
 use crate::plan::StrategyKind;
+use crate::pool::PoolKey;
 use crate::profile::request_profile;
 use crate::resolve::ResolvedClass;
-use crate::strategy::{Assessment, Draft, assess, first_wall};
 use crate::timeline::MINUTES_PER_MONTH;
 
 pub(super) fn routing(ctx: &mut Ctx<'_>, classes: &[ResolvedClass], base: &Scenario) -> Vec<Draft> {

@@ -4,50 +4,16 @@
 //! price).
 
 use quarry_bedrock::quota::QuotaPool;
-use quarry_bedrock::{base_model_id, claude_version};
 
+use super::assess::{Assessment, Draft, assess, finish, first_wall};
 use crate::context::Ctx;
 use crate::figure::{Figure, Unit};
+use crate::inference_profiles::profile_alternatives;
 use crate::load::Scenario;
-use crate::models::PoolKey;
 use crate::num::num;
 use crate::plan::{Binding, MissingInput, StrategyKind};
+use crate::pool::PoolKey;
 use crate::resolve::ResolvedClass;
-use crate::strategy::{Assessment, Draft, assess, finish, first_wall};
-
-/// The geography of a Region's cross-Region profiles (`us-east-1` → `us`).
-fn geo_of_region(region: &str) -> Option<&'static str> {
-    [
-        ("us-gov-", "us-gov"),
-        ("us-", "us"),
-        ("eu-", "eu"),
-        ("ap-", "apac"),
-    ]
-    .into_iter()
-    .find(|(prefix, _)| region.starts_with(prefix))
-    .map(|(_, geo)| geo)
-}
-
-/// The inference profiles that could serve `model_id` from another pool: the
-/// Region's geographic profile for an in-Region id, and the global profile
-/// for Claude 4.5 and newer (CAPACITY.md §1: global profiles and their
-/// prices are documented for recent Claude models).
-pub(crate) fn profile_alternatives(model_id: &str, region: Option<&str>) -> Vec<String> {
-    let base = base_model_id(model_id);
-    let global = claude_version(base)
-        .is_some_and(|v| v >= (4, 5))
-        .then(|| format!("global.{base}"));
-    match QuotaPool::of_model_id(model_id) {
-        Some(QuotaPool::OnDemand) => region
-            .and_then(geo_of_region)
-            .map(|geo| format!("{geo}.{base}"))
-            .into_iter()
-            .chain(global)
-            .collect(),
-        Some(QuotaPool::CrossRegion) => global.into_iter().collect(),
-        _ => Vec::new(),
-    }
-}
 
 pub(super) fn multi_account(
     ctx: &mut Ctx<'_>,

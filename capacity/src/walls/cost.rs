@@ -2,13 +2,13 @@
 //! limit, and how cost grows against users. Without a budget the figures are
 //! still shown, and the plan says what would place the wall.
 
+use super::binding::place;
 use crate::context::Ctx;
 use crate::figure::{Figure, Unit};
 use crate::load::{CostModel, Load};
 use crate::num::{num, usd};
 use crate::plan::{Binding, NamedFigure, Wall, WallKind};
 use crate::resolve::ResolvedClass;
-use crate::walls::place;
 
 /// Monthly cost at today's demand, with the arithmetic and sources.
 pub(crate) fn monthly_cost_figure(cost: &CostModel, factor: f64, when: &str) -> Figure {

@@ -17,6 +17,7 @@
 //! that rate. The sweep's request shape stands in for the class's; the plan
 //! says so when they differ.
 
+use super::binding::place;
 use crate::context::Ctx;
 use crate::figure::{Figure, Unit};
 use crate::input::{LatencyMetric, LatencyObjective, Percentile};
@@ -25,7 +26,6 @@ use crate::measured::{CurveLevel, LatencyPercentiles, LoadVariable, MeasuredCurv
 use crate::num::num;
 use crate::plan::{Binding, Check, Wall, WallKind};
 use crate::resolve::ResolvedClass;
-use crate::walls::place;
 
 /// Throttling above this marks a level as measuring a quota.
 const THROTTLED: f64 = 0.01;
