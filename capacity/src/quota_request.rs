@@ -14,7 +14,9 @@ use crate::models::{metric_unit, pool_quotas};
 use crate::plan::{Binding, FileBy, FixedCap, QuotaRequest, QuotaRequestItem, RequestForm, Wall};
 use crate::pool::PoolKey;
 
-/// What the horizon's demand needs per account from `metric` of `pool`.
+/// What the horizon's demand needs per account from `metric` of `pool`: for
+/// token quotas, room for one more reservation on top of the load, as the
+/// admission check asks.
 pub(crate) fn need_at(pool: &PoolLoad, metric: QuotaMetric, factor: f64, accounts: u32) -> f64 {
     let n = f64::from(accounts);
     match metric {
@@ -26,7 +28,7 @@ pub(crate) fn need_at(pool: &PoolLoad, metric: QuotaMetric, factor: f64, account
                 .map_or(0.0, |a| a * factor / n + pool.max_reservation);
             settled.max(admission)
         }
-        QuotaMetric::TokensPerDay => pool.tpd * factor / n,
+        QuotaMetric::TokensPerDay => pool.tpd * factor / n + pool.max_reservation,
     }
 }
 

@@ -236,7 +236,8 @@ fn opus_daily_cap_heavy_sessions() {
     // + 1,000 output × 5 = 12,600 quota tokens (cache reads do not count).
     assert_eq!(p.classes[0].settlement.value, 12_600.0);
     // Ten sessions of 200 calls: 2,000 calls a day (1.389 a minute over 24 h),
-    // 25,200,000 quota tokens a day against the 2,592,000 cap.
+    // 25,200,000 quota tokens a day against the 2,592,000 cap, of which a new
+    // call must find its 56,000-token reservation free (as the simulator admits).
     let daily = wall(&p, WallKind::TokensPerDay, "opus");
     assert_close(
         daily.load_today.as_ref().unwrap().value,
@@ -247,10 +248,11 @@ fn opus_daily_cap_heavy_sessions() {
     assert_eq!(daily.binds, Binding::Already);
     assert_close(
         daily.binds_at.as_ref().unwrap().value,
-        2_592_000.0 / 25_200_000.0,
+        (2_592_000.0 - 56_000.0) / 25_200_000.0,
         "binding factor",
     );
-    // The cap is exhausted by 2,592,000 ÷ (200 × 12,600) = 1.03 sessions a day.
+    // The cap is exhausted by (2,592,000 − 56,000) ÷ (200 × 12,600) = 1.006
+    // sessions a day: one heavy session.
     let sessions = daily
         .at_binding
         .iter()
@@ -258,7 +260,7 @@ fn opus_daily_cap_heavy_sessions() {
         .unwrap();
     assert_close(
         sessions.figure.value,
-        2_592_000.0 / (200.0 * 12_600.0),
+        (2_592_000.0 - 56_000.0) / (200.0 * 12_600.0),
         "sessions a day",
     );
     // No request lifts it: it is a fixed cap, never an increase.
@@ -283,7 +285,7 @@ fn opus_daily_cap_heavy_sessions() {
         "{:?}",
         baseline.carries
     );
-    // Ten developers need ceil(25,200,000 ÷ 2,592,000) = 10 accounts.
+    // Ten developers need ceil(25,200,000 ÷ 2,536,000) = 10 accounts.
     let accounts = p
         .strategies
         .iter()
@@ -296,7 +298,8 @@ fn opus_daily_cap_heavy_sessions() {
         .unwrap();
     assert_eq!(needed.figure.value, 10.0);
     assert_eq!(accounts.carries, Carries::Yes);
-    // Routing 80% to Sonnet leaves Opus 5,040,000 a day: ceil(1.94) = 2 accounts.
+    // Routing 80% to Sonnet leaves Opus 5,040,000 a day: ceil(5,040,000 ÷
+    // 2,536,000) = ceil(1.99) = 2 accounts.
     let route = p
         .strategies
         .iter()

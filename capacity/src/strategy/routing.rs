@@ -134,11 +134,14 @@ fn model_figures(
             "pool load at the horizon ÷ (accounts × quota)",
             [&limit.value],
         );
-        if limit.adjustable == Some(false) && share.value > 1.0 {
+        // A fixed cap is met with accounts, each keeping room for one more
+        // reservation, as the admission check asks.
+        let room = limit.value.value - pool.max_reservation;
+        if limit.adjustable == Some(false) && room > 0.0 && load * horizon > n * room {
             let accounts = share.derive(
-                (share.value * n).ceil(),
+                (load * horizon / room).ceil(),
                 Unit::Accounts,
-                "ceil(load at the horizon ÷ the fixed cap)",
+                "ceil(load at the horizon ÷ (the fixed cap − the largest reservation))",
             );
             d.figure(
                 format!(

@@ -80,10 +80,11 @@ fn pool_walls(
     };
     walls.push(quota_wall(ctx, key, pool, tpm, accounts, settled));
     if let Some(tpd) = &quotas.tpd {
+        // The day window, like the minute's, must hold a new request's reservation.
         let daily = QuotaLoad {
             kind: WallKind::TokensPerDay,
             load: Some(daily_load(pool)),
-            set_aside: 0.0,
+            set_aside: pool.max_reservation,
             bonus: 0.0,
         };
         walls.push(quota_wall(ctx, key, pool, tpd, accounts, daily));
@@ -151,7 +152,7 @@ fn binding_factor(
     let quota = limit.value.value;
     if q.set_aside >= quota {
         notes.push(format!(
-            "one request reserves {} quota tokens, more than the {} TPM quota: it can never be admitted",
+            "one request reserves {} quota tokens, more than the {} quota: it can never be admitted",
             num(q.set_aside),
             num(quota)
         ));
