@@ -13,7 +13,7 @@
 mod error;
 mod family;
 mod operation;
-mod quota;
+pub mod quota;
 mod usage;
 
 // Endpoints, model ids, request and response bodies, response headers.
