@@ -20,7 +20,7 @@ use rand_chacha::ChaCha8Rng;
 use rand_distr::Exp1;
 
 use crate::load::{Arrival, LoadProfile};
-use crate::scheduler::{StagePlan, StageSpan};
+use crate::stages::{StagePlan, StageSpan};
 
 /// 2⁶⁴ divided by the golden ratio, odd: the step of the Weyl sequence that
 /// deals the run's constant-rate grid out to weighted shares.

@@ -16,6 +16,7 @@ mod recorder;
 mod scheduler;
 mod series;
 mod snapshot;
+mod stages;
 mod timeline;
 
 // The HTTP transport to Bedrock (hyper + rustls, measured pool) and the
@@ -48,24 +49,25 @@ pub use load::{
     STEADY_STAGE, Stage, StageKind,
 };
 pub use recorder::{IntervalTake, Recorder};
-pub use scheduler::{
-    EndReason, Engine, EngineConfig, Executor, RunReport, StagePlan, StageSpan, Workload,
-};
+pub use scheduler::{EndReason, Engine, EngineConfig, Executor, RunReport, Workload};
 pub use series::{
     CodecError, Count, HISTOGRAM_HIGHEST, HISTOGRAM_LOWEST, HISTOGRAM_SIGFIG, Metric,
     SeriesCounters, SeriesDelta, SeriesKey, TokenKind, USAGE_SOURCES, new_histogram,
 };
 pub use snapshot::{Cumulative, IntervalSnapshot, merge_series};
+pub use stages::{StagePlan, StageSpan};
 pub use timeline::{
     Completion, ContentEvent, EarlierAttempt, PlannedRequest, ReportedUsage, RequestTicket,
     ResponseInfo, Timeline,
 };
 
 pub use plan::{
-    CachePrefix, CacheTtl, MAX_INPUT_TOKENS, MixEntry, PlanError, RetryPolicy, RunPlan, Target,
-    Timeouts, TokenDistribution, WorkloadMix,
+    CachePrefix, MAX_INPUT_TOKENS, MixEntry, PlanError, RetryPolicy, RunPlan, Target, Timeouts,
+    TokenDistribution, WorkloadMix,
 };
 pub use pricing::{ModelPrices, PriceTable};
+/// The prompt-cache lifetime, as the protocol crate defines it.
+pub use quarry_bedrock::CacheTtl;
 pub use workload::{
     CHARS_PER_TOKEN, Draw, Nonce, PromptCacheSupport, WorkloadSampler, prompt_cache_support,
 };

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::duration_ns;
-use crate::scheduler::{StagePlan, StageSpan};
+use crate::stages::{StagePlan, StageSpan};
 
 /// The most concurrency or in-flight cap one agent accepts: far above what a
 /// 2-core agent can drive, low enough that a typo cannot spawn millions of

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use quarry_bedrock::Operation;
+use quarry_bedrock::{CacheTtl, Operation};
 use serde::{Deserialize, Serialize};
 
 use crate::load::LoadProfile;
@@ -167,28 +167,6 @@ pub struct CachePrefix {
     pub tokens: NonZeroU32,
     /// Cache lifetime requested with the cachePoint.
     pub ttl: CacheTtl,
-}
-
-/// Prompt-cache lifetime (PROTOCOL.md §5.8); it also picks the write price.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-pub enum CacheTtl {
-    /// Five minutes, refreshed on hit: the default.
-    #[default]
-    #[serde(rename = "5m")]
-    FiveMinutes,
-    /// One hour (Claude Sonnet 4.5/4.6, Opus 4.5/4.6, Haiku 4.5).
-    #[serde(rename = "1h")]
-    OneHour,
-}
-
-impl CacheTtl {
-    /// The spelling used in specs and on the wire (`"5m"`, `"1h"`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CacheTtl::FiveMinutes => "5m",
-            CacheTtl::OneHour => "1h",
-        }
-    }
 }
 
 /// How many input tokens a request carries. Draws are clamped to `[min, max]`.

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use quarry_bedrock::{TokenUsage, base_model_id, claude_version, geo_prefix};
 use serde::{Deserialize, Serialize};
 
-use crate::plan::CacheTtl;
+use quarry_bedrock::CacheTtl;
 
 /// Prices for one model, in pico-USD per token (= micro-USD per 1M tokens).
 ///

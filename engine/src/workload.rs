@@ -341,7 +341,8 @@ mod tests {
     use quarry_bedrock::Operation;
 
     use super::*;
-    use crate::plan::{CachePrefix, CacheTtl};
+    use crate::plan::CachePrefix;
+    use quarry_bedrock::CacheTtl;
 
     fn entry(weight: u32, dist: TokenDistribution) -> MixEntry {
         MixEntry {

@@ -81,15 +81,27 @@ pub enum CachePointType {
     Default,
 }
 
-/// `CacheTTL`: how long a prompt-cache entry lives (§5.8).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// `CacheTTL`: how long a prompt-cache entry lives (§5.8); it also picks
+/// the cache-write price.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum CacheTtl {
     /// Five minutes, refreshed on hit (the default).
+    #[default]
     #[serde(rename = "5m")]
     FiveMinutes,
     /// One hour (some Claude models only).
     #[serde(rename = "1h")]
     OneHour,
+}
+
+impl CacheTtl {
+    /// The spelling used on the wire and in specs (`"5m"`, `"1h"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheTtl::FiveMinutes => "5m",
+            CacheTtl::OneHour => "1h",
+        }
+    }
 }
 
 /// `CachePointBlock`: everything before it may be served from the prompt cache.

@@ -20,11 +20,12 @@ use tokio::time::Instant;
 
 use crate::clock::RunClock;
 use crate::http::{Transport, TransportConfig};
-use crate::plan::{CacheTtl, RetryPolicy, RunPlan, Timeouts};
+use crate::plan::{RetryPolicy, RunPlan, Timeouts};
 use crate::pricing::PriceTable;
 use crate::scheduler::{Executor, Workload};
 use crate::timeline::{Completion, EarlierAttempt, PlannedRequest, RequestTicket};
 use crate::workload::WorkloadSampler;
+use quarry_bedrock::CacheTtl;
 
 pub use credentials::{CredentialCache, CredentialSource, CredentialsError};
 pub use signing::{NoCredentials, SignerSource};
@@ -150,7 +151,7 @@ impl BedrockExecutor {
             user_text,
             max_tokens,
             temperature: draw.entry.temperature,
-            cache_ttl: draw.entry.cache.map(|c| bedrock_ttl(c.ttl)),
+            cache_ttl: draw.entry.cache.map(|c| c.ttl),
         };
         let body = Bytes::from(prompt.body(target.operation, target.family));
         let request = PreparedRequest {
@@ -166,13 +167,6 @@ impl BedrockExecutor {
             draw.entry.temperature,
             target,
         )
-    }
-}
-
-fn bedrock_ttl(ttl: CacheTtl) -> quarry_bedrock::CacheTtl {
-    match ttl {
-        CacheTtl::FiveMinutes => quarry_bedrock::CacheTtl::FiveMinutes,
-        CacheTtl::OneHour => quarry_bedrock::CacheTtl::OneHour,
     }
 }
 

@@ -8,7 +8,9 @@
 //! a slow service.
 
 mod connect;
+mod error;
 mod pool;
 
 pub use connect::{HttpVersion, TlsRoots, TransportConfig};
-pub use pool::{ConnectionTiming, Exchange, ResponseBody, Transport, TransportError};
+pub use error::TransportError;
+pub use pool::{ConnectionTiming, Exchange, ResponseBody, Transport};

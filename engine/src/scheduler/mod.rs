@@ -12,7 +12,6 @@
 
 mod closed;
 mod open;
-mod stages;
 #[cfg(test)]
 mod tests;
 mod ticker;
@@ -35,7 +34,7 @@ use crate::snapshot::{Cumulative, IntervalSnapshot};
 use crate::timeline::{Completion, PlannedRequest, RequestTicket};
 use crate::trace::SpanRecorder;
 
-pub use stages::{StagePlan, StageSpan};
+use crate::stages::StagePlan;
 
 /// Chooses what each request sends. Called once per request, from whichever
 /// task sends it, so implementations use interior mutability; deriving any
