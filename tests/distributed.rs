@@ -23,7 +23,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use prost::Message;
-use quarry::fleet::{self, AgentAddress, ConnectOptions, ControllerClock, FleetOutcome, FleetPlan};
+use quarry::clock::ControllerClock;
+use quarry::coordinator::SharesOutcome;
+use quarry::fleet::{self, AgentAddress, ConnectOptions, FleetPlan};
 use quarry_e2e::procs::{agent_bin, quarry_bin};
 use quarry_engine::ShareEvent;
 use quarry_engine::{
@@ -192,7 +194,7 @@ fn clock() -> ControllerClock {
 struct Merged {
     run_id: String,
     snapshots: Vec<IntervalSnapshot>,
-    outcome: FleetOutcome,
+    outcome: SharesOutcome,
 }
 
 impl Merged {
@@ -234,7 +236,10 @@ async fn run_on(
         start_lead: Duration::from_millis(200),
         trace: None,
     };
-    let mut run = fleet::start(agents, &fleet_plan, clock).await.unwrap();
+    let mut run = fleet::start(agents, &fleet_plan, clock)
+        .await
+        .unwrap()
+        .coordinate(None);
     let side = during();
     let mut snapshots = Vec::new();
     let collect = async {
@@ -310,7 +315,7 @@ async fn three_agents_merge_exactly_and_match_the_simulator() {
         let Some(ShareEvent::Finished(finished)) = events.last() else {
             panic!("the stored log ends with Finished")
         };
-        assert!(!finished.partial);
+        assert!(!finished.partial());
         merge_series(&mut from_files, &finished.series);
     }
     assert_eq!(merged.series(), from_files);
@@ -486,13 +491,11 @@ async fn an_agent_killed_mid_run_leaves_a_partial_share() {
     let lost = &outcome.shares[1];
     assert!(lost.lost && lost.partial, "{lost:?}");
     assert!(lost.intervals >= 1, "{lost:?}");
+    // What results.json and the report record of the lost share.
+    let partial = fleet::partial_shares(outcome);
     assert!(
-        outcome
-            .summary_lines()
-            .iter()
-            .any(|l| l.contains("PARTIAL share: agent agent-1")),
-        "{:?}",
-        outcome.summary_lines()
+        partial.iter().any(|p| p.agent_id == "agent-1" && p.lost),
+        "{partial:?}"
     );
     for survivor in [&outcome.shares[0], &outcome.shares[2]] {
         assert!(!survivor.partial && !survivor.lost, "{survivor:?}");

@@ -4,28 +4,25 @@
 //! append each interval), and how it stops (Stop, lease expiry, agent
 //! shutdown), always ending its log with `Finished`.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use opentelemetry_proto::tonic::common::v1::KeyValue;
+use quarry_engine::http::TransportConfig;
+use quarry_engine::trace::{ServerAddress, SpanRecorder, TraceContext, kv_str};
+use quarry_engine::{
+    Connection, FinishKind, PreparedShare, RunClock, SHARE_FEATURES, SHARE_SCHEMA_VERSION,
+    ShareEvent, ShareFinished, ShareSpec, SpanExport, merge_series,
+};
 use quarry_proto::v1 as pb;
+use quarry_proto::wire::{self, EventDecoder};
 use tokio::sync::{mpsc, watch};
 
 use super::log::{Lease, RunLog};
 use super::store::{ResultsStore, check_run_id};
 use super::{DaemonConfig, DaemonError, wall_clock_now};
-use opentelemetry_proto::tonic::common::v1::KeyValue;
-use quarry_engine::RunClock;
-use quarry_engine::http::TransportConfig;
-use quarry_engine::merge_series;
-use quarry_engine::trace::{
-    ServerAddress, SpanRecorder, TraceContext, encode_resource_spans, kv_str,
-};
-use quarry_engine::{Connection, PreparedShare, SHARE_SCHEMA_VERSION, ShareSpec};
-use quarry_engine::{EndReason, RunReport};
-use quarry_engine::{ShareEvent, ShareFinished};
-use quarry_proto::wire::{self, EventDecoder};
 
 /// How late a start time may be and still be honoured (by starting now).
 const START_LATE_TOLERANCE: Duration = Duration::from_secs(1);
@@ -209,6 +206,14 @@ impl Registry {
         check_run_id(&request.run_id)?;
         let spec: ShareSpec = serde_json::from_slice(&request.share_json)
             .map_err(|e| DaemonError::Plan(e.to_string()))?;
+        let missing = spec.unsupported(SHARE_FEATURES);
+        if !missing.is_empty() {
+            return Err(DaemonError::Plan(format!(
+                "the share requires {} which this agent (quarry-agent {}) does not support; upgrade the agent",
+                missing.join(", "),
+                env!("CARGO_PKG_VERSION")
+            )));
+        }
         if spec.run_id != request.run_id {
             return Err(DaemonError::RunIdMismatch {
                 request: request.run_id.clone(),
@@ -370,18 +375,15 @@ fn append(run: &Run, event: &ShareEvent, origin: i64) {
     }
 }
 
-fn finish(run: &Run, partial: bool, reason: String, report: Option<(&RunReport, &RunClock)>) {
+/// Appends a `Finished` with no data: for a share stopped before its start
+/// time, or one whose harness died.
+fn finish_empty(run: &Run, kind: FinishKind, reason: String) {
     let finished = ShareFinished {
-        series: report
-            .map(|(r, _)| r.cumulative.series.clone())
-            .unwrap_or_default(),
-        partial,
+        series: BTreeMap::new(),
+        kind,
         reason,
-        requests_sent: report.map_or(0, |(r, _)| r.sent),
-        finished_at_unix_ns: match report {
-            Some((r, clock)) => clock.unix_ns_at(r.finished_at),
-            None => wall_ns(wall_clock_now()),
-        },
+        requests_sent: 0,
+        finished_at_unix_ns: wall_ns(wall_clock_now()),
     };
     append(run, &ShareEvent::Finished(finished), 0);
 }
@@ -392,22 +394,10 @@ struct Tracing {
     resource: Vec<KeyValue>,
 }
 
-/// Appends the spans `recorder` kept since the last call, if any.
-fn append_spans(run: &Run, recorder: &SpanRecorder, resource: &[KeyValue]) {
-    let take = recorder.take();
-    if take.spans.is_empty() && take.dropped == 0 {
-        return;
-    }
-    let event = ShareEvent::Spans {
-        otlp_resource_spans: encode_resource_spans(resource.to_vec(), take.spans),
-        dropped_spans: take.dropped,
-    };
-    append(run, &event, 0);
-}
-
-/// Drives one run: waits for its start time, fires the share, appends
-/// `Started`, every interval (each followed by the request spans sampled in
-/// it, when traced), and `Finished`.
+/// Drives one run: waits for its start time, then drives the share
+/// ([`PreparedShare::drive`], the harness in-process runs use too) and
+/// appends each of its events to the run's log, intervals anchored at the
+/// share's origin.
 async fn drive(
     run: Arc<Run>,
     spec: ShareSpec,
@@ -420,67 +410,61 @@ async fn drive(
         () = tokio::time::sleep(delay) => {}
         () = run.stopped() => {
             let reason = run.stop_reason().unwrap_or(StopReason::Requested);
-            finish(&run, true, format!("{} before the start time", reason.text()), None);
+            finish_empty(
+                &run,
+                FinishKind::Stopped,
+                format!("{} before the start time", reason.text()),
+            );
             return;
         }
     }
-    let wall = wall_clock_now();
-    let clock = RunClock::start(wall);
+    let clock = RunClock::start(wall_clock_now());
     let origin = clock.unix_ns_at(0);
-    append(
-        &run,
-        &ShareEvent::Started {
-            started_at_unix_ns: origin,
-        },
-        origin,
-    );
     let mut config = spec.engine_config();
     config.grace = stop_grace;
-    let spans = match (&traced, spec.trace) {
-        (Some(t), Some(sampling)) => Some(Arc::new(SpanRecorder::new(
-            sampling,
-            t.context,
-            server,
-            clock,
-            spec.stream,
-        ))),
+    let spans = match (traced, spec.trace) {
+        (Some(t), Some(sampling)) => Some(SpanExport {
+            recorder: Arc::new(SpanRecorder::new(
+                sampling,
+                t.context,
+                server,
+                clock,
+                spec.stream,
+            )),
+            resource: t.resource,
+        }),
         _ => None,
     };
-    config.spans = spans.clone();
-    let resource = traced.map(|t| t.resource).unwrap_or_default();
-    let share = prepared.start(config, clock);
+    let stop = {
+        let run = Arc::clone(&run);
+        async move {
+            run.stopped().await;
+            run.stop_reason().unwrap_or(StopReason::Requested).text()
+        }
+    };
     let (tx, mut rx) = mpsc::channel(16);
-    let engine = tokio::spawn(share.run(tx, run.stopped()));
-    while let Some(snapshot) = rx.recv().await {
-        append(&run, &ShareEvent::Interval(snapshot), origin);
-        if let Some(spans) = &spans {
-            append_spans(&run, spans, &resource);
+    let share = tokio::spawn(prepared.drive(config, clock, spans, tx, stop));
+    while let Some(event) = rx.recv().await {
+        if let ShareEvent::Finished(f) = &event {
+            tracing::info!(run_id = %spec.run_id, sent = f.requests_sent, reason = %f.reason, "run finished");
         }
+        append(&run, &event, origin);
     }
-    let report = match engine.await {
-        Ok(r) => r,
-        Err(e) => {
-            finish(&run, true, format!("the load engine failed: {e}"), None);
-            return;
-        }
-    };
-    let (partial, reason) = match (report.ended, run.stop_reason()) {
-        (EndReason::Stopped, Some(r)) => (true, r.text().to_owned()),
-        (EndReason::Stopped, None) => (true, "stopped".to_owned()),
-        (EndReason::Completed, _) => (false, "completed".to_owned()),
-        (EndReason::RequestLimit, _) => (false, "request limit reached".to_owned()),
-    };
-    if let Some(spans) = &spans {
-        append_spans(&run, spans, &resource);
+    if let Err(e) = share.await {
+        // The harness ends every share with Finished; if its task died
+        // before, the log still gets one.
+        finish_empty(
+            &run,
+            FinishKind::Failed,
+            format!("the share's task failed: {e}"),
+        );
     }
-    tracing::info!(run_id = %spec.run_id, sent = report.sent, %reason, "run finished");
-    finish(&run, partial, reason, Some((&report, &clock)));
 }
 
 /// The `Finished` for a stored log a crash left open: its intervals merged.
 fn recovered_finish(events: &[pb::RunEvent]) -> Result<pb::run_event::Event, DaemonError> {
     let mut decoder = EventDecoder::new();
-    let mut series = std::collections::BTreeMap::new();
+    let mut series = BTreeMap::new();
     let mut last_end = 0;
     for event in events {
         if let Some(decoded) = decoder.decode(event)?
@@ -493,7 +477,7 @@ fn recovered_finish(events: &[pb::RunEvent]) -> Result<pb::run_event::Event, Dae
     let origin = decoder.origin_unix_ns().unwrap_or(0);
     let finished = ShareFinished {
         series,
-        partial: true,
+        kind: FinishKind::Failed,
         reason: "agent restarted during the run".to_owned(),
         requests_sent: 0,
         finished_at_unix_ns: origin.saturating_add(i64::try_from(last_end).unwrap_or(i64::MAX)),

@@ -92,6 +92,7 @@ fn request(run_id: &str, plan: RunPlan, sim_url: &str, lease_ttl_ms: u64) -> pb:
         interval_ms: 100,
         sim_url: Some(sim_url.to_owned()),
         trace: None,
+        requires: Vec::new(),
     };
     pb::RunRequest {
         run_id: run_id.to_owned(),
@@ -429,7 +430,7 @@ async fn a_share_that_cannot_be_set_up_is_refused_before_it_starts() {
         .unwrap()
         .into_inner();
     let events = drain(&mut stream, &mut EventDecoder::new(), &mut Vec::new()).await;
-    assert!(!finished(&events).partial, "{}", finished(&events).reason);
+    assert!(!finished(&events).partial(), "{}", finished(&events).reason);
     agent.shutdown().await;
 }
 
@@ -461,7 +462,7 @@ async fn a_run_streams_dense_sequences_and_a_cumulative_equal_to_its_intervals()
         }
     }
     let f = finished(&events);
-    assert!(!f.partial, "{}", f.reason);
+    assert!(!f.partial(), "{}", f.reason);
     assert!(f.requests_sent > 0);
     assert_eq!(f.series, merged);
     let ok: u64 = merged.values().map(|s| s.counters().requests()).sum();
@@ -508,7 +509,7 @@ async fn a_broken_stream_reattached_mid_run_has_no_gap_and_no_duplicate() {
         "gap or duplicate"
     );
     let f = finished(&rest);
-    assert!(!f.partial, "{}", f.reason);
+    assert!(!f.partial(), "{}", f.reason);
     agent.shutdown().await;
 }
 
@@ -581,7 +582,7 @@ async fn a_lost_controller_stops_firing_and_results_survive_a_restart() {
     let (raw, events) = fetch(agent.addr).await;
     assert_eq!(raw, (1..=raw.len() as u64).collect::<Vec<_>>());
     let f = finished(&events);
-    assert!(f.partial);
+    assert!(f.partial());
     assert_eq!(f.reason, "lease expired");
     agent.shutdown().await;
 

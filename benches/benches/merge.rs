@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use prost::Message;
-use quarry::fleet::IntervalMerge;
+use quarry::coordinator::merge::IntervalMerge;
 use quarry_bedrock::{Operation, Outcome};
 use quarry_engine::ShareEvent;
 use quarry_engine::{Count, HealthSample, IntervalSnapshot, Metric, SeriesDelta, SeriesKey};

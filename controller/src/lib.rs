@@ -1,12 +1,16 @@
 //! `quarry`: the controller library behind the `quarry` CLI.
 //!
-//! It turns a spec file into a validated [`quarry_engine::RunPlan`] ([`spec`]),
-//! runs it in-process against the embedded simulator or Bedrock ([`run`]),
-//! shows progress while it runs ([`live`]), writes and reads the results
-//! directory ([`results`]), computes and renders the report ([`report`]) and
-//! owns the run's pass/fail thresholds ([`thresholds`]) and exports the run's
-//! OpenTelemetry trace and metrics ([`telemetry`]).
+//! It turns a spec file into a validated [`quarry_engine::RunPlan`] ([`spec`])
+//! and runs it down one road ([`run::execute`]): the plan split into shares
+//! ([`coordinator::split`]) that run in this process or on agent daemons
+//! ([`fleet`]), their interval streams merged exactly ([`coordinator`]) and
+//! fed to the results directory ([`results`]), the live view ([`live`]) and
+//! the run's OpenTelemetry trace and metrics ([`telemetry`]); then the
+//! report's figures are computed once from the document ([`report`]) and its
+//! pass/fail thresholds ([`thresholds`]) evaluated against them.
 
+pub mod clock;
+pub mod coordinator;
 pub mod fleet;
 pub mod live;
 pub mod report;

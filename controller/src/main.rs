@@ -2,8 +2,9 @@
 //!
 //! Exit codes (also in `--help` and the README):
 //! 0 ok; 1 thresholds broken (each named on stderr); 2 usage or spec error;
-//! 3 the run failed, or did not complete (stopped with Ctrl-C), or was
-//! degraded (an agent was lost and its share is partial).
+//! 3 the run failed: did not complete (stopped, aborted, recovered),
+//! was degraded (an agent was lost and its share is partial), or measured
+//! nothing (every measured request failed).
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -12,21 +13,30 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use quarry::fleet::{AgentFlags, ControllerClock};
-use quarry::report::render_report;
-use quarry::results::{Ended, ResultsDocument, read_results};
-use quarry::run::{RunError, RunOptions, listen_for_ctrl_c, stop_signal};
+use quarry::clock::ControllerClock;
+use quarry::coordinator::SharesOutcome;
+use quarry::fleet::{AgentFlags, AgentStatus, agents_table};
+use quarry::report::{RunFigures, evaluate, measured_nothing, render_fleet_section, render_report};
+use quarry::results::{
+    Ended, ResultsDocument, SPEC_FILE, read_fleet, read_results, recover_results,
+};
+use quarry::run::{
+    Placement, RunError, RunJob, RunOptions, execute, find_run_agents, listen_for_ctrl_c,
+    stop_signal,
+};
 use quarry::spec::{ValidatedSpec, load_spec};
 use quarry::telemetry::TelemetryConfig;
 use quarry_engine::{LoadModel, Target};
 
 const EXIT_CODES: &str = "\
 Exit codes:
-  0  the run completed and every threshold held
-  1  one or more thresholds broke (each is named on stderr)
+  0  the run completed, measured successful requests, and every threshold held
+  1  the run completed but one or more thresholds broke (each is named on stderr)
   2  usage or spec error (nothing was run)
-  3  the run failed, or was stopped before it completed, or was degraded: an agent was
-     lost mid-run and its share is partial (results are still written when possible)
+  3  the run failed: it was stopped or aborted before it completed, recovered after a
+     crash, degraded (an agent was lost mid-run and its share is partial), or it
+     measured nothing (no measured request, or every one failed); thresholds are
+     still evaluated and named, and results are still written when possible
 
 A saturated load generator is a warning in the report, not an exit code.";
 
@@ -166,9 +176,6 @@ fn run(
     otlp_endpoint: Option<&str>,
     fleet: &AgentFlags,
 ) -> Result<ExitCode, Failure> {
-    let text = std::fs::read_to_string(&opts.spec_path)
-        .with_context(|| format!("reading {}", opts.spec_path.display()))
-        .map_err(Failure::Usage)?;
     let valid = match load_spec(&opts.spec_path) {
         Ok(v) => v,
         Err(e) => return Err(Failure::Usage(anyhow::anyhow!("{e}\nnothing was run"))),
@@ -181,47 +188,32 @@ fn run(
         std::env::var(k).ok()
     })
     .map_err(|e| Failure::Usage(anyhow::anyhow!("{e}\nnothing was run")))?;
-    let opts = &opts;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the tokio runtime")
-        .map_err(Failure::Run)?;
-    let outcome = runtime.block_on(async {
-        // A distributed run's agents are found inside the runtime.
+    let job = RunJob::new(&valid, &opts);
+    let outcome = runtime()?.block_on(async {
         let (handle, signal) = stop_signal();
         let listener = tokio::spawn(listen_for_ctrl_c(handle, opts.grace.as_secs_f64()));
         // `--agents`, else the spec's [[agents.group]], else in-process.
-        let agent_run = quarry::fleet::agent_run(fleet, valid.agents.as_ref(), opts.started_at)
+        let placement = quarry::run::placement(fleet, valid.agents.as_ref(), opts.started_at)
             .await
             .map_err(|e| match e.is_usage() {
                 true => Failure::Usage(e.into()),
                 false => Failure::Run(e.into()),
             })?;
-        let outcome = match agent_run {
-            None => quarry::run::run(&valid, &text, opts, signal)
-                .await
-                .map(|o| (o, None)),
-            Some(agent_run) => {
-                quarry::run::run_on_agents(&valid, &text, opts, signal, agent_run).await
-            }
-        };
+        let outcome = execute(job, placement, signal).await;
         listener.abort();
-        Ok(outcome)
-    })?;
-    let (outcome, fleet_outcome) = outcome.map_err(|e: RunError| match e.is_usage() {
-        true => Failure::Usage(e.into()),
-        false => Failure::Run(e.into()),
+        outcome.map_err(run_failure)
     })?;
     print!("{}", outcome.report);
     eprintln!("quarry: results in {}", outcome.dir.display());
-    let code = verdict(&outcome.document);
-    // A user's Ctrl-C ends every share early too; that run is `stopped`.
-    if fleet_outcome.is_some() && outcome.document.end.ended == Ended::Degraded {
-        eprintln!("quarry: the run was degraded: a share is partial (see the report)");
-        return Ok(ExitCode::from(3));
+    Ok(verdict(&outcome.document, &outcome.figures))
+}
+
+/// A failed run's exit: 2 when the user's input is at fault, else 3.
+fn run_failure(e: RunError) -> Failure {
+    match e.is_usage() {
+        true => Failure::Usage(e.into()),
+        false => Failure::Run(e.into()),
     }
-    Ok(code)
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
@@ -236,10 +228,18 @@ fn agents(fleet: &AgentFlags) -> Result<ExitCode, Failure> {
     // The wall-clock anchor of clock probes (offsets are relative to it).
     #[allow(clippy::disallowed_methods)]
     let clock = ControllerClock::new(SystemTime::now());
-    let (table, all_up) = runtime()?
-        .block_on(quarry::fleet::cli::agents_command(fleet, &clock))
+    let list = fleet
+        .agents
+        .as_deref()
+        .ok_or_else(|| Failure::Usage(anyhow::anyhow!("--agents is required")))?;
+    let options = fleet
+        .connect_options()
         .map_err(|e| Failure::Usage(e.into()))?;
-    print!("{table}");
+    let statuses = runtime()?
+        .block_on(quarry::fleet::list_agents(list, &options, &clock))
+        .map_err(|e| Failure::Usage(e.into()))?;
+    print!("{}", agents_table(&statuses));
+    let all_up = statuses.iter().all(|s| matches!(s, AgentStatus::Up(_)));
     Ok(if all_up {
         ExitCode::SUCCESS
     } else {
@@ -255,36 +255,61 @@ fn attach_results(
 ) -> Result<ExitCode, Failure> {
     // The wall-clock anchor of clock probes (offsets are relative to it).
     #[allow(clippy::disallowed_methods)]
-    let clock = ControllerClock::new(SystemTime::now());
+    let now = SystemTime::now();
     let from = from.unwrap_or_else(|| Path::new("results").join(run_id));
     let out = out.unwrap_or_else(|| Path::new("results").join(format!("{run_id}-attached")));
-    let attached = runtime()?
-        .block_on(quarry::fleet::cli::attach_command(
-            run_id, fleet, &from, &out, &clock,
-        ))
+    // A results.json the dead controller left torn is rebuilt from the
+    // interval file it appended.
+    let original = read_results(&from)
+        .or_else(|_| recover_results(&from))
         .map_err(|e| Failure::Run(e.into()))?;
-    print!("{}", attached.report);
-    eprintln!("quarry: results in {}", attached.dir.display());
-    let code = verdict(&attached.document);
-    if attached.outcome.degraded() {
-        eprintln!("quarry: the run was degraded: a share is partial (see the report)");
-        return Ok(ExitCode::from(3));
-    }
-    Ok(code)
+    let spec_path = from.join(SPEC_FILE);
+    let spec_text = std::fs::read_to_string(&spec_path)
+        .with_context(|| format!("reading {}", spec_path.display()))
+        .map_err(Failure::Run)?;
+    // Without --agents, the run's own spec names its groups (and how to
+    // reach them, unless a flag says otherwise).
+    let spec_agents = quarry::spec::parse_spec(&spec_path, &spec_text)
+        .ok()
+        .and_then(|v| v.agents);
+    let job = RunJob::attached(&original, spec_text, run_id, &out);
+    let outcome = runtime()?.block_on(async {
+        let agents = find_run_agents(fleet, spec_agents.as_ref(), now)
+            .await
+            .map_err(|e| Failure::Run(e.into()))?
+            .ok_or_else(|| {
+                Failure::Run(anyhow::anyhow!(
+                    "--agents is required with --attach (the run's spec has no [[agents.group]] to take them from)"
+                ))
+            })?;
+        let (_handle, signal) = stop_signal();
+        execute(job, Placement::Attach(agents), signal)
+            .await
+            .map_err(|e| Failure::Run(e.into()))
+    })?;
+    print!("{}", outcome.report);
+    eprintln!("quarry: results in {}", outcome.dir.display());
+    Ok(verdict(&outcome.document, &outcome.figures))
 }
 
 fn report(dir: &Path) -> Result<ExitCode, Failure> {
-    let doc = read_results(dir).map_err(|e| Failure::Usage(e.into()))?;
-    let text = render_report(&doc).map_err(|e| Failure::Usage(e.into()))?;
+    let mut doc = read_results(dir).map_err(|e| Failure::Usage(e.into()))?;
+    let figures = evaluate(&mut doc).map_err(|e| Failure::Usage(e.into()))?;
+    let mut text = render_report(&doc, &figures);
+    let fleet: Option<SharesOutcome> = read_fleet(dir).map_err(|e| Failure::Usage(e.into()))?;
+    if let Some(outcome) = &fleet {
+        text.push_str(&render_fleet_section(outcome));
+    }
     print!("{text}");
-    Ok(verdict(&doc))
+    Ok(verdict(&doc, &figures))
 }
 
-/// 1 when a threshold broke (each named on stderr), 3 when the run did not
-/// complete, 0 otherwise.
-fn verdict(doc: &ResultsDocument) -> ExitCode {
-    let broken: Vec<_> = doc.thresholds.iter().filter(|t| !t.passed).collect();
-    for t in &broken {
+/// The exit code of a run (also `quarry report`'s): 3 when it did not
+/// complete (stopped, aborted, recovered, degraded) or measured nothing (no
+/// measured request, or every one failed); else 1 when a threshold broke;
+/// else 0. Every broken threshold is named on stderr either way.
+fn verdict(doc: &ResultsDocument, figures: &RunFigures) -> ExitCode {
+    for t in doc.thresholds.iter().filter(|t| !t.passed) {
         let actual = t.actual.as_deref().unwrap_or("no data");
         eprintln!(
             "quarry: threshold broken: {} {} (got {actual})",
@@ -292,14 +317,23 @@ fn verdict(doc: &ResultsDocument) -> ExitCode {
             t.condition.trim()
         );
     }
-    if !broken.is_empty() {
-        ExitCode::from(1)
-    } else if !doc.end.ended.is_complete() {
+    if doc.end.ended == Ended::Degraded {
+        eprintln!("quarry: the run was degraded: a share is partial (see the report)");
+        return ExitCode::from(3);
+    }
+    if !doc.end.ended.is_complete() {
         eprintln!(
             "quarry: the run did not complete ({})",
             doc.end.ended.as_str()
         );
-        ExitCode::from(3)
+        return ExitCode::from(3);
+    }
+    if let Some(why) = measured_nothing(figures) {
+        eprintln!("quarry: the run failed: {why}");
+        return ExitCode::from(3);
+    }
+    if doc.thresholds.iter().any(|t| !t.passed) {
+        ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
     }

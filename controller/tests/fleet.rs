@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use quarry::fleet::{
-    self, AgentAddress, BearerToken, ConnectOptions, ControllerClock, FleetOutcome, FleetPlan,
-};
+use quarry::clock::ControllerClock;
+use quarry::coordinator::SharesOutcome;
+use quarry::fleet::{self, AgentAddress, BearerToken, ConnectOptions, FleetPlan};
 use quarry_bedrock::{Operation, Outcome};
 use quarry_engine::{
     Count, Cumulative, EndCondition, HealthSample, IntervalSnapshot, LoadModel, LoadProfile,
@@ -100,7 +100,7 @@ fn event_log(group: &str, seed: u64, intervals: usize, start_ns: i64) -> Vec<Run
     }
     events.push(ShareEvent::Finished(ShareFinished {
         series: total.series,
-        partial: false,
+        kind: quarry_engine::FinishKind::Completed,
         reason: "completed".into(),
         requests_sent: (1..=intervals as u64).sum(),
         finished_at_unix_ns: start_ns + intervals as i64 * 1_000_000,
@@ -262,7 +262,7 @@ fn plan() -> RunPlan {
 async fn run_fleet(
     agents: Vec<FakeAgent>,
     options: ConnectOptions,
-) -> (Vec<IntervalSnapshot>, FleetOutcome) {
+) -> (Vec<IntervalSnapshot>, SharesOutcome) {
     let mut addresses = Vec::new();
     for a in agents {
         addresses.push(serve(a).await);
@@ -279,7 +279,10 @@ async fn run_fleet(
         start_lead: Duration::from_millis(50),
         trace: None,
     };
-    let mut run = fleet::start(connected, &fleet_plan, clock).await.unwrap();
+    let mut run = fleet::start(connected, &fleet_plan, clock)
+        .await
+        .unwrap()
+        .coordinate(None);
     let mut merged = Vec::new();
     while let Some(s) = run.snapshots.recv().await {
         merged.push(s);
@@ -377,13 +380,11 @@ async fn a_lost_agent_leaves_a_partial_share_and_the_rest_complete() {
     assert_eq!(b.intervals, 3);
     assert_eq!(b.requests_sent, None);
     assert!(outcome.degraded());
+    // What results.json and the report record of the lost share.
+    let partial = fleet::partial_shares(&outcome);
     assert!(
-        outcome
-            .summary_lines()
-            .iter()
-            .any(|l| l.contains("PARTIAL share: agent b")),
-        "{:?}",
-        outcome.summary_lines()
+        partial.iter().any(|p| p.agent_id == "b" && p.lost),
+        "{partial:?}"
     );
     for s in [&outcome.shares[0], &outcome.shares[2]] {
         assert!(

@@ -37,8 +37,9 @@ mod pricing;
 mod workload;
 
 pub use share::{
-    Connection, PreparedShare, SHARE_SCHEMA_VERSION, SIM_REGION, Share, ShareError, ShareEvent,
-    ShareFinished, ShareSpec,
+    Connection, FEATURE_INTERLEAVE, FinishKind, PreparedShare, SHARE_FEATURES,
+    SHARE_SCHEMA_VERSION, SIM_REGION, Share, ShareError, ShareEvent, ShareFinished, ShareSpec,
+    SpanExport,
 };
 
 pub use arrival::{ArrivalAt, ArrivalSchedule, Interleave};

@@ -20,7 +20,8 @@ use std::collections::BTreeMap;
 
 use quarry_bedrock::Operation;
 use quarry_engine::{
-    CodecError, HealthSample, IntervalSnapshot, SeriesDelta, SeriesKey, ShareEvent, ShareFinished,
+    CodecError, FinishKind, HealthSample, IntervalSnapshot, SeriesDelta, SeriesKey, ShareEvent,
+    ShareFinished,
 };
 
 use crate::v1 as pb;
@@ -251,6 +252,32 @@ pub fn interval_from_proto(
 // ---------------------------------------------------------------------------
 // Run events.
 
+fn finish_kind_to_proto(kind: FinishKind) -> pb::FinishKind {
+    match kind {
+        FinishKind::Completed => pb::FinishKind::Completed,
+        FinishKind::RequestLimit => pb::FinishKind::RequestLimit,
+        FinishKind::Stopped => pb::FinishKind::Stopped,
+        FinishKind::Failed => pb::FinishKind::Failed,
+    }
+}
+
+/// How a share finished; from an agent that predates `kind`, what its
+/// `partial` flag and reason said (its only non-partial ends were
+/// "completed" and "request limit reached").
+fn finish_kind_from_proto(f: &pb::Finished) -> FinishKind {
+    match f.kind() {
+        pb::FinishKind::Completed => FinishKind::Completed,
+        pb::FinishKind::RequestLimit => FinishKind::RequestLimit,
+        pb::FinishKind::Stopped => FinishKind::Stopped,
+        pb::FinishKind::Failed => FinishKind::Failed,
+        pb::FinishKind::Unspecified if f.partial => FinishKind::Stopped,
+        pb::FinishKind::Unspecified if f.reason.starts_with("request limit") => {
+            FinishKind::RequestLimit
+        }
+        pb::FinishKind::Unspecified => FinishKind::Completed,
+    }
+}
+
 /// A decoded event with its sequence number (dense per share, from 1).
 #[derive(Debug, Clone, PartialEq)]
 pub struct SequencedEvent {
@@ -284,10 +311,11 @@ pub fn event_to_proto(
         }),
         ShareEvent::Finished(f) => Event::Finished(pb::Finished {
             series: series_map_to_proto(&f.series)?,
-            partial: f.partial,
+            partial: f.partial(),
             reason: f.reason.clone(),
             requests_sent: f.requests_sent,
             finished_at_unix_ns: f.finished_at_unix_ns,
+            kind: finish_kind_to_proto(f.kind).into(),
         }),
     };
     Ok(pb::RunEvent {
@@ -361,7 +389,7 @@ impl EventDecoder {
             },
             Event::Finished(f) => ShareEvent::Finished(ShareFinished {
                 series: series_map_from_proto(&f.series)?,
-                partial: f.partial,
+                kind: finish_kind_from_proto(f),
                 reason: f.reason.clone(),
                 requests_sent: f.requests_sent,
                 finished_at_unix_ns: f.finished_at_unix_ns,

@@ -12,10 +12,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use quarry_engine::IntervalSnapshot;
-use quarry_engine::{ShareEvent, ShareFinished};
+use quarry_engine::ShareEvent;
 use quarry_proto::v1::agent_client::AgentClient;
-use quarry_proto::v1::{ResultsRequest, RunEvent, RunRequest, StopRequest};
+use quarry_proto::v1::{ResultsRequest, RunEvent, RunRequest, StopRequest, SyncClockRequest};
+
+use crate::clock::{ClockEstimate, ClockProbe, ControllerClock};
+use crate::coordinator::{ShareEnd, ShareUpdate};
 use quarry_proto::wire::EventDecoder;
 use tokio::sync::mpsc;
 use tonic::metadata::{Ascii, MetadataValue};
@@ -320,48 +322,6 @@ impl ReattachPolicy {
     }
 }
 
-/// What a share's stream delivered, as it arrives.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ShareUpdate {
-    /// The agent started firing at this time on its clock.
-    Started {
-        /// Unix ns, agent clock.
-        agent_unix_ns: i64,
-    },
-    /// One interval's deltas.
-    Interval(IntervalSnapshot),
-    /// A batch of sampled request spans.
-    Spans {
-        /// OTLP `ResourceSpans`, protobuf-encoded.
-        otlp_resource_spans: Vec<u8>,
-        /// Spans the agent dropped before this batch.
-        dropped_spans: u64,
-    },
-    /// The stream broke and was re-attached after this sequence.
-    Reattached {
-        /// The last sequence seen before re-attaching.
-        after_sequence: u64,
-    },
-    /// The share's stream ended (the last update of a share).
-    Ended(ShareEnd),
-}
-
-/// How a share's stream ended.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ShareEnd {
-    /// The agent's `Finished` event; `None` when the agent was lost.
-    pub finished: Option<ShareFinished>,
-    /// Why the share was lost (unreachable past the window, a sequence gap,
-    /// a malformed event); `None` when it finished.
-    pub lost: Option<String>,
-    /// Re-attaches made.
-    pub reattaches: u32,
-    /// Resent events dropped as duplicates.
-    pub duplicates: u64,
-    /// The last sequence received.
-    pub last_sequence: u64,
-}
-
 /// Follows share `share`'s events from `stream` to `Finished`, re-attaching
 /// when it breaks; sends each update to `updates` tagged with `share`, the
 /// last one being [`ShareUpdate::Ended`] (also returned). Ends early (as
@@ -389,13 +349,7 @@ async fn follow(
     updates: &mpsc::Sender<(usize, ShareUpdate)>,
 ) -> ShareEnd {
     let mut decoder = EventDecoder::new();
-    let mut end = ShareEnd {
-        finished: None,
-        lost: None,
-        reattaches: 0,
-        duplicates: 0,
-        last_sequence: 0,
-    };
+    let mut end = ShareEnd::default();
     loop {
         let broke = match stream.message().await {
             Ok(Some(event)) => match decoder.decode(&event) {
@@ -405,25 +359,16 @@ async fn follow(
                 }
                 Ok(Some(decoded)) => {
                     end.last_sequence = decoded.sequence;
-                    let update = match decoded.event {
-                        ShareEvent::Started { started_at_unix_ns } => ShareUpdate::Started {
-                            agent_unix_ns: started_at_unix_ns,
-                        },
-                        ShareEvent::Interval(snapshot) => ShareUpdate::Interval(snapshot),
-                        ShareEvent::Spans {
-                            otlp_resource_spans,
-                            dropped_spans,
-                        } => ShareUpdate::Spans {
-                            otlp_resource_spans,
-                            dropped_spans,
-                        },
-                        ShareEvent::Finished(finished) => {
-                            end.finished = Some(finished);
-                            return end;
-                        }
-                    };
-                    if updates.send((share, update)).await.is_err() {
+                    let last = matches!(decoded.event, ShareEvent::Finished(_));
+                    if updates
+                        .send((share, ShareUpdate::Event(decoded.event)))
+                        .await
+                        .is_err()
+                    {
                         end.lost = Some("the controller stopped listening".to_owned());
+                        return end;
+                    }
+                    if last {
                         return end;
                     }
                     continue;
@@ -486,4 +431,40 @@ async fn reattach(
             }
         }
     }
+}
+
+/// Probes `agent`'s clock `count` times (at least once) and keeps the
+/// min-RTT sample.
+pub async fn sync_clock(
+    agent: &mut AgentRpc,
+    clock: &ControllerClock,
+    count: usize,
+) -> Result<ClockEstimate, RpcError> {
+    let mut probes = Vec::with_capacity(count.max(1));
+    for _ in 0..count.max(1) {
+        let t0 = clock.now_unix_ns();
+        let reply = agent
+            .sync_clock(SyncClockRequest {
+                controller_send_ns: t0,
+            })
+            .await
+            .map_err(|s| RpcError::status("SyncClock", s))?
+            .into_inner();
+        let t3 = clock.now_unix_ns();
+        if reply.controller_send_ns != t0 {
+            return Err(RpcError::Protocol(format!(
+                "SyncClock echoed controller_send_ns {} for a probe sent at {t0}",
+                reply.controller_send_ns
+            )));
+        }
+        probes.push(ClockProbe {
+            t0,
+            t1: reply.agent_receive_ns,
+            t2: reply.agent_send_ns,
+            t3,
+        });
+    }
+    // unwrap-free: at least one probe was pushed above.
+    ClockEstimate::from_probes(&probes)
+        .ok_or_else(|| RpcError::Protocol("no clock probe".to_owned()))
 }

@@ -8,11 +8,12 @@
 
 use std::collections::BTreeSet;
 
-use crate::fleet::split::ShareSlot;
+use crate::coordinator::split::ShareSlot;
 use quarry_proto::v1::DescribeRequest;
 
+use super::client::sync_clock;
 use super::client::{AgentRpc, ConnectError, ConnectOptions, RpcError};
-use super::clock::{ClockEstimate, ControllerClock, sync_clock};
+use crate::clock::{ClockEstimate, ControllerClock};
 
 /// Clock probes per agent; the min-RTT one is kept.
 pub const CLOCK_PROBES: usize = 8;
@@ -385,7 +386,7 @@ async fn describe(
 /// agents found, and its Region and credential profile. Agents come in
 /// group order.
 pub async fn discover_groups(
-    groups: &[crate::spec::AgentGroupSpec],
+    groups: &[super::config::AgentGroupSpec],
     options: &ConnectOptions,
     clock: &ControllerClock,
 ) -> Result<Vec<ConnectedAgent>, DiscoveryError> {
@@ -431,7 +432,7 @@ pub async fn discover_groups(
 /// An agent must not contradict its group: a Region or account alias it
 /// reports must be the group's (an agent that reports none is accepted).
 fn check_described(
-    group: &crate::spec::AgentGroupSpec,
+    group: &super::config::AgentGroupSpec,
     info: &AgentInfo,
 ) -> Result<(), DiscoveryError> {
     let checks = [
@@ -635,7 +636,7 @@ mod tests {
 
     #[test]
     fn an_agent_must_not_contradict_its_group() {
-        let group = crate::spec::AgentGroupSpec {
+        let group = crate::fleet::config::AgentGroupSpec {
             name: "prod-eu".into(),
             agents: vec![],
             weight: 1.0,
@@ -654,7 +655,7 @@ mod tests {
         let err = check_described(&group, &info("eu-west-1", "dev")).unwrap_err();
         assert!(err.to_string().contains("--account-alias"), "{err}");
         // A group that says nothing accepts any agent.
-        let open = crate::spec::AgentGroupSpec {
+        let open = crate::fleet::config::AgentGroupSpec {
             region: None,
             account_alias: None,
             ..group

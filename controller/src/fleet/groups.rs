@@ -4,10 +4,11 @@
 
 use std::collections::BTreeMap;
 
-use crate::fleet::split::{SplitError, split_slots};
+use crate::coordinator::SharesOutcome;
+use crate::coordinator::split::{SplitError, split_slots};
 use quarry_engine::{EndCondition, LoadModel, RunPlan};
 
-use super::{ConnectedAgent, FleetOutcome, slots};
+use super::{ConnectedAgent, slots};
 use crate::results::{GroupRecord, PartialShare, PlannedLoad, SeriesRecord};
 
 /// One record per agent group of `agents` (in order of first appearance),
@@ -83,7 +84,7 @@ pub fn add_group_totals(groups: &mut [GroupRecord], series: &[SeriesRecord]) {
 
 /// The shares that ended before their plan did: lost ones, and ones whose
 /// agent ended them early, in share order.
-pub fn partial_shares(outcome: &FleetOutcome) -> Vec<PartialShare> {
+pub fn partial_shares(outcome: &SharesOutcome) -> Vec<PartialShare> {
     outcome
         .shares
         .iter()
@@ -102,7 +103,8 @@ pub fn partial_shares(outcome: &FleetOutcome) -> Vec<PartialShare> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fleet::{ShareOutcome, StartSkew};
+    use crate::clock::StartSkew;
+    use crate::coordinator::ShareOutcome;
 
     fn share(agent: &str, intervals: u64, partial: bool, lost: bool) -> ShareOutcome {
         ShareOutcome {
@@ -118,12 +120,14 @@ mod tests {
             reattaches: 0,
             duplicates: 0,
             totals_match: Some(true),
+            finished_after_ns: None,
+            finish: None,
         }
     }
 
     #[test]
     fn partial_and_lost_shares_are_listed_with_their_last_interval() {
-        let outcome = FleetOutcome {
+        let outcome = SharesOutcome {
             planned_start_unix_ns: 0,
             start_skew: None::<StartSkew>,
             shares: vec![

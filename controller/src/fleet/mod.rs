@@ -1,49 +1,41 @@
-//! Distributed runs: the controller side of a run spread over
-//! `quarry-agent` daemons. Agents are found and described ([`discovery`]),
-//! their clocks probed ([`clock`]), the plan split into one share per agent
-//! (`quarry_engine::share_specs`), every share started at one common instant
-//! translated into each agent's clock, each share's event stream followed
-//! across broken connections ([`client`]), and the interval deltas merged
-//! exactly into one stream of [`IntervalSnapshot`]s ([`merge`]) — the same
-//! stream an in-process run produces, so the live view, the results
-//! directory and the report consume both alike.
+//! Remote shares: the controller side of shares run by `quarry-agent`
+//! daemons. Agents are found and described ([`discovery`]), their clocks
+//! probed ([`client::sync_clock`]), every share started at one common
+//! instant translated into each agent's clock, and each share's event
+//! stream followed across broken connections ([`client`]). What comes out
+//! is [`Shares`] — the same thing an in-process share produces — for the
+//! coordinator to merge.
 //!
 //! An agent that is lost mid-run leaves its share partial at its last
-//! interval; the others run to their end, and [`FleetOutcome::degraded`]
-//! says so.
+//! interval; the others run to their end.
 
 pub mod cli;
 pub mod client;
-pub mod clock;
+pub mod config;
 pub mod discovery;
 pub mod groups;
-pub mod merge;
-pub mod split;
 
-use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::fleet::split::{ShareSlot, SplitError, share_specs};
-use quarry_engine::ShareFinished;
-use quarry_engine::{IntervalSnapshot, RunPlan, SHARE_SCHEMA_VERSION};
+use quarry_engine::{RunPlan, SHARE_SCHEMA_VERSION};
 use quarry_proto::v1::RunRequest;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
-pub use cli::{
-    AgentFlags, AgentRunError, FLEET_FILE, agent_run, annotate, append_fleet_lines, run_end,
-    write_fleet_file,
-};
+use crate::clock::ControllerClock;
+use crate::coordinator::split::{ShareSlot, SplitError, share_specs};
+use crate::coordinator::{ShareSite, Shares, StopShare, Stopper};
+
+pub use cli::AgentFlags;
 pub use client::{
-    AgentRpc, BearerToken, ConnectError, ConnectOptions, ReattachPolicy, RpcError, ShareEnd,
-    ShareUpdate, TlsSettings,
+    AgentRpc, BearerToken, ConnectError, ConnectOptions, ReattachPolicy, RpcError, TlsSettings,
 };
-pub use clock::{ClockEstimate, ControllerClock, StartSkew};
+pub use config::{AgentGroupSpec, AgentsSpec};
 pub use discovery::{
     AgentAddress, AgentInfo, AgentSource, AgentStatus, ConnectedAgent, DiscoveryError,
     agents_table, discover, discover_groups, parse_agent, parse_agents, probe_all, resolve,
 };
 pub use groups::{add_group_totals, group_records, partial_shares};
-pub use merge::{IntervalMerge, MergeError};
 
 /// A distributed run could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -62,9 +54,6 @@ pub enum FleetError {
         /// The encoder's complaint.
         detail: String,
     },
-    /// The merge task ended without an outcome (it panicked).
-    #[error("the merge of the agents' streams ended without an outcome")]
-    NoOutcome,
     /// An agent refused its share; the shares already started were stopped.
     #[error("agent {agent} refused its share: {source}")]
     Refused {
@@ -92,8 +81,7 @@ pub struct FleetPlan {
     /// How far ahead of now the common start is set: long enough for every
     /// agent to receive its share and set up.
     pub start_lead: Duration,
-    /// Tracing: each share's trace context and sampling, and where the
-    /// shares' starts, span batches and ends are reported. `None`: untraced.
+    /// Tracing: each share's trace context and sampling. `None`: untraced.
     pub trace: Option<FleetTrace>,
 }
 
@@ -104,153 +92,6 @@ pub struct FleetTrace {
     pub contexts: Vec<quarry_engine::trace::TraceContext>,
     /// Every share's sampling.
     pub sampling: quarry_engine::trace::TraceSampling,
-    /// Receives what the trace is built from.
-    pub signals: mpsc::UnboundedSender<ShareSignal>,
-}
-
-/// What a share did that the run's trace records.
-#[derive(Debug)]
-pub enum ShareSignal {
-    /// Share `share` started firing at `agent_unix_ns` (its agent's clock).
-    Started {
-        /// The share.
-        share: usize,
-        /// Unix ns, agent clock.
-        agent_unix_ns: i64,
-    },
-    /// A batch of share `share`'s request spans.
-    Spans {
-        /// The share.
-        share: usize,
-        /// OTLP `ResourceSpans` bytes.
-        otlp_resource_spans: Vec<u8>,
-        /// Spans the agent dropped.
-        dropped: u64,
-    },
-    /// Share `share` ended: at `agent_unix_ns` when its agent said so
-    /// (`None`: lost), partial or lost for `problem`.
-    Ended {
-        /// The share.
-        share: usize,
-        /// Unix ns, agent clock, when it finished.
-        agent_unix_ns: Option<i64>,
-        /// Why it is partial or lost.
-        problem: Option<String>,
-    },
-}
-
-/// How one share ended.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ShareOutcome {
-    /// The agent that ran it.
-    pub agent_id: String,
-    /// Where it was reached.
-    pub address: String,
-    /// The group its series report under.
-    pub group: String,
-    /// When it started firing, Unix ns on the controller's clock.
-    pub started_at_unix_ns: Option<i64>,
-    /// Intervals delivered.
-    pub intervals: u64,
-    /// Requests sent, as the agent reported at the end; `None` when lost.
-    pub requests_sent: Option<u64>,
-    /// The share holds less than its plan: the agent stopped early, or was
-    /// lost (then its data ends at its last interval).
-    pub partial: bool,
-    /// Why it ended ("completed", the agent's reason, or why it was lost).
-    pub reason: String,
-    /// The agent was lost (unreachable, or its stream broke the protocol).
-    pub lost: bool,
-    /// Stream re-attaches made.
-    pub reattaches: u32,
-    /// Resent events dropped.
-    pub duplicates: u64,
-    /// The agent's final counters equal the sum of its intervals' (`None`
-    /// when it never sent them).
-    pub totals_match: Option<bool>,
-}
-
-/// How the whole distributed run ended.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct FleetOutcome {
-    /// The common start, Unix ns on the controller's clock (for a
-    /// re-attached run, the earliest actual start).
-    pub planned_start_unix_ns: i64,
-    /// How far apart the agents actually started.
-    pub start_skew: Option<StartSkew>,
-    /// One entry per share, in share order.
-    pub shares: Vec<ShareOutcome>,
-    /// Problems merging (an agent's intervals out of order).
-    pub merge_errors: Vec<String>,
-}
-
-impl FleetOutcome {
-    /// Some share is partial or lost, or the merge saw a broken stream.
-    pub fn degraded(&self) -> bool {
-        self.shares.iter().any(|s| s.partial || s.lost) || !self.merge_errors.is_empty()
-    }
-
-    /// Requests sent over all shares; `None` when a share's count is
-    /// unknown.
-    pub fn requests_sent(&self) -> Option<u64> {
-        self.shares.iter().map(|s| s.requests_sent).sum()
-    }
-
-    /// Lines for the report and stderr: skew, and each partial share.
-    pub fn summary_lines(&self) -> Vec<String> {
-        let mut lines = Vec::new();
-        if let Some(skew) = &self.start_skew {
-            lines.push(format!(
-                "{} agents; start skew {:.3} ms (± {:.3} ms)",
-                self.shares.len(),
-                skew.skew_ns as f64 / 1e6,
-                skew.uncertainty_ns as f64 / 1e6
-            ));
-        }
-        for s in &self.shares {
-            if s.partial || s.lost {
-                lines.push(format!(
-                    "PARTIAL share: agent {} ({}, group {}): {} intervals, {}",
-                    s.agent_id, s.address, s.group, s.intervals, s.reason
-                ));
-            }
-        }
-        lines.extend(self.merge_errors.iter().cloned());
-        lines
-    }
-}
-
-/// A distributed run in progress.
-#[derive(Debug)]
-pub struct FleetRun {
-    /// Merged snapshots, in interval order; closed when every share ended.
-    pub snapshots: mpsc::Receiver<IntervalSnapshot>,
-    /// The outcome, once every share ended.
-    pub outcome: oneshot::Receiver<FleetOutcome>,
-    /// Stops every share early.
-    pub stopper: FleetStopper,
-}
-
-/// Stops every share of a run.
-#[derive(Debug, Clone)]
-pub struct FleetStopper {
-    run_id: String,
-    agents: Vec<AgentRpc>,
-}
-
-impl FleetStopper {
-    /// Asks every agent to stop its share; each stream then ends with its
-    /// final results. Agents that cannot be reached are skipped.
-    pub async fn stop(&self) {
-        let calls = self.agents.iter().cloned().map(|mut rpc| {
-            let run_id = self.run_id.clone();
-            tokio::spawn(async move { client::stop_share(&mut rpc, &run_id).await })
-        });
-        for call in calls.collect::<Vec<_>>() {
-            // An agent that is gone has nothing left to stop.
-            let _ = call.await;
-        }
-    }
 }
 
 /// `quarry agents`: every agent of `--agents`, described and clock-probed,
@@ -292,13 +133,13 @@ pub fn slots(agents: &[ConnectedAgent]) -> Vec<ShareSlot> {
 }
 
 /// Splits `plan` over `agents`, starts every share at one common instant
-/// and merges their streams. If any agent refuses its share, the ones
+/// and follows their streams. If any agent refuses its share, the ones
 /// already started are stopped and the run does not start.
 pub async fn start(
     agents: Vec<ConnectedAgent>,
     plan: &FleetPlan,
     clock: ControllerClock,
-) -> Result<FleetRun, FleetError> {
+) -> Result<Shares, FleetError> {
     let interval_ms = u64::try_from(plan.interval.as_millis()).unwrap_or(u64::MAX);
     let specs = share_specs(
         &plan.run_id,
@@ -323,8 +164,7 @@ pub async fn start(
             spec.trace = Some(t.sampling);
             t.contexts.get(k).map(|c| c.traceparent())
         });
-        let spec = &spec;
-        let share_json = serde_json::to_vec(spec).map_err(|e| FleetError::Encode {
+        let share_json = serde_json::to_vec(&spec).map_err(|e| FleetError::Encode {
             agent: agent.info.agent_id.clone(),
             detail: e.to_string(),
         })?;
@@ -340,10 +180,7 @@ pub async fn start(
             client::start_share(&mut rpc, request, traceparent).await
         }));
     }
-    let stopper = FleetStopper {
-        run_id: plan.run_id.clone(),
-        agents: agents.iter().map(|a| a.rpc.clone()).collect(),
-    };
+    let stopper = stopper(&agents, &plan.run_id);
     let mut streams = Vec::with_capacity(calls.len());
     let mut refused = None;
     for (call, agent) in calls.into_iter().zip(&agents) {
@@ -373,18 +210,16 @@ pub async fn start(
         &plan.run_id,
         policy,
         Some(start_at),
-        plan.trace.as_ref().map(|t| t.signals.clone()),
     ))
 }
 
 /// Re-attaches to every share of run `run_id` from its first event (after
-/// the controller that started it died, or to fetch finished results) and
-/// merges them as a live run would.
+/// the controller that started it died, or to fetch finished results).
 pub async fn attach(
     agents: Vec<ConnectedAgent>,
     run_id: &str,
     policy: ReattachPolicy,
-) -> Result<FleetRun, FleetError> {
+) -> Result<Shares, FleetError> {
     let mut streams = Vec::with_capacity(agents.len());
     for agent in &agents {
         let mut rpc = agent.rpc.clone();
@@ -396,23 +231,38 @@ pub async fn attach(
             })?;
         streams.push(stream);
     }
-    Ok(follow_all(agents, streams, run_id, policy, None, None))
+    Ok(follow_all(agents, streams, run_id, policy, None))
 }
 
-/// Follows every share's stream and merges them.
+/// Stops every agent's share of `run_id` with the `Stop` RPC.
+fn stopper(agents: &[ConnectedAgent], run_id: &str) -> Stopper {
+    let stops = agents
+        .iter()
+        .map(|a| {
+            let (rpc, run_id) = (a.rpc.clone(), run_id.to_owned());
+            let stop: StopShare = Arc::new(move || {
+                let (mut rpc, run_id) = (rpc.clone(), run_id.clone());
+                Box::pin(async move {
+                    // An agent that is gone has nothing left to stop.
+                    let _ = client::stop_share(&mut rpc, &run_id).await;
+                })
+            });
+            stop
+        })
+        .collect();
+    Stopper::new(stops)
+}
+
+/// Follows every share's stream on a task of its own.
 fn follow_all(
     agents: Vec<ConnectedAgent>,
     streams: Vec<tonic::Streaming<quarry_proto::v1::RunEvent>>,
     run_id: &str,
     policy: ReattachPolicy,
     planned_start: Option<i64>,
-    signals: Option<mpsc::UnboundedSender<ShareSignal>>,
-) -> FleetRun {
-    let stopper = FleetStopper {
-        run_id: run_id.to_owned(),
-        agents: agents.iter().map(|a| a.rpc.clone()).collect(),
-    };
-    let (updates_tx, updates_rx) = mpsc::channel(1024);
+) -> Shares {
+    let stopper = stopper(&agents, run_id);
+    let (updates_tx, updates) = mpsc::channel(1024);
     for (share, (agent, stream)) in agents.iter().zip(streams).enumerate() {
         tokio::spawn(client::follow_share(
             agent.rpc.clone(),
@@ -423,187 +273,19 @@ fn follow_all(
             updates_tx.clone(),
         ));
     }
-    drop(updates_tx);
-    let (snapshots_tx, snapshots) = mpsc::channel(256);
-    let (outcome_tx, outcome) = oneshot::channel();
-    let infos: Vec<AgentInfo> = agents.into_iter().map(|a| a.info).collect();
-    tokio::spawn(async move {
-        let result = coordinate(infos, planned_start, updates_rx, snapshots_tx, signals).await;
-        // The caller may have given up waiting; nothing to tell it then.
-        let _ = outcome_tx.send(result);
-    });
-    FleetRun {
-        snapshots,
-        outcome,
-        stopper,
-    }
-}
-
-/// Merges the shares' updates into one snapshot stream until every share
-/// ended, and tallies how each ended.
-async fn coordinate(
-    agents: Vec<AgentInfo>,
-    planned_start: Option<i64>,
-    mut updates: mpsc::Receiver<(usize, ShareUpdate)>,
-    snapshots: mpsc::Sender<IntervalSnapshot>,
-    signals: Option<mpsc::UnboundedSender<ShareSignal>>,
-) -> FleetOutcome {
-    // The trace is a bystander: a receiver that is gone changes nothing.
-    let signal = |s: ShareSignal| {
-        if let Some(tx) = &signals {
-            let _ = tx.send(s);
-        }
-    };
-    let mut merge = IntervalMerge::new(agents.len());
-    let mut starts: Vec<Option<i64>> = vec![None; agents.len()];
-    let mut ends: Vec<Option<ShareEnd>> = vec![None; agents.len()];
-    let mut merge_errors = Vec::new();
-    while let Some((share, update)) = updates.recv().await {
-        let ready = match update {
-            ShareUpdate::Started { agent_unix_ns } => {
-                starts[share] = Some(agent_unix_ns);
-                signal(ShareSignal::Started {
-                    share,
-                    agent_unix_ns,
-                });
-                Vec::new()
-            }
-            ShareUpdate::Spans {
-                otlp_resource_spans,
-                dropped_spans,
-            } => {
-                signal(ShareSignal::Spans {
-                    share,
-                    otlp_resource_spans,
-                    dropped: dropped_spans,
-                });
-                Vec::new()
-            }
-            ShareUpdate::Interval(snapshot) => match merge.push(share, snapshot) {
-                Ok(ready) => ready,
-                Err(e) => {
-                    merge_errors.push(e.to_string());
-                    Vec::new()
-                }
-            },
-            ShareUpdate::Reattached { .. } => Vec::new(),
-            ShareUpdate::Ended(end) => {
-                let problem = match (&end.finished, &end.lost) {
-                    (Some(f), _) if f.partial => Some(format!("partial: {}", f.reason)),
-                    (Some(_), _) => None,
-                    (None, Some(lost)) => Some(format!("lost: {lost}")),
-                    (None, None) => Some("the stream ended without a result".to_owned()),
-                };
-                signal(ShareSignal::Ended {
-                    share,
-                    agent_unix_ns: end.finished.as_ref().map(|f| f.finished_at_unix_ns),
-                    problem,
-                });
-                ends[share] = Some(end);
-                merge.end_share(share)
-            }
-        };
-        for snapshot in ready {
-            // A consumer that stopped listening (aborted run) still gets
-            // the outcome; the snapshots are dropped.
-            let _ = snapshots.send(snapshot).await;
-        }
-    }
-    for snapshot in merge.drain() {
-        let _ = snapshots.send(snapshot).await;
-    }
-    let clocks: Vec<(i64, ClockEstimate)> = starts
-        .iter()
-        .zip(&agents)
-        .filter_map(|(s, a)| s.map(|s| (s, a.clock)))
-        .collect();
-    let shares = agents
-        .iter()
-        .enumerate()
-        .map(|(i, info)| {
-            share_outcome(
-                info,
-                starts[i],
-                ends[i].take(),
-                merge.share_counters(i),
-                merge.share_last_index(i),
-            )
+    let sites = agents
+        .into_iter()
+        .map(|a| ShareSite {
+            group: a.info.group(),
+            agent_id: a.info.agent_id,
+            address: a.info.address.socket,
+            clock: a.info.clock,
         })
         .collect();
-    let first_start = clocks.iter().map(|(s, c)| c.to_controller(*s)).min();
-    let planned = planned_start.or(first_start).unwrap_or(0);
-    FleetOutcome {
-        planned_start_unix_ns: planned,
-        start_skew: clock::start_skew(planned, &clocks),
-        shares,
-        merge_errors,
+    Shares {
+        updates,
+        sites,
+        stopper,
+        planned_start_unix_ns: planned_start,
     }
-}
-
-fn share_outcome(
-    info: &AgentInfo,
-    started: Option<i64>,
-    end: Option<ShareEnd>,
-    counters: Option<&merge::ShareCounters>,
-    last_index: Option<u64>,
-) -> ShareOutcome {
-    let intervals = last_index.map_or(0, |i| i + 1);
-    let mut outcome = ShareOutcome {
-        agent_id: info.agent_id.clone(),
-        address: info.address.socket.clone(),
-        group: info.group(),
-        started_at_unix_ns: started.map(|s| info.clock.to_controller(s)),
-        intervals,
-        requests_sent: None,
-        partial: true,
-        reason: "the stream ended without a result".to_owned(),
-        lost: true,
-        reattaches: 0,
-        duplicates: 0,
-        totals_match: None,
-    };
-    let Some(end) = end else {
-        return outcome;
-    };
-    outcome.reattaches = end.reattaches;
-    outcome.duplicates = end.duplicates;
-    match (end.finished, end.lost) {
-        (
-            Some(ShareFinished {
-                series,
-                partial,
-                reason,
-                requests_sent,
-                ..
-            }),
-            _,
-        ) => {
-            outcome.lost = false;
-            outcome.partial = partial;
-            outcome.reason = reason;
-            outcome.requests_sent = Some(requests_sent);
-            outcome.totals_match = counters.map(|c| {
-                let nonzero = |m: &merge::ShareCounters| -> merge::ShareCounters {
-                    m.iter()
-                        .map(|(k, v)| {
-                            (
-                                k.clone(),
-                                v.iter()
-                                    .filter(|(_, n)| **n > 0)
-                                    .map(|(a, b)| (*a, *b))
-                                    .collect(),
-                            )
-                        })
-                        .filter(|(_, v): &(_, BTreeMap<_, _>)| !v.is_empty())
-                        .collect()
-                };
-                nonzero(c) == nonzero(&merge::counters_of(&series))
-            });
-        }
-        (None, Some(lost)) => {
-            outcome.reason = format!("agent lost after interval {intervals}: {lost}");
-        }
-        (None, None) => {}
-    }
-    outcome
 }

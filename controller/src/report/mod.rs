@@ -14,10 +14,48 @@ use quarry_engine::{Count, IntervalSnapshot, Metric, SeriesDelta, TokenKind};
 
 pub use figures::{Figures, RunFigures, SeriesFigures, latency_histogram, stat};
 pub use format::{count, duration_ns, percent, rate, usd};
-pub use render::render_report;
+pub use render::{render_fleet_section, render_report};
 
-use crate::results::{IntervalSummary, ThresholdResult, ThresholdRule};
+use crate::results::{
+    IntervalSummary, ResultsDocument, ResultsError, ThresholdResult, ThresholdRule,
+};
 use crate::thresholds::{Bound, LatencyStat, MetricPath, MetricSource, Threshold};
+
+/// Computes `doc`'s figures — each histogram decoded once — and evaluates
+/// its thresholds against them into `doc.thresholds`. Everything a report
+/// shows (text, `.hgrm`, thresholds) comes from these figures.
+pub fn evaluate(doc: &mut ResultsDocument) -> Result<RunFigures, ResultsError> {
+    let figures = RunFigures::from_document(doc)?;
+    doc.thresholds = evaluate_thresholds(&doc.run.thresholds, &figures.overall);
+    Ok(figures)
+}
+
+/// Why a run that completed still failed to measure anything: no request
+/// ended in its measured stages, or every one of them failed (an
+/// all-failed run is a failed run, thresholds or not). `None` when at
+/// least one measured request succeeded.
+pub fn measured_nothing(figures: &RunFigures) -> Option<String> {
+    let overall = &figures.overall;
+    let requests = overall.requests();
+    if requests == 0 {
+        return Some("no request ended in the measured stages".to_owned());
+    }
+    if overall.outcome(Outcome::Ok) > 0 {
+        return None;
+    }
+    let failed: Vec<String> = Outcome::ALL
+        .into_iter()
+        .filter(|o| *o != Outcome::Ok)
+        .filter_map(|o| {
+            let n = overall.outcome(o);
+            (n > 0).then(|| format!("{n} {}", o.as_str()))
+        })
+        .collect();
+    Some(format!(
+        "every one of its {requests} measured requests failed ({})",
+        failed.join(", ")
+    ))
+}
 
 /// Evaluates each rule against `figures`, in order. A rule that no longer
 /// parses (a results file from another version) fails with its reason.

@@ -9,7 +9,8 @@ use quarry_engine::{Count, LoadModel, Metric, Target, TokenKind, USAGE_SOURCES};
 
 use super::figures::{Figures, RunFigures, stat};
 use super::format::{count, duration_ns, percent, rate, usd};
-use crate::results::{Ended, ResultsDocument, ResultsError, SimulatorView};
+use crate::coordinator::SharesOutcome;
+use crate::results::{Ended, ResultsDocument, SimulatorView};
 use crate::thresholds::LatencyStat;
 
 /// The latency rows: label and histogram. From-schedule rows appear only
@@ -35,11 +36,11 @@ const STATS: [(&str, LatencyStat); 8] = [
     ("min", LatencyStat::Min),
 ];
 
-/// Renders the whole report of `doc`.
-pub fn render_report(doc: &ResultsDocument) -> Result<String, ResultsError> {
-    let figures = RunFigures::from_document(doc)?;
+/// Renders the whole report of `doc` from its `figures` (computed once by
+/// [`super::evaluate`]).
+pub fn render_report(doc: &ResultsDocument, figures: &RunFigures) -> String {
     let mut out = String::new();
-    header(&mut out, doc, &figures);
+    header(&mut out, doc, figures);
     out.push_str("\n== Measured (");
     out.push_str(&figures.measured_stages.join(", "));
     out.push_str(") ==\n");
@@ -50,7 +51,7 @@ pub fn render_report(doc: &ResultsDocument) -> Result<String, ResultsError> {
             section(&mut out, &s.figures);
         }
     }
-    groups(&mut out, doc, &figures);
+    groups(&mut out, doc, figures);
     if let Some(c) = &figures.cooldown {
         out.push_str("\n== Cooldown (reported apart, not in the figures above) ==\n");
         section(&mut out, c);
@@ -60,7 +61,7 @@ pub fn render_report(doc: &ResultsDocument) -> Result<String, ResultsError> {
         simulator(&mut out, sim, &figures.all_stages);
     }
     thresholds(&mut out, doc);
-    Ok(out)
+    out
 }
 
 fn header(out: &mut String, doc: &ResultsDocument, f: &RunFigures) {
@@ -512,4 +513,29 @@ fn thresholds(out: &mut String, doc: &ResultsDocument) {
         "{failed} of {} thresholds broken",
         doc.thresholds.len()
     );
+}
+
+/// The distributed-run section that follows the report of a run on agents:
+/// how many agents, their start skew, and any break in their streams'
+/// merge (groups and partial shares are in `results.json` and rendered
+/// above). Empty when there is nothing to say.
+pub fn render_fleet_section(outcome: &SharesOutcome) -> String {
+    let mut lines = Vec::new();
+    if let Some(skew) = &outcome.start_skew {
+        lines.push(format!(
+            "{} agents; start skew {:.3} ms (± {:.3} ms)",
+            outcome.shares.len(),
+            skew.skew_ns as f64 / 1e6,
+            skew.uncertainty_ns as f64 / 1e6
+        ));
+    }
+    lines.extend(outcome.merge_errors.iter().cloned());
+    if lines.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from("\nDistributed run\n");
+    for line in lines {
+        let _ = writeln!(out, "  {line}");
+    }
+    out
 }

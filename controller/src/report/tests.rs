@@ -101,9 +101,11 @@ fn meta(thresholds: &[(&str, &str)]) -> RunMeta {
     }
 }
 
+/// A document as a run writes it: assembled, then evaluated (its
+/// thresholds checked against its figures).
 fn document(thresholds: &[(&str, &str)]) -> ResultsDocument {
     let plan = parse_spec(Path::new("spec.toml"), SPEC).unwrap().plan;
-    assemble(Assembly {
+    let mut doc = assemble(Assembly {
         meta: meta(thresholds),
         plan,
         end: RunEnd {
@@ -116,7 +118,15 @@ fn document(thresholds: &[(&str, &str)]) -> ResultsDocument {
         simulator: None,
         priced: &|_| true,
     })
-    .unwrap()
+    .unwrap();
+    evaluate(&mut doc).unwrap();
+    doc
+}
+
+/// The report of `doc`, from its figures computed once.
+fn report_of(doc: &ResultsDocument) -> String {
+    let figures = RunFigures::from_document(doc).unwrap();
+    render_report(doc, &figures)
 }
 
 #[test]
@@ -166,7 +176,7 @@ fn thresholds_are_evaluated_into_the_document() {
     assert_eq!(verdicts, [false, true, false]);
     assert_eq!(doc.thresholds[1].actual.as_deref(), Some("0.100000"));
     assert_eq!(doc.thresholds[2].actual, None);
-    let report = render_report(&doc).unwrap();
+    let report = report_of(&doc);
     assert!(
         report.contains("FAIL  ttft.p99 < 1ns (got 99.0ms)"),
         "{report}"
@@ -187,7 +197,7 @@ fn results_document_round_trips_through_the_directory() {
     crate::results::write_document(dir.path(), &doc).unwrap();
     let back = read_results(dir.path()).unwrap();
     assert_eq!(back, doc);
-    assert_eq!(render_report(&back).unwrap(), render_report(&doc).unwrap());
+    assert_eq!(report_of(&back), report_of(&doc));
     // Series decode to exactly what was recorded.
     let (k, d) = back
         .series
@@ -278,7 +288,7 @@ fn degraded_document() -> ResultsDocument {
 #[test]
 fn a_degraded_run_lists_its_partial_shares_and_groups() {
     let doc = degraded_document();
-    let report = render_report(&doc).unwrap();
+    let report = report_of(&doc);
     assert!(report.contains("ended: degraded after"), "{report}");
     assert!(
         report.contains("DEGRADED: 1 of 3 shares partial; every figure holds a partial share's data up to its last interval"),
@@ -307,7 +317,7 @@ fn a_degraded_run_lists_its_partial_shares_and_groups() {
     // Group figures are the group's measured series: all of them here.
     assert!(report.contains("  requests   10 ended"), "{report}");
     // An in-process run has neither section.
-    let plain = render_report(&document(&[])).unwrap();
+    let plain = report_of(&document(&[]));
     assert!(
         !plain.contains("Agent groups") && !plain.contains("PARTIAL"),
         "{plain}"

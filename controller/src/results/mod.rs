@@ -9,6 +9,7 @@
 //!   results.json      the merged results (written at the end)
 //!   <metric>.hgrm     percentile distribution per metric, measured stages
 //!   report.txt        the report as printed
+//!   fleet.json        a distributed run's shares: how each ended, start skew
 //! ```
 //!
 //! A crash loses at most the interval in progress: [`read_results`] rebuilds
@@ -31,10 +32,10 @@ pub use document::{
     ThresholdResult, ThresholdRule,
 };
 pub use hgrm::{TICKS_PER_HALF_DISTANCE, render_hgrm};
-pub use reader::{Assembly, assemble, read_results, recover_results};
+pub use reader::{Assembly, assemble, read_fleet, read_results, recover_results};
 pub use writer::{
-    INTERVALS_FILE, PLAN_FILE, REPORT_FILE, RESULTS_FILE, RUN_FILE, ResultsWriter, SPEC_FILE,
-    write_document, write_hgrm_files, write_report,
+    FLEET_FILE, INTERVALS_FILE, PLAN_FILE, REPORT_FILE, RESULTS_FILE, RUN_FILE, ResultsWriter,
+    SPEC_FILE, write_document, write_hgrm_files, write_report,
 };
 
 /// A results directory could not be written or read.

@@ -1,7 +1,8 @@
 //! Reads a results directory back, rebuilding `results.json` from the
 //! interval file when the run died before writing it, and assembles the
 //! document from merged series (both at the end of a run and on recovery,
-//! so the two cannot differ in how they compute).
+//! so the two cannot differ in how they compute). Thresholds are evaluated
+//! against the document's figures by the report layer, never here.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,8 +15,7 @@ use super::document::{
     Ended, HealthSummary, IntervalRecord, ResultsDocument, RunEnd, RunMeta, SCHEMA_VERSION,
     SeriesRecord, SimulatorView,
 };
-use super::writer::{INTERVALS_FILE, PLAN_FILE, RESULTS_FILE, RUN_FILE};
-use crate::report::{RunFigures, evaluate_thresholds};
+use super::writer::{FLEET_FILE, INTERVALS_FILE, PLAN_FILE, RESULTS_FILE, RUN_FILE};
 
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ResultsError> {
     let text = std::fs::read_to_string(path).map_err(|source| ResultsError::Io {
@@ -37,6 +37,15 @@ fn check_version(path: &Path, found: u32) -> Result<(), ResultsError> {
         });
     }
     Ok(())
+}
+
+/// Reads `dir/fleet.json` when the run was distributed; `None` otherwise.
+pub fn read_fleet<T: DeserializeOwned>(dir: &Path) -> Result<Option<T>, ResultsError> {
+    let path = dir.join(FLEET_FILE);
+    if !path.exists() {
+        return Ok(None);
+    }
+    read_json(&path).map(Some)
 }
 
 /// Reads `dir/results.json`, or recovers it from the interval file when the
@@ -126,14 +135,15 @@ pub struct Assembly<'a> {
     pub priced: &'a dyn Fn(&str) -> bool,
 }
 
-/// Builds the document and evaluates the thresholds against it.
+/// Builds the document; its `thresholds` are left for the report layer to
+/// evaluate against the document's figures (`report::evaluate`).
 pub fn assemble(a: Assembly<'_>) -> Result<ResultsDocument, ResultsError> {
     let series = a
         .series
         .iter()
         .map(|(k, d)| SeriesRecord::encode(k, d, (a.priced)(&k.model)))
         .collect::<Result<_, _>>()?;
-    let mut doc = ResultsDocument {
+    Ok(ResultsDocument {
         schema_version: SCHEMA_VERSION,
         quarry_version: env!("CARGO_PKG_VERSION").to_owned(),
         run: a.meta,
@@ -145,8 +155,5 @@ pub fn assemble(a: Assembly<'_>) -> Result<ResultsDocument, ResultsError> {
         thresholds: Vec::new(),
         groups: Vec::new(),
         partial_shares: Vec::new(),
-    };
-    let figures = RunFigures::from_document(&doc)?;
-    doc.thresholds = evaluate_thresholds(&doc.run.thresholds, &figures.overall);
-    Ok(doc)
+    })
 }

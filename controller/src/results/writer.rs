@@ -25,6 +25,8 @@ pub const INTERVALS_FILE: &str = "intervals.jsonl";
 pub const RESULTS_FILE: &str = "results.json";
 /// The report as printed.
 pub const REPORT_FILE: &str = "report.txt";
+/// How each share of a distributed run ended, and their start skew.
+pub const FLEET_FILE: &str = "fleet.json";
 
 /// An open results directory.
 #[derive(Debug)]
@@ -128,6 +130,12 @@ impl ResultsWriter {
     /// Writes `results.json`.
     pub fn write_document(&self, doc: &ResultsDocument) -> Result<(), ResultsError> {
         write_document(&self.dir, doc)
+    }
+
+    /// Writes `fleet.json` (a distributed run's shares, as the coordinator
+    /// recorded them).
+    pub fn write_fleet(&self, shares: &impl Serialize) -> Result<(), ResultsError> {
+        write_json(&self.dir.join(FLEET_FILE), shares)
     }
 }
 

@@ -1,41 +1,57 @@
-//! An in-process run: start the embedded simulator when the target is
-//! `sim`, build the agent's [`Share`], consume its interval snapshots (the
-//! results writer and the live view), then assemble `results.json`, read it
-//! back and render the report from what was read, so `quarry report`
-//! reproduces it byte for byte.
+//! Every run takes one road, from the split to the results directory:
+//! [`execute`].
+//!
+//! ```text
+//! RunJob + Placement
+//!   -> the embedded simulator (target "sim"), the results directory opened
+//!   -> shares started: in-process (one share, `local`) or on agents
+//!      (`fleet::start`), or attached to (`fleet::attach`)   -> Shares
+//!   -> the coordinator merges their events exactly          -> snapshots
+//!   -> every snapshot to every sink (results file, live view, metrics)
+//!   -> how the run ended, from how its shares ended (one mapping)
+//!   -> results.json, its figures once, .hgrm, report, fleet.json, trace
+//! ```
+//!
+//! `quarry run`, `quarry run --agents` and `quarry results --attach` differ
+//! only in their [`Placement`]; a sweep is many jobs down the same road.
 
-mod agents;
+mod finish;
 mod id;
+mod local;
+mod placement;
 mod sim;
+mod sinks;
 mod stop;
+mod trace;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use quarry_engine::http::TransportConfig;
-use quarry_engine::trace::{SpanRecorder, encode_resource_spans};
-use quarry_engine::{
-    Connection, EndReason, EngineConfig, HealthSample, IntervalSnapshot, RunClock, SeriesDelta,
-    SeriesKey, Share, ShareError, Target, duration_ns, merge_series,
-};
-use quarry_sim::SimServer;
-use tokio::sync::mpsc;
+use quarry_engine::{RunClock, RunPlan, Target, duration_ns};
 
-pub use agents::{AgentRun, run_on_agents};
 pub use id::{rfc3339, run_id};
-pub use sim::{SIM_PROFILES, sim_config};
+pub use local::LOCAL_GROUP;
+pub use placement::{AgentRun, AgentRunError, Placement, find_run_agents, placement};
+#[cfg(feature = "sim")]
+pub use sim::sim_config;
+pub use sim::{EmbeddedSim, SIM_PROFILES};
 pub use stop::{StopHandle, StopLevel, StopSignal, listen_for_ctrl_c, stop_signal};
 
-use crate::live::{LiveContext, LiveView};
-use crate::report::{RunFigures, interval_summary, render_report};
+use crate::clock::ControllerClock;
+use crate::coordinator::Shares;
+use crate::coordinator::split::SplitError;
+use crate::fleet::{self, FleetPlan, FleetTrace, ReattachPolicy, group_records};
+use crate::live::LiveView;
 use crate::results::{
-    Assembly, Ended, ResultsDocument, ResultsError, ResultsWriter, RunEnd, RunMeta, SCHEMA_VERSION,
-    StageRecord, ThresholdRule, assemble, read_results, write_hgrm_files, write_report,
+    GroupRecord, ResultsDocument, ResultsError, ResultsWriter, RunMeta, SCHEMA_VERSION,
+    StageRecord, ThresholdRule,
 };
 use crate::spec::ValidatedSpec;
-use crate::telemetry::{RunTelemetry, ShareInfo, TelemetryConfig, TelemetryError, TraceReport};
+use crate::telemetry::{ShareInfo, TelemetryConfig, TelemetryError};
+use finish::{Finish, run_end, write_results};
+use local::LocalShare;
+use sinks::{IntervalSink, LiveSink, MetricsSink, Totals, consume};
+use trace::RunTrace;
 
 /// A run could not be carried out.
 #[derive(Debug, thiserror::Error)]
@@ -48,19 +64,36 @@ pub enum RunError {
     Simulator(String),
     /// The target or the plan could not be set up.
     #[error(transparent)]
-    Share(#[from] ShareError),
-    /// The results directory could not be written or read back.
+    Share(#[from] quarry_engine::ShareError),
+    /// The plan cannot be split into shares.
+    #[error("splitting the plan into shares: {0}")]
+    Split(#[from] SplitError),
+    /// The results directory could not be written or read.
     #[error("results: {0}")]
     Results(#[from] ResultsError),
-    /// The load engine's task failed.
-    #[error("load engine failed: {0}")]
-    Engine(String),
+    /// The shares ended without the coordinator reporting how (it panicked).
+    #[error("the coordinator of the run's shares ended without an outcome")]
+    NoOutcome,
     /// A distributed run could not be started on its agents.
     #[error(transparent)]
-    Fleet(#[from] crate::fleet::FleetError),
+    Fleet(#[from] fleet::FleetError),
     /// Telemetry is misconfigured.
     #[error("telemetry: {0}")]
     Telemetry(#[from] TelemetryError),
+}
+
+impl RunError {
+    /// True when the user's input is at fault (spec, options, output
+    /// directory) rather than the run: the binary exits 2 for these.
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            RunError::SimProfile(_)
+                | RunError::Share(quarry_engine::ShareError::Endpoint(_))
+                | RunError::Results(ResultsError::NotEmpty(_))
+                | RunError::Telemetry(_)
+        )
+    }
 }
 
 /// How to run (process behaviour; the workload is in the spec).
@@ -82,320 +115,298 @@ pub struct RunOptions {
     pub telemetry: Option<TelemetryConfig>,
 }
 
-impl RunError {
-    /// True when the user's input is at fault (spec, options, output
-    /// directory) rather than the run: the binary exits 2 for these.
-    pub fn is_usage(&self) -> bool {
-        matches!(
-            self,
-            RunError::SimProfile(_)
-                | RunError::Share(ShareError::Endpoint(_))
-                | RunError::Results(ResultsError::NotEmpty(_))
-                | RunError::Telemetry(_)
-        )
-    }
-}
-
 /// A finished run.
 #[derive(Debug)]
 pub struct RunOutcome {
     /// The results directory.
     pub dir: PathBuf,
-    /// `results.json` as read back.
+    /// `results.json` as written.
     pub document: ResultsDocument,
-    /// The report, rendered from the document.
+    /// Its figures, computed once.
+    pub figures: crate::report::RunFigures,
+    /// The report, rendered from the document (plus the trace's lines).
     pub report: String,
 }
 
-/// What the snapshot consumer gathered.
-#[derive(Debug, Default)]
-struct Consumed {
-    series: BTreeMap<SeriesKey, SeriesDelta>,
-    health: Vec<HealthSample>,
-    last_end: u64,
-    aborted: bool,
+/// Everything that defines one run, whatever its placement: what
+/// `run.json` records, the plan, the spec as given, and how to run it.
+#[derive(Debug, Clone)]
+pub struct RunJob {
+    /// `run.json`: id, start, spec path, stage timeline, interval,
+    /// thresholds.
+    pub meta: RunMeta,
+    /// The whole plan.
+    pub plan: RunPlan,
+    /// The spec file's text, as read once and validated.
+    pub spec_text: String,
+    /// The spec's directory (relative simulator-profile paths).
+    pub spec_dir: PathBuf,
+    /// The results directory (created; must be empty).
+    pub dir: PathBuf,
+    /// The wall-clock start: the run clock's origin for in-process shares.
+    pub started_at: SystemTime,
+    /// Snapshot interval.
+    pub interval: Duration,
+    /// Time in-flight requests get after the end or a stop.
+    pub grace: Duration,
+    /// Refresh the live line in place.
+    pub live_in_place: bool,
+    /// Where the run's trace and metrics go.
+    pub telemetry: Option<TelemetryConfig>,
 }
 
-/// What every run starts from, in-process or on agents: its id, its results
-/// directory (created, with the spec and plan written), the embedded
-/// simulator when the target is `sim`, and the engine configuration.
-struct Prepared {
-    run_id: String,
-    dir: PathBuf,
-    server: Option<SimServer>,
-    engine_config: EngineConfig,
-    meta: RunMeta,
-    writer: ResultsWriter,
-}
-
-async fn prepare(
-    valid: &ValidatedSpec,
-    spec_text: &str,
-    opts: &RunOptions,
-) -> Result<Prepared, RunError> {
-    let plan = &valid.plan;
-    let run_id = run_id(opts.started_at);
-    let dir = match &opts.out_dir {
-        Some(d) => d.clone(),
-        None => Path::new("results").join(&run_id),
-    };
-    let server = match &plan.target {
-        Target::Sim { sim_profile } => {
-            let spec_dir = opts.spec_path.parent().unwrap_or(Path::new("."));
-            let config = sim_config(sim_profile.as_deref(), spec_dir, plan.seed)?;
-            Some(sim::start(&config).await?)
+impl RunJob {
+    /// A new run of a validated spec: its id from the start time, its
+    /// directory `opts.out_dir` or `results/<run-id>/`.
+    pub fn new(spec: &ValidatedSpec, opts: &RunOptions) -> Self {
+        let run_id = run_id(opts.started_at);
+        let dir = opts
+            .out_dir
+            .clone()
+            .unwrap_or_else(|| Path::new("results").join(&run_id));
+        RunJob {
+            meta: run_meta(spec, &run_id, opts),
+            plan: spec.plan.clone(),
+            spec_text: spec.text.clone(),
+            spec_dir: spec_dir(&opts.spec_path),
+            dir,
+            started_at: opts.started_at,
+            interval: opts.interval,
+            grace: opts.grace,
+            live_in_place: opts.live_in_place,
+            telemetry: opts.telemetry.clone(),
         }
-        Target::Aws { .. } => None,
-    };
-    let engine_config = EngineConfig {
-        seed: plan.seed,
-        interval: opts.interval,
-        grace: opts.grace,
-        ..EngineConfig::default()
-    };
-    let meta = run_meta(valid, &run_id, opts, &engine_config);
-    let writer = ResultsWriter::create(&dir, spec_text, plan, &meta)?;
-    Ok(Prepared {
-        run_id,
-        dir,
-        server,
-        engine_config,
-        meta,
-        writer,
-    })
+    }
+
+    /// The job of a run whose shares already ran on agents, as the
+    /// directory its controller started (`original`, with the spec text
+    /// it kept) records it, re-assembled into `out`.
+    pub fn attached(
+        original: &ResultsDocument,
+        spec_text: String,
+        run_id: &str,
+        out: &Path,
+    ) -> Self {
+        let mut meta = original.run.clone();
+        meta.run_id = run_id.to_owned();
+        RunJob {
+            plan: original.plan.clone(),
+            spec_text,
+            spec_dir: PathBuf::new(),
+            dir: out.to_owned(),
+            // Attached shares run on their agents' clocks; nothing here
+            // starts a clock.
+            started_at: SystemTime::UNIX_EPOCH,
+            interval: Duration::from_nanos(meta.interval_ns.max(1)),
+            grace: Duration::ZERO,
+            live_in_place: false,
+            telemetry: None,
+            meta,
+        }
+    }
 }
 
-/// Runs `valid` in-process and writes its results directory.
-pub async fn run(
-    valid: &ValidatedSpec,
-    spec_text: &str,
-    opts: &RunOptions,
+/// The directory relative paths in a spec are resolved against.
+fn spec_dir(spec_path: &Path) -> PathBuf {
+    spec_path.parent().unwrap_or(Path::new(".")).to_owned()
+}
+
+/// Runs `job` with its shares placed as `placement` says, until they end,
+/// `stop` asks it to stop early, or stops it a second time (abort); writes
+/// the results directory whatever happened.
+pub async fn execute(
+    job: RunJob,
+    placement: Placement,
     stop: StopSignal,
 ) -> Result<RunOutcome, RunError> {
-    let plan = &valid.plan;
-    let Prepared {
-        run_id,
-        dir,
-        server,
-        mut engine_config,
-        meta,
-        mut writer,
-    } = prepare(valid, spec_text, opts).await?;
-    let url = server.as_ref().map(SimServer::url);
-    let connection = Connection::for_target(&plan.target, url.as_deref()).await?;
-    let clock = RunClock::start(opts.started_at);
-    let mut telemetry = match &opts.telemetry {
-        Some(config) => {
-            let share = ShareInfo {
-                agent_id: "in-process".to_owned(),
-                region: connection.endpoint.region().to_owned(),
-                account_alias: String::new(),
-                address: "local".to_owned(),
-                group: engine_config.group.to_string(),
-                clock_offset_ns: 0,
-            };
-            let mut t = RunTelemetry::start(
-                config.clone(),
-                &run_id,
-                plan,
-                clock.unix_ns_at(0),
-                vec![share],
-            )?;
-            t.share_started(0, clock.unix_ns_at(0));
-            engine_config.spans = Some(Arc::new(SpanRecorder::new(
-                config.share_sampling(1),
-                t.share_context(0),
-                connection.server_address(),
-                clock,
-                0,
-            )));
-            Some(t)
-        }
-        None => None,
-    };
-    let spans = engine_config.spans.clone();
-    let share = Share::new(
-        plan,
-        connection,
-        &TransportConfig::default(),
-        engine_config,
-        0,
-        clock,
-    )?;
-    let gauge = share.in_flight();
-    let (tx, rx) = mpsc::channel(256);
-    let engine = tokio::spawn(share.run(tx, stop.clone().reached(StopLevel::Stop)));
-    let mut live = LiveView::new(opts.live_in_place, duration_ns(opts.interval));
-    let forward_spans = |t: &RunTelemetry| {
-        if let Some(recorder) = &spans {
-            let take = recorder.take();
-            if !take.spans.is_empty() || take.dropped > 0 {
-                let bytes = encode_resource_spans(Vec::new(), take.spans);
-                t.agent_spans(0, &bytes, take.dropped);
-            }
+    let sim = match (&placement, &job.plan.target) {
+        (Placement::Attach(_), _) | (_, Target::Aws { .. }) => None,
+        (_, Target::Sim { sim_profile }) => {
+            Some(EmbeddedSim::start(sim_profile.as_deref(), &job.spec_dir, job.plan.seed).await?)
         }
     };
-    let consumed = consume(
-        rx,
-        &mut writer,
-        &mut live,
-        server.as_ref(),
-        Some(&gauge),
-        stop,
-        &mut |snapshot| {
-            if let Some(t) = &telemetry {
-                t.interval(snapshot);
-                forward_spans(t);
-            }
-        },
-    )
-    .await;
-    live.finish();
-    let consumed = match consumed {
-        Ok(c) => c,
-        Err(e) => {
-            engine.abort();
-            return Err(e);
-        }
+    let mut writer = ResultsWriter::create(&job.dir, &job.spec_text, &job.plan, &job.meta)?;
+    let remote = placement.is_remote();
+    let started = start_shares(&job, placement, sim.as_ref()).await?;
+    let coordinated = started
+        .shares
+        .coordinate(started.trace.as_ref().map(RunTrace::signals));
+    let stopper = coordinated.stopper.clone();
+    let on_stop = {
+        let (stop, stopper) = (stop.clone(), stopper.clone());
+        tokio::spawn(async move {
+            stop.reached(StopLevel::Stop).await;
+            stopper.stop().await;
+        })
     };
-    let end = if consumed.aborted {
-        engine.abort();
-        // The task is cancelled; its outcome no longer matters.
-        let _ = engine.await;
-        RunEnd {
-            ended: Ended::Aborted,
-            finished_at_ns: consumed.last_end,
-            sent: None,
+    let mut totals = Totals::default();
+    let mut live = LiveSink {
+        view: LiveView::new(job.live_in_place, duration_ns(job.interval)),
+        sim: sim.as_ref(),
+    };
+    let mut metrics = started
+        .trace
+        .as_ref()
+        .map(|t| MetricsSink(std::sync::Arc::clone(&t.telemetry)));
+    let consumed = {
+        let mut sinks: Vec<&mut dyn IntervalSink> = vec![&mut writer, &mut live];
+        if let Some(m) = &mut metrics {
+            sinks.push(m);
         }
+        consume(coordinated.snapshots, &mut totals, &mut sinks, stop.clone()).await
+    };
+    live.view.finish();
+    drop(metrics);
+    on_stop.abort();
+    if let Err(e) = consumed {
+        stopper.stop().await;
+        return Err(e);
+    }
+    let outcome = if totals.aborted {
+        // Stop firing, and do not wait for the shares to wind down.
+        stopper.stop().await;
+        None
     } else {
-        let report = engine.await.map_err(|e| RunError::Engine(e.to_string()))?;
-        RunEnd {
-            ended: match report.ended {
-                EndReason::Completed => Ended::Completed,
-                EndReason::RequestLimit => Ended::RequestLimit,
-                EndReason::Stopped => Ended::Stopped,
-            },
-            finished_at_ns: report.finished_at,
-            sent: Some(report.sent),
-        }
+        Some(coordinated.outcome.await.map_err(|_| RunError::NoOutcome)?)
     };
-    let simulator = server.as_ref().map(sim::view);
-    drop(server);
-    let doc = assemble(Assembly {
-        meta,
-        plan: plan.clone(),
-        end,
-        series: &consumed.series,
-        health: &consumed.health,
-        simulator,
-        priced: &|m| writer.is_priced(m),
-    })?;
-    writer.write_document(&doc)?;
-    let mut finished = finish_directory(&dir)?;
-    if let Some(mut t) = telemetry.take() {
-        forward_spans(&t);
-        let ended = finished.document.end.ended;
-        let end = clock.unix_ns_at(finished.document.end.finished_at_ns);
-        let problem = (!ended.is_complete()).then(|| ended.as_str().to_owned());
-        t.share_ended(0, Some(end), end, problem.as_deref());
-        finish_telemetry(t, end, ended.as_str(), &mut finished).await?;
+    let end = run_end(outcome.as_ref(), &totals, stop.level() >= StopLevel::Stop);
+    let simulator = sim.as_ref().map(EmbeddedSim::view);
+    drop(sim);
+    let fleet = match (&outcome, remote) {
+        (Some(outcome), true) => Some((started.groups, outcome)),
+        _ => None,
+    };
+    let mut finished = write_results(
+        &writer,
+        Finish {
+            meta: job.meta,
+            plan: job.plan,
+            end,
+            totals: &totals,
+            simulator,
+            fleet,
+        },
+    )?;
+    if let Some(trace) = started.trace {
+        trace
+            .finish(started.clock.now_unix_ns(), &mut finished)
+            .await?;
     }
     Ok(finished)
 }
 
-/// Ends the run's trace, and adds what was (not) exported to the report.
-async fn finish_telemetry(
-    telemetry: RunTelemetry,
-    ended_unix_ns: i64,
-    outcome: &str,
-    finished: &mut RunOutcome,
-) -> Result<TraceReport, RunError> {
-    let endpoint = telemetry.config().endpoint.clone();
-    let trace_id = telemetry.trace_id_hex();
-    let report = telemetry
-        .finish(
-            ended_unix_ns,
-            outcome,
-            vec![opentelemetry::KeyValue::new(
-                "quarry.spec",
-                finished.document.run.spec.clone(),
-            )],
-        )
-        .await;
-    finished.report.push_str(&format!("\ntrace {trace_id}\n"));
-    for line in report.lines(&endpoint) {
-        finished.report.push_str(&line);
-        finished.report.push('\n');
-    }
-    write_report(&finished.dir, &finished.report)?;
-    Ok(report)
+/// A run's shares, started, with what the end of the run needs of them.
+struct Started {
+    shares: Shares,
+    /// The agent groups of a distributed run.
+    groups: Vec<GroupRecord>,
+    /// The run's trace, when it is traced.
+    trace: Option<RunTrace>,
+    /// The controller's clock.
+    clock: ControllerClock,
 }
 
-/// Reads the document back from disk and writes the report and `.hgrm`
-/// files from what was read.
-fn finish_directory(dir: &Path) -> Result<RunOutcome, RunError> {
-    let document = read_results(dir)?;
-    let report = render_report(&document)?;
-    let figures = RunFigures::from_document(&document)?;
-    write_hgrm_files(dir, &figures.overall.delta)?;
-    write_report(dir, &report)?;
-    Ok(RunOutcome {
-        dir: dir.to_owned(),
-        document,
-        report,
-    })
+/// Sets up and starts the shares of `job` where `placement` says, each
+/// traced under the run's trace when there is one.
+async fn start_shares(
+    job: &RunJob,
+    placement: Placement,
+    sim: Option<&EmbeddedSim>,
+) -> Result<Started, RunError> {
+    let run_id = &job.meta.run_id;
+    let sim_url = sim.map(EmbeddedSim::url);
+    match placement {
+        Placement::Local => {
+            let local =
+                LocalShare::prepare(run_id, &job.plan, job.interval, sim_url.as_deref()).await?;
+            let clock = ControllerClock::new(job.started_at);
+            let info = ShareInfo {
+                agent_id: "in-process".to_owned(),
+                region: local.region().to_owned(),
+                account_alias: String::new(),
+                address: "local".to_owned(),
+                group: LOCAL_GROUP.to_owned(),
+                clock_offset_ns: 0,
+            };
+            let trace = start_trace(job, clock, vec![info])?;
+            let share_trace = trace.as_ref().map(|t| (t.contexts[0], t.sampling));
+            let shares = local.start(RunClock::start(job.started_at), job.grace, share_trace);
+            Ok(Started {
+                shares,
+                groups: Vec::new(),
+                trace,
+                clock,
+            })
+        }
+        Placement::Agents(run) => {
+            let groups = group_records(&job.plan, &run.agents)?;
+            let infos = run
+                .agents
+                .iter()
+                .map(|a| ShareInfo {
+                    agent_id: a.info.agent_id.clone(),
+                    region: a.info.region.clone(),
+                    account_alias: a.info.account_alias.clone(),
+                    address: a.info.address.socket.clone(),
+                    group: a.info.group(),
+                    clock_offset_ns: a.info.clock.offset_ns,
+                })
+                .collect();
+            let trace = start_trace(job, run.clock, infos)?;
+            let fleet_plan = FleetPlan {
+                run_id: run_id.clone(),
+                plan: job.plan.clone(),
+                interval: job.interval,
+                sim_url,
+                lease_ttl: run.lease_ttl,
+                start_lead: START_LEAD,
+                trace: trace.as_ref().map(|t| FleetTrace {
+                    contexts: t.contexts.clone(),
+                    sampling: t.sampling,
+                }),
+            };
+            let shares = fleet::start(run.agents, &fleet_plan, run.clock).await?;
+            Ok(Started {
+                shares,
+                groups,
+                trace,
+                clock: run.clock,
+            })
+        }
+        Placement::Attach(run) => {
+            // The run's own split names each agent's group part; an agent
+            // list that no longer splits it leaves the groups unrecorded.
+            let groups = group_records(&job.plan, &run.agents).unwrap_or_default();
+            let policy = ReattachPolicy::for_lease(run.lease_ttl);
+            let shares = fleet::attach(run.agents, run_id, policy).await?;
+            Ok(Started {
+                shares,
+                groups,
+                trace: None,
+                clock: run.clock,
+            })
+        }
+    }
 }
 
-/// Writes each snapshot to the interval file and the live view until the
-/// engine (or the merge of the agents' streams) closes the channel, or the
-/// user aborts. Without a gauge (a distributed run) the in-flight count is
-/// the snapshot's own, summed over agents.
-async fn consume(
-    mut rx: mpsc::Receiver<IntervalSnapshot>,
-    writer: &mut ResultsWriter,
-    live: &mut LiveView,
-    server: Option<&SimServer>,
-    gauge: Option<&quarry_engine::InFlightGauge>,
-    stop: StopSignal,
-    on_interval: &mut dyn FnMut(&IntervalSnapshot),
-) -> Result<Consumed, RunError> {
-    let mut c = Consumed::default();
-    let abort = stop.reached(StopLevel::Abort);
-    tokio::pin!(abort);
-    loop {
-        let snapshot = tokio::select! {
-            s = rx.recv() => match s {
-                Some(s) => s,
-                None => break,
-            },
-            () = &mut abort => {
-                c.aborted = true;
-                break;
-            }
-        };
-        let summary = interval_summary(&snapshot);
-        writer.append(&snapshot, summary)?;
-        let ctx = LiveContext {
-            in_flight: gauge.map_or(snapshot.health.in_flight, |g| g.get()),
-            quota_tpm: server.and_then(sim::quota_tpm),
-        };
-        live.show(&snapshot, &summary, ctx);
-        on_interval(&snapshot);
-        merge_series(&mut c.series, &snapshot.series);
-        c.health.push(snapshot.health);
-        c.last_end = c.last_end.max(snapshot.end);
-    }
-    Ok(c)
+/// How long ahead of now a distributed run's common start is set: time for
+/// every agent to receive its share and set up its engine.
+const START_LEAD: Duration = Duration::from_millis(500);
+
+fn start_trace(
+    job: &RunJob,
+    clock: ControllerClock,
+    shares: Vec<ShareInfo>,
+) -> Result<Option<RunTrace>, RunError> {
+    job.telemetry
+        .as_ref()
+        .map(|config| RunTrace::start(config, &job.meta.run_id, &job.plan, clock, shares))
+        .transpose()
 }
 
 /// What `run.json` records before the first request.
-fn run_meta(
-    valid: &ValidatedSpec,
-    run_id: &str,
-    opts: &RunOptions,
-    config: &EngineConfig,
-) -> RunMeta {
-    let load = &valid.plan.load;
+fn run_meta(spec: &ValidatedSpec, run_id: &str, opts: &RunOptions) -> RunMeta {
+    let load = &spec.plan.load;
     let stage_plan = load.plan();
     let stages = load
         .stages()
@@ -414,10 +425,12 @@ fn run_meta(
         started_at: rfc3339(opts.started_at),
         spec: opts.spec_path.display().to_string(),
         stages,
-        interval_ns: duration_ns(config.interval),
+        interval_ns: duration_ns(opts.interval),
         histogram: Default::default(),
-        saturation_lag_p99_ns: duration_ns(config.health.max_schedule_lag_p99),
-        thresholds: valid
+        saturation_lag_p99_ns: duration_ns(
+            quarry_engine::HealthPolicy::default().max_schedule_lag_p99,
+        ),
+        thresholds: spec
             .thresholds
             .rules()
             .iter()

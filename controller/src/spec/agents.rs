@@ -23,17 +23,18 @@
 //! split equally among the agents its entries resolve to.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use crate::fleet::split::{ShareSlot, SplitError, split_slots};
 use quarry_engine::{RunPlan, Target};
 use serde::Deserialize;
 use toml::Spanned;
 
 use super::target::is_region_name;
 use super::validate::Checker;
-use crate::fleet::discovery::{AgentSource, DiscoveryError, parse_agent};
+use crate::coordinator::split::ShareSlot;
+use crate::coordinator::split::{SplitError, split_slots};
+use crate::fleet::{AgentGroupSpec, AgentSource, AgentsSpec, DiscoveryError, parse_agent};
 
 /// `[agents]` as written.
 #[derive(Debug, Deserialize)]
@@ -64,61 +65,6 @@ const LEASE_TTL_RANGE: (Duration, Duration) = (Duration::from_secs(1), Duration:
 
 /// The longest group name.
 const MAX_GROUP_NAME: usize = 64;
-
-/// `[agents]`: a distributed run's agent groups and how to reach them.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AgentsSpec {
-    /// The groups, in spec order; empty when the section only holds
-    /// connection settings (for `--agents`).
-    pub groups: Vec<AgentGroupSpec>,
-    /// File holding the bearer token the agents expect.
-    pub token_file: Option<PathBuf>,
-    /// CA certificate (PEM) the agents' TLS certificates chain to.
-    pub ca: Option<PathBuf>,
-    /// Client certificate (PEM) for mutual TLS.
-    pub client_cert: Option<PathBuf>,
-    /// Client private key (PEM) for mutual TLS.
-    pub client_key: Option<PathBuf>,
-    /// How long an agent keeps firing without the controller.
-    pub lease_ttl: Option<Duration>,
-}
-
-/// `[[agents.group]]`: agents that share one part of the load, one Region,
-/// account and credential profile, and are reported as one series group.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AgentGroupSpec {
-    /// The group's name: `SeriesKey.group` of its series.
-    pub name: String,
-    /// Its agents: addresses, and DNS names standing for every address they
-    /// resolve to.
-    pub agents: Vec<AgentSource>,
-    /// Its part of the load relative to the other groups' weights.
-    pub weight: f64,
-    /// The AWS Region its shares fire at (target `aws`); its agents must
-    /// report this Region (or none) in `Describe`.
-    pub region: Option<String>,
-    /// The account alias its agents must report (or none) in `Describe`.
-    pub account_alias: Option<String>,
-    /// The named AWS profile its agents take credentials from (their
-    /// standard credential chain with this profile).
-    pub credential_profile: Option<String>,
-}
-
-impl AgentGroupSpec {
-    /// The share slots of this group's `agents` agents: its weight divided
-    /// equally, its overrides on each.
-    pub fn slots(&self, agents: usize) -> Vec<ShareSlot> {
-        let each = self.weight / agents.max(1) as f64;
-        (0..agents)
-            .map(|_| ShareSlot {
-                weight: each,
-                group: self.name.clone(),
-                credential_profile: self.credential_profile.clone(),
-                region: self.region.clone(),
-            })
-            .collect()
-    }
-}
 
 /// Validates `[agents]`. `plan` (when the rest of the spec is valid) lets
 /// the load's split over the groups be checked before anything runs;

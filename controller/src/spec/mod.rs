@@ -19,7 +19,7 @@ use std::path::Path;
 
 use quarry_engine::RunPlan;
 
-pub use agents::{AgentGroupSpec, AgentsSpec};
+pub use crate::fleet::{AgentGroupSpec, AgentsSpec};
 pub use duration::parse_duration;
 pub use error::{Diagnostic, Severity, SpecError};
 pub use telemetry::{PROTOCOLS, TelemetrySpec};
@@ -30,6 +30,9 @@ use crate::thresholds::Thresholds;
 /// A spec that passed validation.
 #[derive(Debug, Clone)]
 pub struct ValidatedSpec {
+    /// The spec file's text, exactly as read and validated (a run keeps
+    /// this text in its results, never a second read of the file).
+    pub text: String,
     /// The plan agents run.
     pub plan: RunPlan,
     /// The run's pass/fail conditions, evaluated by the controller.
@@ -169,6 +172,7 @@ pub fn parse_spec(path: &Path, text: &str) -> Result<ValidatedSpec, SpecError> {
     };
     match (validated, agents) {
         (Some((plan, thresholds)), Some(agents)) if !checker.has_errors() => Ok(ValidatedSpec {
+            text: text.to_owned(),
             plan,
             thresholds,
             agents,

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use quarry_bedrock::Outcome;
 
 use super::*;
-use quarry_engine::{Count, Metric};
+use quarry_engine::{Count, FinishKind, Metric};
 
 fn key(i: u8) -> SeriesKey {
     SeriesKey {
@@ -83,7 +83,7 @@ proptest! {
         events.extend(snaps.iter().cloned().map(ShareEvent::Interval));
         events.push(ShareEvent::Finished(ShareFinished {
             series: cumulative,
-            partial: true,
+            kind: FinishKind::Stopped,
             reason: "lease expired".into(),
             requests_sent: 9,
             finished_at_unix_ns: ORIGIN + 5,
@@ -191,4 +191,41 @@ fn zero_counters_are_not_sent() {
     names.sort();
     assert_eq!(names, ["cost_pico_usd", "outcome_ok"]);
     assert_eq!(wire[0].histograms.len(), 1);
+}
+
+#[test]
+fn an_agent_that_predates_finish_kinds_is_read_from_partial_and_reason() {
+    let finished = |partial: bool, reason: &str| pb::Finished {
+        partial,
+        reason: reason.to_owned(),
+        ..pb::Finished::default()
+    };
+    let kind = |f: pb::Finished| {
+        let mut decoder = EventDecoder::new();
+        let started = pb::RunEvent {
+            sequence: 1,
+            event: Some(pb::run_event::Event::Started(pb::Started {
+                started_at_unix_ns: ORIGIN,
+            })),
+        };
+        decoder.decode(&started).unwrap();
+        let event = pb::RunEvent {
+            sequence: 2,
+            event: Some(pb::run_event::Event::Finished(f)),
+        };
+        match decoder.decode(&event).unwrap().unwrap().event {
+            ShareEvent::Finished(f) => f.kind,
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(kind(finished(false, "completed")), FinishKind::Completed);
+    assert_eq!(
+        kind(finished(false, "request limit reached")),
+        FinishKind::RequestLimit
+    );
+    assert_eq!(kind(finished(true, "lease expired")), FinishKind::Stopped);
+    // A newer agent says it outright, whatever the reason text.
+    let mut f = finished(true, "the load engine failed: boom");
+    f.set_kind(pb::FinishKind::Failed);
+    assert_eq!(kind(f), FinishKind::Failed);
 }

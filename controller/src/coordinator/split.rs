@@ -22,8 +22,8 @@
 //! processes is Poisson.
 
 use quarry_engine::Interleave;
-use quarry_engine::ShareSpec;
 use quarry_engine::{Arrival, EndCondition, LoadError, LoadModel, LoadProfile, Stage};
+use quarry_engine::{FEATURE_INTERLEAVE, ShareSpec};
 use quarry_engine::{RunPlan, Target};
 
 /// A plan could not be split across the agents given.
@@ -281,6 +281,10 @@ pub fn share_specs(
                 } else {
                     k as f64 / count
                 },
+                requires: interleave
+                    .iter()
+                    .map(|_| FEATURE_INTERLEAVE.to_owned())
+                    .collect(),
                 interleave,
                 interval_ms,
                 sim_url: sim_url.map(str::to_owned),

@@ -1,6 +1,8 @@
-//! Clock synchronisation with agents: NTP-style probes, the min-RTT
-//! estimate of each agent's clock offset, translation of the common
-//! `start_at` into each agent's clock, and the measured start skew.
+//! The controller's clock and its relation to each share's: the min-RTT
+//! estimate of an agent's clock offset from NTP-style probes (the probing
+//! RPC is the fleet client's), translation of the common `start_at` into
+//! each agent's clock, and the measured start skew. An in-process share
+//! runs on the controller's own clock (offset 0, no uncertainty).
 //!
 //! A probe records four times: the controller's send `t0` and receive `t3`
 //! (controller clock) and the agent's receive `t1` and reply `t2` (agent
@@ -11,10 +13,6 @@
 //! the sample with the smallest delay is the tightest (NTP's clock filter).
 
 use std::time::{Instant, SystemTime};
-
-use quarry_proto::v1::SyncClockRequest;
-
-use super::client::{AgentRpc, RpcError};
 
 /// The controller's clock: Unix nanoseconds read as one wall-clock anchor
 /// plus monotonic time since, so probes are not disturbed by wall-clock
@@ -89,6 +87,16 @@ pub struct ClockEstimate {
 }
 
 impl ClockEstimate {
+    /// An in-process share's clock: the controller's own, exactly.
+    pub fn local() -> Self {
+        ClockEstimate {
+            offset_ns: 0,
+            uncertainty_ns: 0,
+            rtt_ns: 0,
+            probes: 0,
+        }
+    }
+
     /// The estimate from the probe with the smallest delay; `None` without
     /// probes.
     pub fn from_probes(probes: &[ClockProbe]) -> Option<Self> {
@@ -113,44 +121,8 @@ impl ClockEstimate {
     }
 }
 
-/// Probes `agent`'s clock `count` times (at least once) and keeps the
-/// min-RTT sample.
-pub async fn sync_clock(
-    agent: &mut AgentRpc,
-    clock: &ControllerClock,
-    count: usize,
-) -> Result<ClockEstimate, RpcError> {
-    let mut probes = Vec::with_capacity(count.max(1));
-    for _ in 0..count.max(1) {
-        let t0 = clock.now_unix_ns();
-        let reply = agent
-            .sync_clock(SyncClockRequest {
-                controller_send_ns: t0,
-            })
-            .await
-            .map_err(|s| RpcError::status("SyncClock", s))?
-            .into_inner();
-        let t3 = clock.now_unix_ns();
-        if reply.controller_send_ns != t0 {
-            return Err(RpcError::Protocol(format!(
-                "SyncClock echoed controller_send_ns {} for a probe sent at {t0}",
-                reply.controller_send_ns
-            )));
-        }
-        probes.push(ClockProbe {
-            t0,
-            t1: reply.agent_receive_ns,
-            t2: reply.agent_send_ns,
-            t3,
-        });
-    }
-    // unwrap-free: at least one probe was pushed above.
-    ClockEstimate::from_probes(&probes)
-        .ok_or_else(|| RpcError::Protocol("no clock probe".to_owned()))
-}
-
 /// How far apart the agents actually started, on the controller's clock.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StartSkew {
     /// Latest start − earliest start, ns.
     pub skew_ns: u64,
