@@ -8,7 +8,7 @@
 //! daemon streams them over gRPC and the fleet client follows the stream
 //! across broken connections; an in-process share hands them over directly.
 //! Both arrive here as [`ShareUpdate`]s tagged with their share's index, and
-//! [`coordinate`] merges the intervals exactly ([`merge`]) and tallies how
+//! [`Shares::coordinate`] merges the intervals exactly ([`merge`]) and tallies how
 //! each share ended ([`SharesOutcome`]). The run's end is decided from that
 //! outcome in one place ([`SharesOutcome::run_end`]).
 
