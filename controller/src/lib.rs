@@ -11,6 +11,7 @@
 
 pub mod clock;
 pub mod coordinator;
+pub mod duration;
 pub mod fleet;
 pub mod live;
 pub mod report;

@@ -35,7 +35,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::spec::parse_duration;
+use crate::duration::parse_duration;
 
 /// A latency histogram a threshold can name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::discovery::AgentSource;
 use crate::coordinator::split::ShareSlot;
 
 /// `[agents]`: a distributed run's agent groups and how to reach them.
@@ -61,5 +60,33 @@ impl AgentGroupSpec {
                 region: self.region.clone(),
             })
             .collect()
+    }
+}
+
+/// An `--agents` entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentSource {
+    /// One agent at `host:port`.
+    Address {
+        /// Host name or IP literal (IPv6 in brackets).
+        host: String,
+        /// Port.
+        port: u16,
+    },
+    /// Every address `name` resolves to, each at `port`.
+    Dns {
+        /// The DNS name (a headless service).
+        name: String,
+        /// Port.
+        port: u16,
+    },
+}
+
+impl std::fmt::Display for AgentSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AgentSource::Address { host, port } => write!(f, "{host}:{port}"),
+            AgentSource::Dns { name, port } => write!(f, "dns:{name}:{port}"),
+        }
     }
 }

@@ -13,29 +13,11 @@ use quarry_proto::v1::DescribeRequest;
 
 use super::client::sync_clock;
 use super::client::{AgentRpc, ConnectError, ConnectOptions, RpcError};
+use super::config::AgentSource;
 use crate::clock::{ClockEstimate, ControllerClock};
 
 /// Clock probes per agent; the min-RTT one is kept.
 pub const CLOCK_PROBES: usize = 8;
-
-/// An `--agents` entry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum AgentSource {
-    /// One agent at `host:port`.
-    Address {
-        /// Host name or IP literal (IPv6 in brackets).
-        host: String,
-        /// Port.
-        port: u16,
-    },
-    /// Every address `name` resolves to, each at `port`.
-    Dns {
-        /// The DNS name (a headless service).
-        name: String,
-        /// Port.
-        port: u16,
-    },
-}
 
 /// Agents could not be found or reached.
 #[derive(Debug, thiserror::Error)]
@@ -169,15 +151,6 @@ pub fn parse_agent(entry: &str) -> Result<AgentSource, DiscoveryError> {
     } else {
         AgentSource::Address { host, port }
     })
-}
-
-impl std::fmt::Display for AgentSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            AgentSource::Address { host, port } => write!(f, "{host}:{port}"),
-            AgentSource::Dns { name, port } => write!(f, "dns:{name}:{port}"),
-        }
-    }
 }
 
 /// One agent to dial: the socket address and the name its TLS certificate

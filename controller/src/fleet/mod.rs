@@ -30,10 +30,10 @@ pub use cli::AgentFlags;
 pub use client::{
     AgentRpc, BearerToken, ConnectError, ConnectOptions, ReattachPolicy, RpcError, TlsSettings,
 };
-pub use config::{AgentGroupSpec, AgentsSpec};
+pub use config::{AgentGroupSpec, AgentSource, AgentsSpec};
 pub use discovery::{
-    AgentAddress, AgentInfo, AgentSource, AgentStatus, ConnectedAgent, DiscoveryError,
-    agents_table, discover, discover_groups, parse_agent, parse_agents, probe_all, resolve,
+    AgentAddress, AgentInfo, AgentStatus, ConnectedAgent, DiscoveryError, agents_table, discover,
+    discover_groups, parse_agent, parse_agents, probe_all, resolve,
 };
 pub use groups::{add_group_totals, group_records, partial_shares};
 

@@ -6,7 +6,6 @@
 //! `examples/`.
 
 mod agents;
-mod duration;
 mod error;
 mod load;
 mod raw;
@@ -19,8 +18,8 @@ use std::path::Path;
 
 use quarry_engine::RunPlan;
 
+pub use crate::duration::parse_duration;
 pub use crate::fleet::{AgentGroupSpec, AgentsSpec};
-pub use duration::parse_duration;
 pub use error::{Diagnostic, Severity, SpecError};
 pub use telemetry::{PROTOCOLS, TelemetrySpec};
 pub use workload::check_model_id;
