@@ -703,3 +703,67 @@ async fn a_traced_run_streams_request_spans_under_its_stage_spans() {
     }
     agent.shutdown().await;
 }
+
+/// Adds `field` with a value to the JSON object at `path` (object keys).
+fn add_field(json: &mut serde_json::Value, path: &[&str], field: &str) {
+    let mut at = json;
+    for key in path {
+        at = at.get_mut(*key).unwrap_or_else(|| panic!("no {key}"));
+    }
+    at.as_object_mut().expect("an object").insert(
+        field.to_owned(),
+        serde_json::json!({"from": "a newer controller"}),
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_controllers_optional_fields_are_read_and_its_required_features_refused() {
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let agent = Agent::start(config(dir.path())).await;
+    let mut client = client(agent.addr, TOKEN).await;
+
+    // A newer controller adds optional fields at every level of the share:
+    // this agent ignores them and runs the share as an older one meant it.
+    let mut newer = request(
+        "newer",
+        plan(closed(1, Duration::from_millis(300))),
+        &sim.url(),
+        0,
+    );
+    let mut json: serde_json::Value = serde_json::from_slice(&newer.share_json).unwrap();
+    add_field(&mut json, &[], "future_share_field");
+    add_field(&mut json, &["plan"], "future_plan_field");
+    add_field(&mut json, &["plan", "load"], "future_load_field");
+    newer.share_json = serde_json::to_vec(&json).unwrap();
+    let mut stream = client.run(newer).await.unwrap().into_inner();
+    let events = drain(&mut stream, &mut EventDecoder::new(), &mut Vec::new()).await;
+    assert!(!finished(&events).partial(), "{}", finished(&events).reason);
+    assert!(sim_requests(&sim) > 0);
+
+    // A field that changes what the share does is named in `requires`: an
+    // agent without the feature refuses the share, naming it, before it
+    // starts anything.
+    let before = sim_requests(&sim);
+    let mut requiring = request(
+        "requiring",
+        plan(closed(1, Duration::from_millis(300))),
+        &sim.url(),
+        0,
+    );
+    let mut json: serde_json::Value = serde_json::from_slice(&requiring.share_json).unwrap();
+    json["requires"] = serde_json::json!(["interleave", "teleport"]);
+    requiring.share_json = serde_json::to_vec(&json).unwrap();
+    let refused = client.run(requiring).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
+    assert!(
+        refused
+            .message()
+            .contains("the share requires teleport which this agent"),
+        "{}",
+        refused.message()
+    );
+    assert_eq!(sim_requests(&sim), before);
+    assert!(!dir.path().join("requiring").exists());
+    agent.shutdown().await;
+}

@@ -39,7 +39,6 @@ const GOLDEN_STEP: u64 = 0x9E37_79B9_7F4A_7C15;
 /// the gaps between its own grid slots take at most three values (Slater's
 /// gap theorem): no share fires in bursts.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Interleave {
     /// Start of this share's range on the 2⁶⁴ circle.
     pub start: u64,

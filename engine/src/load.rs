@@ -21,7 +21,7 @@ pub const MAX_CONCURRENCY: u32 = 1_000_000;
 
 /// How requests are issued.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "kind", rename_all = "snake_case")]
 pub enum LoadModel {
     /// N independent virtual users; each starts its next request as soon as
     /// its previous one is recorded (no lockstep, no think time).
@@ -60,7 +60,7 @@ pub enum Arrival {
 /// lag and counted in `late_sends` when the lag passes the engine's late
 /// threshold; a dropped arrival is counted in `dropped_sends`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "policy", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "policy", rename_all = "snake_case")]
 pub enum CatchUp {
     /// Send every arrival however late, back to back until caught up (wrk2's
     /// behaviour: the from-schedule latency shows the backlog).
@@ -89,7 +89,6 @@ pub enum StageKind {
 
 /// One stage of a run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Stage {
     /// Series are keyed by this name; unique within a profile.
     pub name: String,
@@ -259,7 +258,6 @@ pub struct LoadProfile {
 
 /// The unvalidated serde shape of [`LoadProfile`].
 #[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 struct RawLoadProfile {
     model: LoadModel,
     stages: Vec<Stage>,

@@ -40,7 +40,6 @@ pub const FIRST_TOKEN_EVENT: &str = "gen_ai.first_token";
 
 /// How a share samples its requests (part of [`ShareSpec`](crate::ShareSpec)).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TraceSampling {
     /// Fraction of requests traced, 0 to 1.
     pub ratio: f64,
