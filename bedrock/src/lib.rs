@@ -75,6 +75,6 @@ pub use eventstream::{
 };
 pub use stream::{
     BlockDelta, BlockStart, ConverseStreamDecoder, ConverseStreamEvent, InvocationMetrics,
-    InvokeStreamDecoder, InvokeStreamEncoder, InvokeStreamEvent, PADDING_ALPHABET, StreamError,
-    StreamMetadata, StreamStart, encode_exception, encode_service_exception, padding,
+    InvokeStreamDecoder, InvokeStreamEncoder, InvokeStreamEvent, PADDING_ALPHABET, StreamDecoder,
+    StreamError, StreamMetadata, StreamStart, encode_exception, encode_service_exception, padding,
 };

@@ -53,3 +53,25 @@ pub enum UsageSource {
     /// No server count was available: estimated by the client.
     ClientEstimate,
 }
+
+impl UsageSource {
+    /// Every provenance, in the order counters keep them.
+    pub const ALL: [UsageSource; 5] = [
+        UsageSource::ConverseUsage,
+        UsageSource::ResponseHeaders,
+        UsageSource::InvocationMetrics,
+        UsageSource::NativeBody,
+        UsageSource::ClientEstimate,
+    ];
+
+    /// The snake_case name used in results files (as serde writes it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UsageSource::ConverseUsage => "converse_usage",
+            UsageSource::ResponseHeaders => "response_headers",
+            UsageSource::InvocationMetrics => "invocation_metrics",
+            UsageSource::NativeBody => "native_body",
+            UsageSource::ClientEstimate => "client_estimate",
+        }
+    }
+}

@@ -165,16 +165,34 @@ pub enum TokenKind {
     CacheWrite,
 }
 
+impl TokenKind {
+    /// Every kind, in counter order.
+    pub const ALL: [TokenKind; 4] = [
+        TokenKind::Input,
+        TokenKind::Output,
+        TokenKind::CacheRead,
+        TokenKind::CacheWrite,
+    ];
+
+    /// The name inside counter names (`tokens_<kind>_<source>`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Input => "input",
+            TokenKind::Output => "output",
+            TokenKind::CacheRead => "cache_read",
+            TokenKind::CacheWrite => "cache_write",
+        }
+    }
+}
+
 /// Every usage provenance, in counter order.
-pub const USAGE_SOURCES: [UsageSource; 5] = [
-    UsageSource::ConverseUsage,
-    UsageSource::ResponseHeaders,
-    UsageSource::InvocationMetrics,
-    UsageSource::NativeBody,
-    UsageSource::ClientEstimate,
-];
+pub const USAGE_SOURCES: [UsageSource; 5] = UsageSource::ALL;
 
 /// Each counter a series keeps.
+///
+/// A counter's slot and wire name both derive from this enum and the enums
+/// it holds ([`Count::all`] lists them in slot order), so adding a variant
+/// cannot leave a hand-kept table out of step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Count {
     /// Requests by final outcome.
@@ -206,111 +224,117 @@ pub enum Count {
     CostPicoUsd,
 }
 
-const OUTCOME_NAMES: [&str; 8] = [
-    "outcome_ok",
-    "outcome_throttled",
-    "outcome_daily_quota",
-    "outcome_client_error",
-    "outcome_server_error",
-    "outcome_timeout",
-    "outcome_stream_error",
-    "outcome_transport",
+/// The counters that hold no other enum, in slot order after the outcomes.
+const SCALARS: [Count; 8] = [
+    Count::Attempts,
+    Count::Retries,
+    Count::RetriedThrottles,
+    Count::LateSends,
+    Count::DroppedSends,
+    Count::Abandoned,
+    Count::SaturatedValues,
+    Count::UsageMissing,
 ];
 
-const SCALAR_NAMES: [&str; 8] = [
-    "attempts",
-    "retries",
-    "retried_throttles",
-    "late_sends",
-    "dropped_sends",
-    "abandoned",
-    "saturated_values",
-    "usage_missing",
+/// The counters after the token counts, in slot order.
+const TAIL: [Count; 3] = [
+    Count::QuotaReserved,
+    Count::QuotaSettled,
+    Count::CostPicoUsd,
 ];
 
-const TOKEN_NAMES: [[&str; 4]; 5] = [
-    [
-        "tokens_input_converse_usage",
-        "tokens_output_converse_usage",
-        "tokens_cache_read_converse_usage",
-        "tokens_cache_write_converse_usage",
-    ],
-    [
-        "tokens_input_response_headers",
-        "tokens_output_response_headers",
-        "tokens_cache_read_response_headers",
-        "tokens_cache_write_response_headers",
-    ],
-    [
-        "tokens_input_invocation_metrics",
-        "tokens_output_invocation_metrics",
-        "tokens_cache_read_invocation_metrics",
-        "tokens_cache_write_invocation_metrics",
-    ],
-    [
-        "tokens_input_native_body",
-        "tokens_output_native_body",
-        "tokens_cache_read_native_body",
-        "tokens_cache_write_native_body",
-    ],
-    [
-        "tokens_input_client_estimate",
-        "tokens_output_client_estimate",
-        "tokens_cache_read_client_estimate",
-        "tokens_cache_write_client_estimate",
-    ],
-];
-
-const TAIL_NAMES: [&str; 3] = ["quota_reserved", "quota_settled", "cost_pico_usd"];
-
-const TOKENS_AT: usize = OUTCOME_NAMES.len() + SCALAR_NAMES.len();
-const TAIL_AT: usize = TOKENS_AT + 20;
+const SCALARS_AT: usize = Outcome::ALL.len();
+const TOKENS_AT: usize = SCALARS_AT + SCALARS.len();
+const TAIL_AT: usize = TOKENS_AT + UsageSource::ALL.len() * TokenKind::ALL.len();
 
 impl Count {
     /// Number of counters.
-    pub const COUNT: usize = TAIL_AT + TAIL_NAMES.len();
+    pub const COUNT: usize = TAIL_AT + TAIL.len();
 
+    /// Every counter, in slot (wire) order.
+    pub fn all() -> impl Iterator<Item = Count> {
+        let tokens = UsageSource::ALL
+            .into_iter()
+            .flat_map(|s| TokenKind::ALL.into_iter().map(move |k| Count::Tokens(s, k)));
+        Outcome::ALL
+            .into_iter()
+            .map(Count::Outcome)
+            .chain(SCALARS)
+            .chain(tokens)
+            .chain(TAIL)
+    }
+
+    /// The counter's wire and results-file name.
+    pub fn name(self) -> &'static str {
+        counter_name(self.index())
+    }
+
+    /// The counter's slot. Arithmetic on the enums' declaration order (the
+    /// order of their `ALL` lists, which a test holds to [`Count::all`]):
+    /// this runs for every recorded request.
     fn index(self) -> usize {
         match self {
-            Count::Outcome(o) => Outcome::ALL.iter().position(|x| *x == o).unwrap_or(0),
-            Count::Attempts => 8,
-            Count::Retries => 9,
-            Count::RetriedThrottles => 10,
-            Count::LateSends => 11,
-            Count::DroppedSends => 12,
-            Count::Abandoned => 13,
-            Count::SaturatedValues => 14,
-            Count::UsageMissing => 15,
+            Count::Outcome(o) => o as usize,
+            Count::Attempts => SCALARS_AT,
+            Count::Retries => SCALARS_AT + 1,
+            Count::RetriedThrottles => SCALARS_AT + 2,
+            Count::LateSends => SCALARS_AT + 3,
+            Count::DroppedSends => SCALARS_AT + 4,
+            Count::Abandoned => SCALARS_AT + 5,
+            Count::SaturatedValues => SCALARS_AT + 6,
+            Count::UsageMissing => SCALARS_AT + 7,
             Count::Tokens(source, kind) => {
-                let s = USAGE_SOURCES.iter().position(|x| *x == source).unwrap_or(0);
-                TOKENS_AT + s * 4 + kind as usize
+                TOKENS_AT + source as usize * TokenKind::ALL.len() + kind as usize
             }
             Count::QuotaReserved => TAIL_AT,
             Count::QuotaSettled => TAIL_AT + 1,
             Count::CostPicoUsd => TAIL_AT + 2,
         }
     }
+
+    /// The name, composed from the enums: `outcome_<outcome>`,
+    /// `tokens_<kind>_<source>`, or the counter's own.
+    fn compose_name(self) -> String {
+        match self {
+            Count::Outcome(o) => format!("outcome_{}", o.as_str()),
+            Count::Tokens(source, kind) => {
+                format!("tokens_{}_{}", kind.as_str(), source.as_str())
+            }
+            Count::Attempts => "attempts".to_owned(),
+            Count::Retries => "retries".to_owned(),
+            Count::RetriedThrottles => "retried_throttles".to_owned(),
+            Count::LateSends => "late_sends".to_owned(),
+            Count::DroppedSends => "dropped_sends".to_owned(),
+            Count::Abandoned => "abandoned".to_owned(),
+            Count::SaturatedValues => "saturated_values".to_owned(),
+            Count::UsageMissing => "usage_missing".to_owned(),
+            Count::QuotaReserved => "quota_reserved".to_owned(),
+            Count::QuotaSettled => "quota_settled".to_owned(),
+            Count::CostPicoUsd => "cost_pico_usd".to_owned(),
+        }
+    }
+}
+
+/// Every counter's name, by slot, composed once.
+fn counter_names() -> &'static [String] {
+    static NAMES: OnceLock<Vec<String>> = OnceLock::new();
+    NAMES.get_or_init(|| Count::all().map(Count::compose_name).collect())
 }
 
 /// The wire name of counter slot `index`.
 fn counter_name(index: usize) -> &'static str {
-    if index < 8 {
-        OUTCOME_NAMES[index]
-    } else if index < TOKENS_AT {
-        SCALAR_NAMES[index - 8]
-    } else if index < TAIL_AT {
-        let i = index - TOKENS_AT;
-        TOKEN_NAMES[i / 4][i % 4]
-    } else {
-        TAIL_NAMES[index - TAIL_AT]
-    }
+    &counter_names()[index]
 }
 
 /// The counter slot of a wire name.
 fn counter_index(name: &str) -> Option<usize> {
     static BY_NAME: OnceLock<Vec<(&'static str, usize)>> = OnceLock::new();
     let table = BY_NAME.get_or_init(|| {
-        let mut table: Vec<_> = (0..Count::COUNT).map(|i| (counter_name(i), i)).collect();
+        let mut table: Vec<_> = counter_names()
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect();
         table.sort_unstable();
         table
     });
@@ -756,23 +780,60 @@ mod tests {
     }
 
     #[test]
-    fn counter_names_are_unique_and_indexed_consistently() {
-        let names: Vec<_> = (0..Count::COUNT).map(counter_name).collect();
-        let mut sorted = names.clone();
+    fn counter_slots_follow_the_enums_and_names_are_unique() {
+        assert_eq!(Count::all().count(), Count::COUNT);
+        for (slot, count) in Count::all().enumerate() {
+            assert_eq!(count.index(), slot, "{count:?}");
+            assert_eq!(counter_index(count.name()), Some(slot));
+        }
+        let mut sorted: Vec<_> = (0..Count::COUNT).map(counter_name).collect();
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(sorted.len(), Count::COUNT);
-        assert_eq!(
-            counter_name(Count::Outcome(Outcome::Transport).index()),
-            "outcome_transport"
-        );
-        assert_eq!(counter_name(Count::UsageMissing.index()), "usage_missing");
-        let c = Count::Tokens(UsageSource::NativeBody, TokenKind::CacheWrite);
-        assert_eq!(counter_name(c.index()), "tokens_cache_write_native_body");
-        assert_eq!(counter_name(Count::CostPicoUsd.index()), "cost_pico_usd");
         for (i, m) in Metric::ALL.iter().enumerate() {
             assert_eq!(m.index(), i);
         }
+    }
+
+    /// The counter names and their order are the wire and results-file
+    /// format: composing them from the enums must not change one.
+    #[test]
+    fn counter_names_are_the_wire_format() {
+        let mut wire = vec![
+            "outcome_ok",
+            "outcome_throttled",
+            "outcome_daily_quota",
+            "outcome_client_error",
+            "outcome_server_error",
+            "outcome_timeout",
+            "outcome_stream_error",
+            "outcome_transport",
+            "attempts",
+            "retries",
+            "retried_throttles",
+            "late_sends",
+            "dropped_sends",
+            "abandoned",
+            "saturated_values",
+            "usage_missing",
+        ];
+        let tokens: Vec<String> = [
+            "converse_usage",
+            "response_headers",
+            "invocation_metrics",
+            "native_body",
+            "client_estimate",
+        ]
+        .iter()
+        .flat_map(|source| {
+            ["input", "output", "cache_read", "cache_write"]
+                .map(|kind| format!("tokens_{kind}_{source}"))
+        })
+        .collect();
+        wire.extend(tokens.iter().map(String::as_str));
+        wire.extend(["quota_reserved", "quota_settled", "cost_pico_usd"]);
+        let ours: Vec<_> = (0..Count::COUNT).map(counter_name).collect();
+        assert_eq!(ours, wire);
     }
 
     #[test]

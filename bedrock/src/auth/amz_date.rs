@@ -1,8 +1,9 @@
 //! The SigV4 timestamp: `YYYYMMDDTHHMMSSZ` (ISO 8601 basic format, UTC), as sent
 //! in `X-Amz-Date` and shown in AWS's skew messages (PROTOCOL.md §1.4).
 //!
-//! Hand-rolled rather than pulling a date crate: SigV4 needs exactly one format,
-//! and the simulator parses it on every request.
+//! The calendar arithmetic is the `time` crate's (the workspace's one date
+//! implementation); the fixed 16-byte format is read and written here, since
+//! the simulator parses it on every request.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,6 +16,9 @@ pub(crate) struct AmzDate {
 }
 
 const SECS_PER_DAY: u64 = 86_400;
+
+/// The Julian day number of 1970-01-01.
+const UNIX_EPOCH_JULIAN_DAY: i64 = 2_440_588;
 
 impl AmzDate {
     /// The timestamp of `time`, truncated to the second (as the signers do).
@@ -44,17 +48,17 @@ impl AmzDate {
         };
         let (year, month, day) = (num(0..4)?, num(4..6)?, num(6..8)?);
         let (hour, minute, second) = (num(9..11)?, num(11..13)?, num(13..15)?);
-        if year < 1970
-            || !(1..=12).contains(&month)
-            || day == 0
-            || day > days_in_month(year, month)
-            || hour > 23
-            || minute > 59
-            || second > 59
-        {
+        if year < 1970 || hour > 23 || minute > 59 || second > 59 {
             return None;
         }
-        let days = days_from_civil(year, month, day);
+        let month = time::Month::try_from(u8::try_from(month).ok()?).ok()?;
+        let date = time::Date::from_calendar_date(
+            i32::try_from(year).ok()?,
+            month,
+            u8::try_from(day).ok()?,
+        )
+        .ok()?;
+        let days = u64::try_from(i64::from(date.to_julian_day()) - UNIX_EPOCH_JULIAN_DAY).ok()?;
         Some(AmzDate {
             secs: days * SECS_PER_DAY + hour * 3600 + minute * 60 + second,
         })
@@ -105,42 +109,22 @@ fn put_digits(out: &mut [u8], mut value: u64) {
     }
 }
 
-fn is_leap(year: u64) -> bool {
-    (year.is_multiple_of(4) && !year.is_multiple_of(100)) || year.is_multiple_of(400)
-}
-
-fn days_in_month(year: u64, month: u64) -> u64 {
-    match month {
-        2 if is_leap(year) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-/// Days since 1970-01-01 (H. Hinnant's `days_from_civil`, for years >= 1970).
-fn days_from_civil(year: u64, month: u64, day: u64) -> u64 {
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The inverse of [`days_from_civil`].
+/// The calendar day `days` days after 1970-01-01, as (year, month, day);
+/// past the calendar's range (year 9999) it reads as 9999-12-31.
 fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
+    let julian = i64::try_from(days)
+        .ok()
+        .and_then(|d| d.checked_add(UNIX_EPOCH_JULIAN_DAY))
+        .and_then(|j| i32::try_from(j).ok());
+    let date = julian
+        .and_then(|j| time::Date::from_julian_day(j).ok())
+        .unwrap_or(time::Date::MAX);
+    let year = u64::try_from(date.year()).unwrap_or(0);
+    (
+        year,
+        u64::from(u8::from(date.month())),
+        u64::from(date.day()),
+    )
 }
 
 #[cfg(test)]

@@ -24,6 +24,46 @@ use bytes::{BufMut, BytesMut};
 use crate::error::{ErrorCode, Outcome, ServiceError};
 use crate::eventstream::{EncodeError, Frame, FrameDecoder, FrameError, HeaderValue};
 
+/// A response event-stream decoder: body chunks in as they arrive, typed
+/// events out as soon as their frame is complete. Both stream kinds
+/// (ConverseStream and InvokeModelWithResponseStream) implement it, so a
+/// client reads either with one loop.
+pub trait StreamDecoder {
+    /// The events this stream carries.
+    type Event;
+
+    /// Appends a chunk of the response body.
+    fn push(&mut self, chunk: &[u8]);
+
+    /// The next complete event; `Ok(None)` when more bytes are needed. After
+    /// an error every later call returns the same error.
+    fn next_event(&mut self) -> Result<Option<Self::Event>, StreamError>;
+}
+
+impl StreamDecoder for ConverseStreamDecoder {
+    type Event = ConverseStreamEvent;
+
+    fn push(&mut self, chunk: &[u8]) {
+        ConverseStreamDecoder::push(self, chunk);
+    }
+
+    fn next_event(&mut self) -> Result<Option<ConverseStreamEvent>, StreamError> {
+        ConverseStreamDecoder::next_event(self)
+    }
+}
+
+impl StreamDecoder for InvokeStreamDecoder {
+    type Event = InvokeStreamEvent;
+
+    fn push(&mut self, chunk: &[u8]) {
+        InvokeStreamDecoder::push(self, chunk);
+    }
+
+    fn next_event(&mut self) -> Result<Option<InvokeStreamEvent>, StreamError> {
+        InvokeStreamDecoder::next_event(self)
+    }
+}
+
 /// The characters Bedrock's `p` padding field is a prefix of (PROTOCOL.md §3.6).
 pub const PADDING_ALPHABET: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
 

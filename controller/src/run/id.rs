@@ -1,27 +1,26 @@
 //! Run ids and UTC timestamps, from the one wall-clock reading the binary
-//! takes at start (no date library: the civil-from-days conversion is a
-//! dozen lines).
+//! takes at start (calendar fields from the `time` crate, the workspace's
+//! one date implementation).
 
 use std::collections::hash_map::RandomState;
 use std::hash::BuildHasher;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// UTC calendar fields of `t` (seconds precision; before 1970 reads as 1970).
-fn utc_fields(t: SystemTime) -> (i64, u32, u32, u64, u64, u64) {
+fn utc_fields(t: SystemTime) -> (i32, u8, u8, u8, u8, u8) {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's days-to-civil algorithm.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day, rem / 3600, rem % 3600 / 60, rem % 60)
+    let utc = i64::try_from(secs)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    (
+        utc.year(),
+        u8::from(utc.month()),
+        utc.day(),
+        utc.hour(),
+        utc.minute(),
+        utc.second(),
+    )
 }
 
 /// RFC 3339 UTC with second precision: `2026-11-21T23:47:22Z`.

@@ -12,7 +12,8 @@ use quarry_bedrock::header_names::{APPLICATION_JSON, BEDROCK_ACCEPT, REQUEST_ID}
 use quarry_bedrock::{
     BlockDelta, ConverseResponse, ConverseStreamDecoder, ConverseStreamEvent, CountTokensResponse,
     ERROR_TYPE_HEADER, InvokeStreamDecoder, InvokeStreamEvent, ModelFamily, NativeResponse,
-    Operation, Outcome, ResponseHeaders, Retry, ServiceError, TokenUsage, UsageSource,
+    Operation, Outcome, ResponseHeaders, Retry, ServiceError, StreamDecoder, TokenUsage,
+    UsageSource,
 };
 use tokio::time::Instant;
 
@@ -165,52 +166,12 @@ async fn read_success(
 ) -> AttemptResult {
     match request.operation {
         Operation::ConverseStream => {
-            let mut decoder = ConverseStreamDecoder::new();
-            read_stream(
-                &mut body,
-                timeline,
-                clock,
-                deadlines,
-                |chunk, at, tl, reading| {
-                    decoder.push(chunk);
-                    loop {
-                        match decoder.next_event() {
-                            Ok(Some(event)) => {
-                                if let Some(outcome) = on_converse_event(event, at, tl, reading) {
-                                    return Some(outcome);
-                                }
-                            }
-                            Ok(None) => return None,
-                            Err(err) => {
-                                tracing::debug!(error = %err, "malformed ConverseStream");
-                                return Some(Outcome::StreamError);
-                            }
-                        }
-                    }
-                },
-            )
-            .await
+            let decoder = ConverseStreamDecoder::new();
+            read_stream(&mut body, timeline, clock, deadlines, decoder).await
         }
         Operation::InvokeModelWithResponseStream => {
-            let mut decoder = InvokeStreamDecoder::new(request.family);
-            read_stream(&mut body, timeline, clock, deadlines, |chunk, at, tl, reading| {
-                decoder.push(chunk);
-                loop {
-                    match decoder.next_event() {
-                        Ok(Some(event)) => {
-                            if let Some(outcome) = on_invoke_event(event, at, tl, reading) {
-                                return Some(outcome);
-                            }
-                        }
-                        Ok(None) => return None,
-                        Err(err) => {
-                            tracing::debug!(error = %err, "malformed InvokeModelWithResponseStream");
-                            return Some(Outcome::StreamError);
-                        }
-                    }
-                }
-            })
-            .await
+            let decoder = InvokeStreamDecoder::new(request.family);
+            read_stream(&mut body, timeline, clock, deadlines, decoder).await
         }
         operation => {
             read_unary(
@@ -227,20 +188,22 @@ async fn read_success(
     }
 }
 
-/// Reads an event stream to its end. `on_chunk` decodes the events a chunk
-/// completed and returns an outcome when the stream failed in-band.
-async fn read_stream<F>(
+/// Reads an event stream to its end, whichever kind `decoder` decodes:
+/// each chunk's completed events are recorded as they arrive, and an
+/// in-band exception or undecodable bytes end the stream.
+async fn read_stream<D>(
     body: &mut ResponseBody,
     mut timeline: Timeline,
     clock: RunClock,
     deadlines: Deadlines,
-    mut on_chunk: F,
+    mut decoder: D,
 ) -> AttemptResult
 where
-    F: FnMut(&[u8], u64, &mut Timeline, &mut Reading) -> Option<Outcome>,
+    D: StreamDecoder,
+    D::Event: RecordEvent,
 {
     let mut reading = Reading::default();
-    let outcome = loop {
+    let outcome = 'read: loop {
         let deadline = match deadlines.first_token {
             Some(first) if timeline.first_token_at.is_none() => first.min(deadlines.request),
             _ => deadlines.request,
@@ -255,8 +218,20 @@ where
             Ok(Some(Ok(chunk))) => chunk,
         };
         let at = clock.now_ns();
-        if let Some(failed) = on_chunk(&chunk, at, &mut timeline, &mut reading) {
-            break failed;
+        decoder.push(&chunk);
+        loop {
+            match decoder.next_event() {
+                Ok(Some(event)) => {
+                    if let Some(ended) = event.record(at, &mut timeline, &mut reading) {
+                        break 'read ended;
+                    }
+                }
+                Ok(None) => break,
+                Err(err) => {
+                    tracing::debug!(error = %err, "malformed event stream");
+                    break 'read Outcome::StreamError;
+                }
+            }
         }
     };
     timeline.close(clock.now_ns());
@@ -267,6 +242,25 @@ where
         retry: Retry::No,
         retry_after_ms: None,
         response: reading.response,
+    }
+}
+
+/// A stream event the attempt records: its time on the timeline, and what
+/// it says about usage, the stop reason or an in-band failure.
+trait RecordEvent {
+    /// Records the event, arrived at `at`; `Some(outcome)` ends the stream.
+    fn record(self, at: u64, timeline: &mut Timeline, reading: &mut Reading) -> Option<Outcome>;
+}
+
+impl RecordEvent for ConverseStreamEvent {
+    fn record(self, at: u64, timeline: &mut Timeline, reading: &mut Reading) -> Option<Outcome> {
+        on_converse_event(self, at, timeline, reading)
+    }
+}
+
+impl RecordEvent for InvokeStreamEvent {
+    fn record(self, at: u64, timeline: &mut Timeline, reading: &mut Reading) -> Option<Outcome> {
+        on_invoke_event(self, at, timeline, reading)
     }
 }
 
