@@ -1,6 +1,6 @@
 //! Measured inputs: what runs, sweeps and traces (`quarry plan --from DIR`)
-//! contribute, as plain values. A thin loader outside this crate fills them
-//! from `sweep.json`, `results.json` or a trace; the planner never reads files.
+//! contribute, as plain values. The controller's loader (`quarry::capacity_plan`)
+//! fills them from results and sweep directories; the planner never reads files.
 //!
 //! - [`MeasuredCurve`]: one sweep of one model, a row per load level (offered
 //!   and achieved load, throughput, latency percentiles, throttling, and the

@@ -420,7 +420,9 @@ fn measured_throttling(
             let top = levels.last().map_or(0.0, |l| offered_rpm(l));
             let m = ctx.measured(
                 &curve.label,
-                levels.last().map_or(curve.source.as_str(), |l| l.location(curve)),
+                levels
+                    .last()
+                    .map_or(curve.source.as_str(), |l| l.location(curve)),
                 "highest level without throttling",
                 top,
                 Unit::RequestsPerMinute,

@@ -527,7 +527,9 @@ fn sweep_curve(
             Some(_) => {}
             None => model = Some((m, run)),
         }
-        let (v, offered) = run.offered().map_err(|why| unusable(format!("{why}: not a sweep level")))?;
+        let (v, offered) = run
+            .offered()
+            .map_err(|why| unusable(format!("{why}: not a sweep level")))?;
         match &variable {
             Some((first, at)) if *first != v => {
                 return Err(unusable(format!(

@@ -8,7 +8,9 @@ use quarry_bedrock::{Operation, Outcome, UsageSource};
 use quarry_engine::{Count, HealthSample, Metric, SeriesDelta, SeriesKey, StageKind, TokenKind};
 
 use super::*;
-use crate::results::{Assembly, RunEnd, RunMeta, SCHEMA_VERSION, StageRecord, assemble, write_document};
+use crate::results::{
+    Assembly, RunEnd, RunMeta, SCHEMA_VERSION, StageRecord, assemble, write_document,
+};
 use crate::spec::parse_spec;
 
 const MS: u64 = 1_000_000;
@@ -56,9 +58,12 @@ impl Shape {
 /// ones in a 10 s hold.
 fn write_run(dir: &Path, shape: &Shape) {
     std::fs::create_dir_all(dir).unwrap();
-    let plan = parse_spec(Path::new("spec.toml"), &spec(shape.concurrency, shape.model))
-        .unwrap()
-        .plan;
+    let plan = parse_spec(
+        Path::new("spec.toml"),
+        &spec(shape.concurrency, shape.model),
+    )
+    .unwrap()
+    .plan;
     let mut hold = SeriesDelta::new();
     for v in 1..=shape.ok {
         hold.record(Metric::TtftFromSend, v * u64::from(shape.concurrency) * MS);
@@ -154,7 +159,11 @@ fn a_run_gives_a_demand_profile_and_a_one_level_curve_citing_its_requests() {
         "run run-c4".to_owned(),
         "100 requests ended (90 ok) in measured stages hold over 10 s".to_owned(),
     ] {
-        assert!(demand.source.contains(&part), "{part:?} in {}", demand.source);
+        assert!(
+            demand.source.contains(&part),
+            "{part:?} in {}",
+            demand.source
+        );
     }
 
     let [curve] = loaded.measured.curves.as_slice() else {
@@ -187,7 +196,10 @@ fn a_sweep_directory_gives_one_curve_a_level_per_level_directory() {
     let tmp = tempfile::tempdir().unwrap();
     let sweep = tmp.path().join("sweep-sonnet");
     write_run(&sweep.join("levels/01-concurrency-1"), &Shape::ok(1, 20, 0));
-    write_run(&sweep.join("levels/02-concurrency-8"), &Shape::ok(8, 50, 50));
+    write_run(
+        &sweep.join("levels/02-concurrency-8"),
+        &Shape::ok(8, 50, 50),
+    );
     // sweep.json's contents are not read.
     std::fs::write(sweep.join("sweep.json"), "not json").unwrap();
     let run = tmp.path().join("a-run");
@@ -207,11 +219,19 @@ fn a_sweep_directory_gives_one_curve_a_level_per_level_directory() {
     assert_eq!(offered, [1.0, 8.0]);
     assert_eq!(curve.levels[1].throttle_rate, 0.5);
     assert_eq!(curve.levels[1].achieved_rps, 5.0);
-    for (level, dir) in curve.levels.iter().zip(["01-concurrency-1", "02-concurrency-8"]) {
+    for (level, dir) in curve
+        .levels
+        .iter()
+        .zip(["01-concurrency-1", "02-concurrency-8"])
+    {
         let source = level.source.as_deref().unwrap();
         assert!(source.contains(dir), "{source}");
     }
-    assert!(curve.source.contains("2 levels (120 requests ended"), "{}", curve.source);
+    assert!(
+        curve.source.contains("2 levels (120 requests ended"),
+        "{}",
+        curve.source
+    );
     // Only the run gives a demand profile.
     assert_eq!(loaded.measured.demand.len(), 1);
     assert_eq!(loaded.measured.demand[0].label, "a-run");
@@ -222,15 +242,16 @@ fn a_level_where_everything_failed_is_kept_on_the_curve_and_said() {
     let tmp = tempfile::tempdir().unwrap();
     let sweep = tmp.path().join("sweep");
     write_run(&sweep.join("levels/01-concurrency-1"), &Shape::ok(1, 20, 0));
-    write_run(&sweep.join("levels/02-concurrency-64"), &Shape::ok(64, 0, 80));
+    write_run(
+        &sweep.join("levels/02-concurrency-64"),
+        &Shape::ok(64, 0, 80),
+    );
     let loaded = load_from(&[sweep]).unwrap();
     let top = &loaded.measured.curves[0].levels[1];
     assert_eq!((top.achieved_rps, top.throttle_rate), (0.0, 1.0));
     assert!(
-        loaded
-            .notes
-            .iter()
-            .any(|n| n.contains("02-concurrency-64") && n.contains("every one of the level's 80 requests failed")),
+        loaded.notes.iter().any(|n| n.contains("02-concurrency-64")
+            && n.contains("every one of the level's 80 requests failed")),
         "{:?}",
         loaded.notes
     );
@@ -243,7 +264,10 @@ fn a_run_where_everything_failed_is_refused_as_a_demand_profile() {
     write_run(&dir, &Shape::ok(4, 0, 30));
     let (file, why) = unusable_file(load_from(&[dir.clone()]).unwrap_err());
     assert_eq!(file, dir.join(RESULTS_FILE));
-    assert!(why.contains("every one of its 30 measured requests failed"), "{why}");
+    assert!(
+        why.contains("every one of its 30 measured requests failed"),
+        "{why}"
+    );
 }
 
 #[test]
@@ -296,14 +320,21 @@ fn what_is_not_a_measurement_is_named() {
     let plain = tmp.path().join("plain");
     std::fs::create_dir_all(plain.join("levels/01-x")).unwrap();
     let err = load_from(&[plain.clone()]).unwrap_err();
-    assert!(matches!(err, FromError::NotMeasurement(ref d) if *d == plain), "{err}");
+    assert!(
+        matches!(err, FromError::NotMeasurement(ref d) if *d == plain),
+        "{err}"
+    );
 
     // A sweep with a level that never finished.
     let sweep = tmp.path().join("sweep");
     write_run(&sweep.join("levels/01-concurrency-1"), &Shape::ok(1, 20, 0));
     std::fs::create_dir_all(sweep.join("levels/02-concurrency-2")).unwrap();
     let (file, why) = unusable_file(load_from(&[sweep]).unwrap_err());
-    assert_eq!(file, tmp.path().join("sweep/levels/02-concurrency-2/results.json"));
+    assert_eq!(
+        file,
+        tmp.path()
+            .join("sweep/levels/02-concurrency-2/results.json")
+    );
     assert!(why.contains("did not finish"), "{why}");
 
     // Levels of different models are not one curve.
