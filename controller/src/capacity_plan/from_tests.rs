@@ -262,7 +262,7 @@ fn a_run_where_everything_failed_is_refused_as_a_demand_profile() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("throttled");
     write_run(&dir, &Shape::ok(4, 0, 30));
-    let (file, why) = unusable_file(load_from(&[dir.clone()]).unwrap_err());
+    let (file, why) = unusable_file(load_from(std::slice::from_ref(&dir)).unwrap_err());
     assert_eq!(file, dir.join(RESULTS_FILE));
     assert!(
         why.contains("every one of its 30 measured requests failed"),
@@ -281,7 +281,7 @@ fn incomplete_and_empty_runs_are_refused_naming_the_file() {
             ..Shape::ok(4, 10, 0)
         },
     );
-    let err = load_from(&[stopped.clone()]).unwrap_err();
+    let err = load_from(std::slice::from_ref(&stopped)).unwrap_err();
     let text = err.to_string();
     let (file, why) = unusable_file(err);
     assert_eq!(file, stopped.join(RESULTS_FILE));
@@ -290,7 +290,7 @@ fn incomplete_and_empty_runs_are_refused_naming_the_file() {
 
     let empty = tmp.path().join("empty");
     write_run(&empty, &Shape::ok(4, 0, 0));
-    let (file, why) = unusable_file(load_from(&[empty.clone()]).unwrap_err());
+    let (file, why) = unusable_file(load_from(std::slice::from_ref(&empty)).unwrap_err());
     assert_eq!(file, empty.join(RESULTS_FILE));
     assert!(why.contains("measured nothing"), "{why}");
 
@@ -319,7 +319,7 @@ fn what_is_not_a_measurement_is_named() {
     ));
     let plain = tmp.path().join("plain");
     std::fs::create_dir_all(plain.join("levels/01-x")).unwrap();
-    let err = load_from(&[plain.clone()]).unwrap_err();
+    let err = load_from(std::slice::from_ref(&plain)).unwrap_err();
     assert!(
         matches!(err, FromError::NotMeasurement(ref d) if *d == plain),
         "{err}"
