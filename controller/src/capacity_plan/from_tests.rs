@@ -362,3 +362,40 @@ fn what_is_not_a_measurement_is_named() {
         FromError::DuplicateLabel { .. }
     ));
 }
+
+#[test]
+fn a_class_naming_a_run_takes_what_it_does_not_enter_from_it_citing_the_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("chat-run");
+    write_run(&dir, &Shape::ok(4, 90, 10));
+    let loaded = load_from(std::slice::from_ref(&dir)).unwrap();
+    let plan_file = format!(
+        r#"
+[[class]]
+name = "chat"
+measured = "chat-run"
+output_tokens = 300
+models = ["{SONNET}"]
+"#
+    );
+    let mut input = quarry_capacity::parse_plan_file("PLAN.toml", &plan_file).unwrap();
+    input.measured = loaded.measured;
+    let plan = quarry_capacity::plan(&input);
+    let chat = &plan.classes[0];
+    // Rate and input tokens from the run; output tokens as entered.
+    assert_eq!(chat.peak_rpm.value, 600.0);
+    assert_eq!(chat.peak_rpm.basis, quarry_capacity::Basis::Measured);
+    assert_eq!(chat.input_tokens.value, 1_000.0);
+    assert_eq!(chat.input_tokens.basis, quarry_capacity::Basis::Measured);
+    assert_eq!(chat.output_tokens.basis, quarry_capacity::Basis::Entered);
+    let cited = plan
+        .sources
+        .iter()
+        .find(|s| chat.peak_rpm.from.contains(&s.id))
+        .expect("the rate cites its source");
+    let at = cited.location.as_deref().unwrap();
+    assert!(
+        at.contains("run run-c4") && at.contains("100 requests ended (90 ok)"),
+        "{at}"
+    );
+}
