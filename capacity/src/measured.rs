@@ -1,6 +1,6 @@
 //! Measured inputs: what runs, sweeps and traces (`quarry plan --from DIR`)
-//! contribute, as plain values. A thin loader outside this crate fills them
-//! from `sweep.json`, `results.json` or a trace; the planner never reads files.
+//! contribute, as plain values. The controller's loader (`quarry::capacity_plan`)
+//! fills them from results and sweep directories; the planner never reads files.
 //!
 //! - [`MeasuredCurve`]: one sweep of one model, a row per load level (offered
 //!   and achieved load, throughput, latency percentiles, throttling, and the
@@ -125,6 +125,19 @@ pub struct CurveLevel {
     /// capacity finding and the planner skips it.
     #[serde(default)]
     pub saturated: bool,
+    /// Where this level was measured, when it has its own record (a sweep
+    /// level's results directory, its run id and the requests counted):
+    /// figures read from the level cite it instead of the curve's `source`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+impl CurveLevel {
+    /// Where figures read from this level were measured: its own record,
+    /// else the curve's.
+    pub fn location<'a>(&'a self, curve: &'a MeasuredCurve) -> &'a str {
+        self.source.as_deref().unwrap_or(&curve.source)
+    }
 }
 
 /// The demand profile of a run or a trace.

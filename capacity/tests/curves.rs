@@ -31,6 +31,7 @@ fn level(offered: f64, achieved: f64, ttft_p99: f64, throttle: f64) -> CurveLeve
         error_rate: 0.0,
         failed: None,
         saturated: false,
+        source: None,
     }
 }
 
@@ -119,6 +120,38 @@ fn latency_and_concurrency_walls_from_a_sweep() {
         concurrency.notes[0].contains("achieved 6.5 req/s of 8 offered"),
         "{:?}",
         concurrency.notes
+    );
+}
+
+#[test]
+fn a_level_with_its_own_record_is_cited_by_it() {
+    let mut curve = rate_sweep();
+    // The 4 req/s level, which the latency wall's limit is read from.
+    curve.levels[2].source = Some("results/sweep-llama/levels/03-rate-4 (412 requests)".into());
+    let mut input = parse_plan_file("PLAN.toml", CLASS).unwrap();
+    input.measured.curves.push(curve);
+    let p = plan(&support::with_builtin_prices(input));
+    let cited = p
+        .sources
+        .iter()
+        .find(|s| s.id == "measured:sweep-llama:successful requests/s at offered load 4")
+        .expect("the level's rate is a source");
+    assert_eq!(
+        cited.location.as_deref(),
+        Some("results/sweep-llama/levels/03-rate-4 (412 requests)")
+    );
+    // A level without its own record cites the sweep.
+    let other = p
+        .sources
+        .iter()
+        .filter(|s| s.id.starts_with("measured:sweep-llama:") && s.id != cited.id)
+        .collect::<Vec<_>>();
+    assert!(!other.is_empty());
+    assert!(
+        other
+            .iter()
+            .all(|s| s.location.as_deref() == Some("results/sweep-llama")),
+        "{other:?}"
     );
 }
 

@@ -8,7 +8,11 @@
 //! the run's OpenTelemetry trace and metrics ([`telemetry`]); then the
 //! report's figures are computed once from the document ([`report`]) and its
 //! pass/fail thresholds ([`thresholds`]) evaluated against them.
+//!
+//! `quarry plan` ([`capacity_plan`]) turns a plan file, the built-in prices
+//! and measured runs and sweeps into a capacity plan.
 
+pub mod capacity_plan;
 pub mod clock;
 pub mod coordinator;
 pub mod duration;

@@ -110,6 +110,20 @@ enum Command {
         /// The results directory.
         dir: PathBuf,
     },
+    /// Compute a capacity plan from a plan file and measured runs and
+    /// sweeps: write plan.json and plan.txt, and print plan.txt.
+    #[command(after_help = quarry::capacity_plan::PLAN_EXIT_CODES)]
+    Plan {
+        /// The plan file (TOML; see examples/plan.toml).
+        plan: PathBuf,
+        /// A results directory of `quarry run` or a sweep directory to take
+        /// measurements from (repeatable).
+        #[arg(long, value_name = "DIR")]
+        from: Vec<PathBuf>,
+        /// Output directory (default: plans/<plan>-<id>/); must be empty.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
 }
 
 /// Why the binary stopped: which exit code, and the error to print.
@@ -153,6 +167,34 @@ fn main() -> ExitCode {
             fleet,
         } => finish(attach_results(&attach, from, out, &fleet)),
         Command::Report { dir } => finish(report(&dir)),
+        Command::Plan { plan, from, out } => capacity_plan(plan, from, out),
+    }
+}
+
+/// `quarry plan`: exit codes in `quarry::capacity_plan::PLAN_EXIT_CODES`.
+fn capacity_plan(plan_path: PathBuf, from: Vec<PathBuf>, out: Option<PathBuf>) -> ExitCode {
+    // The one wall-clock read: it names the default output directory.
+    #[allow(clippy::disallowed_methods)]
+    let started_at = SystemTime::now();
+    let opts = quarry::capacity_plan::PlanOptions {
+        plan_path,
+        from,
+        out,
+        started_at,
+    };
+    match quarry::capacity_plan::run_plan(&opts) {
+        Ok(outcome) => {
+            for note in &outcome.notes {
+                eprintln!("quarry: {note}");
+            }
+            print!("{}", outcome.text);
+            eprintln!("quarry: plan in {}", outcome.dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("quarry: {e}");
+            ExitCode::from(e.exit_code())
+        }
     }
 }
 

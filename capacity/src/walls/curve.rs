@@ -203,7 +203,7 @@ fn level_rpm(ctx: &mut Ctx<'_>, curve: &MeasuredCurve, level: &CurveLevel) -> Fi
     );
     let rps = ctx.measured(
         &curve.label,
-        &curve.source,
+        level.location(curve),
         &what,
         level.achieved_rps,
         Unit::RequestsPerSecond,
@@ -401,7 +401,7 @@ fn measured_throttling(
             let what = format!("first throttled level (offered {})", num(levels[i].offered));
             let m = ctx.measured(
                 &curve.label,
-                &curve.source,
+                levels[i].location(curve),
                 &what,
                 at,
                 Unit::RequestsPerMinute,
@@ -420,7 +420,9 @@ fn measured_throttling(
             let top = levels.last().map_or(0.0, |l| offered_rpm(l));
             let m = ctx.measured(
                 &curve.label,
-                &curve.source,
+                levels
+                    .last()
+                    .map_or(curve.source.as_str(), |l| l.location(curve)),
                 "highest level without throttling",
                 top,
                 Unit::RequestsPerMinute,
