@@ -18,5 +18,6 @@ pub mod report;
 pub mod results;
 pub mod run;
 pub mod spec;
+pub mod sweep;
 pub mod telemetry;
 pub mod thresholds;
