@@ -126,7 +126,11 @@ async fn a_small_sweep_names_the_tpm_quota_and_round_trips() {
     assert_eq!(&read_sweep(&out).expect("sweep.json reads"), doc);
     let report = std::fs::read_to_string(out.join("report.txt")).unwrap();
     assert_eq!(report, outcome.report);
-    assert!(report.contains("binding:        at concurrency = 8: throttle_rate <= 1%; wall: quota: TPM"), "{report}");
+    assert!(
+        report
+            .contains("binding:        at concurrency = 8: throttle_rate <= 1%; wall: quota: TPM"),
+        "{report}"
+    );
     assert!(Path::new(&out.join("sweep.json")).is_file());
 }
 

@@ -497,14 +497,20 @@ fn sweep(
     let outcome = outcome.map_err(|e| match e.is_usage() {
         true => Failure::Usage(e.into()),
         false => {
-            eprintln!("quarry: finished levels and sweep.json in {}", out.display());
+            eprintln!(
+                "quarry: finished levels and sweep.json in {}",
+                out.display()
+            );
             Failure::Run(e.into())
         }
     })?;
     print!("{}", outcome.report);
     eprintln!("quarry: sweep in {}", out.display());
     if outcome.document.ended != "completed" {
-        eprintln!("quarry: the sweep did not complete ({})", outcome.document.ended);
+        eprintln!(
+            "quarry: the sweep did not complete ({})",
+            outcome.document.ended
+        );
         return Ok(ExitCode::from(3));
     }
     Ok(ExitCode::SUCCESS)

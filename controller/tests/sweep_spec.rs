@@ -5,9 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use quarry::spec::{
-    DEFAULT_LADDER, SweepMode, SweepVariable, level_spec_text, parse_spec,
-};
+use quarry::spec::{DEFAULT_LADDER, SweepMode, SweepVariable, level_spec_text, parse_spec};
 use quarry_engine::LoadModel;
 
 const BASE: &str = r#"[load]
@@ -39,7 +37,11 @@ fn rejects(extra: &str, want: &str) {
 
 #[test]
 fn a_concurrency_sweep_defaults_to_the_ladder() {
-    let v = parse_spec(Path::new("s.toml"), &spec("[sweep]\nvariable = \"concurrency\"\n")).unwrap();
+    let v = parse_spec(
+        Path::new("s.toml"),
+        &spec("[sweep]\nvariable = \"concurrency\"\n"),
+    )
+    .unwrap();
     let sweep = v.sweep.unwrap();
     assert_eq!(sweep.variable, SweepVariable::Concurrency);
     assert_eq!(sweep.mode, SweepMode::Levels(DEFAULT_LADDER.to_vec()));
@@ -55,7 +57,10 @@ fn slo_sections_are_parsed_with_the_thresholds_language() {
          [slo.criteria]\n\"ttft.p99\" = \"<= 2s\"\nthrottle_rate = \"<= 1%\"\n",
     );
     let v = parse_spec(Path::new("s.toml"), &text).unwrap();
-    assert_eq!(v.sweep.unwrap().mode, SweepMode::Levels(vec![0.5, 2.0, 8.0]));
+    assert_eq!(
+        v.sweep.unwrap().mode,
+        SweepMode::Levels(vec![0.5, 2.0, 8.0])
+    );
     assert!(matches!(v.plan.load.model(), LoadModel::Open { .. }));
     let slo = v.slo.unwrap();
     assert_eq!(slo.attainment, Some(0.99));
@@ -68,12 +73,17 @@ fn slo_sections_are_parsed_with_the_thresholds_language() {
 
 #[test]
 fn a_search_takes_its_defaults() {
-    let text = spec("[sweep]\nvariable = \"rate\"\n[sweep.search]\nmax = 64\n[slo.criteria]\nerror_rate = \"< 1%\"\n");
+    let text = spec(
+        "[sweep]\nvariable = \"rate\"\n[sweep.search]\nmax = 64\n[slo.criteria]\nerror_rate = \"< 1%\"\n",
+    );
     let v = parse_spec(Path::new("s.toml"), &text).unwrap();
     let SweepMode::Search(s) = v.sweep.unwrap().mode else {
         panic!("not a search");
     };
-    assert_eq!((s.start, s.max, s.tolerance, s.max_levels), (1.0, 64.0, 0.05, 12));
+    assert_eq!(
+        (s.start, s.max, s.tolerance, s.max_levels),
+        (1.0, 64.0, 0.05, 12)
+    );
 }
 
 #[test]
@@ -82,7 +92,10 @@ fn bad_sweep_inputs_name_file_line_and_field() {
         "[sweep]\nvariable = \"users\"\n",
         "spec.toml:10: sweep.variable: unknown sweep variable \"users\"",
     );
-    rejects("[sweep]\nlevels = [1]\n", "spec.toml:9: sweep.variable: is required");
+    rejects(
+        "[sweep]\nlevels = [1]\n",
+        "spec.toml:9: sweep.variable: is required",
+    );
     rejects(
         "[sweep]\nvariable = \"concurrency\"\nlevels = [1, 2.5]\n",
         "spec.toml:11: sweep.levels[1]: a concurrency level must be a whole number",
@@ -118,6 +131,10 @@ fn bad_sweep_inputs_name_file_line_and_field() {
     rejects(
         "[sweep]\nvariable = \"rate\"\n[sweep.search]\nstart = 1\n",
         "sweep.search.max: is required",
+    );
+    rejects(
+        "[sweep]\nvariable = \"rate\"\n[sweep.search]\nmax = 8\n",
+        "spec.toml:11: sweep.search: a search needs an [slo]",
     );
     rejects(
         "[sweep]\nvariable = \"rate\"\nlevels = [1]\n[sweep.search]\nmax = 8\n",
@@ -189,5 +206,65 @@ fn a_level_spec_is_an_ordinary_run_spec() {
     assert!(
         matches!(v.plan.load.model(), LoadModel::Open { rate_per_s, .. } if *rate_per_s == 1.5),
         "{level}"
+    );
+}
+
+fn quarry(args: &[&str], cwd: &Path) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_quarry"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn run_refuses_a_sweep_and_validate_checks_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(
+        tmp.path().join("sweep.toml"),
+        spec("[sweep]\nvariable = \"concurrency\"\n"),
+    )
+    .unwrap();
+    let run = quarry(&["run", "sweep.toml"], tmp.path());
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("has a [sweep] section: run it with `quarry sweep`"),
+        "{stderr}"
+    );
+    assert!(!tmp.path().join("results").exists(), "nothing was run");
+
+    let ok = quarry(&["validate", "sweep.toml"], tmp.path());
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+
+    std::fs::write(
+        tmp.path().join("bad.toml"),
+        spec("[sweep]\nvariable = \"concurrency\"\n[slo.criteria]\nerror_rate = \"lots\"\n"),
+    )
+    .unwrap();
+    let bad = quarry(&["validate", "bad.toml"], tmp.path());
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("bad.toml:12: slo.criteria.error_rate:"),
+        "{stderr}"
+    );
+
+    std::fs::write(
+        tmp.path().join("plain.toml"),
+        BASE.replace("[load]\n", "[load]\nconcurrency = 1\n"),
+    )
+    .unwrap();
+    let sweep = quarry(&["sweep", "plain.toml"], tmp.path());
+    let stderr = String::from_utf8_lossy(&sweep.stderr);
+    assert_eq!(sweep.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("has no [sweep] section: use `quarry run`"),
+        "{stderr}"
     );
 }

@@ -176,7 +176,10 @@ pub fn parse_spec(path: &Path, text: &str) -> Result<ValidatedSpec, SpecError> {
         .take()
         .map(|t| telemetry::validate_telemetry(&mut checker, &t));
     let user_load = raw.load.as_ref().map_or((false, false), |l| {
-        (l.get_ref().concurrency.is_some(), l.get_ref().rate.is_some())
+        (
+            l.get_ref().concurrency.is_some(),
+            l.get_ref().rate.is_some(),
+        )
     });
     if let (Some(s), Some(l)) = (&raw.sweep, &mut raw.load) {
         sweep::fill_load(s, l);
@@ -189,6 +192,14 @@ pub fn parse_spec(path: &Path, text: &str) -> Result<ValidatedSpec, SpecError> {
         .slo
         .take()
         .map(|s| sweep::validate_slo(&mut checker, &s, raw_sweep.is_some()));
+    if let (Some(span), None) = (
+        raw_sweep.as_ref().and_then(|s| s.get_ref().search_span()),
+        &slo,
+    ) {
+        let msg =
+            "a search needs an [slo] (criteria or request bounds) to judge each level against";
+        checker.error_at(Some(span), "sweep.search", msg);
+    }
     let validated = validate::validate(raw, &mut checker);
     let agents = match &raw_agents {
         None => Some(None),

@@ -55,6 +55,13 @@ pub(crate) struct RawSweep {
     search: Option<Spanned<RawSearch>>,
 }
 
+impl RawSweep {
+    /// The span of `[sweep.search]`, when given.
+    pub(crate) fn search_span(&self) -> Option<std::ops::Range<usize>> {
+        self.search.as_ref().map(Spanned::span)
+    }
+}
+
 /// `[sweep.search]` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -212,7 +219,8 @@ pub(crate) fn validate_sweep(
         Some((_, "concurrency")) => Some(SweepVariable::Concurrency),
         Some((_, "rate")) => Some(SweepVariable::Rate),
         Some((v, other)) => {
-            let msg = format!("unknown sweep variable {other:?}: expected \"concurrency\" or \"rate\"");
+            let msg =
+                format!("unknown sweep variable {other:?}: expected \"concurrency\" or \"rate\"");
             c.error(v, "sweep.variable", msg);
             None
         }
@@ -266,7 +274,11 @@ pub(crate) fn validate_sweep(
     };
     let mode = match (&raw.levels, &raw.search) {
         (Some(l), Some(_)) => {
-            c.error(l, "sweep.levels", "give either levels or [sweep.search], not both");
+            c.error(
+                l,
+                "sweep.levels",
+                "give either levels or [sweep.search], not both",
+            );
             None
         }
         (Some(levels), None) => {
@@ -280,7 +292,11 @@ pub(crate) fn validate_sweep(
                 good &= check_value(c, v, &field);
                 let x = *v.get_ref();
                 if let Some(p) = previous.filter(|p| x <= *p) {
-                    c.error(v, &field, format!("levels must increase, got {x} after {p}"));
+                    c.error(
+                        v,
+                        &field,
+                        format!("levels must increase, got {x} after {p}"),
+                    );
                     good = false;
                 }
                 previous = Some(x);
@@ -327,7 +343,10 @@ fn validate_search(
         Some(v) => {
             good &= check_value(c, v, "sweep.search.max");
             if *v.get_ref() <= start {
-                let msg = format!("must be above sweep.search.start ({start}), got {}", v.get_ref());
+                let msg = format!(
+                    "must be above sweep.search.start ({start}), got {}",
+                    v.get_ref()
+                );
                 c.error(v, "sweep.search.max", msg);
                 good = false;
             }

@@ -404,17 +404,17 @@ fn judge(r: &mut LevelRecord, doc: &ResultsDocument, f: &Figures, slo: Option<&S
 pub fn wall(r: &LevelRecord) -> Option<String> {
     let throttled = r.throttle_percent.is_some_and(|p| p > 0.0);
     if throttled {
-        let named = r
-            .throttle_reasons
-            .iter()
-            .max_by_key(|(_, n)| *n)
-            .map(|(reason, _)| match reason.as_str() {
-                "tokens_per_minute" => "quota: TPM (tokens per minute)".to_owned(),
-                "requests_per_minute" => "quota: RPM (requests per minute)".to_owned(),
-                "tokens_per_day" => "quota: TPD (tokens per day)".to_owned(),
-                "account_tokens_per_day" => "quota: account TPD (tokens per day)".to_owned(),
-                other => format!("quota: {other}"),
-            });
+        let named =
+            r.throttle_reasons
+                .iter()
+                .max_by_key(|(_, n)| *n)
+                .map(|(reason, _)| match reason.as_str() {
+                    "tokens_per_minute" => "quota: TPM (tokens per minute)".to_owned(),
+                    "requests_per_minute" => "quota: RPM (requests per minute)".to_owned(),
+                    "tokens_per_day" => "quota: TPD (tokens per day)".to_owned(),
+                    "account_tokens_per_day" => "quota: account TPD (tokens per day)".to_owned(),
+                    other => format!("quota: {other}"),
+                });
         return Some(named.unwrap_or_else(|| {
             "quota: throttled (the pool is not named: only the embedded simulator reports which quota throttled)".to_owned()
         }));

@@ -24,13 +24,15 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 pub use level::{
-    FailedCriterion, Goodput, LevelRecord, Percentiles, QuotaUse, Verdict, level_record,
-    quota_use, wall,
+    FailedCriterion, Goodput, LevelRecord, Percentiles, QuotaUse, Verdict, level_record, quota_use,
+    wall,
 };
 pub use report::{level_line, render_sweep};
 pub use search::{Feasibility, Search, SearchEnd};
 
-use crate::run::{Placement, RunError, RunJob, RunOptions, StopLevel, StopSignal, execute, rfc3339};
+use crate::run::{
+    Placement, RunError, RunJob, RunOptions, StopLevel, StopSignal, execute, rfc3339,
+};
 use crate::spec::{SweepMode, SweepVariable, ValidatedSpec, level_spec_text, parse_spec};
 
 /// The `schema` of `sweep.json`.
@@ -247,7 +249,8 @@ where
             SweepMode::Levels(_) => None,
         },
         slo: spec.slo.as_ref().map(|s| {
-            let ns = |d: Option<Duration>| d.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+            let ns =
+                |d: Option<Duration>| d.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
             SloRecord {
                 ttft_ns: ns(s.request.ttft),
                 tpot_ns: ns(s.request.tpot),
@@ -299,7 +302,18 @@ where
             value_text(value)
         );
         let started_at = opts.started_at + clock.elapsed();
-        match run_level(spec, opts, sweep.variable, index, value, started_at, &mut place, stop.clone()).await {
+        match run_level(
+            spec,
+            opts,
+            sweep.variable,
+            index,
+            value,
+            started_at,
+            &mut place,
+            stop.clone(),
+        )
+        .await
+        {
             Ok(record) => {
                 eprintln!("{}", level_line(&record, sweep.variable));
                 if let Some(s) = &mut search {
@@ -395,8 +409,16 @@ where
 pub fn finding(levels: &[LevelRecord], search: Option<&Search>) -> SweepResult {
     let passed = |r: &&LevelRecord| matches!(r.verdict, Verdict::Pass | Verdict::NoSlo);
     let failed = |r: &&LevelRecord| matches!(r.verdict, Verdict::Fail | Verdict::Inconclusive);
-    let feasible_max = levels.iter().filter(passed).map(|r| r.value).reduce(f64::max);
-    let infeasible_min = levels.iter().filter(failed).map(|r| r.value).reduce(f64::min);
+    let feasible_max = levels
+        .iter()
+        .filter(passed)
+        .map(|r| r.value)
+        .reduce(f64::max);
+    let infeasible_min = levels
+        .iter()
+        .filter(failed)
+        .map(|r| r.value)
+        .reduce(f64::min);
     let lowest_bad = levels
         .iter()
         .filter(|r| failed(r) || r.verdict == Verdict::Invalid)
@@ -422,7 +444,9 @@ pub fn finding(levels: &[LevelRecord], search: Option<&Search>) -> SweepResult {
         feasible_max,
         infeasible_min,
         binding,
-        search_end: search.and_then(Search::ended).map(|e| e.as_str().to_owned()),
+        search_end: search
+            .and_then(Search::ended)
+            .map(|e| e.as_str().to_owned()),
     }
 }
 

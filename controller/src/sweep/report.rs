@@ -196,17 +196,30 @@ pub fn render_sweep(doc: &SweepDocument) -> String {
          a range is a bound: the engine records TTFT, TPOT and E2E separately, not jointly per request.\n  \
          inconclusive: the goodput bounds straddle the attainment target (not passed)."
     );
-    for r in doc.levels.iter().filter(|r| !r.failed.is_empty() || r.invalid_reason.is_some()) {
+    for r in doc
+        .levels
+        .iter()
+        .filter(|r| !r.failed.is_empty() || r.invalid_reason.is_some())
+    {
         let _ = write!(out, "\n  {} = {}:", doc.variable, value_text(r.value));
         if let Some(why) = &r.invalid_reason {
             let _ = write!(out, " invalid: {why}");
         }
         for f in &r.failed {
             let actual = f.actual.as_deref().unwrap_or("no data");
-            let _ = write!(out, " failed {} {} (got {actual});", f.key, f.condition.trim());
+            let _ = write!(
+                out,
+                " failed {} {} (got {actual});",
+                f.key,
+                f.condition.trim()
+            );
         }
     }
-    if doc.levels.iter().any(|r| !r.failed.is_empty() || r.invalid_reason.is_some()) {
+    if doc
+        .levels
+        .iter()
+        .any(|r| !r.failed.is_empty() || r.invalid_reason.is_some())
+    {
         out.push('\n');
     }
     let _ = writeln!(out, "\n== Finding ==");

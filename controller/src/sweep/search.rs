@@ -191,7 +191,10 @@ mod tests {
         let mut s = Search::new(spec(1.0, 256.0, 0.001, 30), SweepVariable::Concurrency);
         let ran = drive(&mut s, knee(13.0));
         assert!(ran.iter().all(|v| v.fract() == 0.0), "{ran:?}");
-        assert_eq!((s.feasible_max(), s.infeasible_min()), (Some(13.0), Some(14.0)));
+        assert_eq!(
+            (s.feasible_max(), s.infeasible_min()),
+            (Some(13.0), Some(14.0))
+        );
         assert_eq!(s.ended(), Some(SearchEnd::Converged));
     }
 
