@@ -229,19 +229,21 @@ pub(crate) fn validate_sweep(
     if let (Some(l), Some(var)) = (load, variable) {
         let l = l.get_ref();
         let (had_concurrency, had_rate) = filled;
-        if var == SweepVariable::Concurrency && had_rate {
-            if let Some(r) = &l.rate {
-                let msg = "the sweep varies concurrency (closed loop): [load] must not set rate";
-                c.error(r, "load.rate", msg);
-                ok = false;
-            }
+        if var == SweepVariable::Concurrency
+            && had_rate
+            && let Some(r) = &l.rate
+        {
+            let msg = "the sweep varies concurrency (closed loop): [load] must not set rate";
+            c.error(r, "load.rate", msg);
+            ok = false;
         }
-        if var == SweepVariable::Rate && had_concurrency {
-            if let Some(n) = &l.concurrency {
-                let msg = "the sweep varies rate (open loop): [load] must not set concurrency";
-                c.error(n, "load.concurrency", msg);
-                ok = false;
-            }
+        if var == SweepVariable::Rate
+            && had_concurrency
+            && let Some(n) = &l.concurrency
+        {
+            let msg = "the sweep varies rate (open loop): [load] must not set concurrency";
+            c.error(n, "load.concurrency", msg);
+            ok = false;
         }
         if let Some(stages) = l.stages.as_ref().and_then(|st| st.first()) {
             let msg = "a sweep level is one hold at its level: use load.duration (and warmup, cooldown) instead of [[load.stages]]";
