@@ -155,13 +155,13 @@ async fn a_stop_keeps_finished_levels_and_marks_the_rest() {
     let (handle, signal) = stop_signal();
     // The stop arrives while the first level is being placed: that level
     // runs stopped, and no other level starts.
-    let mut handle = Some(handle);
-    let place = move |_| {
-        if let Some(h) = handle.take() {
-            h.escalate();
-            std::mem::forget(h);
+    let handle = std::sync::Arc::new(handle);
+    let place = {
+        let handle = std::sync::Arc::clone(&handle);
+        move |_| {
+            handle.escalate();
+            async { Ok(Placement::Local) }
         }
-        async { Ok(Placement::Local) }
     };
     let outcome = run_sweep(&valid, &opts, place, signal)
         .await
@@ -174,4 +174,5 @@ async fn a_stop_keeps_finished_levels_and_marks_the_rest() {
     assert_eq!(doc.levels[0].verdict, Verdict::Invalid);
     assert_eq!(doc.not_run, [2.0, 8.0]);
     assert!(read_results(&out.join(&doc.levels[0].dir)).is_ok());
+    drop(handle);
 }
