@@ -7,7 +7,8 @@
 //! fed to the results directory ([`results`]), the live view ([`live`]) and
 //! the run's OpenTelemetry trace and metrics ([`telemetry`]); then the
 //! report's figures are computed once from the document ([`report`]) and its
-//! pass/fail thresholds ([`thresholds`]) evaluated against them.
+//! pass/fail thresholds ([`thresholds`]) evaluated against them. A sweep
+//! ([`sweep`]) is many such runs, one per level, judged against an SLO.
 
 pub mod clock;
 pub mod coordinator;

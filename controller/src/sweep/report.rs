@@ -196,6 +196,17 @@ pub fn render_sweep(doc: &SweepDocument) -> String {
          a range is a bound: the engine records TTFT, TPOT and E2E separately, not jointly per request.\n  \
          inconclusive: the goodput bounds straddle the attainment target (not passed)."
     );
+    if doc
+        .levels
+        .iter()
+        .any(|r| r.quota.as_ref().is_some_and(|q| !q.is_empty()) && r.measured_s < 60.0)
+    {
+        let _ = writeln!(
+            out,
+            "  Levels shorter than a minute: quota use is their token rate against the per-minute limit; \
+             the quota window started empty, so such a level can pass 100% without being throttled."
+        );
+    }
     for r in doc
         .levels
         .iter()
