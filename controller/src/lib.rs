@@ -7,7 +7,8 @@
 //! fed to the results directory ([`results`]), the live view ([`live`]) and
 //! the run's OpenTelemetry trace and metrics ([`telemetry`]); then the
 //! report's figures are computed once from the document ([`report`]) and its
-//! pass/fail thresholds ([`thresholds`]) evaluated against them.
+//! pass/fail thresholds ([`thresholds`]) evaluated against them. A sweep
+//! ([`sweep`]) is many such runs, one per level, judged against an SLO.
 //!
 //! `quarry plan` ([`capacity_plan`]) turns a plan file, the built-in prices
 //! and measured runs and sweeps into a capacity plan.
@@ -22,5 +23,6 @@ pub mod report;
 pub mod results;
 pub mod run;
 pub mod spec;
+pub mod sweep;
 pub mod telemetry;
 pub mod thresholds;

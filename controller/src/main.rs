@@ -124,7 +124,31 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Run a spec's [sweep]: one measured run per level, then sweep.json
+    /// and report.txt (the knee, and what binds, against its [slo]).
+    #[command(after_help = SWEEP_EXIT_CODES)]
+    Sweep {
+        /// The spec file (TOML) with a [sweep] section.
+        spec: PathBuf,
+        /// Sweep directory (default: results/sweep-<time>/); new or empty.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seconds in-flight requests get after each level or a first Ctrl-C.
+        #[arg(long, default_value_t = 30.0)]
+        grace_secs: f64,
+        /// Seconds per interval (live view, interval files).
+        #[arg(long, default_value_t = 1.0)]
+        interval_secs: f64,
+        #[command(flatten)]
+        fleet: AgentFlags,
+    },
 }
+
+const SWEEP_EXIT_CODES: &str = "\
+Exit codes:
+  0  every level ran (a knee found is a finding, not a failure)
+  2  usage or spec error (nothing was run)
+  3  the sweep failed or was stopped (finished levels and sweep.json are kept)";
 
 /// Why the binary stopped: which exit code, and the error to print.
 enum Failure {
@@ -168,6 +192,13 @@ fn main() -> ExitCode {
         } => finish(attach_results(&attach, from, out, &fleet)),
         Command::Report { dir } => finish(report(&dir)),
         Command::Plan { plan, from, out } => capacity_plan(plan, from, out),
+        Command::Sweep {
+            spec,
+            out,
+            grace_secs,
+            interval_secs,
+            fleet,
+        } => finish(sweep(&spec, out, grace_secs, interval_secs, &fleet)),
     }
 }
 
@@ -224,6 +255,12 @@ fn run(
     };
     for w in &valid.warnings {
         eprintln!("{w}");
+    }
+    if valid.sweep.is_some() {
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "{}: the spec has a [sweep] section: run it with `quarry sweep`\nnothing was run",
+            opts.spec_path.display()
+        )));
     }
     let mut opts = opts.clone();
     opts.telemetry = TelemetryConfig::resolve(otlp_endpoint, valid.telemetry.as_ref(), |k| {
@@ -449,4 +486,74 @@ fn summary(valid: &ValidatedSpec) -> String {
     }
     lines.push(format!("  thresholds: {}", valid.thresholds.rules().len()));
     lines.join("\n")
+}
+
+/// `quarry sweep`: each level through the one run path, placed like `run`.
+fn sweep(
+    spec: &Path,
+    out: Option<PathBuf>,
+    grace_secs: f64,
+    interval_secs: f64,
+    fleet: &AgentFlags,
+) -> Result<ExitCode, Failure> {
+    let usage = |e: String| Failure::Usage(anyhow::anyhow!("{e}\nnothing was run"));
+    let valid = load_spec(spec).map_err(|e| usage(e.to_string()))?;
+    for w in &valid.warnings {
+        eprintln!("{w}");
+    }
+    if valid.sweep.is_none() {
+        return Err(usage(format!(
+            "{}: the spec has no [sweep] section: use `quarry run`",
+            spec.display()
+        )));
+    }
+    // The one wall-clock read; each level's start is this plus monotonic time.
+    #[allow(clippy::disallowed_methods)]
+    let started_at = SystemTime::now();
+    let out = out.unwrap_or_else(|| {
+        let id = quarry::run::run_id(started_at);
+        Path::new("results").join(format!("sweep-{id}"))
+    });
+    let grace = Duration::from_secs_f64(grace_secs.clamp(0.0, 86_400.0));
+    let opts = quarry::sweep::SweepOptions {
+        spec_path: spec.to_owned(),
+        out_dir: out.clone(),
+        started_at,
+        interval: Duration::from_secs_f64(interval_secs.clamp(0.001, 3600.0)),
+        grace,
+        live_in_place: std::io::stderr().is_terminal(),
+    };
+    let outcome = runtime()?.block_on(async {
+        let (handle, signal) = stop_signal();
+        let listener = tokio::spawn(listen_for_ctrl_c(handle, grace.as_secs_f64()));
+        let agents = valid.agents.as_ref();
+        let place = |now| async move {
+            quarry::run::placement(fleet, agents, now)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        let outcome = quarry::sweep::run_sweep(&valid, &opts, place, signal).await;
+        listener.abort();
+        outcome
+    });
+    let outcome = outcome.map_err(|e| match e.is_usage() {
+        true => Failure::Usage(e.into()),
+        false => {
+            eprintln!(
+                "quarry: finished levels and sweep.json in {}",
+                out.display()
+            );
+            Failure::Run(e.into())
+        }
+    })?;
+    print!("{}", outcome.report);
+    eprintln!("quarry: sweep in {}", out.display());
+    if outcome.document.ended != "completed" {
+        eprintln!(
+            "quarry: the sweep did not complete ({})",
+            outcome.document.ended
+        );
+        return Ok(ExitCode::from(3));
+    }
+    Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@ mod agents;
 mod error;
 mod load;
 mod raw;
+mod sweep;
 mod target;
 mod telemetry;
 mod validate;
@@ -21,6 +22,10 @@ use quarry_engine::RunPlan;
 pub use crate::duration::parse_duration;
 pub use crate::fleet::{AgentGroupSpec, AgentsSpec};
 pub use error::{Diagnostic, Severity, SpecError};
+pub use sweep::{
+    DEFAULT_LADDER, DEFAULT_MAX_LEVELS, DEFAULT_TOLERANCE, RequestSlo, SearchSpec, SloSpec,
+    SweepMode, SweepSpec, SweepVariable, level_spec_text,
+};
 pub use telemetry::{PROTOCOLS, TelemetrySpec};
 pub use workload::check_model_id;
 
@@ -41,6 +46,10 @@ pub struct ValidatedSpec {
     pub agents: Option<AgentsSpec>,
     /// `[telemetry]`: OTLP export and request sampling (`None`: no section).
     pub telemetry: Option<TelemetrySpec>,
+    /// `[sweep]`: the spec is a sweep (`quarry sweep`), not a single run.
+    pub sweep: Option<SweepSpec>,
+    /// `[slo]`: what each sweep level is judged against.
+    pub slo: Option<SloSpec>,
     /// Findings that do not stop the run (unpriced models, cache prefixes
     /// below a model's minimum ...).
     pub warnings: Vec<Diagnostic>,
@@ -113,6 +122,12 @@ pub struct ValidatedSpec {
 /// # account_alias = "prod"       # checked against Describe
 /// # credential_profile = "prod"  # AWS profile its agents use (target.kind = "aws")
 ///
+/// [sweep]                        # `quarry sweep` only: one run per level (see the sweep module)
+/// # variable = "concurrency"     # or "rate"; levels = [1, 5, 10, 25, 50] or [sweep.search]
+///
+/// [slo]                          # with [sweep]: per-request bounds, attainment, criteria
+/// # attainment = "99%"
+///
 /// [telemetry]                    # optional: OTLP trace and metrics (see the telemetry module)
 /// # endpoint = "http://localhost:4317"   # OTEL_EXPORTER_OTLP_ENDPOINT / --otlp-endpoint win
 /// # protocol = "grpc"            # or "http/protobuf"
@@ -160,6 +175,31 @@ pub fn parse_spec(path: &Path, text: &str) -> Result<ValidatedSpec, SpecError> {
         .telemetry
         .take()
         .map(|t| telemetry::validate_telemetry(&mut checker, &t));
+    let user_load = raw.load.as_ref().map_or((false, false), |l| {
+        (
+            l.get_ref().concurrency.is_some(),
+            l.get_ref().rate.is_some(),
+        )
+    });
+    if let (Some(s), Some(l)) = (&raw.sweep, &mut raw.load) {
+        sweep::fill_load(s, l);
+    }
+    let raw_sweep = raw.sweep.take();
+    let sweep = raw_sweep
+        .as_ref()
+        .map(|s| sweep::validate_sweep(&mut checker, s, raw.load.as_ref(), user_load));
+    let slo = raw
+        .slo
+        .take()
+        .map(|s| sweep::validate_slo(&mut checker, &s, raw_sweep.is_some()));
+    if let (Some(span), None) = (
+        raw_sweep.as_ref().and_then(|s| s.get_ref().search_span()),
+        &slo,
+    ) {
+        let msg =
+            "a search needs an [slo] (criteria or request bounds) to judge each level against";
+        checker.error_at(Some(span), "sweep.search", msg);
+    }
     let validated = validate::validate(raw, &mut checker);
     let agents = match &raw_agents {
         None => Some(None),
@@ -176,6 +216,8 @@ pub fn parse_spec(path: &Path, text: &str) -> Result<ValidatedSpec, SpecError> {
             thresholds,
             agents,
             telemetry,
+            sweep: sweep.flatten(),
+            slo: slo.flatten(),
             warnings: checker.into_warnings(),
         }),
         _ => Err(checker.into_error()),

@@ -25,6 +25,8 @@ pub(crate) struct RawSpec {
     pub(crate) thresholds: Option<BTreeMap<String, Spanned<RawThreshold>>>,
     pub(crate) agents: Option<Spanned<super::agents::RawAgents>>,
     pub(crate) telemetry: Option<Spanned<super::telemetry::RawTelemetry>>,
+    pub(crate) sweep: Option<Spanned<super::sweep::RawSweep>>,
+    pub(crate) slo: Option<Spanned<super::sweep::RawSlo>>,
 }
 
 /// `[target]`.

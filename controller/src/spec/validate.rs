@@ -399,7 +399,11 @@ fn thresholds(
 }
 
 /// Flattens nested threshold tables into (dotted key, condition) pairs.
-fn flatten(key: String, value: &Spanned<RawThreshold>, out: &mut Vec<(String, Spanned<String>)>) {
+pub(crate) fn flatten(
+    key: String,
+    value: &Spanned<RawThreshold>,
+    out: &mut Vec<(String, Spanned<String>)>,
+) {
     match value.get_ref() {
         RawThreshold::One(s) => out.push((key, Spanned::new(value.span(), s.clone()))),
         RawThreshold::Many(items) => out.extend(items.iter().map(|i| (key.clone(), i.clone()))),
