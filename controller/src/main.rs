@@ -21,7 +21,7 @@ use quarry::results::{
     Ended, ResultsDocument, SPEC_FILE, read_fleet, read_results, recover_results,
 };
 use quarry::run::{
-    Placement, RunError, RunJob, RunOptions, execute, find_run_agents, listen_for_ctrl_c,
+    Placement, RunError, RunJob, RunOptions, execute, find_run_agents, listen_for_stop_signals,
     stop_signal,
 };
 use quarry::spec::{ValidatedSpec, load_spec};
@@ -65,11 +65,11 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Seconds in-flight requests get to finish after the end or a
-        /// first Ctrl-C.
-        #[arg(long, default_value_t = 30.0)]
+        /// first Ctrl-C or SIGTERM (0 to 86400).
+        #[arg(long, default_value_t = 30.0, value_parser = grace_secs)]
         grace_secs: f64,
-        /// Seconds per interval (live view, interval file).
-        #[arg(long, default_value_t = 1.0)]
+        /// Seconds per interval (live view, interval file): 0.1 to 3600.
+        #[arg(long, default_value_t = 1.0, value_parser = interval_secs)]
         interval_secs: f64,
         /// Export the run's trace and metrics over OTLP to this base URL
         /// (overrides OTEL_EXPORTER_OTLP_ENDPOINT and the spec's
@@ -138,8 +138,8 @@ fn main() -> ExitCode {
                 spec_path: spec,
                 out_dir: out,
                 started_at,
-                interval: Duration::from_secs_f64(interval_secs.clamp(0.001, 3600.0)),
-                grace: Duration::from_secs_f64(grace_secs.clamp(0.0, 86_400.0)),
+                interval: Duration::from_secs_f64(interval_secs),
+                grace: Duration::from_secs_f64(grace_secs),
                 live_in_place: std::io::stderr().is_terminal(),
                 telemetry: None,
             };
@@ -153,6 +153,30 @@ fn main() -> ExitCode {
             fleet,
         } => finish(attach_results(&attach, from, out, &fleet)),
         Command::Report { dir } => finish(report(&dir)),
+    }
+}
+
+/// `--interval-secs`: a number of seconds in [0.1, 3600]. Shorter
+/// intervals cost the controller more than they show (10 status lines and
+/// interval records a second is the most anyone reads).
+fn interval_secs(text: &str) -> Result<f64, String> {
+    seconds_in(text, 0.1, 3600.0)
+}
+
+/// `--grace-secs`: a number of seconds in [0, 86400].
+fn grace_secs(text: &str) -> Result<f64, String> {
+    seconds_in(text, 0.0, 86_400.0)
+}
+
+fn seconds_in(text: &str, min: f64, max: f64) -> Result<f64, String> {
+    let v: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a number of seconds from {min} to {max}"))?;
+    if v.is_finite() && (min..=max).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("must be from {min} to {max} seconds, got {v}"))
     }
 }
 
@@ -191,7 +215,7 @@ fn run(
     let job = RunJob::new(&valid, &opts);
     let outcome = runtime()?.block_on(async {
         let (handle, signal) = stop_signal();
-        let listener = tokio::spawn(listen_for_ctrl_c(handle, opts.grace.as_secs_f64()));
+        let listener = tokio::spawn(listen_for_stop_signals(handle, opts.grace.as_secs_f64()));
         // `--agents`, else the spec's [[agents.group]], else in-process.
         let placement = quarry::run::placement(fleet, valid.agents.as_ref(), opts.started_at)
             .await

@@ -294,8 +294,10 @@ impl LoadProfile {
             return Err(LoadError::ZeroRequests);
         }
         let mut any_load = false;
+        // One set of the names seen: linear in the stage count.
+        let mut names = std::collections::HashSet::with_capacity(stages.len());
         for (index, stage) in stages.iter().enumerate() {
-            let duplicate = stages[..index].iter().any(|s| s.name == stage.name);
+            let duplicate = !names.insert(stage.name.as_str());
             if stage.name.trim().is_empty() || duplicate {
                 return Err(LoadError::StageName {
                     index,

@@ -35,7 +35,7 @@ pub use placement::{AgentRun, AgentRunError, Placement, find_run_agents, placeme
 #[cfg(feature = "sim")]
 pub use sim::sim_config;
 pub use sim::{EmbeddedSim, SIM_PROFILES};
-pub use stop::{StopHandle, StopLevel, StopSignal, listen_for_ctrl_c, stop_signal};
+pub use stop::{StopHandle, StopLevel, StopSignal, listen_for_stop_signals, stop_signal};
 
 use crate::clock::ControllerClock;
 use crate::coordinator::Shares;

@@ -197,23 +197,26 @@ fn explicit_stages(
 ) -> Option<Vec<Stage>> {
     let mut stages = Vec::new();
     let mut ok = true;
+    // Names seen so far: one set, so validation stays linear in the stage
+    // count (a scan of the earlier stages made 100,000 stages take 22 s).
+    let mut names = std::collections::HashSet::new();
     for (i, s) in raw.iter().enumerate() {
         match stage(c, i, s, model) {
-            Some(stage) => stages.push(stage),
+            Some(stage) => {
+                if !names.insert(stage.name.clone()) {
+                    c.error(
+                        s,
+                        format!("load.stages[{i}].name"),
+                        format!(
+                            "{:?} is used by an earlier stage: names must be unique",
+                            stage.name
+                        ),
+                    );
+                    ok = false;
+                }
+                stages.push(stage);
+            }
             None => ok = false,
-        }
-    }
-    for (i, s) in stages.iter().enumerate() {
-        if stages[..i].iter().any(|p| p.name == s.name) {
-            c.error(
-                &raw[i],
-                format!("load.stages[{i}].name"),
-                format!(
-                    "{:?} is used by an earlier stage: names must be unique",
-                    s.name
-                ),
-            );
-            ok = false;
         }
     }
     if raw.is_empty() {
