@@ -185,14 +185,43 @@ fn finish(result: Result<ExitCode, Failure>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(Failure::Usage(e)) => {
-            eprintln!("quarry: {e:#}");
+            eprintln!("quarry: {}", error_text(&e));
             ExitCode::from(2)
         }
         Err(Failure::Run(e)) => {
-            eprintln!("quarry: {e:#}");
+            eprintln!("quarry: {}", error_text(&e));
             ExitCode::from(3)
         }
     }
+}
+
+/// An error chain as one message: each cause once (an error whose message
+/// already includes its source's is not followed by it again), control
+/// characters (NUL, escapes) shown escaped, never written raw.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    printable(&out)
+}
+
+/// `text` with control characters other than newline and tab escaped.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' | '\t' => c.to_string(),
+            c if c.is_control() => c.escape_default().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 fn run(
@@ -374,7 +403,7 @@ fn validate(spec: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}", printable(&e.to_string()));
             let errors = e
                 .diagnostics()
                 .iter()
@@ -431,4 +460,30 @@ fn summary(valid: &ValidatedSpec) -> String {
     }
     lines.push(format!("  thresholds: {}", valid.thresholds.rules().len()));
     lines.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading {path}: {source}")]
+    struct Outer {
+        path: &'static str,
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn error_chains_say_each_cause_once_and_escape_control_bytes() {
+        let io = std::io::Error::other("disk on fire");
+        let e = anyhow::Error::from(Outer {
+            path: "a\0b",
+            source: io,
+        })
+        .context("writing the report");
+        let text = error_text(&e);
+        assert_eq!(text, "writing the report: reading a\\u{0}b: disk on fire");
+        assert_eq!(text.matches("disk on fire").count(), 1);
+        assert!(!text.contains('\0'));
+    }
 }

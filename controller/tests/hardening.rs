@@ -358,3 +358,95 @@ fn a_hundred_thousand_stages_validate() {
         .to_string();
     assert!(err.contains("load.stages[99999].name"), "{err}");
 }
+
+/// Defect 9: `quarry report` reads a bounded results file (size named),
+/// refuses counters whose sum does not fit in 64 bits and stages that end
+/// before they start, naming the field; exit 2 each time.
+#[test]
+fn report_refuses_huge_overflowing_and_impossible_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        tmp.path(),
+        FAST_SIM,
+        &spec("concurrency = 1\nduration = \"1s\"", ""),
+    );
+    let out = tmp.path().join("out");
+    let run = quarry(
+        &["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        tmp.path(),
+    );
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
+    let original: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).unwrap()).unwrap();
+    let report_of = |doc: &serde_json::Value, name: &str| {
+        let dir = tmp.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("results.json"), doc.to_string()).unwrap();
+        let r = quarry(&["report", dir.to_str().unwrap()], tmp.path());
+        (r.status.code(), text(&r.stderr))
+    };
+    // The untouched document reads.
+    assert_eq!(report_of(&original, "same").0, Some(0));
+
+    let mut backwards = original.clone();
+    let stage = &mut backwards["run"]["stages"][0];
+    stage["end_ns"] = serde_json::json!(stage["start_ns"].as_u64().unwrap().saturating_sub(1));
+    stage["start_ns"] = serde_json::json!(5_000_000_000u64);
+    stage["end_ns"] = serde_json::json!(4_000_000_000u64);
+    let (code, stderr) = report_of(&backwards, "backwards");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("run.stages[0].end_ns"), "{stderr}");
+    assert!(stderr.contains("before it starts"), "{stderr}");
+
+    // Two copies of a request series, a counter at u64::MAX in each.
+    let mut wrapping = original.clone();
+    let series = wrapping["series"].as_array_mut().unwrap();
+    let i = series
+        .iter()
+        .position(|s| !s["operation"].is_null())
+        .expect("a request series");
+    let mut copy = series[i].clone();
+    let counter = copy["counters"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .expect("a counter")
+        .clone();
+    copy["counters"][&counter] = serde_json::json!(u64::MAX);
+    series.push(copy.clone());
+    series.push(copy);
+    let (code, stderr) = report_of(&wrapping, "wrapping");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("exceeds 2^64 - 1"), "{stderr}");
+    assert!(stderr.contains("series["), "{stderr}");
+
+    // Larger than the bound (sparse: nothing is written or read).
+    let huge = tmp.path().join("huge");
+    std::fs::create_dir(&huge).unwrap();
+    let file = std::fs::File::create(huge.join("results.json")).unwrap();
+    file.set_len(quarry::results::MAX_RESULTS_FILE_BYTES + 1)
+        .unwrap();
+    let r = quarry(&["report", huge.to_str().unwrap()], tmp.path());
+    let stderr = text(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("results.json"), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{} bytes", quarry::results::MAX_RESULTS_FILE_BYTES + 1)),
+        "{stderr}"
+    );
+}
+
+/// Defect 10: an error never writes a control byte raw (a NUL in the spec
+/// is shown escaped, if at all).
+#[test]
+fn errors_never_echo_nul_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("nul.toml");
+    std::fs::write(&path, "[load]\nconcurrency = 1\nduration = \"1s\u{0}\"\n").unwrap();
+    for cmd in ["validate", "run"] {
+        let r = quarry(&[cmd, path.to_str().unwrap()], tmp.path());
+        assert_ne!(r.status.code(), Some(0));
+        assert!(!r.stderr.contains(&0), "{cmd}: {:?}", text(&r.stderr));
+    }
+}
