@@ -258,7 +258,19 @@ fn run(
     })?;
     print!("{}", outcome.report);
     eprintln!("quarry: results in {}", outcome.dir.display());
-    Ok(verdict(&outcome.document, &outcome.figures))
+    let code = verdict(&outcome.document, &outcome.figures);
+    Ok(unwritten(&outcome.unwritten).unwrap_or(code))
+}
+
+/// Names each file a run could not write (a full disk); exit 3 if any.
+fn unwritten(failures: &[String]) -> Option<ExitCode> {
+    for f in failures {
+        eprintln!("quarry: could not write {}", printable(f));
+    }
+    (!failures.is_empty()).then(|| {
+        eprintln!("quarry: the run failed: its results are incomplete on disk (see above)");
+        ExitCode::from(3)
+    })
 }
 
 /// A failed run's exit: 2 when the user's input is at fault, else 3.
@@ -342,7 +354,8 @@ fn attach_results(
     })?;
     print!("{}", outcome.report);
     eprintln!("quarry: results in {}", outcome.dir.display());
-    Ok(verdict(&outcome.document, &outcome.figures))
+    let code = verdict(&outcome.document, &outcome.figures);
+    Ok(unwritten(&outcome.unwritten).unwrap_or(code))
 }
 
 fn report(dir: &Path) -> Result<ExitCode, Failure> {

@@ -126,6 +126,9 @@ pub struct RunOutcome {
     pub figures: crate::report::RunFigures,
     /// The report, rendered from the document (plus the trace's lines).
     pub report: String,
+    /// Files (or intervals) that could not be written, each with its path
+    /// and why (a full disk); the run fails when any is listed.
+    pub unwritten: Vec<String>,
 }
 
 /// Everything that defines one run, whatever its placement: what
