@@ -108,7 +108,9 @@ impl Running {
             let line = self
                 .lines
                 .recv_timeout(std::time::Duration::from_secs(120))
-                .unwrap_or_else(|e| panic!("no stderr line with {needle:?} ({e}): {:#?}", self.seen));
+                .unwrap_or_else(|e| {
+                    panic!("no stderr line with {needle:?} ({e}): {:#?}", self.seen)
+                });
             self.seen.push(line.clone());
             if line.contains(needle) {
                 return;
@@ -171,10 +173,16 @@ fn sigterm_stops_the_run_writes_everything_and_exits_3_even_with_broken_threshol
         "ttft_from_send_ms.hgrm",
         "e2e_from_send_ms.hgrm",
     ] {
-        assert!(out.join(file).is_file(), "{file} missing; stderr:\n{stderr}");
+        assert!(
+            out.join(file).is_file(),
+            "{file} missing; stderr:\n{stderr}"
+        );
     }
     assert_eq!(ended(&out), "stopped");
-    assert_eq!(std::fs::read(out.join("report.txt")).unwrap(), stdout.as_bytes());
+    assert_eq!(
+        std::fs::read(out.join("report.txt")).unwrap(),
+        stdout.as_bytes()
+    );
 }
 
 /// Defect 1: a second signal aborts the requests in flight but still
@@ -242,7 +250,12 @@ fn a_run_where_every_request_fails_authentication_exits_3() {
     );
     let out = tmp.path().join("out");
     let run = quarry(
-        &["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        &[
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
         tmp.path(),
     );
     let (stdout, stderr) = (text(&run.stdout), text(&run.stderr));
@@ -317,7 +330,10 @@ fn huge_specs_and_durations_are_refused() {
     assert_ne!(v.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("big.toml"), "{stderr}");
     assert!(
-        stderr.contains(&format!("{} bytes", quarry::spec::MAX_SPEC_BYTES / 10 * 10 + 10)),
+        stderr.contains(&format!(
+            "{} bytes",
+            quarry::spec::MAX_SPEC_BYTES / 10 * 10 + 10
+        )),
         "{stderr}"
     );
 
@@ -347,8 +363,8 @@ fn a_hundred_thousand_stages_validate() {
         ));
     }
     assert!((text.len() as u64) < quarry::spec::MAX_SPEC_BYTES);
-    let valid = quarry::spec::parse_spec(Path::new("stages.toml"), &text)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let valid =
+        quarry::spec::parse_spec(Path::new("stages.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(valid.plan.load.stages().len(), STAGES);
     // A duplicate name far down is still found, naming its stage.
     let dup = text.replace("name = \"s99999\"", "name = \"s3\"");
@@ -372,7 +388,12 @@ fn report_refuses_huge_overflowing_and_impossible_results() {
     );
     let out = tmp.path().join("out");
     let run = quarry(
-        &["run", spec.to_str().unwrap(), "--out", out.to_str().unwrap()],
+        &[
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
         tmp.path(),
     );
     assert_eq!(run.status.code(), Some(0), "{}", text(&run.stderr));
@@ -432,7 +453,10 @@ fn report_refuses_huge_overflowing_and_impossible_results() {
     assert_eq!(r.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("results.json"), "{stderr}");
     assert!(
-        stderr.contains(&format!("{} bytes", quarry::results::MAX_RESULTS_FILE_BYTES + 1)),
+        stderr.contains(&format!(
+            "{} bytes",
+            quarry::results::MAX_RESULTS_FILE_BYTES + 1
+        )),
         "{stderr}"
     );
 }
@@ -449,4 +473,25 @@ fn errors_never_echo_nul_bytes() {
         assert_ne!(r.status.code(), Some(0));
         assert!(!r.stderr.contains(&0), "{cmd}: {:?}", text(&r.stderr));
     }
+}
+
+/// Defect 3: a rate no dispatcher could schedule is refused, naming the
+/// field, by `validate` and `run` alike (the default in-flight cap is the
+/// engine's: `an_open_loop_without_a_cap_is_held_to_the_default_cap`).
+#[test]
+fn an_unschedulable_rate_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        tmp.path(),
+        FAST_SIM,
+        &spec("rate = 1e12\nduration = \"1s\"", ""),
+    );
+    for cmd in ["validate", "run"] {
+        let r = quarry(&[cmd, spec.to_str().unwrap()], tmp.path());
+        let stderr = text(&r.stderr);
+        assert_ne!(r.status.code(), Some(0), "{cmd}: {stderr}");
+        assert!(stderr.contains("load.rate"), "{cmd}: {stderr}");
+        assert!(stderr.contains("at most 1000000"), "{cmd}: {stderr}");
+    }
+    assert!(!tmp.path().join("results").exists());
 }

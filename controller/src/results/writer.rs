@@ -178,7 +178,11 @@ impl ResultsWriter {
                 "an earlier line could not be cut back after a failed write; nothing more is appended",
             ))
         } else {
-            match append_line(&mut self.intervals, &mut self.intervals_len, line.as_bytes()) {
+            match append_line(
+                &mut self.intervals,
+                &mut self.intervals_len,
+                line.as_bytes(),
+            ) {
                 Err(LineError::Torn(e)) => {
                     self.intervals_torn = true;
                     Err(e)
@@ -291,8 +295,7 @@ mod tests {
         let mut len = 0;
         append_line(&mut disk, &mut len, b"{\"interval\":0}\n").unwrap();
         // Half of this line fits: it is cut back, not left torn.
-        let e = append_line(&mut disk, &mut len, b"{\"interval\":1,\"more\":true}\n")
-            .unwrap_err();
+        let e = append_line(&mut disk, &mut len, b"{\"interval\":1,\"more\":true}\n").unwrap_err();
         assert!(matches!(&e, LineError::Unwritten(e) if e.raw_os_error() == Some(28)));
         assert_eq!(disk.bytes, b"{\"interval\":0}\n");
         assert_eq!(len, 15);

@@ -72,7 +72,9 @@ pub async fn listen_for_stop_signals(handle: StopHandle, grace_s: f64) {
     let mut signals = match StopSignals::install() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("quarry: cannot listen for Ctrl-C or SIGTERM ({e}); the run cannot be stopped gracefully");
+            eprintln!(
+                "quarry: cannot listen for Ctrl-C or SIGTERM ({e}); the run cannot be stopped gracefully"
+            );
             return;
         }
     };
@@ -121,7 +123,10 @@ impl StopSignals {
             }
         }
         #[cfg(not(unix))]
-        tokio::signal::ctrl_c().await.ok().map(|()| "interrupted (Ctrl-C)")
+        tokio::signal::ctrl_c()
+            .await
+            .ok()
+            .map(|()| "interrupted (Ctrl-C)")
     }
 }
 

@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use quarry_engine::{
-    Arrival, CatchUp, EndCondition, LoadModel, LoadProfile, MAX_CONCURRENCY, STEADY_STAGE, Stage,
-    StageKind,
+    Arrival, CatchUp, EndCondition, LoadModel, LoadProfile, MAX_CONCURRENCY, MAX_RATE_PER_S,
+    STEADY_STAGE, Stage, StageKind,
 };
 use toml::Spanned;
 
@@ -156,9 +156,15 @@ fn closed_model(c: &mut Checker, l: &Spanned<RawLoad>, n: &Spanned<i64>) -> Opti
 fn open_model(c: &mut Checker, l: &Spanned<RawLoad>, r: &Spanned<f64>) -> Option<LoadModel> {
     let raw = l.get_ref();
     let rate = *r.get_ref();
-    let rate_ok = rate.is_finite() && rate > 0.0;
+    let rate_ok = rate.is_finite() && rate > 0.0 && rate <= MAX_RATE_PER_S;
     if !rate_ok {
-        let msg = format!("must be > 0 requests per second, got {rate}");
+        let msg = if rate > MAX_RATE_PER_S {
+            format!(
+                "must be at most {MAX_RATE_PER_S} requests per second (what one dispatcher can schedule), got {rate}"
+            )
+        } else {
+            format!("must be > 0 requests per second, got {rate}")
+        };
         c.error(r, "load.rate", msg);
     }
     let arrival = match raw.arrival.as_ref().map(|a| (a, a.get_ref().as_str())) {
@@ -272,11 +278,11 @@ fn stage(
                 );
                 return None;
             }
-            LoadModel::Open { .. } if !(v.is_finite() && v >= 0.0) => {
+            LoadModel::Open { .. } if !(v.is_finite() && v >= 0.0 && v <= MAX_RATE_PER_S) => {
                 c.error(
                     t,
                     field("target"),
-                    format!("must be a rate >= 0 per second, got {v}"),
+                    format!("must be a rate >= 0 and at most {MAX_RATE_PER_S} per second, got {v}"),
                 );
                 return None;
             }

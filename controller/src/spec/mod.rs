@@ -64,7 +64,9 @@ pub struct ValidatedSpec {
 /// concurrency = 8                # closed model: N virtual users, or ...
 /// # rate = 20.0                  # ... open model: arrivals per second
 /// # arrival = "poisson"          # open: "constant" (default) or "poisson"
-/// # max_in_flight = 100          # open: cap on requests in flight
+/// # max_in_flight = 100          # open: cap on requests in flight (default 10000;
+///                                #   arrivals finding it full are sent late, or dropped
+///                                #   with drop_late_after; rate at most 1000000/s)
 /// # drop_late_after = "1s"       # open: drop arrivals this late (default: send late)
 /// duration = "60s"               # and/or requests = N (whichever comes first)
 /// warmup = "5s"                  # optional, excluded from results
