@@ -714,7 +714,13 @@ async fn sigterm_stops_the_binary_s_shares_keeps_their_results_and_exits_0() {
     let sim = sim().await;
     let dir = tempfile::tempdir().unwrap();
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_quarry-agent"))
-        .args(["--listen", "127.0.0.1:0", "--insecure", "--stop-grace-s", "1"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--insecure",
+            "--stop-grace-s",
+            "1",
+        ])
         .arg("--results-dir")
         .arg(dir.path())
         .stderr(std::process::Stdio::piped())
@@ -730,8 +736,8 @@ async fn sigterm_stops_the_binary_s_shares_keeps_their_results_and_exits_0() {
     };
     // Keep draining its log so it never blocks on a full pipe.
     std::thread::spawn(move || for _ in stderr.lines().map_while(Result::ok) {});
-    let mut client = client(addr, "unused").await;
-    let mut stream = client
+    let mut controller = client(addr, "unused").await;
+    let mut stream = controller
         .run(request(
             "terminated",
             plan(closed(2, Duration::from_secs(600))),
@@ -741,14 +747,16 @@ async fn sigterm_stops_the_binary_s_shares_keeps_their_results_and_exits_0() {
         .await
         .unwrap()
         .into_inner();
-    next(&mut stream).await.unwrap();
+    let mut decoder = EventDecoder::new();
+    let mut raw = Vec::new();
+    let started = next(&mut stream).await.unwrap();
+    raw.push(started.sequence);
+    decoder.decode(&started).unwrap();
     let sent = std::process::Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(sent.success());
-    let mut decoder = EventDecoder::new();
-    let mut raw = Vec::new();
     let events = drain(&mut stream, &mut decoder, &mut raw).await;
     let f = finished(&events);
     assert!(f.partial());
