@@ -368,10 +368,10 @@ fn a_hundred_thousand_stages_validate() {
     assert_eq!(valid.plan.load.stages().len(), STAGES);
     // A duplicate name far down is still found, naming its stage.
     let dup = text.replace("name = \"s99999\"", "name = \"s3\"");
-    let err = quarry::spec::parse_spec(Path::new("stages.toml"), &dup)
-        .err()
-        .expect("a duplicate stage name is an error")
-        .to_string();
+    let Err(err) = quarry::spec::parse_spec(Path::new("stages.toml"), &dup) else {
+        panic!("a duplicate stage name is an error");
+    };
+    let err = err.to_string();
     assert!(err.contains("load.stages[99999].name"), "{err}");
 }
 

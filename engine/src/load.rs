@@ -247,7 +247,7 @@ impl LoadModel {
                 "must be a whole concurrency between 0 and 1000000",
             ),
             LoadModel::Open { .. } => (
-                target.is_finite() && target >= 0.0 && target <= MAX_RATE_PER_S,
+                target.is_finite() && (0.0..=MAX_RATE_PER_S).contains(&target),
                 "must be a finite rate between 0 and 1000000 per second",
             ),
         };

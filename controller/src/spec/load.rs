@@ -278,7 +278,7 @@ fn stage(
                 );
                 return None;
             }
-            LoadModel::Open { .. } if !(v.is_finite() && v >= 0.0 && v <= MAX_RATE_PER_S) => {
+            LoadModel::Open { .. } if !(v.is_finite() && (0.0..=MAX_RATE_PER_S).contains(&v)) => {
                 c.error(
                     t,
                     field("target"),
