@@ -765,5 +765,84 @@ async fn a_newer_controllers_optional_fields_are_read_and_its_required_features_
     );
     assert_eq!(sim_requests(&sim), before);
     assert!(!dir.path().join("requiring").exists());
+
+/// Issue 17, defect 1: SIGTERM (what systemd, Kubernetes and `timeout`
+/// send) shuts the `quarry-agent` binary down gracefully: its share is
+/// stopped, the stream ends with a Finished event, the share's results stay
+/// in the store for a controller to fetch, and it exits 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_binary_s_shares_keeps_their_results_and_exits_0() {
+    use std::io::BufRead as _;
+    let sim = sim().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_quarry-agent"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--insecure",
+            "--stop-grace-s",
+            "1",
+        ])
+        .arg("--results-dir")
+        .arg(dir.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let addr: SocketAddr = loop {
+        let mut line = String::new();
+        assert_ne!(stderr.read_line(&mut line).unwrap(), 0, "no listening line");
+        if let Some(a) = line.trim().strip_prefix("quarry-agent: listening on ") {
+            break a.parse().unwrap();
+        }
+    };
+    // Keep draining its log so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in stderr.lines().map_while(Result::ok) {});
+    let mut controller = client(addr, "unused").await;
+    let mut stream = controller
+        .run(request(
+            "terminated",
+            plan(closed(2, Duration::from_secs(600))),
+            &sim.url(),
+            10_000,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut decoder = EventDecoder::new();
+    let mut raw = Vec::new();
+    let started = next(&mut stream).await.unwrap();
+    raw.push(started.sequence);
+    decoder.decode(&started).unwrap();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let events = drain(&mut stream, &mut decoder, &mut raw).await;
+    let f = finished(&events);
+    assert!(f.partial());
+    assert_eq!(f.reason, "agent shutting down");
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+
+    // The share's log is in the store: a new agent on the directory serves it.
+    let agent = Agent::start(config(dir.path())).await;
+    let mut c = client(agent.addr, TOKEN).await;
+    let mut s = c
+        .results(pb::ResultsRequest {
+            run_id: "terminated".to_owned(),
+            after_sequence: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut raw2 = Vec::new();
+    let stored = drain(&mut s, &mut EventDecoder::new(), &mut raw2).await;
+    assert_eq!(finished(&stored).reason, "agent shutting down");
+    assert!(raw2.len() >= raw.len());
     agent.shutdown().await;
 }

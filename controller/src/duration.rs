@@ -38,8 +38,18 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         rest = rest[unit.len()..].trim_start();
         total += value * scale;
     }
-    Duration::try_from_secs_f64(total).map_err(|_| bad())
+    let d = Duration::try_from_secs_f64(total).map_err(|_| bad())?;
+    if d > MAX_DURATION {
+        return Err(format!(
+            "{text:?} is longer than the longest duration accepted (366 days)"
+        ));
+    }
+    Ok(d)
 }
+
+/// The longest duration a spec may give anything: 366 days. Longer is a
+/// typo (`100000000h`), not a load test.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
 #[cfg(test)]
 mod tests {

@@ -21,7 +21,7 @@ use quarry::results::{
     Ended, ResultsDocument, SPEC_FILE, read_fleet, read_results, recover_results,
 };
 use quarry::run::{
-    Placement, RunError, RunJob, RunOptions, execute, find_run_agents, listen_for_ctrl_c,
+    Placement, RunError, RunJob, RunOptions, execute, find_run_agents, listen_for_stop_signals,
     stop_signal,
 };
 use quarry::spec::{ValidatedSpec, load_spec};
@@ -65,11 +65,11 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
         /// Seconds in-flight requests get to finish after the end or a
-        /// first Ctrl-C.
-        #[arg(long, default_value_t = 30.0)]
+        /// first Ctrl-C or SIGTERM (0 to 86400).
+        #[arg(long, default_value_t = 30.0, value_parser = grace_secs)]
         grace_secs: f64,
-        /// Seconds per interval (live view, interval file).
-        #[arg(long, default_value_t = 1.0)]
+        /// Seconds per interval (live view, interval file): 0.1 to 3600.
+        #[arg(long, default_value_t = 1.0, value_parser = interval_secs)]
         interval_secs: f64,
         /// Export the run's trace and metrics over OTLP to this base URL
         /// (overrides OTEL_EXPORTER_OTLP_ENDPOINT and the spec's
@@ -133,11 +133,12 @@ enum Command {
         /// Sweep directory (default: results/sweep-<time>/); new or empty.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Seconds in-flight requests get after each level or a first Ctrl-C.
-        #[arg(long, default_value_t = 30.0)]
+        /// Seconds in-flight requests get after each level or a first Ctrl-C
+        /// (or SIGTERM).
+        #[arg(long, default_value_t = 30.0, value_parser = grace_secs)]
         grace_secs: f64,
         /// Seconds per interval (live view, interval files).
-        #[arg(long, default_value_t = 1.0)]
+        #[arg(long, default_value_t = 1.0, value_parser = interval_secs)]
         interval_secs: f64,
         #[command(flatten)]
         fleet: AgentFlags,
@@ -176,8 +177,8 @@ fn main() -> ExitCode {
                 spec_path: spec,
                 out_dir: out,
                 started_at,
-                interval: Duration::from_secs_f64(interval_secs.clamp(0.001, 3600.0)),
-                grace: Duration::from_secs_f64(grace_secs.clamp(0.0, 86_400.0)),
+                interval: Duration::from_secs_f64(interval_secs),
+                grace: Duration::from_secs_f64(grace_secs),
                 live_in_place: std::io::stderr().is_terminal(),
                 telemetry: None,
             };
@@ -229,19 +230,72 @@ fn capacity_plan(plan_path: PathBuf, from: Vec<PathBuf>, out: Option<PathBuf>) -
     }
 }
 
+/// `--interval-secs`: a number of seconds in [0.1, 3600]. Shorter
+/// intervals cost the controller more than they show (10 status lines and
+/// interval records a second is the most anyone reads).
+fn interval_secs(text: &str) -> Result<f64, String> {
+    seconds_in(text, 0.1, 3600.0)
+}
+
+/// `--grace-secs`: a number of seconds in [0, 86400].
+fn grace_secs(text: &str) -> Result<f64, String> {
+    seconds_in(text, 0.0, 86_400.0)
+}
+
+fn seconds_in(text: &str, min: f64, max: f64) -> Result<f64, String> {
+    let v: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("expected a number of seconds from {min} to {max}"))?;
+    if v.is_finite() && (min..=max).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("must be from {min} to {max} seconds, got {v}"))
+    }
+}
+
 /// Maps a result to an exit code, printing the error chain.
 fn finish(result: Result<ExitCode, Failure>) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(Failure::Usage(e)) => {
-            eprintln!("quarry: {e:#}");
+            eprintln!("quarry: {}", error_text(&e));
             ExitCode::from(2)
         }
         Err(Failure::Run(e)) => {
-            eprintln!("quarry: {e:#}");
+            eprintln!("quarry: {}", error_text(&e));
             ExitCode::from(3)
         }
     }
+}
+
+/// An error chain as one message: each cause once (an error whose message
+/// already includes its source's is not followed by it again), control
+/// characters (NUL, escapes) shown escaped, never written raw.
+fn error_text(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    printable(&out)
+}
+
+/// `text` with control characters other than newline and tab escaped.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\n' | '\t' => c.to_string(),
+            c if c.is_control() => c.escape_default().to_string(),
+            c => c.to_string(),
+        })
+        .collect()
 }
 
 fn run(
@@ -270,7 +324,7 @@ fn run(
     let job = RunJob::new(&valid, &opts);
     let outcome = runtime()?.block_on(async {
         let (handle, signal) = stop_signal();
-        let listener = tokio::spawn(listen_for_ctrl_c(handle, opts.grace.as_secs_f64()));
+        let listener = tokio::spawn(listen_for_stop_signals(handle, opts.grace.as_secs_f64()));
         // `--agents`, else the spec's [[agents.group]], else in-process.
         let placement = quarry::run::placement(fleet, valid.agents.as_ref(), opts.started_at)
             .await
@@ -284,7 +338,19 @@ fn run(
     })?;
     print!("{}", outcome.report);
     eprintln!("quarry: results in {}", outcome.dir.display());
-    Ok(verdict(&outcome.document, &outcome.figures))
+    let code = verdict(&outcome.document, &outcome.figures);
+    Ok(unwritten(&outcome.unwritten).unwrap_or(code))
+}
+
+/// Names each file a run could not write (a full disk); exit 3 if any.
+fn unwritten(failures: &[String]) -> Option<ExitCode> {
+    for f in failures {
+        eprintln!("quarry: could not write {}", printable(f));
+    }
+    (!failures.is_empty()).then(|| {
+        eprintln!("quarry: the run failed: its results are incomplete on disk (see above)");
+        ExitCode::from(3)
+    })
 }
 
 /// A failed run's exit: 2 when the user's input is at fault, else 3.
@@ -368,7 +434,8 @@ fn attach_results(
     })?;
     print!("{}", outcome.report);
     eprintln!("quarry: results in {}", outcome.dir.display());
-    Ok(verdict(&outcome.document, &outcome.figures))
+    let code = verdict(&outcome.document, &outcome.figures);
+    Ok(unwritten(&outcome.unwritten).unwrap_or(code))
 }
 
 fn report(dir: &Path) -> Result<ExitCode, Failure> {
@@ -429,7 +496,7 @@ fn validate(spec: &Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("{e}");
+            eprintln!("{}", printable(&e.to_string()));
             let errors = e
                 .diagnostics()
                 .iter()
@@ -514,18 +581,18 @@ fn sweep(
         let id = quarry::run::run_id(started_at);
         Path::new("results").join(format!("sweep-{id}"))
     });
-    let grace = Duration::from_secs_f64(grace_secs.clamp(0.0, 86_400.0));
+    let grace = Duration::from_secs_f64(grace_secs);
     let opts = quarry::sweep::SweepOptions {
         spec_path: spec.to_owned(),
         out_dir: out.clone(),
         started_at,
-        interval: Duration::from_secs_f64(interval_secs.clamp(0.001, 3600.0)),
+        interval: Duration::from_secs_f64(interval_secs),
         grace,
         live_in_place: std::io::stderr().is_terminal(),
     };
     let outcome = runtime()?.block_on(async {
         let (handle, signal) = stop_signal();
-        let listener = tokio::spawn(listen_for_ctrl_c(handle, grace.as_secs_f64()));
+        let listener = tokio::spawn(listen_for_stop_signals(handle, grace.as_secs_f64()));
         let agents = valid.agents.as_ref();
         let place = |now| async move {
             quarry::run::placement(fleet, agents, now)
@@ -556,4 +623,30 @@ fn sweep(
         return Ok(ExitCode::from(3));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading {path}: {source}")]
+    struct Outer {
+        path: &'static str,
+        source: std::io::Error,
+    }
+
+    #[test]
+    fn error_chains_say_each_cause_once_and_escape_control_bytes() {
+        let io = std::io::Error::other("disk on fire");
+        let e = anyhow::Error::from(Outer {
+            path: "a\0b",
+            source: io,
+        })
+        .context("writing the report");
+        let text = error_text(&e);
+        assert_eq!(text, "writing the report: reading a\\u{0}b: disk on fire");
+        assert_eq!(text.matches("disk on fire").count(), 1);
+        assert!(!text.contains('\0'));
+    }
 }

@@ -46,8 +46,8 @@ pub use arrival::{ArrivalAt, ArrivalSchedule, Interleave};
 pub use clock::{RunClock, SPIN_WINDOW, duration_ns};
 pub use health::{HealthPolicy, HealthSample, InFlightGauge, ProcessCpu, cpu_ticks};
 pub use load::{
-    Arrival, CatchUp, EndCondition, LoadError, LoadModel, LoadProfile, MAX_CONCURRENCY,
-    STEADY_STAGE, Stage, StageKind,
+    Arrival, CatchUp, DEFAULT_MAX_IN_FLIGHT, EndCondition, LoadError, LoadModel, LoadProfile,
+    MAX_CONCURRENCY, MAX_RATE_PER_S, STEADY_STAGE, Stage, StageKind,
 };
 pub use recorder::{IntervalTake, Recorder};
 pub use scheduler::{EndReason, Engine, EngineConfig, Executor, RunReport, Workload};

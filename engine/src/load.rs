@@ -19,6 +19,19 @@ use crate::stages::{StagePlan, StageSpan};
 /// tasks.
 pub const MAX_CONCURRENCY: u32 = 1_000_000;
 
+/// The highest open-loop rate accepted, arrivals per second (a plan's or a
+/// stage's): one dispatcher cannot schedule more than about a million
+/// sends a second, so a higher rate (`1e12`) could only pile up late
+/// arrivals.
+pub const MAX_RATE_PER_S: f64 = 1_000_000.0;
+
+/// The in-flight cap of an open loop whose plan sets none
+/// (`load.max_in_flight`): a rate above what the target serves would
+/// otherwise pile up requests in flight (and memory) without bound. An
+/// arrival that finds the cap full is sent late (counted in `late_sends`)
+/// or, with `drop_late_after`, dropped (`dropped_sends`).
+pub const DEFAULT_MAX_IN_FLIGHT: u32 = 10_000;
+
 /// How requests are issued.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -119,7 +132,9 @@ pub enum LoadError {
     #[error("load.concurrency must be between 1 and {MAX_CONCURRENCY}, got {0}")]
     Concurrency(u32),
     /// A rate that is not a finite positive number.
-    #[error("load.rate_per_s must be a finite number > 0, got {0}")]
+    #[error(
+        "load.rate_per_s must be a finite number > 0 and at most {MAX_RATE_PER_S} per second, got {0}"
+    )]
     Rate(f64),
     /// A zero or oversized in-flight cap.
     #[error("load.max_in_flight must be between 1 and {MAX_CONCURRENCY}, got {0}")]
@@ -178,7 +193,7 @@ impl LoadModel {
         max_in_flight: Option<u32>,
         catch_up: CatchUp,
     ) -> Result<Self, LoadError> {
-        if !(rate_per_s.is_finite() && rate_per_s > 0.0) {
+        if !(rate_per_s.is_finite() && rate_per_s > 0.0 && rate_per_s <= MAX_RATE_PER_S) {
             return Err(LoadError::Rate(rate_per_s));
         }
         if let Some(cap) = max_in_flight
@@ -231,8 +246,8 @@ impl LoadModel {
                 "must be a whole concurrency between 0 and 1000000",
             ),
             LoadModel::Open { .. } => (
-                target.is_finite() && target >= 0.0,
-                "must be a finite rate >= 0",
+                target.is_finite() && (0.0..=MAX_RATE_PER_S).contains(&target),
+                "must be a finite rate between 0 and 1000000 per second",
             ),
         };
         if ok {
@@ -292,8 +307,10 @@ impl LoadProfile {
             return Err(LoadError::ZeroRequests);
         }
         let mut any_load = false;
+        // One set of the names seen: linear in the stage count.
+        let mut names = std::collections::HashSet::with_capacity(stages.len());
         for (index, stage) in stages.iter().enumerate() {
-            let duplicate = stages[..index].iter().any(|s| s.name == stage.name);
+            let duplicate = !names.insert(stage.name.as_str());
             if stage.name.trim().is_empty() || duplicate {
                 return Err(LoadError::StageName {
                     index,

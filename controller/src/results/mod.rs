@@ -32,7 +32,9 @@ pub use document::{
     ThresholdResult, ThresholdRule,
 };
 pub use hgrm::{TICKS_PER_HALF_DISTANCE, render_hgrm};
-pub use reader::{Assembly, assemble, read_fleet, read_results, recover_results};
+pub use reader::{
+    Assembly, MAX_RESULTS_FILE_BYTES, assemble, read_fleet, read_results, recover_results,
+};
 pub use writer::{
     FLEET_FILE, INTERVALS_FILE, PLAN_FILE, REPORT_FILE, RESULTS_FILE, RUN_FILE, ResultsWriter,
     SPEC_FILE, write_document, write_hgrm_files, write_report,
@@ -69,6 +71,26 @@ pub enum ResultsError {
         path: PathBuf,
         /// The version found.
         found: u32,
+    },
+    /// A file larger than [`MAX_RESULTS_FILE_BYTES`] (not read).
+    #[error("{path}: {size} bytes; at most {limit} are read (not a results file this build wrote)")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size in bytes (at least: reading stopped past the limit).
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A document no run could have written.
+    #[error("{path}: {field}: {detail}")]
+    Impossible {
+        /// The file.
+        path: PathBuf,
+        /// The offending field (`run.stages[1].end_ns`).
+        field: String,
+        /// What is impossible about it.
+        detail: String,
     },
     /// Neither `results.json` nor the files to recover it from exist.
     #[error("{0}: not a results directory (no results.json, run.json or intervals.jsonl)")]

@@ -17,11 +17,99 @@ use super::document::{
 };
 use super::writer::{FLEET_FILE, INTERVALS_FILE, PLAN_FILE, RESULTS_FILE, RUN_FILE};
 
-fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ResultsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ResultsError::Io {
+/// The largest results file read: 256 MiB. A day-long run at a 1 s
+/// interval writes a few tens of MiB; the bound keeps `quarry report
+/// /dev/zero` (or a corrupted file) from taking the machine's memory.
+pub const MAX_RESULTS_FILE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// Reads a results file whole, refusing one over
+/// [`MAX_RESULTS_FILE_BYTES`] (checked as it reads: a pipe or a device has
+/// no size to ask).
+fn read_bounded(path: &Path) -> Result<String, ResultsError> {
+    use std::io::Read as _;
+    let io = |source| ResultsError::Io {
         path: path.to_owned(),
         source,
-    })?;
+    };
+    let file = std::fs::File::open(path).map_err(io)?;
+    let too_large = |size| ResultsError::TooLarge {
+        path: path.to_owned(),
+        size,
+        limit: MAX_RESULTS_FILE_BYTES,
+    };
+    if let Ok(meta) = file.metadata()
+        && meta.is_file()
+        && meta.len() > MAX_RESULTS_FILE_BYTES
+    {
+        return Err(too_large(meta.len()));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_RESULTS_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > MAX_RESULTS_FILE_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    String::from_utf8(bytes).map_err(|e| ResultsError::Json {
+        path: path.to_owned(),
+        line: None,
+        detail: format!("not UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+    })
+}
+
+/// Refuses a document no run could have written, naming the field: a
+/// stage or the run ending before it started, or counters whose sum over
+/// the series does not fit in 64 bits (the report adds them up).
+fn check_document(path: &Path, doc: &ResultsDocument) -> Result<(), ResultsError> {
+    let impossible = |field: String, detail: String| ResultsError::Impossible {
+        path: path.to_owned(),
+        field,
+        detail,
+    };
+    for (i, stage) in doc.run.stages.iter().enumerate() {
+        if stage.end_ns < stage.start_ns {
+            return Err(impossible(
+                format!("run.stages[{i}].end_ns"),
+                format!(
+                    "stage {:?} ends ({} ns) before it starts ({} ns)",
+                    stage.name, stage.end_ns, stage.start_ns
+                ),
+            ));
+        }
+    }
+    let mut totals: BTreeMap<&'static str, u64> = BTreeMap::new();
+    let mut requests: u64 = 0;
+    for (i, record) in doc.series.iter().enumerate() {
+        let (_, delta) = record.decode()?;
+        let counters = delta.counters();
+        for (name, value) in counters.named() {
+            let total = totals.entry(name).or_insert(0);
+            *total = total.checked_add(value).ok_or_else(|| {
+                impossible(
+                    format!("series[{i}].counters.{name}"),
+                    format!("the sum of {name} over the series exceeds 2^64 - 1"),
+                )
+            })?;
+        }
+        let outcomes = quarry_bedrock::Outcome::ALL
+            .iter()
+            .try_fold(0u64, |sum, o| {
+                sum.checked_add(counters.get(quarry_engine::Count::Outcome(*o)))
+            })
+            .and_then(|n| requests.checked_add(n));
+        requests = outcomes.ok_or_else(|| {
+            impossible(
+                format!("series[{i}].counters"),
+                "the number of requests (the sum of the outcome counters over the series) exceeds 2^64 - 1"
+                    .to_owned(),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ResultsError> {
+    let text = read_bounded(path)?;
     serde_json::from_str(&text).map_err(|e| ResultsError::Json {
         path: path.to_owned(),
         line: None,
@@ -55,6 +143,7 @@ pub fn read_results(dir: &Path) -> Result<ResultsDocument, ResultsError> {
     if path.exists() {
         let doc: ResultsDocument = read_json(&path)?;
         check_version(&path, doc.schema_version)?;
+        check_document(&path, &doc)?;
         return Ok(doc);
     }
     if dir.join(RUN_FILE).exists() {
@@ -72,10 +161,7 @@ pub fn recover_results(dir: &Path) -> Result<ResultsDocument, ResultsError> {
     check_version(&run_path, meta.schema_version)?;
     let plan: RunPlan = read_json(&dir.join(PLAN_FILE))?;
     let path = dir.join(INTERVALS_FILE);
-    let text = std::fs::read_to_string(&path).map_err(|source| ResultsError::Io {
-        path: path.clone(),
-        source,
-    })?;
+    let text = read_bounded(&path)?;
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let mut series = BTreeMap::new();
     let mut priced = BTreeMap::new();

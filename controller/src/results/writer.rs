@@ -3,7 +3,6 @@
 //! the `.hgrm` distributions and the report at the end.
 
 use std::fs::{File, OpenOptions};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use quarry_engine::{IntervalSnapshot, Metric, PriceTable, RunPlan, SeriesDelta};
@@ -33,9 +32,18 @@ pub const FLEET_FILE: &str = "fleet.json";
 pub struct ResultsWriter {
     /// The directory.
     dir: PathBuf,
-    /// `intervals.jsonl`, unbuffered: each interval is one `write` call, so
-    /// a crash leaves at most a torn last line, which the reader skips.
+    /// `intervals.jsonl`, unbuffered: each interval is one `write_all` of
+    /// a whole line, so a crash leaves at most a torn last line, which the
+    /// reader skips; a failed write (ENOSPC) is cut back to the last whole
+    /// line ([`append_line`]).
     intervals: File,
+    /// Bytes of whole lines in `intervals.jsonl`.
+    intervals_len: u64,
+    /// A torn line could not be cut back: nothing more is appended (a line
+    /// after it would read as garbage).
+    intervals_torn: bool,
+    /// Intervals that could not be appended, and the first reason.
+    unwritten_intervals: Option<(u64, String)>,
     /// Decides each series' `priced` flag.
     prices: PriceTable,
 }
@@ -65,6 +73,47 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ResultsError> {
     std::fs::rename(&tmp, path).map_err(io_error(path))
 }
 
+/// A file lines are appended to, which can be cut back to a length.
+pub(crate) trait LineFile: std::io::Write {
+    /// Truncates to `len` bytes.
+    fn cut_to(&mut self, len: u64) -> std::io::Result<()>;
+}
+
+impl LineFile for File {
+    fn cut_to(&mut self, len: u64) -> std::io::Result<()> {
+        self.set_len(len)
+    }
+}
+
+/// Why a line was not appended.
+#[derive(Debug)]
+pub(crate) enum LineError {
+    /// Not written; the file still ends with a whole line.
+    Unwritten(std::io::Error),
+    /// Not written, and part of it could not be cut back.
+    Torn(std::io::Error),
+}
+
+/// Appends `line` whole or not at all: a write that fails part-way (a full
+/// disk) is cut back to `len`, the bytes of whole lines so far, which it
+/// advances on success.
+pub(crate) fn append_line(
+    file: &mut impl LineFile,
+    len: &mut u64,
+    line: &[u8],
+) -> Result<(), LineError> {
+    match file.write_all(line).and_then(|()| file.flush()) {
+        Ok(()) => {
+            *len += line.len() as u64;
+            Ok(())
+        }
+        Err(e) => match file.cut_to(*len) {
+            Ok(()) => Err(LineError::Unwritten(e)),
+            Err(_) => Err(LineError::Torn(e)),
+        },
+    }
+}
+
 impl ResultsWriter {
     /// Creates `dir` (which must not hold files yet) and writes the spec,
     /// the plan and the run metadata.
@@ -92,6 +141,9 @@ impl ResultsWriter {
         Ok(ResultsWriter {
             dir: dir.to_owned(),
             intervals,
+            intervals_len: 0,
+            intervals_torn: false,
+            unwritten_intervals: None,
             prices: PriceTable::with_overrides(plan.pricing.clone()),
         })
     }
@@ -121,10 +173,38 @@ impl ResultsWriter {
             detail: e.to_string(),
         })?;
         line.push('\n');
-        self.intervals
-            .write_all(line.as_bytes())
-            .and_then(|()| self.intervals.flush())
-            .map_err(io_error(&path))
+        let written = if self.intervals_torn {
+            Err(std::io::Error::other(
+                "an earlier line could not be cut back after a failed write; nothing more is appended",
+            ))
+        } else {
+            match append_line(
+                &mut self.intervals,
+                &mut self.intervals_len,
+                line.as_bytes(),
+            ) {
+                Err(LineError::Torn(e)) => {
+                    self.intervals_torn = true;
+                    Err(e)
+                }
+                Err(LineError::Unwritten(e)) => Err(e),
+                Ok(()) => Ok(()),
+            }
+        };
+        written.map_err(|e| {
+            let (n, _) = self
+                .unwritten_intervals
+                .get_or_insert_with(|| (0, e.to_string()));
+            *n += 1;
+            io_error(&path)(e)
+        })
+    }
+
+    /// Intervals `append` could not write, and why the first one failed.
+    pub fn unwritten_intervals(&self) -> Option<(u64, &str)> {
+        self.unwritten_intervals
+            .as_ref()
+            .map(|(n, why)| (*n, why.as_str()))
     }
 
     /// Writes `results.json`.
@@ -180,6 +260,50 @@ pub fn write_report(dir: &Path, text: &str) -> Result<(), ResultsError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_full_disk_leaves_whole_lines_only() {
+        /// Takes `room` bytes, then fails with ENOSPC; `cut_to` truncates.
+        struct FullDisk {
+            bytes: Vec<u8>,
+            room: usize,
+        }
+        impl std::io::Write for FullDisk {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                let free = self.room.saturating_sub(self.bytes.len());
+                if free == 0 {
+                    return Err(std::io::Error::from_raw_os_error(28));
+                }
+                let n = free.min(buf.len());
+                self.bytes.extend_from_slice(&buf[..n]);
+                Ok(n)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        impl LineFile for FullDisk {
+            fn cut_to(&mut self, len: u64) -> std::io::Result<()> {
+                self.bytes.truncate(len as usize);
+                Ok(())
+            }
+        }
+        let mut disk = FullDisk {
+            bytes: Vec::new(),
+            room: 30,
+        };
+        let mut len = 0;
+        append_line(&mut disk, &mut len, b"{\"interval\":0}\n").unwrap();
+        // Half of this line fits: it is cut back, not left torn.
+        let e = append_line(&mut disk, &mut len, b"{\"interval\":1,\"more\":true}\n").unwrap_err();
+        assert!(matches!(&e, LineError::Unwritten(e) if e.raw_os_error() == Some(28)));
+        assert_eq!(disk.bytes, b"{\"interval\":0}\n");
+        assert_eq!(len, 15);
+        // Space freed: the next line is whole again.
+        disk.room = 1000;
+        append_line(&mut disk, &mut len, b"{\"interval\":2}\n").unwrap();
+        assert_eq!(disk.bytes, b"{\"interval\":0}\n{\"interval\":2}\n");
+    }
 
     #[test]
     fn hgrm_names_carry_their_unit() {

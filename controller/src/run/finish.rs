@@ -11,8 +11,8 @@ use crate::coordinator::{RunEnding, SharesOutcome};
 use crate::fleet::{add_group_totals, partial_shares};
 use crate::report::{evaluate, render_fleet_section, render_report};
 use crate::results::{
-    Assembly, Ended, GroupRecord, ResultsWriter, RunEnd, RunMeta, SimulatorView, assemble,
-    write_hgrm_files, write_report,
+    Assembly, Ended, GroupRecord, INTERVALS_FILE, ResultsError, ResultsWriter, RunEnd, RunMeta,
+    SimulatorView, assemble, write_hgrm_files, write_report,
 };
 
 /// How the run ended: aborted when the user cut it before the shares
@@ -82,18 +82,33 @@ pub(super) fn write_results(
         document.partial_shares = partial_shares(outcome);
     }
     let figures = evaluate(&mut document)?;
-    writer.write_document(&document)?;
-    write_hgrm_files(dir, &figures.overall.delta)?;
+    // Every file is attempted even when one fails (a full disk): what could
+    // not be written is named, and the report is still printed.
+    let mut unwritten = Vec::new();
+    if let Some((n, why)) = writer.unwritten_intervals() {
+        unwritten.push(format!(
+            "{}: {n} interval(s) not written ({why}); the file holds whole lines only",
+            dir.join(INTERVALS_FILE).display()
+        ));
+    }
+    let mut attempt = |r: Result<(), ResultsError>| {
+        if let Err(e) = r {
+            unwritten.push(e.to_string());
+        }
+    };
+    attempt(writer.write_document(&document));
+    attempt(write_hgrm_files(dir, &figures.overall.delta).map(|_| ()));
     let mut report = render_report(&document, &figures);
     if let Some((_, outcome)) = finish.fleet {
-        writer.write_fleet(outcome)?;
+        attempt(writer.write_fleet(outcome));
         report.push_str(&render_fleet_section(outcome));
     }
-    write_report(dir, &report)?;
+    attempt(write_report(dir, &report));
     Ok(RunOutcome {
         dir: dir.to_owned(),
         document,
         figures,
         report,
+        unwritten,
     })
 }

@@ -35,7 +35,7 @@ pub use placement::{AgentRun, AgentRunError, Placement, find_run_agents, placeme
 #[cfg(feature = "sim")]
 pub use sim::sim_config;
 pub use sim::{EmbeddedSim, SIM_PROFILES};
-pub use stop::{StopHandle, StopLevel, StopSignal, listen_for_ctrl_c, stop_signal};
+pub use stop::{StopHandle, StopLevel, StopSignal, listen_for_stop_signals, stop_signal};
 
 use crate::clock::ControllerClock;
 use crate::coordinator::Shares;
@@ -126,6 +126,9 @@ pub struct RunOutcome {
     pub figures: crate::report::RunFigures,
     /// The report, rendered from the document (plus the trace's lines).
     pub report: String,
+    /// Files (or intervals) that could not be written, each with its path
+    /// and why (a full disk); the run fails when any is listed.
+    pub unwritten: Vec<String>,
 }
 
 /// Everything that defines one run, whatever its placement: what

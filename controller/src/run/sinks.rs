@@ -30,14 +30,25 @@ pub(super) trait IntervalSink {
     ) -> Result<(), RunError>;
 }
 
-/// `intervals.jsonl`: one flushed line per interval.
+/// `intervals.jsonl`: one flushed line per interval. A line that cannot be
+/// written (a full disk) does not end the run: it goes on measuring in
+/// memory (the totals), says so once, and the end of the run names what
+/// was not written and fails the run.
 impl IntervalSink for ResultsWriter {
     fn interval(
         &mut self,
         snapshot: &IntervalSnapshot,
         summary: &IntervalSummary,
     ) -> Result<(), RunError> {
-        Ok(self.append(snapshot, *summary)?)
+        let first = self.unwritten_intervals().is_none();
+        if let Err(e) = self.append(snapshot, *summary)
+            && first
+        {
+            eprintln!(
+                "\nquarry: cannot write {e}; the run goes on measuring in memory and writes the rest at its end"
+            );
+        }
+        Ok(())
     }
 }
 

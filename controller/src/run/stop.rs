@@ -1,4 +1,4 @@
-//! Ctrl-C during a run: the first stops firing and lets in-flight requests
+//! Ctrl-C or SIGTERM during a run: the first stops firing and lets in-flight requests
 //! finish within the grace period (results are still written); the second
 //! aborts what is left.
 
@@ -64,19 +64,69 @@ impl StopSignal {
     }
 }
 
-/// Escalates `handle` on each Ctrl-C, telling the user what happens, until
-/// the run aborts. Spawn it; drop (abort) the task when the run ends.
-pub async fn listen_for_ctrl_c(handle: StopHandle, grace_s: f64) {
-    while tokio::signal::ctrl_c().await.is_ok() {
+/// Escalates `handle` on each Ctrl-C (SIGINT) or SIGTERM — `timeout`,
+/// systemd, CI runners and Kubernetes stop a process with SIGTERM, so it is
+/// a first Ctrl-C too — telling the user what happens, until the run
+/// aborts. Spawn it; drop (abort) the task when the run ends.
+pub async fn listen_for_stop_signals(handle: StopHandle, grace_s: f64) {
+    let mut signals = match StopSignals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!(
+                "quarry: cannot listen for Ctrl-C or SIGTERM ({e}); the run cannot be stopped gracefully"
+            );
+            return;
+        }
+    };
+    while let Some(name) = signals.next().await {
         match handle.escalate() {
             StopLevel::Stop => eprintln!(
-                "\nquarry: stopping: no new requests; in-flight ones get up to {grace_s:.0}s to finish (Ctrl-C again to abort)"
+                "\nquarry: {name}: stopping: no new requests; in-flight ones get up to {grace_s:.0}s to finish (Ctrl-C or SIGTERM again to abort)"
             ),
             _ => {
-                eprintln!("\nquarry: aborting; writing what was recorded");
+                eprintln!("\nquarry: {name} again: aborting; writing what was recorded");
                 return;
             }
         }
+    }
+}
+
+/// The process signals that ask a run to stop.
+struct StopSignals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(StopSignals {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(StopSignals {})
+    }
+
+    /// The next signal's name; `None` once no more can arrive.
+    async fn next(&mut self) -> Option<&'static str> {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                s = self.interrupt.recv() => s.map(|()| "interrupted (SIGINT)"),
+                s = self.terminate.recv() => s.map(|()| "terminated (SIGTERM)"),
+            }
+        }
+        #[cfg(not(unix))]
+        tokio::signal::ctrl_c()
+            .await
+            .ok()
+            .map(|()| "interrupted (Ctrl-C)")
     }
 }
 

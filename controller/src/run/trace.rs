@@ -114,7 +114,9 @@ impl RunTrace {
             finished.report.push_str(&line);
             finished.report.push('\n');
         }
-        write_report(&finished.dir, &finished.report)?;
+        if let Err(e) = write_report(&finished.dir, &finished.report) {
+            finished.unwritten.push(e.to_string());
+        }
         Ok(())
     }
 }

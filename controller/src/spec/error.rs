@@ -47,12 +47,24 @@ impl fmt::Display for Diagnostic {
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
     /// The file could not be read.
-    #[error("{}: cannot read the spec: {source}", path.display())]
+    /// (The cause is in the message and not a `source`: printed as an
+    /// error chain it appears once.)
+    #[error("{}: cannot read the spec: {error}", path.display())]
     Read {
         /// The spec path.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        error: std::io::Error,
+    },
+    /// The file is larger than any spec needs to be.
+    #[error("{}: the spec is {size} bytes; at most {limit} are read (a spec that large is not a run description)", path.display())]
+    TooLarge {
+        /// The spec path.
+        path: PathBuf,
+        /// Its size in bytes (at least; reading stopped past the limit).
+        size: u64,
+        /// [`MAX_SPEC_BYTES`](super::MAX_SPEC_BYTES).
+        limit: u64,
     },
     /// The spec has errors; every one found is listed, one per line.
     #[error("{}", render(diagnostics))]
@@ -66,7 +78,7 @@ impl SpecError {
     /// The findings, empty for a read error.
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
-            SpecError::Read { .. } => &[],
+            SpecError::Read { .. } | SpecError::TooLarge { .. } => &[],
             SpecError::Invalid { diagnostics } => diagnostics,
         }
     }

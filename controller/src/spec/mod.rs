@@ -73,7 +73,9 @@ pub struct ValidatedSpec {
 /// concurrency = 8                # closed model: N virtual users, or ...
 /// # rate = 20.0                  # ... open model: arrivals per second
 /// # arrival = "poisson"          # open: "constant" (default) or "poisson"
-/// # max_in_flight = 100          # open: cap on requests in flight
+/// # max_in_flight = 100          # open: cap on requests in flight (default 10000;
+///                                #   arrivals finding it full are sent late, or dropped
+///                                #   with drop_late_after; rate at most 1000000/s)
 /// # drop_late_after = "1s"       # open: drop arrivals this late (default: send late)
 /// duration = "60s"               # and/or requests = N (whichever comes first)
 /// warmup = "5s"                  # optional, excluded from results
@@ -147,12 +149,44 @@ pub struct ValidatedSpec {
 /// support the id does not reveal, or below the model's minimum prefix size
 /// (Bedrock silently ignores the checkpoint), it is a warning.
 pub fn load_spec(path: &Path) -> Result<ValidatedSpec, SpecError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SpecError::Read {
+    use std::io::Read as _;
+    let read = |error| SpecError::Read {
         path: path.to_owned(),
-        source,
+        error,
+    };
+    let file = std::fs::File::open(path).map_err(read)?;
+    let too_large = |size| SpecError::TooLarge {
+        path: path.to_owned(),
+        size,
+        limit: MAX_SPEC_BYTES,
+    };
+    if let Ok(meta) = file.metadata()
+        && meta.is_file()
+        && meta.len() > MAX_SPEC_BYTES
+    {
+        return Err(too_large(meta.len()));
+    }
+    // Bounded even when the size lies (a pipe, a device, a growing file).
+    let mut bytes = Vec::new();
+    file.take(MAX_SPEC_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(read)?;
+    if bytes.len() as u64 > MAX_SPEC_BYTES {
+        return Err(too_large(bytes.len() as u64));
+    }
+    let text = String::from_utf8(bytes).map_err(|e| {
+        read(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("not UTF-8 (byte {})", e.utf8_error().valid_up_to()),
+        ))
     })?;
     parse_spec(path, &text)
 }
+
+/// The largest spec file read: 16 MiB, far above any hand-written or
+/// generated run description (100,000 stages take about 6 MiB), low enough
+/// that parsing a hostile file costs little memory.
+pub const MAX_SPEC_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Validates spec `text`; `path` only labels the findings.
 pub fn parse_spec(path: &Path, text: &str) -> Result<ValidatedSpec, SpecError> {

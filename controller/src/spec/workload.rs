@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 
-use quarry_bedrock::Operation;
+use quarry_bedrock::{ModelId, Operation};
 use quarry_engine::{
     CachePrefix, CacheTtl, MAX_INPUT_TOKENS, MixEntry, ModelPrices, PriceTable, PromptCacheSupport,
     TokenDistribution, WorkloadMix, prompt_cache_support,
@@ -17,9 +17,10 @@ use super::validate::Checker;
 /// (64K for Claude 3.7/4.x), low enough to catch a typo.
 const MAX_OUTPUT_TOKENS: i64 = 1_000_000;
 
-/// The minimal model-id check: non-empty, at most 2048 characters (the
-/// service model's limit), characters from `[a-zA-Z0-9._:/-]`. The full
-/// grammar (§1.3) is the bedrock crate's `model_id` module's job.
+/// The model-id check: non-empty, at most 2048 characters (the service
+/// model's limit), characters from `[a-zA-Z0-9._:/-]`, then the bedrock
+/// crate's full grammar (§1.3) — the same parse the executor does when a
+/// run starts, so `quarry validate` accepts exactly what `quarry run` does.
 pub fn check_model_id(id: &str) -> Result<(), String> {
     if id.is_empty() {
         return Err("model id must not be empty".to_owned());
@@ -38,7 +39,7 @@ pub fn check_model_id(id: &str) -> Result<(), String> {
             "model id {id:?} contains {bad:?}: allowed are letters, digits and . _ : / -"
         ));
     }
-    Ok(())
+    ModelId::parse(id).map(|_| ()).map_err(|e| e.to_string())
 }
 
 /// Validates every entry and the mix as a whole; `None` on any error.
@@ -112,6 +113,21 @@ fn entry(c: &mut Checker, i: usize, e: &Spanned<RawMixEntry>) -> Option<MixEntry
         }
         other => Some(other.as_ref().map(|t| *t.get_ref() as f32)),
     };
+    // The native operations need the model's family for their body (as the
+    // executor does when a run starts); Converse bodies are the same for all.
+    if let (Some(id), Some(op)) = (&model, operation)
+        && op.is_native()
+        && ModelId::parse(id).is_ok_and(|m| m.family().is_none())
+        && let Some(m) = &raw.model
+    {
+        c.error(
+            m,
+            field("model"),
+            format!(
+                "{op} needs a model family quarry knows the native body of; {id:?} has none (use Converse or ConverseStream)"
+            ),
+        );
+    }
     let system_prompt = raw.system_prompt.as_ref().map(|s| s.get_ref().clone());
     let cache = cache(c, i, raw, model.as_deref());
     Some(MixEntry {

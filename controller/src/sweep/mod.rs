@@ -74,6 +74,15 @@ pub enum SweepError {
         /// Why.
         source: RunError,
     },
+    /// A level ran but some of its results could not be written (a full
+    /// disk): the sweep stops rather than judge a level it cannot keep.
+    #[error("level {value}: could not write {}", files.join(", "))]
+    Unwritten {
+        /// The level.
+        value: f64,
+        /// Each file and why.
+        files: Vec<String>,
+    },
     /// A file could not be written.
     #[error("{}: {source}", path.display())]
     Io {
@@ -395,6 +404,12 @@ where
     let outcome = execute(job, placement, stop)
         .await
         .map_err(|source| SweepError::Run { value, source })?;
+    if !outcome.unwritten.is_empty() {
+        return Err(SweepError::Unwritten {
+            value,
+            files: outcome.unwritten,
+        });
+    }
     Ok(level_record(
         index,
         value,

@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 use super::{EndReason, Executor, Shared, Workload, drain};
 use crate::arrival::ArrivalSchedule;
 use crate::clock::{RunClock, duration_ns};
-use crate::load::{Arrival, CatchUp};
+use crate::load::{Arrival, CatchUp, DEFAULT_MAX_IN_FLIGHT};
 use crate::series::{Count, SeriesKey};
 use crate::timeline::RequestTicket;
 
@@ -27,7 +27,11 @@ where
     W: Workload,
     E: Executor<W::Item>,
 {
-    let cap = max_in_flight.map(|n| Arc::new(Semaphore::new(n as usize)));
+    // Always a cap: without one a rate above what the target serves piles
+    // up requests in flight without bound.
+    let cap = Some(Arc::new(Semaphore::new(
+        max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT) as usize,
+    )));
     let config = &shared.config;
     let schedule = match (&config.interleave, arrival) {
         (Some(slots), Arrival::Constant) => ArrivalSchedule::interleaved(slots),

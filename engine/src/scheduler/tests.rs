@@ -279,6 +279,42 @@ async fn max_in_flight_with_send_late_counts_late_sends() {
     assert!(total.histogram(Metric::ScheduleLag).max() > 2 * S);
 }
 
+/// A rate far above what the server answers, with no cap in the plan:
+/// the default cap bounds what is in flight, and the rest is dropped and
+/// counted (issue 17: `rate = 1e12` had 189,761 requests in flight).
+#[tokio::test(start_paused = true)]
+async fn an_open_loop_without_a_cap_is_held_to_the_default_cap() {
+    // Nothing answers within the run.
+    let server = FakeServer::new(|_, sent| sent + 3_600 * S);
+    let catch_up = CatchUp::Drop {
+        after: Duration::from_millis(1),
+    };
+    let arrivals = 3 * u64::from(crate::load::DEFAULT_MAX_IN_FLIGHT);
+    let model = LoadModel::open(arrivals as f64, Arrival::Constant, None, catch_up).unwrap();
+    let profile = LoadProfile::steady(model, Some(Duration::from_secs(1)), None).unwrap();
+    let config = EngineConfig {
+        grace: Duration::from_millis(10),
+        ..EngineConfig::default()
+    };
+    let (report, _) = run(profile, config, &server, None).await;
+    assert_eq!(
+        server.max_active.load(Ordering::SeqCst),
+        u64::from(crate::load::DEFAULT_MAX_IN_FLIGHT)
+    );
+    let total = report.cumulative.total_where(|_| true);
+    let dropped = total.counters().get(Count::DroppedSends);
+    assert_eq!(report.sent, u64::from(crate::load::DEFAULT_MAX_IN_FLIGHT));
+    assert_eq!(report.sent + dropped, arrivals);
+}
+
+#[test]
+fn rates_no_dispatcher_could_schedule_are_refused() {
+    let open = |rate| LoadModel::open(rate, Arrival::Poisson, None, CatchUp::SendLate);
+    assert!(open(crate::load::MAX_RATE_PER_S).is_ok());
+    let e = open(1e12).unwrap_err().to_string();
+    assert!(e.contains("at most 1000000 per second"), "{e}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn max_in_flight_with_drop_counts_dropped_sends() {
     let server = FakeServer::new(|_, sent| sent + 50 * MS);
