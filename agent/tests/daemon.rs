@@ -765,6 +765,8 @@ async fn a_newer_controllers_optional_fields_are_read_and_its_required_features_
     );
     assert_eq!(sim_requests(&sim), before);
     assert!(!dir.path().join("requiring").exists());
+    agent.shutdown().await;
+}
 
 /// Issue 17, defect 1: SIGTERM (what systemd, Kubernetes and `timeout`
 /// send) shuts the `quarry-agent` binary down gracefully: its share is
