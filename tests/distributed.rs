@@ -911,16 +911,20 @@ async fn an_agent_killed_mid_run_makes_the_run_degraded_with_its_share_listed() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_share_that_cannot_be_set_up_is_refused_and_nothing_runs() {
     let sim = start_sim().await;
-    let agents = start_agents(2).await;
+    // Agents with no AWS credentials at all (an empty credentials file and
+    // none in their environment): the spec is valid, and only each agent's
+    // set-up of its share — resolving credentials before anything fires —
+    // finds that it cannot sign.
+    let mut agents = Vec::new();
+    for i in 0..2 {
+        agents.push(AgentProcess::start_with(&format!("agent-{i}"), &[], Some("")).await);
+    }
     let work = tempfile::tempdir().unwrap();
-    // InvokeModel needs a model family for its native body: this model id
-    // names none, which only the agent's set-up of the share finds.
     let path = work.path().join("spec.toml");
     let text = format!(
         "seed = 5\n[target]\nkind = \"aws\"\nregion = \"us-east-1\"\nendpoint = \"{}\"\n\
          [load]\nconcurrency = 2\nduration = \"5s\"\n\
-         [[workload]]\nmodel = \"my-imported-model\"\noperation = \"InvokeModel\"\ninput_tokens = 40\nmax_tokens = 6\n\
-         [pricing.\"my-imported-model\"]\ninput = 1.0\noutput = 1.0\n",
+         [[workload]]\nmodel = \"{LLAMA}\"\noperation = \"Converse\"\ninput_tokens = 40\nmax_tokens = 6\n",
         sim.url()
     );
     std::fs::write(&path, text).unwrap();
@@ -942,7 +946,7 @@ async fn a_share_that_cannot_be_set_up_is_refused_and_nothing_runs() {
     assert_eq!(run.status.code(), Some(3), "{stderr}");
     assert!(stderr.contains("refused its share"), "{stderr}");
     assert!(
-        stderr.contains("cannot set up the share: workload[0].model: \"my-imported-model\""),
+        stderr.contains("cannot set up the share: AWS credentials:"),
         "{stderr}"
     );
     // Refused before Started: no share fired a single request.
