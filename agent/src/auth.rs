@@ -4,6 +4,8 @@
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use tonic::Request;
 use tonic::Status;
@@ -58,6 +60,49 @@ pub(crate) fn check_token(token: &BearerToken, request: &Request<()>) -> Result<
     }
 }
 
+/// Logs rejected bearer tokens, at most one line per period, with the
+/// number rejected since the last line and the last one's peer address;
+/// never a token.
+pub(crate) struct RejectionLog {
+    every: Duration,
+    /// When the last line was logged, and rejections since.
+    state: Mutex<(Option<Instant>, u64)>,
+}
+
+impl RejectionLog {
+    /// At most one line per `every`.
+    pub(crate) fn new(every: Duration) -> Self {
+        RejectionLog {
+            every,
+            state: Mutex::new((None, 0)),
+        }
+    }
+
+    /// Counts one rejection of `request`, and logs when a line is due.
+    pub(crate) fn rejected(&self, request: &Request<()>) {
+        if let Some(n) = self.count(Instant::now()) {
+            tracing::warn!(
+                peer = ?request.remote_addr(),
+                rejected = n,
+                "rejected {n} request(s) with a missing or wrong bearer token since the last such line"
+            );
+        }
+    }
+
+    /// Counts one rejection at `now`; `Some(rejections since the last
+    /// line, this one included)` when a line is due.
+    fn count(&self, now: Instant) -> Option<u64> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let (last, n) = &mut *state;
+        *n += 1;
+        let due = last.is_none_or(|l| now.saturating_duration_since(l) >= self.every);
+        due.then(|| {
+            *last = Some(now);
+            std::mem::take(n)
+        })
+    }
+}
+
 /// True for 127.0.0.0/8 and ::1 (and IPv4-mapped loopback).
 pub fn is_loopback(addr: &SocketAddr) -> bool {
     match addr.ip() {
@@ -97,6 +142,19 @@ mod tests {
         let err = check_token(&token, &bare).unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unauthenticated);
         assert!(check_token(&token, &Request::new(())).is_err());
+    }
+
+    #[test]
+    fn rejections_are_logged_at_most_once_per_period_with_a_count() {
+        let log = RejectionLog::new(Duration::from_secs(60));
+        let t0 = Instant::now();
+        assert_eq!(log.count(t0), Some(1));
+        assert_eq!(log.count(t0 + Duration::from_secs(1)), None);
+        assert_eq!(log.count(t0 + Duration::from_secs(59)), None);
+        // The line after the period counts every rejection since the last.
+        assert_eq!(log.count(t0 + Duration::from_secs(60)), Some(3));
+        assert_eq!(log.count(t0 + Duration::from_secs(61)), None);
+        assert_eq!(log.count(t0 + Duration::from_secs(200)), Some(2));
     }
 
     #[test]

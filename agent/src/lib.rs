@@ -21,6 +21,7 @@ use quarry_engine::PriceTable;
 
 mod auth;
 mod error;
+mod first_bytes;
 mod log;
 mod rails;
 mod registry;
@@ -80,11 +81,18 @@ pub struct DaemonConfig {
     pub stop_grace: Duration,
     /// How long shutdown waits for runs to finish and streams to drain.
     pub shutdown_grace: Duration,
+    /// How long a new connection may stay silent before its first bytes
+    /// (the HTTP/2 preface or a TLS ClientHello): then it is closed.
+    pub first_bytes_timeout: Duration,
+    /// At most one log line per this long about rejected bearer tokens
+    /// (with the count since the last line; never a token).
+    pub rejection_log_every: Duration,
 }
 
 impl DaemonConfig {
     /// A configuration with the defaults (10 s lease, 60 s max lease, 5 s
-    /// stop grace, 30 s shutdown grace, 100 runs kept, no rails, no auth).
+    /// stop grace, 30 s shutdown grace, 100 runs kept, no rails, no auth,
+    /// 10 s first-bytes timeout, a rejected-token line at most every 60 s).
     pub fn new(results_dir: PathBuf) -> Self {
         DaemonConfig {
             token: None,
@@ -100,6 +108,8 @@ impl DaemonConfig {
             max_lease_ttl: Duration::from_secs(60),
             stop_grace: Duration::from_secs(5),
             shutdown_grace: Duration::from_secs(30),
+            first_bytes_timeout: Duration::from_secs(10),
+            rejection_log_every: Duration::from_secs(60),
         }
     }
 }
@@ -180,9 +190,12 @@ pub async fn serve(
     let registry = registry::Registry::new(Arc::clone(&config))?;
     let agent = service::AgentService::new(Arc::clone(&config), Arc::clone(&registry));
     let token = config.token.clone();
+    let rejections = Arc::new(auth::RejectionLog::new(config.rejection_log_every));
     let agent =
         AgentServer::with_interceptor(agent, move |request: tonic::Request<()>| match &token {
-            Some(t) => auth::check_token(t, &request).map(|()| request),
+            Some(t) => auth::check_token(t, &request)
+                .inspect_err(|_| rejections.rejected(&request))
+                .map(|()| request),
             None => Ok(request),
         });
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -206,10 +219,14 @@ pub async fn serve(
             .map_err(|e| ServeError::Tls(e.to_string()))?;
     }
     let (stop_server, server_stopped) = tokio::sync::oneshot::channel::<()>();
+    let first_bytes_timeout = config.first_bytes_timeout;
+    let incoming = futures_util::StreamExt::map(TcpIncoming::from(listener), move |stream| {
+        stream.map(|s| first_bytes::FirstBytesDeadline::new(s, first_bytes_timeout))
+    });
     let server = builder
         .add_service(health_service)
         .add_service(agent)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), async {
+        .serve_with_incoming_shutdown(incoming, async {
             let _ = server_stopped.await;
         });
     tracing::info!(%local, tls = config.tls.is_some(), token = config.token.is_some(), "quarry-agent serving");

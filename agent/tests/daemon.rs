@@ -848,3 +848,38 @@ async fn sigterm_stops_the_binary_s_shares_keeps_their_results_and_exits_0() {
     assert!(raw2.len() >= raw.len());
     agent.shutdown().await;
 }
+
+/// Issue 17, defect 10: a connection that never sends the HTTP/2 preface
+/// is closed after the first-bytes timeout; one that sent it is not cut by
+/// the same deadline later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_is_closed_after_the_first_bytes_timeout() {
+    use tokio::io::AsyncReadExt;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.first_bytes_timeout = Duration::from_millis(200);
+    let agent = Agent::start(c).await;
+
+    let mut silent = tokio::net::TcpStream::connect(agent.addr).await.unwrap();
+    // The server speaks first (its SETTINGS frame), then closes: end of
+    // stream or a reset. The bound is generous (a hang fails the test
+    // instead of blocking it).
+    let closed = async {
+        let mut buf = [0u8; 256];
+        loop {
+            match silent.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), closed)
+        .await
+        .expect("the server kept a silent connection open for 60 s");
+
+    let mut talking = client(agent.addr, TOKEN).await;
+    talking.describe(pb::DescribeRequest {}).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    talking.describe(pb::DescribeRequest {}).await.unwrap();
+    agent.shutdown().await;
+}

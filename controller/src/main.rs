@@ -32,7 +32,7 @@ const EXIT_CODES: &str = "\
 Exit codes:
   0  the run completed, measured successful requests, and every threshold held
   1  the run completed but one or more thresholds broke (each is named on stderr)
-  2  usage or spec error (nothing was run)
+  2  usage or spec error, or too little free space for the results (nothing was run)
   3  the run failed: it was stopped or aborted before it completed, recovered after a
      crash, degraded (an agent was lost mid-run and its share is partial), or it
      measured nothing (no measured request, or every one failed); thresholds are
@@ -148,7 +148,8 @@ enum Command {
 const SWEEP_EXIT_CODES: &str = "\
 Exit codes:
   0  every level ran (a knee found is a finding, not a failure)
-  2  usage or spec error (nothing was run)
+  2  usage or spec error (nothing was run), or too little free space for a level's
+     results (that level was not run)
   3  the sweep failed or was stopped (finished levels and sweep.json are kept)";
 
 /// Why the binary stopped: which exit code, and the error to print.

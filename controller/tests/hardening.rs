@@ -495,3 +495,35 @@ fn an_unschedulable_rate_is_refused() {
     }
     assert!(!tmp.path().join("results").exists());
 }
+
+/// Defect 4: a run whose estimated output no disk can hold (a year at 0.1 s
+/// intervals: about 10 PB of interval lines) is refused before anything
+/// is sent or created, naming the directory, the free bytes and the
+/// estimate.
+#[test]
+fn a_run_the_disk_cannot_hold_is_refused_up_front() {
+    let tmp = tempfile::tempdir().unwrap();
+    let spec = write_spec(
+        tmp.path(),
+        FAST_SIM,
+        &spec("concurrency = 1\nduration = \"8700h\"", ""),
+    );
+    let out = tmp.path().join("out");
+    let run = quarry(
+        &[
+            "run",
+            spec.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--interval-secs",
+            "0.1",
+        ],
+        tmp.path(),
+    );
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(out.to_str().unwrap()), "{stderr}");
+    assert!(stderr.contains("bytes free on its filesystem"), "{stderr}");
+    assert!(stderr.contains("estimated to write"), "{stderr}");
+    assert!(!out.exists(), "{stderr}");
+}

@@ -21,6 +21,7 @@ mod local;
 mod placement;
 mod sim;
 mod sinks;
+pub mod space;
 mod stop;
 mod trace;
 
@@ -80,6 +81,10 @@ pub enum RunError {
     /// Telemetry is misconfigured.
     #[error("telemetry: {0}")]
     Telemetry(#[from] TelemetryError),
+    /// The results directory's filesystem has less room than the run is
+    /// estimated to write (checked before anything is sent).
+    #[error(transparent)]
+    NoSpace(#[from] space::NoSpace),
 }
 
 impl RunError {
@@ -92,6 +97,7 @@ impl RunError {
                 | RunError::Share(quarry_engine::ShareError::Endpoint(_))
                 | RunError::Results(ResultsError::NotEmpty(_))
                 | RunError::Telemetry(_)
+                | RunError::NoSpace(_)
         )
     }
 }
@@ -222,6 +228,19 @@ pub async fn execute(
     placement: Placement,
     stop: StopSignal,
 ) -> Result<RunOutcome, RunError> {
+    // Room for what the run will write, before anything is started or sent.
+    let groups = match &placement {
+        Placement::Local => 1,
+        Placement::Agents(run) | Placement::Attach(run) => run.agents.len(),
+    };
+    let shape = space::RunShape::of(
+        &job.plan,
+        groups,
+        job.interval,
+        job.grace,
+        job.spec_text.len(),
+    );
+    space::check_dir_space(&job.dir, shape.estimate_bytes(), space::free_bytes)?;
     let sim = match (&placement, &job.plan.target) {
         (Placement::Attach(_), _) | (_, Target::Aws { .. }) => None,
         (_, Target::Sim { sim_profile }) => {
