@@ -64,13 +64,8 @@ enum Command {
         /// Results directory (default: results/<run-id>/); must be empty.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Seconds in-flight requests get to finish after the end or a
-        /// first Ctrl-C or SIGTERM (0 to 86400).
-        #[arg(long, default_value_t = 30.0, value_parser = grace_secs)]
-        grace_secs: f64,
-        /// Seconds per interval (live view, interval file): 0.1 to 3600.
-        #[arg(long, default_value_t = 1.0, value_parser = interval_secs)]
-        interval_secs: f64,
+        #[command(flatten)]
+        timing: TimingFlags,
         /// Export the run's trace and metrics over OTLP to this base URL
         /// (overrides OTEL_EXPORTER_OTLP_ENDPOINT and the spec's
         /// [telemetry] endpoint; the protocol comes from
@@ -133,16 +128,35 @@ enum Command {
         /// Sweep directory (default: results/sweep-<time>/); new or empty.
         #[arg(long)]
         out: Option<PathBuf>,
-        /// Seconds in-flight requests get after each level or a first Ctrl-C
-        /// (or SIGTERM).
-        #[arg(long, default_value_t = 30.0, value_parser = grace_secs)]
-        grace_secs: f64,
-        /// Seconds per interval (live view, interval files).
-        #[arg(long, default_value_t = 1.0, value_parser = interval_secs)]
-        interval_secs: f64,
+        #[command(flatten)]
+        timing: TimingFlags,
         #[command(flatten)]
         fleet: AgentFlags,
     },
+}
+
+/// The timing flags of every command that runs load (`run`, `sweep`).
+#[derive(Debug, clap::Args)]
+struct TimingFlags {
+    /// Seconds in-flight requests get to finish after the end (of the run,
+    /// or of each sweep level) or a first Ctrl-C or SIGTERM (0 to 86400).
+    #[arg(long, default_value_t = 30.0, value_parser = grace_secs)]
+    grace_secs: f64,
+    /// Seconds per interval (live view, interval files): 0.1 to 3600.
+    #[arg(long, default_value_t = 1.0, value_parser = interval_secs)]
+    interval_secs: f64,
+}
+
+impl TimingFlags {
+    /// The grace period.
+    fn grace(&self) -> Duration {
+        Duration::from_secs_f64(self.grace_secs)
+    }
+
+    /// The snapshot interval.
+    fn interval(&self) -> Duration {
+        Duration::from_secs_f64(self.interval_secs)
+    }
 }
 
 const SWEEP_EXIT_CODES: &str = "\
@@ -165,8 +179,7 @@ fn main() -> ExitCode {
         Command::Run {
             spec,
             out,
-            grace_secs,
-            interval_secs,
+            timing,
             otlp_endpoint,
             fleet,
         } => {
@@ -178,8 +191,8 @@ fn main() -> ExitCode {
                 spec_path: spec,
                 out_dir: out,
                 started_at,
-                interval: Duration::from_secs_f64(interval_secs),
-                grace: Duration::from_secs_f64(grace_secs),
+                interval: timing.interval(),
+                grace: timing.grace(),
                 live_in_place: std::io::stderr().is_terminal(),
                 telemetry: None,
             };
@@ -197,10 +210,9 @@ fn main() -> ExitCode {
         Command::Sweep {
             spec,
             out,
-            grace_secs,
-            interval_secs,
+            timing,
             fleet,
-        } => finish(sweep(&spec, out, grace_secs, interval_secs, &fleet)),
+        } => finish(sweep(&spec, out, &timing, &fleet)),
     }
 }
 
@@ -560,8 +572,7 @@ fn summary(valid: &ValidatedSpec) -> String {
 fn sweep(
     spec: &Path,
     out: Option<PathBuf>,
-    grace_secs: f64,
-    interval_secs: f64,
+    timing: &TimingFlags,
     fleet: &AgentFlags,
 ) -> Result<ExitCode, Failure> {
     let usage = |e: String| Failure::Usage(anyhow::anyhow!("{e}\nnothing was run"));
@@ -582,12 +593,12 @@ fn sweep(
         let id = quarry::run::run_id(started_at);
         Path::new("results").join(format!("sweep-{id}"))
     });
-    let grace = Duration::from_secs_f64(grace_secs);
+    let grace = timing.grace();
     let opts = quarry::sweep::SweepOptions {
         spec_path: spec.to_owned(),
         out_dir: out.clone(),
         started_at,
-        interval: Duration::from_secs_f64(interval_secs),
+        interval: timing.interval(),
         grace,
         live_in_place: std::io::stderr().is_terminal(),
     };
