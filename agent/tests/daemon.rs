@@ -68,6 +68,7 @@ fn plan(load: LoadProfile) -> RunPlan {
         timeouts: Timeouts::default(),
         seed: 7,
         pricing: Default::default(),
+        request_slo: None,
     }
 }
 

@@ -33,6 +33,8 @@ pub struct LiveView {
     /// The previous interval's summary and span, to fold a short last
     /// interval into: rates over a few milliseconds are noise.
     previous: Option<(IntervalSummary, u64)>,
+    /// Printed before each line (a sweep's level); empty for a run.
+    label: String,
 }
 
 impl LiveView {
@@ -44,7 +46,14 @@ impl LiveView {
             dirty: false,
             interval_ns,
             previous: None,
+            label: String::new(),
         }
+    }
+
+    /// Starts every line with `label` (a sweep names its level).
+    pub fn labelled(mut self, label: Option<&str>) -> Self {
+        self.label = label.map_or_else(String::new, |l| format!("{l} | "));
+        self
     }
 
     /// Shows the line for one interval.
@@ -62,7 +71,11 @@ impl LiveView {
             _ => (*summary, span),
         };
         self.previous = Some((*summary, span));
-        let line = status_line(snapshot, &shown, shown_span, ctx);
+        let line = format!(
+            "{}{}",
+            self.label,
+            status_line(snapshot, &shown, shown_span, ctx)
+        );
         let mut err = std::io::stderr().lock();
         // A failed write to stderr has nowhere to be reported; progress is
         // best effort.

@@ -161,7 +161,9 @@ impl TimingFlags {
 
 const SWEEP_EXIT_CODES: &str = "\
 Exit codes:
-  0  every level ran (a knee found is a finding, not a failure)
+  0  every level ran (a knee found is a finding, not a failure) and, when [slo] states
+     target_concurrency or target_rate, a level at or above it passed
+  1  every level ran but the stated target was not met
   2  usage or spec error (nothing was run), or too little free space for a level's
      results (that level was not run)
   3  the sweep failed or was stopped (finished levels and sweep.json are kept)";
@@ -633,6 +635,14 @@ fn sweep(
             outcome.document.ended
         );
         return Ok(ExitCode::from(3));
+    }
+    if let Some(t) = outcome.document.result.target.filter(|t| !t.met) {
+        eprintln!(
+            "quarry: the SLO does not hold at the target {} = {}",
+            outcome.document.variable,
+            quarry::sweep::value_text(t.value)
+        );
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -189,6 +189,37 @@ fn bad_slo_inputs_name_file_line_and_field() {
         "[slo.criteria]\nerror_rate = \"< 1%\"\n",
         "slo: is judged per sweep level: it needs a [sweep] section",
     );
+    rejects(
+        &format!("{sweep}[slo]\ntarget_rate = 4.0\n"),
+        "spec.toml:12: slo.target_rate: does not match the sweep's variable: a concurrency sweep states its target as slo.target_concurrency",
+    );
+    rejects(
+        &format!("{sweep}[slo]\ntarget_concurrency = 2.5\n"),
+        "spec.toml:12: slo.target_concurrency: must be a whole number of virtual users, got 2.5",
+    );
+    rejects(
+        &format!("{sweep}[slo]\ntarget_concurrency = -1\n"),
+        "spec.toml:12: slo.target_concurrency: must be a positive number, got -1",
+    );
+    rejects(
+        "[sweep]\nvariable = \"concurrency\"\nmax_duration = \"forever\"\n",
+        "spec.toml:11: sweep.max_duration:",
+    );
+}
+
+#[test]
+fn a_longer_level_spec_sets_its_duration() {
+    let text = spec("[sweep]\nvariable = \"concurrency\"\n");
+    let level = level_spec_text(
+        &text,
+        SweepVariable::Concurrency,
+        2.0,
+        Some(Duration::from_millis(4_840)),
+    )
+    .unwrap();
+    assert!(level.contains("duration = \"4840ms\""), "{level}");
+    let v = parse_spec(Path::new("level.toml"), &level).unwrap();
+    assert!(v.sweep.is_none());
 }
 
 #[test]
@@ -196,12 +227,12 @@ fn a_level_spec_is_an_ordinary_run_spec() {
     let text = spec(
         "[sweep]\nvariable = \"concurrency\"\nlevels = [1, 4]\n[slo.criteria]\nerror_rate = \"< 1%\"\n",
     );
-    let level = level_spec_text(&text, SweepVariable::Concurrency, 4.0).unwrap();
+    let level = level_spec_text(&text, SweepVariable::Concurrency, 4.0, None).unwrap();
     let v = parse_spec(Path::new("level.toml"), &level).unwrap();
     assert!(v.sweep.is_none() && v.slo.is_none(), "{level}");
     assert_eq!(v.plan.load.model(), &LoadModel::closed(4).unwrap());
     let rate = spec("[sweep]\nvariable = \"rate\"\nlevels = [1.5]\n");
-    let level = level_spec_text(&rate, SweepVariable::Rate, 1.5).unwrap();
+    let level = level_spec_text(&rate, SweepVariable::Rate, 1.5, None).unwrap();
     let v = parse_spec(Path::new("level.toml"), &level).unwrap();
     assert!(
         matches!(v.plan.load.model(), LoadModel::Open { rate_per_s, .. } if *rate_per_s == 1.5),
@@ -267,4 +298,44 @@ fn run_refuses_a_sweep_and_validate_checks_one() {
         stderr.contains("has no [sweep] section: use `quarry run`"),
         "{stderr}"
     );
+}
+
+/// `slo.target_concurrency`: exit 1 when no level at or above it passed,
+/// 0 when one did (the sweeps are two one-second levels each).
+#[test]
+fn a_stated_target_decides_the_exit_code() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (target, code) in [(3, 1), (2, 0)] {
+        let name = format!("target-{target}.toml");
+        std::fs::write(
+            tmp.path().join(&name),
+            spec(&format!(
+                "[sweep]\nvariable = \"concurrency\"\nlevels = [1, 2]\n[slo]\ntarget_concurrency = {target}\n[slo.criteria]\nerror_rate = \"<= 1%\"\n"
+            )),
+        )
+        .unwrap();
+        let out = format!("sweep-{target}");
+        let sweep = quarry(&["sweep", &name, "--out", &out], tmp.path());
+        let stderr = String::from_utf8_lossy(&sweep.stderr);
+        let stdout = String::from_utf8_lossy(&sweep.stdout);
+        assert_eq!(sweep.status.code(), Some(code), "{stderr}\n{stdout}");
+        let doc = quarry::sweep::read_sweep(&tmp.path().join(&out)).unwrap();
+        let t = doc.result.target.expect("the target is recorded");
+        assert_eq!((t.value, t.met), (f64::from(target), code == 0));
+        if code == 1 {
+            assert!(
+                stderr.contains("the SLO does not hold at the target concurrency = 3"),
+                "{stderr}"
+            );
+            assert!(
+                stdout.contains("target:         concurrency = 3: NOT met"),
+                "{stdout}"
+            );
+        } else {
+            assert!(
+                stdout.contains("target:         concurrency = 2: met"),
+                "{stdout}"
+            );
+        }
+    }
 }

@@ -37,7 +37,7 @@ mod pricing;
 mod workload;
 
 pub use share::{
-    Connection, FEATURE_INTERLEAVE, FinishKind, PreparedShare, SHARE_FEATURES,
+    Connection, FEATURE_INTERLEAVE, FEATURE_REQUEST_SLO, FinishKind, PreparedShare, SHARE_FEATURES,
     SHARE_SCHEMA_VERSION, SIM_REGION, Share, ShareError, ShareEvent, ShareFinished, ShareSpec,
     SpanExport,
 };
@@ -63,8 +63,8 @@ pub use timeline::{
 };
 
 pub use plan::{
-    CachePrefix, MAX_INPUT_TOKENS, MixEntry, PlanError, RetryPolicy, RunPlan, Target, Timeouts,
-    TokenDistribution, WorkloadMix,
+    CachePrefix, MAX_INPUT_TOKENS, MixEntry, PlanError, RequestSlo, RetryPolicy, RunPlan, Target,
+    Timeouts, TokenDistribution, WorkloadMix,
 };
 pub use pricing::{ModelPrices, PriceTable};
 /// The prompt-cache lifetime, as the protocol crate defines it.

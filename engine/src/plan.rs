@@ -43,6 +43,39 @@ pub struct RunPlan {
     /// Price overrides by model id, on top of the built-in table
     /// ([`crate::PriceTable`]).
     pub pricing: BTreeMap<String, ModelPrices>,
+    /// Per-request SLO bounds: each successful request that meets them all
+    /// is counted in [`crate::Count::SloMet`] (goodput, judged request by
+    /// request). `None`: nothing is judged. A share carrying it requires
+    /// [`crate::FEATURE_REQUEST_SLO`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_slo: Option<RequestSlo>,
+}
+
+/// Per-request SLO bounds (DistServe's goodput): a request meets them when
+/// it succeeded and each bound set holds for it. Each is inclusive (≤).
+///
+/// A request without a measured TTFT (non-streaming: the first token reaches
+/// the client with the whole response) is judged by its E2E for the TTFT
+/// bound; one without a TPOT (fewer than two output tokens, or non-streaming)
+/// has no time per output token to miss, and meets the TPOT bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RequestSlo {
+    /// TTFT from send, ns.
+    pub ttft_ns: Option<u64>,
+    /// Time per output token after the first, ns.
+    pub tpot_ns: Option<u64>,
+    /// E2E from send, ns.
+    pub e2e_ns: Option<u64>,
+}
+
+impl RequestSlo {
+    /// True when a successful request with these figures meets every bound.
+    pub fn met(&self, ttft_ns: Option<u64>, tpot_ns: Option<u64>, e2e_ns: u64) -> bool {
+        let within = |bound: Option<u64>, v: u64| bound.is_none_or(|b| v <= b);
+        within(self.ttft_ns, ttft_ns.unwrap_or(e2e_ns))
+            && tpot_ns.is_none_or(|v| within(self.tpot_ns, v))
+            && within(self.e2e_ns, e2e_ns)
+    }
 }
 
 /// The endpoint a run fires at.
@@ -379,6 +412,30 @@ mod tests {
             nonce: true,
             temperature: None,
         }
+    }
+
+    #[test]
+    fn a_request_meets_its_slo_only_within_every_bound() {
+        let slo = RequestSlo {
+            ttft_ns: Some(100),
+            tpot_ns: Some(10),
+            e2e_ns: Some(1_000),
+        };
+        assert!(slo.met(Some(100), Some(10), 1_000), "bounds are inclusive");
+        assert!(!slo.met(Some(101), Some(10), 500));
+        assert!(!slo.met(Some(50), Some(11), 500));
+        assert!(!slo.met(Some(50), Some(5), 1_001));
+        // No TTFT (non-streaming): the first token came with the end.
+        assert!(slo.met(None, None, 100));
+        assert!(!slo.met(None, None, 101));
+        // No TPOT (one output token): nothing to miss.
+        assert!(slo.met(Some(10), None, 500));
+        let ttft_only = RequestSlo {
+            ttft_ns: Some(100),
+            tpot_ns: None,
+            e2e_ns: None,
+        };
+        assert!(ttft_only.met(Some(100), Some(1_000_000), u64::MAX));
     }
 
     #[test]

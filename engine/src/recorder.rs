@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use hdrhistogram::Histogram;
 use quarry_bedrock::{Outcome, output_burndown, reservation, settlement};
 
+use crate::plan::RequestSlo;
 use crate::series::{Count, Metric, SeriesDelta, SeriesKey, TokenKind, new_histogram};
 use crate::timeline::Completion;
 
@@ -29,6 +30,8 @@ pub struct Recorder {
     state: Mutex<RecorderState>,
     /// Sends later than this (sent_at − intended_at, ns) count as late.
     late_after_ns: u64,
+    /// Successful requests meeting these count in [`Count::SloMet`].
+    slo: Option<RequestSlo>,
 }
 
 #[derive(Debug)]
@@ -53,8 +56,9 @@ pub struct IntervalTake {
 }
 
 impl Recorder {
-    /// An empty recorder; sends later than `late_after_ns` count as late.
-    pub fn new(late_after_ns: u64) -> Self {
+    /// An empty recorder; sends later than `late_after_ns` count as late,
+    /// and successful requests meeting `slo` count in [`Count::SloMet`].
+    pub fn new(late_after_ns: u64, slo: Option<RequestSlo>) -> Self {
         Recorder {
             state: Mutex::new(RecorderState {
                 series: BTreeMap::new(),
@@ -62,6 +66,7 @@ impl Recorder {
                 pool_wait: new_histogram(),
             }),
             late_after_ns,
+            slo,
         }
     }
 
@@ -111,7 +116,7 @@ impl Recorder {
         }
         let output_tokens = completion.usage.map(|u| u.tokens.output_tokens);
         if completion.outcome == Outcome::Ok {
-            record_latencies(s, completion, output_tokens);
+            record_latencies(s, completion, output_tokens, self.slo.as_ref());
         }
         let counters = s.counters_mut();
         match completion.usage {
@@ -201,9 +206,15 @@ fn record_attempts(s: &mut SeriesDelta, c: &Completion) {
 }
 
 /// The success-only latency histograms.
-fn record_latencies(s: &mut SeriesDelta, c: &Completion, output_tokens: Option<u64>) {
+fn record_latencies(
+    s: &mut SeriesDelta,
+    c: &Completion,
+    output_tokens: Option<u64>,
+    slo: Option<&RequestSlo>,
+) {
     let t = &c.timeline;
-    if let Some(v) = t.ttft_from_send() {
+    let ttft = t.ttft_from_send();
+    if let Some(v) = ttft {
         s.record(Metric::TtftFromSend, v);
     }
     if let Some(v) = t.ttft_from_schedule() {
@@ -219,13 +230,17 @@ fn record_latencies(s: &mut SeriesDelta, c: &Completion, output_tokens: Option<u
             s.record(Metric::ItlPerToken, gap / u64::from(tokens));
         }
     }
-    if let Some(out) = output_tokens {
-        if let Some(v) = t.tpot(out) {
-            s.record(Metric::Tpot, v);
-        }
-        if let Some(v) = t.output_milli_tokens_per_s(out) {
-            s.record(Metric::OutputMilliTokensPerS, v);
-        }
+    let tpot = output_tokens.and_then(|out| t.tpot(out));
+    if let Some(slo) = slo
+        && slo.met(ttft, tpot, t.e2e_from_send())
+    {
+        s.counters_mut().add(Count::SloMet, 1);
+    }
+    if let Some(v) = tpot {
+        s.record(Metric::Tpot, v);
+    }
+    if let Some(v) = output_tokens.and_then(|out| t.output_milli_tokens_per_s(out)) {
+        s.record(Metric::OutputMilliTokensPerS, v);
     }
 }
 
@@ -307,7 +322,7 @@ mod tests {
 
     #[test]
     fn records_latencies_tokens_quota_and_cost() {
-        let recorder = Recorder::new(1_000_000);
+        let recorder = Recorder::new(1_000_000, None);
         let k = key("anthropic.claude-3-7-sonnet-20250219-v1:0");
         recorder.record(&k, &streamed(Some(0)));
         let take = recorder.take_interval();
@@ -342,9 +357,40 @@ mod tests {
         assert!(recorder.take_interval().series.is_empty());
     }
 
+    /// The same request (TTFT 10 µs, TPOT 1 µs) against bounds it meets and
+    /// bounds it misses by one TTFT nanosecond: counted request by request.
+    #[test]
+    fn slo_met_counts_each_request_against_every_bound() {
+        let k = key("anthropic.claude-3-7-sonnet-20250219-v1:0");
+        let ttft = s_of(&k, 10_000);
+        assert_eq!(ttft, 1, "within every bound");
+        assert_eq!(s_of(&k, 9_999), 0, "TTFT one nanosecond over");
+        let none = Recorder::new(0, None);
+        none.record(&k, &streamed(Some(0)));
+        assert_eq!(
+            none.take_interval().series[&k]
+                .counters()
+                .get(Count::SloMet),
+            0
+        );
+
+        fn s_of(k: &SeriesKey, ttft_bound: u64) -> u64 {
+            let slo = RequestSlo {
+                ttft_ns: Some(ttft_bound),
+                tpot_ns: Some(1_000),
+                e2e_ns: Some(1_000_000),
+            };
+            let recorder = Recorder::new(0, Some(slo));
+            recorder.record(k, &streamed(Some(0)));
+            recorder.take_interval().series[k]
+                .counters()
+                .get(Count::SloMet)
+        }
+    }
+
     #[test]
     fn failures_count_attempts_and_stay_out_of_success_latency() {
-        let recorder = Recorder::new(0);
+        let recorder = Recorder::new(0, None);
         let k = key("amazon.nova-pro-v1:0");
         let mut t = Timeline::started(Some(0), 5);
         t.close(305);
@@ -378,7 +424,7 @@ mod tests {
 
     #[test]
     fn dropped_guard_counts_abandoned() {
-        let recorder = Arc::new(Recorder::new(0));
+        let recorder = Arc::new(Recorder::new(0, None));
         let k = key("m");
         drop(RecordGuard::new(Arc::clone(&recorder), k.clone()));
         RecordGuard::new(Arc::clone(&recorder), k.clone()).finish(&streamed(None));

@@ -222,6 +222,10 @@ pub enum Count {
     QuotaSettled,
     /// Cost in pico-dollars (10^-12 USD), as the executor priced it.
     CostPicoUsd,
+    /// Successful requests that met every bound of the plan's
+    /// [`crate::RequestSlo`] (goodput, judged request by request); 0 when
+    /// the plan has none.
+    SloMet,
 }
 
 /// The counters that hold no other enum, in slot order after the outcomes.
@@ -237,10 +241,11 @@ const SCALARS: [Count; 8] = [
 ];
 
 /// The counters after the token counts, in slot order.
-const TAIL: [Count; 3] = [
+const TAIL: [Count; 4] = [
     Count::QuotaReserved,
     Count::QuotaSettled,
     Count::CostPicoUsd,
+    Count::SloMet,
 ];
 
 const SCALARS_AT: usize = Outcome::ALL.len();
@@ -289,6 +294,7 @@ impl Count {
             Count::QuotaReserved => TAIL_AT,
             Count::QuotaSettled => TAIL_AT + 1,
             Count::CostPicoUsd => TAIL_AT + 2,
+            Count::SloMet => TAIL_AT + 3,
         }
     }
 
@@ -311,6 +317,7 @@ impl Count {
             Count::QuotaReserved => "quota_reserved".to_owned(),
             Count::QuotaSettled => "quota_settled".to_owned(),
             Count::CostPicoUsd => "cost_pico_usd".to_owned(),
+            Count::SloMet => "slo_met".to_owned(),
         }
     }
 }
@@ -831,7 +838,12 @@ mod tests {
         })
         .collect();
         wire.extend(tokens.iter().map(String::as_str));
-        wire.extend(["quota_reserved", "quota_settled", "cost_pico_usd"]);
+        wire.extend([
+            "quota_reserved",
+            "quota_settled",
+            "cost_pico_usd",
+            "slo_met",
+        ]);
         let ours: Vec<_> = (0..Count::COUNT).map(counter_name).collect();
         assert_eq!(ours, wire);
     }

@@ -32,6 +32,7 @@ fn plan(load: LoadProfile, model: &str) -> RunPlan {
         timeouts: Timeouts::default(),
         seed: 1,
         pricing: Default::default(),
+        request_slo: None,
     }
 }
 

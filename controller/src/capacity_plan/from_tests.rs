@@ -113,6 +113,7 @@ fn write_run(dir: &Path, shape: &Shape) {
             ended: shape.ended,
             finished_at_ns: 11_000 * MS,
             sent: Some(shape.ok + shape.throttled),
+            overload: None,
         },
         series: &BTreeMap::from([(key, hold)]),
         health: &[HealthSample::default()],

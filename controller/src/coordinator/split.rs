@@ -23,7 +23,7 @@
 
 use quarry_engine::Interleave;
 use quarry_engine::{Arrival, EndCondition, LoadError, LoadModel, LoadProfile, Stage};
-use quarry_engine::{FEATURE_INTERLEAVE, ShareSpec};
+use quarry_engine::{FEATURE_INTERLEAVE, FEATURE_REQUEST_SLO, ShareSpec};
 use quarry_engine::{RunPlan, Target};
 
 /// A plan could not be split across the agents given.
@@ -283,7 +283,9 @@ pub fn share_specs(
                 },
                 requires: interleave
                     .iter()
-                    .map(|_| FEATURE_INTERLEAVE.to_owned())
+                    .map(|_| FEATURE_INTERLEAVE)
+                    .chain(plan.request_slo.iter().map(|_| FEATURE_REQUEST_SLO))
+                    .map(str::to_owned)
                     .collect(),
                 interleave,
                 interval_ms,
@@ -614,6 +616,27 @@ mod tests {
         assert_eq!(specs[2].group, "us");
         assert_eq!(specs[2].sim_url.as_deref(), Some("http://sim"));
         assert_eq!(specs[1].run_id, "r1");
+    }
+
+    #[test]
+    fn a_plan_with_a_request_slo_requires_the_feature_of_every_share() {
+        let mut plan = open(90.0, None, EndCondition::AfterStages);
+        let slots = vec![ShareSlot::new(1.0, "eu"), ShareSlot::new(1.0, "us")];
+        let plain = share_specs("r", &plan, &slots, 1000, None).unwrap();
+        assert!(plain.iter().all(|s| s.requires.is_empty()));
+        plan.request_slo = Some(quarry_engine::RequestSlo {
+            ttft_ns: Some(2_000_000_000),
+            tpot_ns: None,
+            e2e_ns: None,
+        });
+        let specs = share_specs("r", &plan, &slots, 1000, None).unwrap();
+        for s in &specs {
+            assert_eq!(s.requires, [FEATURE_REQUEST_SLO]);
+            assert_eq!(s.plan.request_slo, plan.request_slo);
+            assert_eq!(s.engine_config().request_slo, plan.request_slo);
+            // An agent that does not know the feature refuses the share.
+            assert_eq!(s.unsupported(&["interleave"]), [FEATURE_REQUEST_SLO]);
+        }
     }
 
     #[test]

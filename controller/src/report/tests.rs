@@ -112,6 +112,7 @@ fn document(thresholds: &[(&str, &str)]) -> ResultsDocument {
             ended: Ended::Completed,
             finished_at_ns: 12_500 * MS,
             sent: Some(11),
+            overload: None,
         },
         series: &series(),
         health: &[HealthSample::default()],

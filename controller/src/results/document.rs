@@ -204,6 +204,10 @@ pub enum Ended {
     /// A distributed run ended, but at least one share is partial (its
     /// agent was lost or stopped early): `partial_shares` lists them.
     Degraded,
+    /// Stopped early (a sweep level): the open loop outran the target —
+    /// in-flight requests and TTFT rose together — and `end.overload`
+    /// holds the evidence.
+    Overloaded,
 }
 
 impl Ended {
@@ -216,6 +220,7 @@ impl Ended {
             Ended::Aborted => "aborted",
             Ended::Recovered => "recovered",
             Ended::Degraded => "degraded",
+            Ended::Overloaded => "overloaded",
         }
     }
 
@@ -226,7 +231,7 @@ impl Ended {
 }
 
 /// How the run ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunEnd {
     /// Why.
     pub ended: Ended,
@@ -234,6 +239,9 @@ pub struct RunEnd {
     pub finished_at_ns: u64,
     /// Requests sent; `None` when recovered.
     pub sent: Option<u64>,
+    /// Why the run was called over-saturated (`ended` = `overloaded`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overload: Option<crate::run::OverloadEvidence>,
 }
 
 /// One series' totals: its key, non-zero counters and non-empty histograms.

@@ -191,6 +191,7 @@ pub fn recover_results(dir: &Path) -> Result<ResultsDocument, ResultsError> {
         ended: Ended::Recovered,
         finished_at_ns,
         sent: None,
+        overload: None,
     };
     assemble(Assembly {
         meta,

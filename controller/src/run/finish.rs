@@ -30,6 +30,7 @@ pub(super) fn run_end(
             ended: Ended::Aborted,
             finished_at_ns: totals.last_end,
             sent: None,
+            overload: None,
         };
     };
     let ended = match outcome.run_end(stopped_by_user) {
@@ -45,6 +46,7 @@ pub(super) fn run_end(
             .and_then(|f| f.into_iter().max())
             .unwrap_or(totals.last_end),
         sent: outcome.requests_sent(),
+        overload: None,
     }
 }
 

@@ -18,6 +18,7 @@
 mod finish;
 mod id;
 mod local;
+mod overload;
 mod placement;
 mod sim;
 mod sinks;
@@ -32,6 +33,7 @@ use quarry_engine::{RunClock, RunPlan, Target, duration_ns};
 
 pub use id::{rfc3339, run_id};
 pub use local::LOCAL_GROUP;
+pub use overload::{OverloadEvidence, OverloadPolicy};
 pub use placement::{AgentRun, AgentRunError, Placement, find_run_agents, placement};
 #[cfg(feature = "sim")]
 pub use sim::sim_config;
@@ -44,7 +46,7 @@ use crate::coordinator::split::SplitError;
 use crate::fleet::{self, FleetPlan, FleetTrace, ReattachPolicy, group_records};
 use crate::live::LiveView;
 use crate::results::{
-    GroupRecord, ResultsDocument, ResultsError, ResultsWriter, RunMeta, SCHEMA_VERSION,
+    Ended, GroupRecord, ResultsDocument, ResultsError, ResultsWriter, RunMeta, SCHEMA_VERSION,
     StageRecord, ThresholdRule,
 };
 use crate::spec::ValidatedSpec;
@@ -160,6 +162,11 @@ pub struct RunJob {
     pub grace: Duration,
     /// Refresh the live line in place.
     pub live_in_place: bool,
+    /// Printed before each live line (a sweep names its level).
+    pub live_label: Option<String>,
+    /// Stop the run, `overloaded`, when its open loop over-saturates the
+    /// target (a sweep's rate levels); `None` never checks.
+    pub overload: Option<OverloadPolicy>,
     /// Where the run's trace and metrics go.
     pub telemetry: Option<TelemetryConfig>,
 }
@@ -183,6 +190,8 @@ impl RunJob {
             interval: opts.interval,
             grace: opts.grace,
             live_in_place: opts.live_in_place,
+            live_label: None,
+            overload: None,
             telemetry: opts.telemetry.clone(),
         }
     }
@@ -209,6 +218,8 @@ impl RunJob {
             interval: Duration::from_nanos(meta.interval_ns.max(1)),
             grace: Duration::ZERO,
             live_in_place: false,
+            live_label: None,
+            overload: None,
             telemetry: None,
             meta,
         }
@@ -263,17 +274,24 @@ pub async fn execute(
     };
     let mut totals = Totals::default();
     let mut live = LiveSink {
-        view: LiveView::new(job.live_in_place, duration_ns(job.interval)),
+        view: LiveView::new(job.live_in_place, duration_ns(job.interval))
+            .labelled(job.live_label.as_deref()),
         sim: sim.as_ref(),
     };
     let mut metrics = started
         .trace
         .as_ref()
         .map(|t| MetricsSink(std::sync::Arc::clone(&t.telemetry)));
+    let mut overload = job
+        .overload
+        .map(|p| overload::OverloadSink::new(p, &job.meta.stages, stopper.clone()));
     let consumed = {
         let mut sinks: Vec<&mut dyn IntervalSink> = vec![&mut writer, &mut live];
         if let Some(m) = &mut metrics {
             sinks.push(m);
+        }
+        if let Some(o) = &mut overload {
+            sinks.push(o);
         }
         consume(coordinated.snapshots, &mut totals, &mut sinks, stop.clone()).await
     };
@@ -291,7 +309,16 @@ pub async fn execute(
     } else {
         Some(coordinated.outcome.await.map_err(|_| RunError::NoOutcome)?)
     };
-    let end = run_end(outcome.as_ref(), &totals, stop.level() >= StopLevel::Stop);
+    let mut end = run_end(outcome.as_ref(), &totals, stop.level() >= StopLevel::Stop);
+    if let Some(evidence) = overload.and_then(|o| o.found)
+        && matches!(
+            end.ended,
+            Ended::Stopped | Ended::Completed | Ended::Degraded
+        )
+    {
+        end.ended = Ended::Overloaded;
+        end.overload = Some(evidence);
+    }
     let simulator = sim.as_ref().map(EmbeddedSim::view);
     drop(sim);
     let fleet = match (&outcome, remote) {

@@ -222,10 +222,10 @@ pub fn parse_spec(path: &Path, text: &str) -> Result<ValidatedSpec, SpecError> {
     let sweep = raw_sweep
         .as_ref()
         .map(|s| sweep::validate_sweep(&mut checker, s, raw.load.as_ref(), user_load));
-    let slo = raw
-        .slo
-        .take()
-        .map(|s| sweep::validate_slo(&mut checker, &s, raw_sweep.is_some()));
+    let slo = raw.slo.take().map(|s| {
+        let variable = sweep.as_ref().and_then(|v| v.as_ref().map(|v| v.variable));
+        sweep::validate_slo(&mut checker, &s, raw_sweep.is_some(), variable)
+    });
     if let (Some(span), None) = (
         raw_sweep.as_ref().and_then(|s| s.get_ref().search_span()),
         &slo,

@@ -9,9 +9,12 @@
 //! # max = 256                    # highest level probed (required)
 //! # tolerance = 0.05             # bisect until (infeasible - feasible) / infeasible <= this
 //! # max_levels = 12              # never run more levels than this (default 12)
+//! max_duration = "20m"           # a level too short to judge is run again this long at most
+//!                                # (default 4 x load.duration)
 //!
 //! [slo]
 //! attainment = "99%"             # share of measured requests that must meet [slo.request]
+//! target_concurrency = 25        # (or target_rate) exit 1 unless a level at or above it passed
 //! [slo.request]                  # per-request bounds (goodput: ok and all of them met)
 //! ttft = "2s"
 //! tpot = "100ms"
@@ -53,6 +56,7 @@ pub(crate) struct RawSweep {
     variable: Option<Spanned<String>>,
     levels: Option<Spanned<Vec<Spanned<f64>>>>,
     search: Option<Spanned<RawSearch>>,
+    max_duration: Option<Spanned<String>>,
 }
 
 impl RawSweep {
@@ -77,6 +81,8 @@ struct RawSearch {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSlo {
     attainment: Option<Spanned<toml::Value>>,
+    target_concurrency: Option<Spanned<f64>>,
+    target_rate: Option<Spanned<f64>>,
     request: Option<Spanned<RawRequestSlo>>,
     criteria: Option<BTreeMap<String, Spanned<RawThreshold>>>,
 }
@@ -147,6 +153,9 @@ pub struct SweepSpec {
     pub variable: SweepVariable,
     /// Which levels.
     pub mode: SweepMode,
+    /// How long a level may run when it is extended because too few
+    /// requests were measured to judge it (`None`: 4 × `load.duration`).
+    pub max_duration: Option<Duration>,
 }
 
 /// `[slo.request]`: the bounds a request must meet to count as goodput.
@@ -165,6 +174,17 @@ impl RequestSlo {
     pub fn is_empty(&self) -> bool {
         self.ttft.is_none() && self.tpot.is_none() && self.e2e.is_none()
     }
+
+    /// The bounds as the engine judges each request by (`None` when no
+    /// bound is set).
+    pub fn to_plan(self) -> Option<quarry_engine::RequestSlo> {
+        let ns = |d: Option<Duration>| d.map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+        (!self.is_empty()).then(|| quarry_engine::RequestSlo {
+            ttft_ns: ns(self.ttft),
+            tpot_ns: ns(self.tpot),
+            e2e_ns: ns(self.e2e),
+        })
+    }
 }
 
 /// `[slo]`, validated.
@@ -176,6 +196,10 @@ pub struct SloSpec {
     pub attainment: Option<f64>,
     /// Percentile and rate criteria, in the thresholds language.
     pub criteria: Vec<Threshold>,
+    /// The load the SLO must hold at (`target_concurrency` or
+    /// `target_rate`, matching the sweep's variable): `quarry sweep` exits
+    /// 1 unless a level at or above it passed.
+    pub target: Option<f64>,
 }
 
 /// Fills `[load]`'s concurrency or rate from the first level when the
@@ -314,12 +338,17 @@ pub(crate) fn validate_sweep(
             _ => Some(SweepMode::Levels(DEFAULT_LADDER.to_vec())),
         },
     };
+    let max_duration = match &raw.max_duration {
+        None => Some(None),
+        Some(d) => c.duration(d, "sweep.max_duration").map(Some),
+    };
     if !ok {
         return None;
     }
     Some(SweepSpec {
         variable: variable?,
         mode: mode?,
+        max_duration: max_duration?,
     })
 }
 
@@ -389,9 +418,43 @@ pub(crate) fn validate_slo(
     c: &mut Checker,
     s: &Spanned<RawSlo>,
     has_sweep: bool,
+    variable: Option<SweepVariable>,
 ) -> Option<SloSpec> {
     let raw = s.get_ref();
     let mut ok = true;
+    let mut target = None;
+    for (v, field, var) in [
+        (
+            &raw.target_concurrency,
+            "slo.target_concurrency",
+            SweepVariable::Concurrency,
+        ),
+        (&raw.target_rate, "slo.target_rate", SweepVariable::Rate),
+    ] {
+        let Some(v) = v else { continue };
+        let value = *v.get_ref();
+        if !(value.is_finite() && value > 0.0) {
+            c.error(v, field, format!("must be a positive number, got {value}"));
+            ok = false;
+        } else if variable.is_some_and(|sv| sv != var) {
+            let msg = format!(
+                "does not match the sweep's variable: a {} sweep states its target as slo.target_{}",
+                variable.map_or("", SweepVariable::as_str),
+                variable.map_or("", SweepVariable::as_str)
+            );
+            c.error(v, field, msg);
+            ok = false;
+        } else if var == SweepVariable::Concurrency && value.fract() != 0.0 {
+            c.error(
+                v,
+                field,
+                format!("must be a whole number of virtual users, got {value}"),
+            );
+            ok = false;
+        } else {
+            target = Some(value);
+        }
+    }
     if !has_sweep {
         let msg = "is judged per sweep level: it needs a [sweep] section (and `quarry sweep`)";
         c.error(s, "slo", msg);
@@ -465,13 +528,19 @@ pub(crate) fn validate_slo(
         request,
         attainment,
         criteria,
+        target,
     })
 }
 
 /// The spec of one sweep level: the sweep spec's text with `[load]`'s
 /// concurrency or rate set to `value` and `[sweep]` and `[slo]` removed —
 /// an ordinary run spec, kept in the level's results directory.
-pub fn level_spec_text(text: &str, variable: SweepVariable, value: f64) -> Result<String, String> {
+pub fn level_spec_text(
+    text: &str,
+    variable: SweepVariable,
+    value: f64,
+    duration: Option<Duration>,
+) -> Result<String, String> {
     let mut doc: toml_edit::DocumentMut = text.parse().map_err(|e| format!("{e}"))?;
     doc.remove("sweep");
     doc.remove("slo");
@@ -488,6 +557,13 @@ pub fn level_spec_text(text: &str, variable: SweepVariable, value: f64) -> Resul
         SweepVariable::Rate => {
             load.insert("rate", toml_edit::value(value));
         }
+    }
+    if let Some(d) = duration {
+        if load.get("duration").is_none() {
+            return Err("only a level with load.duration can be run longer".to_owned());
+        }
+        let ms = d.as_millis().max(1);
+        load.insert("duration", toml_edit::value(format!("{ms}ms")));
     }
     Ok(doc.to_string())
 }

@@ -203,6 +203,7 @@ pub(crate) fn validate(raw: RawSpec, c: &mut Checker) -> Option<(RunPlan, Thresh
         timeouts: timeouts?,
         seed: seed?,
         pricing: pricing?,
+        request_slo: None,
     };
     Some((plan, thresholds?))
 }

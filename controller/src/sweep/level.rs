@@ -9,11 +9,17 @@ use quarry_bedrock::Outcome;
 use quarry_engine::{Count, Metric, TokenKind};
 use serde::{Deserialize, Serialize};
 
+use std::fmt::Write as _;
+
+use super::confidence::{CONFIDENCE, Claim, judge as judge_claim, min_requests};
 use super::search::Feasibility;
-use crate::report::{Figures, RunFigures, stat};
-use crate::results::{ResultsDocument, SimulatorView};
+use crate::report::{Figures, RunFigures, duration_ns, latency_histogram, stat};
+use crate::results::{Ended, ResultsDocument, SimulatorView};
 use crate::spec::SloSpec;
-use crate::thresholds::{LatencyMetric, LatencyStat, MetricSource, Observed, ScalarMetric};
+use crate::thresholds::{
+    Bound, Comparator, LatencyMetric, LatencyStat, MetricPath, MetricSource, Observed,
+    ScalarMetric, Threshold,
+};
 
 /// p50, p95 and p99 of a latency, ns (`None`: no successful request had it).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -44,22 +50,16 @@ pub struct QuotaUse {
 }
 
 /// Goodput (DistServe): measured requests that succeeded and met every
-/// `[slo.request]` bound. The engine records TTFT, TPOT and E2E as
-/// separate histograms, not jointly per request, so the count is bounded
-/// from the marginals (Fréchet bounds): `lower` counts a request out when
-/// it misses any bound, `upper` is the smallest per-bound count.
+/// `[slo.request]` bound, judged request by request by the load generator
+/// (the engine's `slo_met` counter: TTFT, TPOT and E2E of the same request).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Goodput {
-    /// Requests surely within every bound (lower bound).
-    pub lower: u64,
-    /// Requests possibly within every bound (upper bound).
-    pub upper: u64,
+    /// Requests that succeeded within every bound.
+    pub met: u64,
     /// The denominator: measured requests, every outcome.
     pub measured_requests: u64,
-    /// `lower` / measured requests.
-    pub lower_fraction: f64,
-    /// `upper` / measured requests.
-    pub upper_fraction: f64,
+    /// `met` / measured requests.
+    pub fraction: f64,
 }
 
 /// A failed SLO criterion.
@@ -71,6 +71,46 @@ pub struct FailedCriterion {
     pub condition: String,
     /// What was measured (`None`: no data).
     pub actual: Option<String>,
+    /// Requests the confidence rule judged (percentile and attainment
+    /// criteria).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub judged_requests: Option<u64>,
+    /// The fewest requests that could show the claim (with none over the
+    /// bound), when more than were judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub needed_requests: Option<u64>,
+}
+
+impl FailedCriterion {
+    fn new(key: &str, condition: &str, actual: Option<String>) -> Self {
+        FailedCriterion {
+            key: key.to_owned(),
+            condition: condition.to_owned(),
+            actual,
+            judged_requests: None,
+            needed_requests: None,
+        }
+    }
+
+    /// With the confidence rule's counts: `n` judged, `allowed` over.
+    fn judged(mut self, n: u64, allowed: f64) -> Self {
+        let need = min_requests(allowed);
+        self.judged_requests = Some(n);
+        self.needed_requests = (n < need).then_some(need);
+        self
+    }
+}
+
+/// The first run of a level, when it was too short to judge and was run
+/// again for longer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExtendedFrom {
+    /// Its results directory, relative to the sweep directory.
+    pub dir: String,
+    /// Its measured requests.
+    pub requests: u64,
+    /// Its measured window, s.
+    pub measured_s: f64,
 }
 
 /// A level's verdict against the SLO.
@@ -81,8 +121,9 @@ pub enum Verdict {
     Pass,
     /// A criterion failed.
     Fail,
-    /// Attainment could be neither shown nor refuted from the bounds:
-    /// not passed.
+    /// No criterion was refuted, but one could not be shown at 99%
+    /// confidence (too few requests, or too close to the bound): not
+    /// passed.
     Inconclusive,
     /// The level measured no capacity (see `invalid_reason`).
     Invalid,
@@ -139,9 +180,13 @@ pub struct LevelRecord {
     pub ok_per_s: Option<f64>,
     /// Output tokens per second, every request together.
     pub output_tokens_per_s: Option<f64>,
-    /// Median per-request output rate (tokens/s of one stream, successful
-    /// requests).
-    pub output_tokens_per_s_per_stream_p50: Option<f64>,
+    /// Median decode rate of one stream: output tokens per second after
+    /// the first, `1 / TPOT` (successful requests with two or more output
+    /// tokens; the median of `1 / TPOT` is `1 /` the median TPOT).
+    pub decode_tokens_per_s_per_stream_p50: Option<f64>,
+    /// Median whole-request output rate: output tokens / E2E, TTFT
+    /// included (successful requests).
+    pub output_tokens_per_s_per_request_p50: Option<f64>,
     /// TTFT from send.
     pub ttft: Percentiles,
     /// E2E from send.
@@ -173,8 +218,35 @@ pub struct LevelRecord {
     pub verdict: Verdict,
     /// Why the level is invalid.
     pub invalid_reason: Option<String>,
-    /// Failed criteria, in spec order (attainment last).
+    /// Failed criteria, in spec order (attainment last): refuted at 99%
+    /// confidence where the confidence rule applies (see `confidence`).
     pub failed: Vec<FailedCriterion>,
+    /// Criteria the level's requests could neither show nor refute at 99%
+    /// confidence (too few requests, or too close to the bound).
+    #[serde(default)]
+    pub inconclusive: Vec<FailedCriterion>,
+    /// The level's first, shorter run, when this record is its extension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extended_from: Option<ExtendedFrom>,
+}
+
+impl LevelRecord {
+    /// How many times longer the level must run for every inconclusive
+    /// claim to have the requests it needs; `None` when a longer run
+    /// cannot settle it (a criterion failed, or an inconclusive one
+    /// already had enough requests and sits too close to its bound).
+    pub fn extension_factor(&self) -> Option<f64> {
+        if self.verdict != Verdict::Inconclusive || !self.failed.is_empty() {
+            return None;
+        }
+        self.inconclusive
+            .iter()
+            .map(|c| match (c.judged_requests, c.needed_requests) {
+                (Some(n), Some(need)) if n > 0 => Some(need as f64 / n as f64),
+                _ => None,
+            })
+            .try_fold(1.0_f64, |acc, f| f.map(|f| acc.max(f)))
+    }
 }
 
 fn percentiles(f: &Figures, m: LatencyMetric) -> Percentiles {
@@ -217,52 +289,19 @@ pub fn quota_use(view: &SimulatorView, elapsed_ns: u64) -> Vec<QuotaUse> {
         .collect()
 }
 
-/// Requests (successful) within `bound` of histogram `metric`, and how
-/// many successful requests have no value in it (they meet the bound).
-fn within(f: &Figures, metric: Metric, bound_ns: u64, ok: u64) -> (u64, u64) {
-    let h = f.histogram(metric);
-    let recorded = h.len();
-    let inside = if recorded == 0 {
-        0
-    } else {
-        h.count_between(0, bound_ns.min(h.max()))
-    };
-    (inside.min(recorded), ok.saturating_sub(recorded))
-}
-
 fn goodput(f: &Figures, slo: &SloSpec) -> Option<Goodput> {
-    let r = &slo.request;
-    if r.is_empty() {
+    if slo.request.is_empty() {
         return None;
     }
     let requests = f.requests();
-    let ok = f.outcome(Outcome::Ok);
-    let ns = |d: std::time::Duration| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
-    let bounds = [
-        (Metric::TtftFromSend, r.ttft),
-        (Metric::Tpot, r.tpot),
-        (Metric::E2eFromSend, r.e2e),
-    ];
-    let mut upper = ok;
-    let mut missing_any = 0u64;
-    for (metric, bound) in bounds {
-        let Some(bound) = bound else { continue };
-        let (inside, unrecorded) = within(f, metric, ns(bound), ok);
-        let meets = (inside + unrecorded).min(ok);
-        upper = upper.min(meets);
-        missing_any += ok - meets;
-    }
-    let lower = ok.saturating_sub(missing_any);
-    let frac = |n: u64| match requests {
-        0 => 0.0,
-        d => n as f64 / d as f64,
-    };
+    let met = f.count(Count::SloMet).min(requests);
     Some(Goodput {
-        lower,
-        upper,
+        met,
         measured_requests: requests,
-        lower_fraction: frac(lower),
-        upper_fraction: frac(upper),
+        fraction: match requests {
+            0 => 0.0,
+            d => met as f64 / d as f64,
+        },
     })
 }
 
@@ -290,8 +329,10 @@ pub fn level_record(
         + f.outcome(Outcome::DailyQuota)
         + f.count(Count::RetriedThrottles);
     let percent = |n: u64, d: u64| (d > 0).then(|| 100.0 * n as f64 / d as f64);
-    let per_stream = stat(f.histogram(Metric::OutputMilliTokensPerS), LatencyStat::P50)
+    let per_request = stat(f.histogram(Metric::OutputMilliTokensPerS), LatencyStat::P50)
         .map(|m| m as f64 / 1000.0);
+    let tpot = percentiles(f, LatencyMetric::Tpot);
+    let decode = tpot.p50_ns.filter(|ns| *ns > 0).map(|ns| 1e9 / ns as f64);
     let elapsed_ns = doc.end.finished_at_ns;
     let quota = doc.simulator.as_ref().map(|v| quota_use(v, elapsed_ns));
     let mut throttle_reasons: Vec<(String, u64)> = Vec::new();
@@ -319,11 +360,12 @@ pub fn level_record(
         output_tokens_per_s: f
             .per_s(f.tokens(TokenKind::Output))
             .filter(|_| requests > 0),
-        output_tokens_per_s_per_stream_p50: per_stream,
+        decode_tokens_per_s_per_stream_p50: decode,
+        output_tokens_per_s_per_request_p50: per_request,
         ttft: percentiles(f, LatencyMetric::Ttft),
         e2e: percentiles(f, LatencyMetric::E2e),
         itl: percentiles(f, LatencyMetric::Itl),
-        tpot: percentiles(f, LatencyMetric::Tpot),
+        tpot,
         throttle_percent: percent(throttled_attempts, attempts),
         error_percent: percent(requests - ok, requests),
         quota,
@@ -338,6 +380,8 @@ pub fn level_record(
         verdict: Verdict::NoSlo,
         invalid_reason: None,
         failed: Vec::new(),
+        inconclusive: Vec::new(),
+        extended_from: None,
     };
     judge(&mut record, doc, f, slo);
     record
@@ -345,6 +389,31 @@ pub fn level_record(
 
 /// Sets the verdict, the failed criteria and why a level is invalid.
 fn judge(r: &mut LevelRecord, doc: &ResultsDocument, f: &Figures, slo: Option<&SloSpec>) {
+    let overload = doc
+        .end
+        .overload
+        .as_ref()
+        .filter(|_| doc.end.ended == Ended::Overloaded);
+    if let Some(e) = overload {
+        // A finding, not an invalid level: the target could not keep up.
+        // It stands even when the generator also lagged: a late send
+        // offers less load, it does not make the service's queue grow.
+        r.failed.push(FailedCriterion::new(
+            "over-saturation",
+            "in flight and TTFT must not rise together (99% confidence, each by 10%+)",
+            Some(format!(
+                "in flight +{:.2}/s (mean {:.1}) and TTFT p50 +{:.1} ms/s (mean {:.0} ms) over {} intervals; the level was stopped at {:.1} s",
+                e.in_flight_per_s,
+                e.in_flight_mean,
+                e.ttft_p50_ms_per_s,
+                e.ttft_p50_mean_ms,
+                e.intervals,
+                e.at_ns as f64 / 1e9
+            )),
+        ));
+        r.verdict = Verdict::Fail;
+        return;
+    }
     r.invalid_reason = if !doc.end.ended.is_complete() {
         Some(format!("the level's run did not complete ({})", r.ended))
     } else if r.requests == 0 {
@@ -368,34 +437,120 @@ fn judge(r: &mut LevelRecord, doc: &ResultsDocument, f: &Figures, slo: Option<&S
         return;
     };
     for t in &slo.criteria {
-        if let Some(b) = t.check(f) {
-            r.failed.push(FailedCriterion {
-                key: b.key,
-                condition: b.condition,
-                actual: observed(b.actual),
-            });
+        let (claim, entry) = criterion(t, f);
+        match claim {
+            Claim::Holds => {}
+            Claim::Fails => r.failed.push(entry),
+            Claim::Inconclusive => r.inconclusive.push(entry),
         }
     }
-    let mut inconclusive = false;
     if let (Some(target), Some(g)) = (slo.attainment, &r.goodput) {
-        let condition = format!(">= {:.4}% of measured requests", 100.0 * target);
-        if g.upper_fraction < target {
-            r.failed.push(FailedCriterion {
-                key: "attainment".to_owned(),
-                condition,
-                actual: Some(format!("at most {:.4}%", 100.0 * g.upper_fraction)),
-            });
-        } else if g.lower_fraction < target {
-            inconclusive = true;
+        let allowed = 1.0 - target;
+        let missed = g.measured_requests - g.met;
+        let entry = FailedCriterion::new(
+            "attainment",
+            &format!(">= {:.4}% of measured requests", 100.0 * target),
+            Some(evidence(
+                &format!("{:.4}% met", 100.0 * g.fraction),
+                missed,
+                g.measured_requests,
+                allowed,
+                "missed [slo.request]",
+            )),
+        )
+        .judged(g.measured_requests, allowed);
+        match judge_claim(missed, g.measured_requests, allowed) {
+            Claim::Holds => {}
+            Claim::Fails => r.failed.push(entry),
+            Claim::Inconclusive => r.inconclusive.push(entry),
         }
     }
     r.verdict = if !r.failed.is_empty() {
         Verdict::Fail
-    } else if inconclusive {
+    } else if !r.inconclusive.is_empty() {
         Verdict::Inconclusive
     } else {
         Verdict::Pass
     };
+}
+
+/// One criterion's claim and what was measured. A latency percentile
+/// bounded from above (`ttft.p99 <= 2s`) is judged by the confidence rule
+/// from the requests over the bound; every other criterion (means, rates,
+/// lower bounds) by its measured value.
+fn criterion(t: &Threshold, f: &Figures) -> (Claim, FailedCriterion) {
+    let upper = matches!(t.comparator, Comparator::Le | Comparator::Lt);
+    if let (MetricPath::Latency(metric, stat), Bound::Duration(bound), true) =
+        (t.metric, t.bound, upper)
+        && let Some(p) = stat.percentile().filter(|p| *p > 0.0)
+    {
+        let h = f.histogram(latency_histogram(metric));
+        let n = h.len();
+        let bound_ns = u64::try_from(bound.as_nanos()).unwrap_or(u64::MAX);
+        let limit = match t.comparator {
+            Comparator::Lt => bound_ns.saturating_sub(1),
+            _ => bound_ns,
+        };
+        let over = n - within(h, limit);
+        let allowed = 1.0 - p / 100.0;
+        let measured = f.latency(metric, stat).map_or_else(
+            || "no value".to_owned(),
+            |d| duration_ns(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)),
+        );
+        let actual = evidence(&measured, over, n, allowed, "over the bound");
+        return (
+            judge_claim(over, n, allowed),
+            FailedCriterion::new(&t.key, &t.condition, Some(actual)).judged(n, allowed),
+        );
+    }
+    match t.check(f) {
+        None => (
+            Claim::Holds,
+            FailedCriterion::new(&t.key, &t.condition, None),
+        ),
+        Some(b) => (
+            Claim::Fails,
+            FailedCriterion::new(&t.key, &t.condition, observed(b.actual)),
+        ),
+    }
+}
+
+/// Values of `h` surely at most `limit`: a value sharing the histogram
+/// bucket of `limit` (within its 3 significant digits) may lie on either
+/// side and counts as over, so a verdict never rests on the rounding.
+fn within(h: &hdrhistogram::Histogram<u64>, limit: u64) -> u64 {
+    let n = h.len();
+    if n == 0 {
+        return 0;
+    }
+    if limit >= h.max() {
+        return n;
+    }
+    if h.highest_equivalent(limit) == limit {
+        h.count_between(0, limit)
+    } else {
+        match h.lowest_equivalent(limit) {
+            0 => 0,
+            low => h.count_between(0, low - 1),
+        }
+    }
+    .min(n)
+}
+
+/// What a confidence verdict rests on: the measured figure, how many of
+/// how many requests broke the bound, and, while too few requests were
+/// measured to show the claim at all, how many it needs.
+fn evidence(measured: &str, over: u64, n: u64, allowed: f64, what: &str) -> String {
+    let need = min_requests(allowed);
+    let mut s = format!("{measured}; {over} of {n} requests {what}");
+    if n < need {
+        let _ = write!(
+            s,
+            "; at least {need} requests are needed to show it at {:.0}% confidence",
+            100.0 * CONFIDENCE
+        );
+    }
+    s
 }
 
 /// The wall behind a failed level: the named quota when requests were
@@ -418,6 +573,12 @@ pub fn wall(r: &LevelRecord) -> Option<String> {
         return Some(named.unwrap_or_else(|| {
             "quota: throttled (the pool is not named: only the embedded simulator reports which quota throttled)".to_owned()
         }));
+    }
+    if r.ended == Ended::Overloaded.as_str() {
+        return Some(
+            "service capacity: requests queue at the target (in flight and TTFT rise together; the offered rate exceeds what it serves)"
+                .to_owned(),
+        );
     }
     (r.server_errors > 0).then(|| "service capacity (5xx server errors)".to_owned())
 }

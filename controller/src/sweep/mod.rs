@@ -13,6 +13,7 @@
 //! set and `[sweep]`/`[slo]` removed, validated again and run as any spec
 //! is; its figures come from the run's own `RunFigures`.
 
+pub mod confidence;
 mod level;
 mod report;
 mod search;
@@ -24,14 +25,15 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 pub use level::{
-    FailedCriterion, Goodput, LevelRecord, Percentiles, QuotaUse, Verdict, level_record, quota_use,
-    wall,
+    ExtendedFrom, FailedCriterion, Goodput, LevelRecord, Percentiles, QuotaUse, Verdict,
+    level_record, quota_use, wall,
 };
-pub use report::{level_line, render_sweep};
+pub use report::{level_line, progress_table, render_sweep};
 pub use search::{Feasibility, Search, SearchEnd};
 
 use crate::run::{
-    Placement, RunError, RunJob, RunOptions, StopLevel, StopSignal, execute, rfc3339,
+    OverloadPolicy, Placement, RunError, RunJob, RunOptions, StopLevel, StopSignal, execute,
+    rfc3339,
 };
 use crate::spec::{SweepMode, SweepVariable, ValidatedSpec, level_spec_text, parse_spec};
 
@@ -129,6 +131,19 @@ pub struct SweepResult {
     pub binding: Option<Binding>,
     /// Why a search ended (`None` for a list of levels).
     pub search_end: Option<String>,
+    /// `[slo]`'s stated target and whether a level at or above it passed
+    /// (`None`: no target stated).
+    #[serde(default)]
+    pub target: Option<TargetResult>,
+}
+
+/// `slo.target_concurrency` / `slo.target_rate` against the levels run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct TargetResult {
+    /// The target load.
+    pub value: f64,
+    /// A level at or above it passed.
+    pub met: bool,
 }
 
 /// `sweep.json`.
@@ -280,6 +295,7 @@ where
             infeasible_min: None,
             binding: None,
             search_end: None,
+            target: None,
         },
     };
     let mut search = match &sweep.mode {
@@ -310,19 +326,45 @@ where
             sweep.variable.as_str(),
             value_text(value)
         );
-        let started_at = opts.started_at + clock.elapsed();
-        match run_level(
-            spec,
-            opts,
-            sweep.variable,
+        let level = Level {
+            variable: sweep.variable,
             index,
             value,
-            started_at,
-            &mut place,
-            stop.clone(),
-        )
-        .await
+            duration: None,
+        };
+        let started_at = opts.started_at + clock.elapsed();
+        let mut ran = run_level(spec, opts, &level, started_at, &mut place, stop.clone()).await;
+        if let Ok(first) = &ran
+            && let Some(longer) = extension(first, sweep.max_duration)
+            && stop.level() == StopLevel::Running
         {
+            eprintln!(
+                "quarry: sweep level {} ({} = {}): {} measured requests are too few to judge at {:.0}% confidence; running it again for {:.0} s",
+                index + 1,
+                sweep.variable.as_str(),
+                value_text(value),
+                first.requests,
+                100.0 * confidence::CONFIDENCE,
+                longer.as_secs_f64()
+            );
+            let from = ExtendedFrom {
+                dir: first.dir.clone(),
+                requests: first.requests,
+                measured_s: first.measured_s,
+            };
+            let level = Level {
+                duration: Some(longer),
+                ..level
+            };
+            let started_at = opts.started_at + clock.elapsed();
+            ran = run_level(spec, opts, &level, started_at, &mut place, stop.clone())
+                .await
+                .map(|mut r| {
+                    r.extended_from = Some(from);
+                    r
+                });
+        }
+        match ran {
             Ok(record) => {
                 eprintln!("{}", level_line(&record, sweep.variable));
                 if let Some(s) = &mut search {
@@ -332,6 +374,10 @@ where
                     doc.ended = "stopped".to_owned();
                 }
                 doc.levels.push(record);
+                eprint!(
+                    "quarry: sweep levels finished so far\n{}",
+                    progress_table(&doc.levels, sweep.variable)
+                );
             }
             Err(e) => {
                 doc.ended = "failed".to_owned();
@@ -345,6 +391,17 @@ where
         doc.not_run.extend(queue.iter().rev());
     }
     doc.result = finding(&doc.levels, search.as_ref());
+    doc.result.target = spec
+        .slo
+        .as_ref()
+        .and_then(|s| s.target)
+        .map(|value| TargetResult {
+            value,
+            met: doc
+                .levels
+                .iter()
+                .any(|r| r.verdict == Verdict::Pass && r.value >= value),
+        });
     let report = render_sweep(&doc);
     write(&opts.out_dir.join(SWEEP_FILE), &to_json(&doc))?;
     write(&opts.out_dir.join("report.txt"), &report)?;
@@ -366,13 +423,34 @@ pub fn value_text(v: f64) -> String {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_level<F, Fut>(
-    spec: &ValidatedSpec,
-    opts: &SweepOptions,
+/// One level to run.
+#[derive(Debug, Clone, Copy)]
+struct Level {
     variable: SweepVariable,
     index: usize,
     value: f64,
+    /// `load.duration` when the level is run longer than the spec says.
+    duration: Option<Duration>,
+}
+
+/// How long to run a level again whose claims were inconclusive for want
+/// of requests: long enough (plus 10%) for every claim to have the
+/// requests it needs, when that fits in `max_duration` (default 4 × the
+/// level's measured window). `None`: no longer run would settle it.
+fn extension(first: &LevelRecord, max_duration: Option<Duration>) -> Option<Duration> {
+    if first.measured_s <= 0.0 || first.extended_from.is_some() {
+        return None;
+    }
+    let factor = first.extension_factor()?;
+    let needed = Duration::from_secs_f64(first.measured_s * factor * 1.1);
+    let limit = max_duration.unwrap_or(Duration::from_secs_f64(first.measured_s * 4.0));
+    (needed <= limit).then_some(needed)
+}
+
+async fn run_level<F, Fut>(
+    spec: &ValidatedSpec,
+    opts: &SweepOptions,
+    level: &Level,
     started_at: SystemTime,
     place: &mut F,
     stop: StopSignal,
@@ -381,10 +459,19 @@ where
     F: FnMut(SystemTime) -> Fut,
     Fut: Future<Output = Result<Placement, String>>,
 {
+    let Level {
+        variable,
+        index,
+        value,
+        duration,
+    } = *level;
     let level_err = |message: String| SweepError::LevelSpec { value, message };
-    let text = level_spec_text(&spec.text, variable, value).map_err(level_err)?;
+    let text = level_spec_text(&spec.text, variable, value, duration).map_err(level_err)?;
     let valid = parse_spec(&opts.spec_path, &text).map_err(|e| level_err(e.to_string()))?;
-    let name = format!("{index:02}-{}-{}", variable.as_str(), value_text(value));
+    let mut name = format!("{index:02}-{}-{}", variable.as_str(), value_text(value));
+    if duration.is_some() {
+        name.push_str("-extended");
+    }
     let rel = format!("levels/{name}");
     let run_opts = RunOptions {
         spec_path: opts.spec_path.clone(),
@@ -396,8 +483,19 @@ where
         telemetry: None,
     };
     let mut job = RunJob::new(&valid, &run_opts);
+    // Goodput is judged request by request where each request ends.
+    job.plan.request_slo = spec.slo.as_ref().and_then(|s| s.request.to_plan());
     // Level run ids share the sweep's start second: name them apart.
     job.meta.run_id = format!("{}-{name}", job.meta.run_id);
+    if variable == SweepVariable::Rate {
+        job.overload = Some(OverloadPolicy::default());
+    }
+    job.live_label = Some(format!(
+        "level {} ({} {})",
+        index + 1,
+        variable.as_str(),
+        value_text(value)
+    ));
     let placement = place(started_at)
         .await
         .map_err(|message| SweepError::Placement { value, message })?;
@@ -440,11 +538,14 @@ pub fn finding(levels: &[LevelRecord], search: Option<&Search>) -> SweepResult {
         .min_by(|a, b| a.value.total_cmp(&b.value));
     let binding = lowest_bad.map(|r| Binding {
         level: r.value,
-        criterion: match (r.verdict, r.failed.first()) {
-            (Verdict::Inconclusive, _) => {
-                Some("attainment inconclusive (goodput bounds straddle the target)".to_owned())
-            }
-            (_, Some(f)) => Some(format!("{} {}", f.key, f.condition.trim())),
+        criterion: match (r.failed.first(), r.inconclusive.first()) {
+            (Some(f), _) => Some(format!("{} {}", f.key, f.condition.trim())),
+            (None, Some(i)) => Some(format!(
+                "{} {} inconclusive at {:.0}% confidence",
+                i.key,
+                i.condition.trim(),
+                100.0 * confidence::CONFIDENCE
+            )),
             _ => None,
         },
         wall: match r.verdict {
@@ -462,6 +563,7 @@ pub fn finding(levels: &[LevelRecord], search: Option<&Search>) -> SweepResult {
         search_end: search
             .and_then(Search::ended)
             .map(|e| e.as_str().to_owned()),
+        target: None,
     }
 }
 

@@ -44,16 +44,12 @@ fn table(rows: &[Vec<String>]) -> String {
     out
 }
 
-/// The goodput cell: a bound pair, in % of measured requests.
+/// The goodput cell: % of measured requests that succeeded within every
+/// `[slo.request]` bound.
 fn goodput(r: &LevelRecord) -> String {
     match &r.goodput {
         None => "-".to_owned(),
-        Some(g) if g.lower == g.upper => format!("{:.2}%", 100.0 * g.lower_fraction),
-        Some(g) => format!(
-            "{:.2}-{:.2}%",
-            100.0 * g.lower_fraction,
-            100.0 * g.upper_fraction
-        ),
+        Some(g) => format!("{:.2}%", 100.0 * g.fraction),
     }
 }
 
@@ -75,6 +71,38 @@ fn quota_cells(r: &LevelRecord) -> [String; 4] {
     }
 }
 
+/// The levels finished so far, for stderr after each level: the sweep's
+/// live table (the running level has its own live line).
+pub fn progress_table(levels: &[LevelRecord], variable: SweepVariable) -> String {
+    let mut rows = vec![vec![
+        "level".to_owned(),
+        variable.as_str().to_owned(),
+        "requests".to_owned(),
+        "req/s".to_owned(),
+        "stream tok/s p50".to_owned(),
+        "TTFT p99".to_owned(),
+        "throttle %att".to_owned(),
+        "error %req".to_owned(),
+        "goodput".to_owned(),
+        "verdict".to_owned(),
+    ]];
+    for r in levels {
+        rows.push(vec![
+            (r.index + 1).to_string(),
+            value_text(r.value),
+            r.requests.to_string(),
+            opt(r.requests_per_s, 2),
+            opt(r.decode_tokens_per_s_per_stream_p50, 1),
+            lat(r.ttft.p99_ns),
+            opt(r.throttle_percent, 1),
+            opt(r.error_percent, 1),
+            goodput(r),
+            r.verdict.as_str().to_owned(),
+        ]);
+    }
+    table(&rows)
+}
+
 /// One finished level, for stderr while the sweep runs.
 pub fn level_line(r: &LevelRecord, variable: SweepVariable) -> String {
     format!(
@@ -89,6 +117,11 @@ pub fn level_line(r: &LevelRecord, variable: SweepVariable) -> String {
         opt(r.error_percent, 1),
         r.verdict.as_str()
     )
+}
+
+/// A level whose criteria or validity the report spells out.
+fn noted(r: &LevelRecord) -> bool {
+    !r.failed.is_empty() || !r.inconclusive.is_empty() || r.invalid_reason.is_some()
 }
 
 /// The sweep's `report.txt`.
@@ -117,7 +150,8 @@ pub fn render_sweep(doc: &SweepDocument) -> String {
         "req/s".to_owned(),
         "ok/s".to_owned(),
         "out tok/s".to_owned(),
-        "tok/s/stream p50".to_owned(),
+        "stream tok/s p50".to_owned(),
+        "req tok/s p50".to_owned(),
         "throttle %att".to_owned(),
         "error %req".to_owned(),
     ]];
@@ -129,7 +163,8 @@ pub fn render_sweep(doc: &SweepDocument) -> String {
             opt(r.requests_per_s, 2),
             opt(r.ok_per_s, 2),
             opt(r.output_tokens_per_s, 1),
-            opt(r.output_tokens_per_s_per_stream_p50, 1),
+            opt(r.decode_tokens_per_s_per_stream_p50, 1),
+            opt(r.output_tokens_per_s_per_request_p50, 1),
             opt(r.throttle_percent, 2),
             opt(r.error_percent, 2),
         ]);
@@ -138,7 +173,8 @@ pub fn render_sweep(doc: &SweepDocument) -> String {
     let _ = writeln!(
         out,
         "  req/s: measured requests ended per second (every outcome; the achieved load); ok/s: successful ones;\n  \
-         tok/s/stream: median per-request output rate of successful requests;\n  \
+         stream tok/s: median decode rate of one stream (1 / TPOT: output tokens per second after the first);\n  \
+         req tok/s: median output tokens / E2E of successful requests (TTFT included);\n  \
          throttle %att: throttled attempts (final and retried) over attempts; error %req: failed over measured requests."
     );
     let _ = writeln!(
@@ -192,9 +228,10 @@ pub fn render_sweep(doc: &SweepDocument) -> String {
         "  quota use: % of the busiest pool's limit (TPM: tokens reserved at admission / settled per minute of the level; \
          TPD: of the daily cap); 'unknown' when the limits are not visible (a real service).\n  \
          $/1k ok: cost per 1,000 successful requests ('-': unpriced or none succeeded).\n  \
-         goodput: measured requests that succeeded and met every [slo.request] bound, over measured requests;\n  \
-         a range is a bound: the engine records TTFT, TPOT and E2E separately, not jointly per request.\n  \
-         inconclusive: the goodput bounds straddle the attainment target (not passed)."
+         goodput: measured requests that succeeded with TTFT, TPOT and E2E of that request within every\n  \
+         [slo.request] bound (judged by the load generator as each request ended), over measured requests.\n  \
+         verdict: percentile and attainment claims pass only when shown at 99% confidence, fail only when\n  \
+         refuted at 99% (binomial rule, docs/sweep-schema.md); in between, inconclusive (not passed)."
     );
     if doc
         .levels
@@ -207,11 +244,7 @@ pub fn render_sweep(doc: &SweepDocument) -> String {
              the quota window started empty, so such a level can pass 100% without being throttled."
         );
     }
-    for r in doc
-        .levels
-        .iter()
-        .filter(|r| !r.failed.is_empty() || r.invalid_reason.is_some())
-    {
+    for r in doc.levels.iter().filter(|r| noted(r)) {
         let _ = write!(out, "\n  {} = {}:", doc.variable, value_text(r.value));
         if let Some(why) = &r.invalid_reason {
             let _ = write!(out, " invalid: {why}");
@@ -225,12 +258,17 @@ pub fn render_sweep(doc: &SweepDocument) -> String {
                 f.condition.trim()
             );
         }
+        for i in &r.inconclusive {
+            let actual = i.actual.as_deref().unwrap_or("no data");
+            let _ = write!(
+                out,
+                " inconclusive {} {} (got {actual});",
+                i.key,
+                i.condition.trim()
+            );
+        }
     }
-    if doc
-        .levels
-        .iter()
-        .any(|r| !r.failed.is_empty() || r.invalid_reason.is_some())
-    {
+    if doc.levels.iter().any(noted) {
         out.push('\n');
     }
     let _ = writeln!(out, "\n== Finding ==");
@@ -240,6 +278,19 @@ pub fn render_sweep(doc: &SweepDocument) -> String {
     let _ = writeln!(out, "  infeasible_min: {}", level(res.infeasible_min));
     if let Some(end) = &res.search_end {
         let _ = writeln!(out, "  search ended:   {end}");
+    }
+    if let Some(t) = &res.target {
+        let _ = writeln!(
+            out,
+            "  target:         {} = {}: {}",
+            doc.variable,
+            value_text(t.value),
+            if t.met {
+                "met (a level at or above it passed)"
+            } else {
+                "NOT met (no level at or above it passed)"
+            }
+        );
     }
     match &res.binding {
         None => {

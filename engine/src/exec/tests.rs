@@ -154,6 +154,7 @@ fn plan(model: &str, operation: Operation, retry: RetryPolicy, timeouts: Timeout
         timeouts,
         seed: 7,
         pricing: Default::default(),
+        request_slo: None,
     }
 }
 

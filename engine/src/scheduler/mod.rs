@@ -28,6 +28,7 @@ use crate::arrival::Interleave;
 use crate::clock::{RunClock, SPIN_WINDOW, duration_ns};
 use crate::health::{HealthPolicy, InFlightGauge};
 use crate::load::{EndCondition, LoadModel, LoadProfile, StageKind};
+use crate::plan::RequestSlo;
 use crate::recorder::{RecordGuard, Recorder};
 use crate::series::{SeriesDelta, SeriesKey};
 use crate::snapshot::{Cumulative, IntervalSnapshot};
@@ -89,6 +90,8 @@ pub struct EngineConfig {
     pub health: HealthPolicy,
     /// Where sampled request spans go; `None` when the run is not traced.
     pub spans: Option<Arc<SpanRecorder>>,
+    /// Per-request SLO bounds to count [`crate::Count::SloMet`] against.
+    pub request_slo: Option<RequestSlo>,
 }
 
 impl Default for EngineConfig {
@@ -104,6 +107,7 @@ impl Default for EngineConfig {
             spin_window: SPIN_WINDOW,
             health: HealthPolicy::default(),
             spans: None,
+            request_slo: None,
         }
     }
 }
@@ -204,7 +208,10 @@ impl Engine {
             .iter()
             .map(|s| (Arc::from(s.name.as_str()), s.kind))
             .collect();
-        let recorder = Arc::new(Recorder::new(duration_ns(self.config.late_after)));
+        let recorder = Arc::new(Recorder::new(
+            duration_ns(self.config.late_after),
+            self.config.request_slo,
+        ));
         let shared = Arc::new(Shared {
             plan: self.profile.plan(),
             request_limit: match self.profile.end() {

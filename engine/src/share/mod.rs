@@ -31,7 +31,9 @@ use crate::workload::WorkloadSampler;
 
 pub use connection::{Connection, SIM_REGION, ShareError};
 pub use events::{FinishKind, ShareEvent, ShareFinished};
-pub use spec::{FEATURE_INTERLEAVE, SHARE_FEATURES, SHARE_SCHEMA_VERSION, ShareSpec};
+pub use spec::{
+    FEATURE_INTERLEAVE, FEATURE_REQUEST_SLO, SHARE_FEATURES, SHARE_SCHEMA_VERSION, ShareSpec,
+};
 
 /// Where a traced share's sampled request spans go, and the identity
 /// (OTLP resource attributes) its batches carry.

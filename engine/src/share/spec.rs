@@ -59,9 +59,13 @@ pub const SHARE_SCHEMA_VERSION: u32 = 1;
 /// The feature a share with [`ShareSpec::interleave`] requires.
 pub const FEATURE_INTERLEAVE: &str = "interleave";
 
+/// The feature a share whose plan has a [`crate::RequestSlo`] requires: an
+/// agent that ignored it would count no request as meeting the SLO.
+pub const FEATURE_REQUEST_SLO: &str = "request_slo";
+
 /// Every share feature this build understands (its agents also list them as
 /// `Describe` capabilities).
-pub const SHARE_FEATURES: &[&str] = &[FEATURE_INTERLEAVE];
+pub const SHARE_FEATURES: &[&str] = &[FEATURE_INTERLEAVE, FEATURE_REQUEST_SLO];
 
 impl ShareSpec {
     /// The features this share requires that `known` does not hold, in
@@ -82,6 +86,7 @@ impl ShareSpec {
             phase: self.phase,
             interleave: self.interleave.clone().map(Arc::new),
             interval: std::time::Duration::from_millis(self.interval_ms.max(1)),
+            request_slo: self.plan.request_slo,
             ..EngineConfig::default()
         }
     }
