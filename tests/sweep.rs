@@ -62,28 +62,47 @@ ttft = "5s"
 throttle_rate = "<= 1%"
 "#;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_small_sweep_names_the_tpm_quota_and_round_trips() {
+/// Runs `spec` in process against the simulator configuration `sim`, in a
+/// fresh directory (kept while the returned guard lives; the sweep is in
+/// its `sweep/`).
+async fn sweep_in_process(
+    sim: &str,
+    spec: &str,
+    interval: Duration,
+    grace: Duration,
+) -> (tempfile::TempDir, quarry::sweep::SweepOutcome) {
     let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("sim.toml"), SIM).unwrap();
+    std::fs::write(tmp.path().join("sim.toml"), sim).unwrap();
     let spec_path = tmp.path().join("spec.toml");
-    std::fs::write(&spec_path, SPEC).unwrap();
-    let valid = parse_spec(&spec_path, SPEC).expect("valid sweep spec");
-    let out = tmp.path().join("sweep");
+    std::fs::write(&spec_path, spec).unwrap();
+    let valid = parse_spec(&spec_path, spec).expect("a valid sweep spec");
     #[allow(clippy::disallowed_methods)] // names the levels' runs
     let started_at = SystemTime::now();
     let opts = SweepOptions {
-        spec_path: spec_path.clone(),
-        out_dir: out.clone(),
+        spec_path,
+        out_dir: tmp.path().join("sweep"),
         started_at,
-        interval: Duration::from_millis(500),
-        grace: Duration::from_secs(5),
+        interval,
+        grace,
         live_in_place: false,
     };
     let (_handle, signal) = stop_signal();
     let outcome = run_sweep(&valid, &opts, |_| async { Ok(Placement::Local) }, signal)
         .await
         .expect("the sweep runs");
+    (tmp, outcome)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_sweep_names_the_tpm_quota_and_round_trips() {
+    let (tmp, outcome) = sweep_in_process(
+        SIM,
+        SPEC,
+        Duration::from_millis(500),
+        Duration::from_secs(5),
+    )
+    .await;
+    let out = tmp.path().join("sweep");
     let doc = &outcome.document;
     assert_eq!(doc.schema, SWEEP_SCHEMA);
     assert_eq!(doc.ended, "completed");
@@ -275,27 +294,15 @@ throttle_rate = "<= 1%"
 async fn a_rate_search_finds_the_tpm_quota_knee() {
     use quarry_bedrock::{TokenUsage, output_burndown, reservation, settlement};
 
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("sim.toml"), knee_sim()).unwrap();
-    let spec_path = tmp.path().join("spec.toml");
     let spec = knee_spec();
-    std::fs::write(&spec_path, &spec).unwrap();
-    let valid = parse_spec(&spec_path, &spec).expect("valid search spec");
+    let (tmp, outcome) = sweep_in_process(
+        &knee_sim(),
+        &spec,
+        Duration::from_millis(500),
+        Duration::from_secs(5),
+    )
+    .await;
     let out = tmp.path().join("sweep");
-    #[allow(clippy::disallowed_methods)] // names the levels' runs
-    let started_at = SystemTime::now();
-    let opts = SweepOptions {
-        spec_path: spec_path.clone(),
-        out_dir: out.clone(),
-        started_at,
-        interval: Duration::from_millis(500),
-        grace: Duration::from_secs(5),
-        live_in_place: false,
-    };
-    let (_handle, signal) = stop_signal();
-    let outcome = run_sweep(&valid, &opts, |_| async { Ok(Placement::Local) }, signal)
-        .await
-        .expect("the sweep runs");
     let doc = &outcome.document;
     let report = &outcome.report;
     assert_eq!(doc.ended, "completed", "{report}");
@@ -440,26 +447,14 @@ error_rate = "<= 1%"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_past_the_service_capacity_is_stopped_as_over_saturated() {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("sim.toml"), QUEUE_SIM).unwrap();
-    let spec_path = tmp.path().join("spec.toml");
-    std::fs::write(&spec_path, QUEUE_SPEC).unwrap();
-    let valid = parse_spec(&spec_path, QUEUE_SPEC).expect("valid sweep spec");
+    let (tmp, outcome) = sweep_in_process(
+        QUEUE_SIM,
+        QUEUE_SPEC,
+        Duration::from_millis(250),
+        Duration::from_secs(30),
+    )
+    .await;
     let out = tmp.path().join("sweep");
-    #[allow(clippy::disallowed_methods)] // names the levels' runs
-    let started_at = SystemTime::now();
-    let opts = SweepOptions {
-        spec_path: spec_path.clone(),
-        out_dir: out.clone(),
-        started_at,
-        interval: Duration::from_millis(250),
-        grace: Duration::from_secs(30),
-        live_in_place: false,
-    };
-    let (_handle, signal) = stop_signal();
-    let outcome = run_sweep(&valid, &opts, |_| async { Ok(Placement::Local) }, signal)
-        .await
-        .expect("the sweep runs");
     let doc = &outcome.document;
     let report = &outcome.report;
     assert_eq!(doc.ended, "completed", "{report}");
@@ -529,27 +524,15 @@ max_duration = "{max_duration}"
 }
 
 async fn short_sweep(max_duration: &str) -> quarry::sweep::SweepDocument {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("sim.toml"), SHORT_SIM).unwrap();
-    let spec_path = tmp.path().join("spec.toml");
     let spec = short_spec(max_duration);
-    std::fs::write(&spec_path, &spec).unwrap();
-    let valid = parse_spec(&spec_path, &spec).expect("valid sweep spec");
+    let (tmp, outcome) = sweep_in_process(
+        SHORT_SIM,
+        &spec,
+        Duration::from_millis(500),
+        Duration::from_secs(5),
+    )
+    .await;
     let out = tmp.path().join("sweep");
-    #[allow(clippy::disallowed_methods)] // names the levels' runs
-    let started_at = SystemTime::now();
-    let opts = SweepOptions {
-        spec_path: spec_path.clone(),
-        out_dir: out.clone(),
-        started_at,
-        interval: Duration::from_millis(500),
-        grace: Duration::from_secs(5),
-        live_in_place: false,
-    };
-    let (_handle, signal) = stop_signal();
-    let outcome = run_sweep(&valid, &opts, |_| async { Ok(Placement::Local) }, signal)
-        .await
-        .expect("the sweep runs");
     for level in &outcome.document.levels {
         assert!(read_results(&out.join(&level.dir)).is_ok(), "{level:?}");
         if let Some(first) = &level.extended_from {
@@ -642,26 +625,13 @@ max = 16
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_concurrency_search_finds_the_latency_knee() {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("sim.toml"), LATENCY_SIM).unwrap();
-    let spec_path = tmp.path().join("spec.toml");
-    std::fs::write(&spec_path, LATENCY_SPEC).unwrap();
-    let valid = parse_spec(&spec_path, LATENCY_SPEC).expect("valid search spec");
-    let out = tmp.path().join("sweep");
-    #[allow(clippy::disallowed_methods)] // names the levels' runs
-    let started_at = SystemTime::now();
-    let opts = SweepOptions {
-        spec_path: spec_path.clone(),
-        out_dir: out.clone(),
-        started_at,
-        interval: Duration::from_secs(1),
-        grace: Duration::from_secs(5),
-        live_in_place: false,
-    };
-    let (_handle, signal) = stop_signal();
-    let outcome = run_sweep(&valid, &opts, |_| async { Ok(Placement::Local) }, signal)
-        .await
-        .expect("the sweep runs");
+    let (_tmp, outcome) = sweep_in_process(
+        LATENCY_SIM,
+        LATENCY_SPEC,
+        Duration::from_secs(1),
+        Duration::from_secs(5),
+    )
+    .await;
     let doc = &outcome.document;
     let report = &outcome.report;
     eprintln!("{report}");
@@ -732,26 +702,14 @@ levels = {levels}
 }
 
 async fn field_sweep(input_tokens: u32, levels: &str) -> quarry::sweep::SweepDocument {
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::write(tmp.path().join("sim.toml"), FIELD_SIM).unwrap();
-    let spec_path = tmp.path().join("spec.toml");
     let spec = field_spec(input_tokens, levels);
-    std::fs::write(&spec_path, &spec).unwrap();
-    let valid = parse_spec(&spec_path, &spec).expect("valid sweep spec");
-    #[allow(clippy::disallowed_methods)] // names the levels' runs
-    let started_at = SystemTime::now();
-    let opts = SweepOptions {
-        spec_path: spec_path.clone(),
-        out_dir: tmp.path().join("sweep"),
-        started_at,
-        interval: Duration::from_secs(1),
-        grace: Duration::from_secs(10),
-        live_in_place: false,
-    };
-    let (_handle, signal) = stop_signal();
-    let outcome = run_sweep(&valid, &opts, |_| async { Ok(Placement::Local) }, signal)
-        .await
-        .expect("the sweep runs");
+    let (_tmp, outcome) = sweep_in_process(
+        FIELD_SIM,
+        &spec,
+        Duration::from_secs(1),
+        Duration::from_secs(10),
+    )
+    .await;
     eprintln!("{}", outcome.report);
     outcome.document
 }

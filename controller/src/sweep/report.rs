@@ -249,23 +249,17 @@ pub fn render_sweep(doc: &SweepDocument) -> String {
         if let Some(why) = &r.invalid_reason {
             let _ = write!(out, " invalid: {why}");
         }
-        for f in &r.failed {
-            let actual = f.actual.as_deref().unwrap_or("no data");
-            let _ = write!(
-                out,
-                " failed {} {} (got {actual});",
-                f.key,
-                f.condition.trim()
-            );
-        }
-        for i in &r.inconclusive {
-            let actual = i.actual.as_deref().unwrap_or("no data");
-            let _ = write!(
-                out,
-                " inconclusive {} {} (got {actual});",
-                i.key,
-                i.condition.trim()
-            );
+        let judged = [("failed", &r.failed), ("inconclusive", &r.inconclusive)];
+        for (how, criteria) in judged {
+            for c in criteria {
+                let actual = c.actual.as_deref().unwrap_or("no data");
+                let _ = write!(
+                    out,
+                    " {how} {} {} (got {actual});",
+                    c.key,
+                    c.condition.trim()
+                );
+            }
         }
     }
     if doc.levels.iter().any(noted) {
