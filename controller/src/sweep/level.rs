@@ -553,6 +553,34 @@ fn evidence(measured: &str, over: u64, n: u64, allowed: f64, what: &str) -> Stri
     s
 }
 
+/// The TPM wall, named at admission or as settled use: Bedrock reserves
+/// input + `max_tokens` when it admits a request and returns the unused
+/// part when the answer settles. When the level settled well under what it
+/// reserved (under 90%), the reservations bind (lowering `max_tokens`
+/// lifts the wall); otherwise the tokens really used do.
+fn tpm_wall(r: &LevelRecord) -> String {
+    let busiest = r
+        .quota
+        .iter()
+        .flatten()
+        .max_by(|a, b| a.tpm_admission_percent.total_cmp(&b.tpm_admission_percent));
+    match busiest.filter(|q| q.tpm_admission_percent > 0.0) {
+        None => "quota: TPM (tokens per minute)".to_owned(),
+        Some(q) => {
+            let settled = 100.0 * q.tpm_settled_percent / q.tpm_admission_percent;
+            if settled < 90.0 {
+                format!(
+                    "quota: TPM (tokens per minute) at admission: requests reserve input + max_tokens and settled only {settled:.0}% of it (a lower max_tokens lifts this wall)"
+                )
+            } else {
+                format!(
+                    "quota: TPM (tokens per minute), settled: requests used {settled:.0}% of what they reserved"
+                )
+            }
+        }
+    }
+}
+
 /// The wall behind a failed level: the named quota when requests were
 /// throttled, service capacity when the service answered 5xx, else `None`
 /// (latency grew without a wall the client can see).
@@ -564,7 +592,7 @@ pub fn wall(r: &LevelRecord) -> Option<String> {
                 .iter()
                 .max_by_key(|(_, n)| *n)
                 .map(|(reason, _)| match reason.as_str() {
-                    "tokens_per_minute" => "quota: TPM (tokens per minute)".to_owned(),
+                    "tokens_per_minute" => tpm_wall(r),
                     "requests_per_minute" => "quota: RPM (requests per minute)".to_owned(),
                     "tokens_per_day" => "quota: TPD (tokens per day)".to_owned(),
                     "account_tokens_per_day" => "quota: account TPD (tokens per day)".to_owned(),
