@@ -10,14 +10,17 @@
 //! - A **sweep directory** (no `results.json` of its own; `levels/*/` are
 //!   results directories) gives a curve, a level per level directory. Only
 //!   the layout is read: the offered load of each level comes from its own
-//!   `results.json` (the plan it ran), never from `sweep.json`.
+//!   `results.json` (the plan it ran), never from `sweep.json`. A level
+//!   `quarry sweep` ran again longer (`NN-...-extended`) replaces its short
+//!   first run.
 //!
 //! Every profile, curve and level cites where it was measured: the
 //! directory, the run id, and the requests counted (all outcomes, and how
 //! many succeeded) in which measured stages over how many seconds.
 //!
 //! A run that did not complete (stopped, aborted, recovered, degraded) is
-//! refused. A run whose measured stages ended no request is refused; one in
+//! refused; a sweep level stopped as over-saturated (`overloaded`) is kept
+//! in its sweep, where it is the finding, and refused as a lone run. A run whose measured stages ended no request is refused; one in
 //! which every request failed is refused as a demand profile (it measured no
 //! tokens) but kept as a sweep level, where "everything throttled" is the
 //! finding; a level whose load generator was saturated is kept and marked
@@ -38,6 +41,9 @@ use crate::thresholds::LatencyStat;
 
 /// The subdirectory of a sweep directory holding one results directory per level.
 pub const LEVELS_DIR: &str = "levels";
+
+/// The suffix of a level's directory when `quarry sweep` ran it again longer.
+pub const EXTENDED_SUFFIX: &str = "-extended";
 
 /// A `--from` input that cannot be used. Each names the directory or file
 /// and what is wrong with it.
@@ -114,7 +120,7 @@ pub fn load_from(dirs: &[PathBuf]) -> Result<Loaded, FromError> {
         labels.push((label.clone(), dir.clone()));
         match kind_of(dir)? {
             Input::Run => {
-                let run = MeasuredRun::read(dir)?;
+                let run = MeasuredRun::read(dir, false)?;
                 let demand = run.demand(&label)?;
                 loaded.notes.push(format!(
                     "{}: demand profile {label:?} ({})",
@@ -201,6 +207,16 @@ fn kind_of(dir: &Path) -> Result<Input, FromError> {
         }
     }
     levels.sort();
+    // A level `quarry sweep` ran again longer (too short to judge) is its
+    // `-extended` directory; the short first run is not a level of its own.
+    let extended: Vec<PathBuf> = levels
+        .iter()
+        .filter_map(|l| {
+            let name = l.file_name()?.to_str()?;
+            Some(l.with_file_name(name.strip_suffix(EXTENDED_SUFFIX)?))
+        })
+        .collect();
+    levels.retain(|l| !extended.contains(l));
     if !levels.iter().any(|l| l.join(RESULTS_FILE).is_file()) {
         return Err(FromError::NotMeasurement(dir.to_owned()));
     }
@@ -226,12 +242,15 @@ struct MeasuredRun {
 
 impl MeasuredRun {
     /// Reads `dir/results.json`; refuses a run that did not complete or
-    /// whose measured stages ended no request.
-    fn read(dir: &Path) -> Result<Self, FromError> {
+    /// whose measured stages ended no request. A sweep level stopped as
+    /// over-saturated (`overloaded`) is kept when `overloaded_ok`: where
+    /// the service stopped keeping up is the finding.
+    fn read(dir: &Path, overloaded_ok: bool) -> Result<Self, FromError> {
         let mut doc = read_results(dir)?;
         let figures = evaluate(&mut doc)?;
         let file = dir.join(RESULTS_FILE);
-        if doc.end.ended == Ended::Degraded || !doc.end.ended.is_complete() {
+        let overloaded = overloaded_ok && doc.end.ended == Ended::Overloaded;
+        if !overloaded && (doc.end.ended == Ended::Degraded || !doc.end.ended.is_complete()) {
             return Err(FromError::Unusable {
                 file,
                 why: format!(
@@ -504,7 +523,7 @@ fn sweep_curve(
 ) -> Result<MeasuredCurve, FromError> {
     let runs = level_dirs
         .iter()
-        .map(|d| MeasuredRun::read(d))
+        .map(|d| MeasuredRun::read(d, true))
         .collect::<Result<Vec<_>, _>>()?;
     let mut model: Option<(String, &MeasuredRun)> = None;
     let mut variable: Option<(LoadVariable, &MeasuredRun)> = None;
@@ -549,6 +568,12 @@ fn sweep_curve(
                 run.dir.display(),
                 level.requests,
                 run.throttled()
+            ));
+        }
+        if run.doc.end.ended == Ended::Overloaded {
+            notes.push(format!(
+                "{}: stopped early as over-saturated (in flight and TTFT rose together); kept: the level is where the service stopped keeping up",
+                run.dir.display()
             ));
         }
         if level.saturated {

@@ -400,3 +400,49 @@ models = ["{SONNET}"]
         "{at}"
     );
 }
+
+/// A level `quarry sweep` ran again longer counts once (its `-extended`
+/// run); a level stopped as over-saturated is kept in a sweep (the finding)
+/// but refused as a lone run.
+#[test]
+fn extended_levels_count_once_and_overloaded_levels_stay_in_a_sweep() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sweep = tmp.path().join("sweep");
+    write_run(&sweep.join("levels/00-concurrency-1"), &Shape::ok(1, 5, 0));
+    write_run(
+        &sweep.join("levels/00-concurrency-1-extended"),
+        &Shape::ok(1, 30, 0),
+    );
+    let overloaded = sweep.join("levels/01-concurrency-8");
+    write_run(
+        &overloaded,
+        &Shape {
+            ended: Ended::Overloaded,
+            ..Shape::ok(8, 40, 0)
+        },
+    );
+    let loaded = load_from(std::slice::from_ref(&sweep)).unwrap();
+    let curve = &loaded.measured.curves[0];
+    let levels: Vec<(f64, u64)> = curve
+        .levels
+        .iter()
+        .map(|l| (l.offered, l.requests))
+        .collect();
+    assert_eq!(levels, [(1.0, 30), (8.0, 40)]);
+    assert!(
+        curve.levels[0]
+            .source
+            .as_deref()
+            .is_some_and(|s| s.contains("00-concurrency-1-extended")),
+        "{:?}",
+        curve.levels[0].source
+    );
+    assert!(
+        loaded.notes.iter().any(|n| n.contains("over-saturated")),
+        "{:?}",
+        loaded.notes
+    );
+    let (file, why) = unusable_file(load_from(std::slice::from_ref(&overloaded)).unwrap_err());
+    assert_eq!(file, overloaded.join(RESULTS_FILE));
+    assert!(why.contains("ended: overloaded"), "{why}");
+}
