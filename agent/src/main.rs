@@ -93,7 +93,27 @@ struct Args {
     /// How long shutdown waits for runs and streams to end, seconds.
     #[arg(long, default_value_t = 30)]
     shutdown_grace_s: u64,
+    /// Seconds a new connection has to send its first bytes (the HTTP/2
+    /// preface or a TLS ClientHello) before it is closed, 1-3600.
+    #[arg(long, default_value_t = 10, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(FIRST_BYTES_TIMEOUT_S))]
+    first_bytes_timeout_s: u64,
+    /// At most one log line per this many seconds about rejected bearer
+    /// tokens (with the count since the last line; never a token), 1-86400.
+    #[arg(long, default_value_t = 60, value_name = "SECS",
+          value_parser = clap::value_parser!(u64).range(REJECTED_TOKEN_LOG_EVERY_S))]
+    rejected_token_log_every_s: u64,
 }
+
+/// `--first-bytes-timeout-s` bounds: below 1 s a client on a slow link (or a
+/// TLS handshake behind a busy proxy) would be cut before it could speak;
+/// above an hour a silent connection holds its socket for no reason.
+const FIRST_BYTES_TIMEOUT_S: std::ops::RangeInclusive<u64> = 1..=3600;
+
+/// `--rejected-token-log-every-s` bounds: at least a second (a scan of bad
+/// tokens must not flood the log), at most a day (a misconfigured
+/// controller must be seen the same day).
+const REJECTED_TOKEN_LOG_EVERY_S: std::ops::RangeInclusive<u64> = 1..=86_400;
 
 #[derive(Debug, Subcommand)]
 enum AgentCommand {
@@ -205,6 +225,8 @@ fn config(args: &Args) -> anyhow::Result<DaemonConfig> {
     config.default_lease_ttl = config.default_lease_ttl.min(config.max_lease_ttl);
     config.stop_grace = Duration::from_secs(args.stop_grace_s);
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace_s);
+    config.first_bytes_timeout = Duration::from_secs(args.first_bytes_timeout_s);
+    config.rejection_log_every = Duration::from_secs(args.rejected_token_log_every_s);
     Ok(config)
 }
 
@@ -283,6 +305,61 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("quarry-agent: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(extra: &[&str]) -> Result<Args, clap::Error> {
+        let mut argv = vec!["quarry-agent", "--insecure", "--results-dir", "r"];
+        argv.extend_from_slice(extra);
+        Args::try_parse_from(argv)
+    }
+
+    #[test]
+    fn the_connection_timeouts_default_to_the_daemon_s_and_follow_their_flags() {
+        let defaults = config(&parse(&[]).unwrap()).unwrap();
+        let library = DaemonConfig::new(PathBuf::from("r"));
+        assert_eq!(defaults.first_bytes_timeout, library.first_bytes_timeout);
+        assert_eq!(defaults.rejection_log_every, library.rejection_log_every);
+
+        let args = parse(&[
+            "--first-bytes-timeout-s",
+            "3",
+            "--rejected-token-log-every-s",
+            "600",
+        ])
+        .unwrap();
+        let c = config(&args).unwrap();
+        assert_eq!(c.first_bytes_timeout, Duration::from_secs(3));
+        assert_eq!(c.rejection_log_every, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn the_connection_timeouts_are_bounded() {
+        for (flag, value) in [
+            ("--first-bytes-timeout-s", "0"),
+            ("--first-bytes-timeout-s", "3601"),
+            ("--first-bytes-timeout-s", "1.5"),
+            ("--rejected-token-log-every-s", "0"),
+            ("--rejected-token-log-every-s", "86401"),
+        ] {
+            let err = parse(&[flag, value]).unwrap_err().to_string();
+            assert!(
+                err.contains(flag) && err.contains(value),
+                "{flag} {value}: {err}"
+            );
+        }
+        for (flag, value) in [
+            ("--first-bytes-timeout-s", "1"),
+            ("--first-bytes-timeout-s", "3600"),
+            ("--rejected-token-log-every-s", "1"),
+            ("--rejected-token-log-every-s", "86400"),
+        ] {
+            assert!(parse(&[flag, value]).is_ok(), "{flag} {value}");
         }
     }
 }

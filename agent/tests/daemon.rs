@@ -884,3 +884,96 @@ async fn a_silent_connection_is_closed_after_the_first_bytes_timeout() {
     talking.describe(pb::DescribeRequest {}).await.unwrap();
     agent.shutdown().await;
 }
+
+/// The binary's `--first-bytes-timeout-s` and `--rejected-token-log-every-s`
+/// reach the daemon: with 1 s each, a silent connection is closed (and the
+/// close logged), and two rejected tokens more than a second apart give two
+/// log lines (the 60 s default would give one), neither with the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_s_connection_timeout_flags_reach_the_daemon() {
+    use std::io::BufRead as _;
+    use std::sync::{Arc, Mutex};
+    use tokio::io::AsyncReadExt;
+    const WRONG: &str = "wrong-token-that-must-never-be-logged";
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_quarry-agent"))
+        .args(["--listen", "127.0.0.1:0", "--first-bytes-timeout-s", "1"])
+        .args(["--rejected-token-log-every-s", "1"])
+        .arg("--token-file")
+        .arg(&token_file)
+        .arg("--results-dir")
+        .arg(dir.path().join("results"))
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let addr: SocketAddr = loop {
+        let mut line = String::new();
+        assert_ne!(stderr.read_line(&mut line).unwrap(), 0, "no listening line");
+        if let Some(a) = line.trim().strip_prefix("quarry-agent: listening on ") {
+            break a.parse().unwrap();
+        }
+    };
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let reader = {
+        let log = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                log.lock().unwrap().push(line);
+            }
+        })
+    };
+
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let closed = async {
+        let mut buf = [0u8; 256];
+        loop {
+            match silent.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+    };
+    // A hang guard, not a timing assertion.
+    tokio::time::timeout(Duration::from_secs(60), closed)
+        .await
+        .expect("the agent kept a silent connection open for 60 s");
+
+    let mut wrong = client(addr, WRONG).await;
+    let err = wrong.describe(pb::DescribeRequest {}).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    // More than the 1 s period later: a second line is due.
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    let err = wrong.describe(pb::DescribeRequest {}).await.unwrap_err();
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    let mut right = client(addr, TOKEN).await;
+    right.describe(pb::DescribeRequest {}).await.unwrap();
+
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    reader.join().unwrap();
+    let log = log.lock().unwrap().join("\n");
+    assert!(
+        log.contains("closing a connection that sent nothing within the first-bytes timeout"),
+        "{log}"
+    );
+    assert_eq!(
+        log.matches("rejected 1 request(s) with a missing or wrong bearer token")
+            .count(),
+        2,
+        "{log}"
+    );
+    assert!(!log.contains(WRONG), "{log}");
+}

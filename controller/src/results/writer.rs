@@ -66,11 +66,16 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<(), ResultsError> {
 }
 
 /// Writes via a temporary file and a rename, so a reader never sees half a
-/// file.
+/// file. When that fails (a full disk) the temporary file is removed and the
+/// error names `path`, the file that was not written.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), ResultsError> {
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes).map_err(io_error(&tmp))?;
-    std::fs::rename(&tmp, path).map_err(io_error(path))
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io_error(path)(e)
+        })
 }
 
 /// A file lines are appended to, which can be cut back to a length.
