@@ -6,8 +6,15 @@
 //! view reading the log from some sequence on. A stream that reads slowly
 //! only falls behind on its own; the engine appends without waiting for
 //! anyone, so exactly-once delivery is a matter of where a reader resumes.
+//!
+//! Memory: once an event is on disk, the log keeps only the newest
+//! [`MEMORY_EVENTS`] in memory and reads older ones back from the event
+//! file (by their recorded offsets) when a stream asks for them, so a long
+//! run costs the agent a bounded tail, not its whole history (a one-hour
+//! soak at one interval a second grew each agent by ~20 MiB before).
 
 use std::collections::VecDeque;
+use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -17,19 +24,51 @@ use quarry_proto::v1 as pb;
 use tokio::sync::watch;
 use tonic::Status;
 
-use super::store::EventFile;
+use super::store::{EventFile, read_records};
 
 /// Events a stream takes from the log per lock.
 const READ_BATCH: usize = 64;
+
+/// Events kept in memory once they are on disk (a few minutes of intervals:
+/// what a live stream or a quick re-attach reads).
+pub(crate) const MEMORY_EVENTS: usize = 256;
 
 /// A server-streaming response of run events.
 pub(crate) type EventStream = Pin<Box<dyn Stream<Item = Result<pb::RunEvent, Status>> + Send>>;
 
 #[derive(Debug)]
 struct LogState {
-    events: Vec<pb::RunEvent>,
+    /// The newest events, in order, ending at sequence `count`.
+    tail: VecDeque<pb::RunEvent>,
+    /// The last sequence appended.
+    count: u64,
+    /// Where each event on disk starts in the file, by sequence − 1; `None`
+    /// when the log cannot read back (no store, or a log loaded whole
+    /// after a restart): it then keeps every event in memory.
+    offsets: Option<Vec<u64>>,
+    /// The event file, for reading back.
+    path: Option<PathBuf>,
     finished: bool,
     file: Option<EventFile>,
+}
+
+impl LogState {
+    /// The sequence of the oldest event in memory.
+    fn first_in_memory(&self) -> u64 {
+        self.count + 1 - self.tail.len() as u64
+    }
+
+    /// Drops the oldest events beyond [`MEMORY_EVENTS`] that are on disk.
+    fn evict(&mut self) {
+        let Some(on_disk) = self.offsets.as_ref().map(|o| o.len() as u64) else {
+            return;
+        };
+        while self.tail.len() > MEMORY_EVENTS
+            && self.tail.front().is_some_and(|e| e.sequence <= on_disk)
+        {
+            self.tail.pop_front();
+        }
+    }
 }
 
 /// One run's append-only event log.
@@ -57,10 +96,18 @@ impl RunLog {
             .last()
             .is_some_and(|e| matches!(e.event, Some(pb::run_event::Event::Finished(_))));
         let last = events.len() as u64;
+        // Offsets are known only for what this log writes itself.
+        let readable = events.is_empty() && file.is_some();
         RunLog {
             run_id: run_id.to_owned(),
             state: Mutex::new(LogState {
-                events,
+                tail: events.into(),
+                count: last,
+                offsets: readable.then(Vec::new),
+                path: file
+                    .as_ref()
+                    .filter(|_| readable)
+                    .map(|f| f.path().to_owned()),
                 finished,
                 file,
             }),
@@ -69,8 +116,9 @@ impl RunLog {
     }
 
     fn lock(&self) -> MutexGuard<'_, LogState> {
-        // A panic while holding this lock leaves a consistent Vec (push is
-        // the only mutation), so a poisoned lock is still usable.
+        // A panic while holding this lock leaves a consistent log (push and
+        // evict keep `tail`, `count` and `offsets` in step), so a poisoned
+        // lock is still usable.
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -90,38 +138,74 @@ impl RunLog {
         if state.finished {
             return None;
         }
-        let sequence = state.events.len() as u64 + 1;
+        let sequence = state.count + 1;
         state.finished = matches!(event, pb::run_event::Event::Finished(_));
         let event = pb::RunEvent {
             sequence,
             event: Some(event),
         };
-        if let Some(file) = state.file.as_mut()
-            && let Err(e) = file.append(&event)
-        {
-            tracing::error!(run_id = %self.run_id, error = %e, "results store failed; this run will not be replayable after a restart");
-            state.file = None;
+        if let Some(file) = state.file.as_mut() {
+            let offset = file.len();
+            match file.append(&event) {
+                Ok(()) => {
+                    if let Some(offsets) = state.offsets.as_mut() {
+                        offsets.push(offset);
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(run_id = %self.run_id, error = %e, "results store failed; this run will not be replayable after a restart, and its later events stay in memory");
+                    state.file = None;
+                }
+            }
         }
-        state.events.push(event);
+        state.tail.push_back(event);
+        state.count = sequence;
+        state.evict();
         drop(state);
         self.appended.send_replace(sequence);
         Some(sequence)
     }
 
     /// Up to [`READ_BATCH`] events after `after`, and whether the log is
-    /// finished.
-    fn read_after(&self, after: u64) -> (Vec<pb::RunEvent>, bool) {
-        let state = self.lock();
-        let from = usize::try_from(after)
-            .unwrap_or(usize::MAX)
-            .min(state.events.len());
-        let to = (from + READ_BATCH).min(state.events.len());
-        (state.events[from..to].to_vec(), state.finished)
+    /// finished; events no longer in memory are read back from the file
+    /// (outside the lock: what is on disk before the tail never changes).
+    fn read_after(&self, after: u64) -> Result<(Vec<pb::RunEvent>, bool), Status> {
+        let (offset, count, path) = {
+            let state = self.lock();
+            let first = state.first_in_memory();
+            if after + 1 >= first {
+                let from = usize::try_from(after + 1 - first)
+                    .unwrap_or(usize::MAX)
+                    .min(state.tail.len());
+                let to = (from + READ_BATCH).min(state.tail.len());
+                let events = state.tail.range(from..to).cloned().collect();
+                return Ok((events, state.finished));
+            }
+            let offsets = state.offsets.as_ref();
+            let (Some(offset), Some(path)) = (
+                offsets.and_then(|o| o.get(usize::try_from(after).ok()?).copied()),
+                state.path.clone(),
+            ) else {
+                return Err(Status::internal(
+                    "an event of this run is neither in memory nor on disk",
+                ));
+            };
+            let count = usize::try_from(first - 1 - after).unwrap_or(READ_BATCH);
+            (offset, count.min(READ_BATCH), path)
+        };
+        let events = read_records(&path, offset, count).map_err(|e| {
+            tracing::error!(run_id = %self.run_id, error = %e, "cannot read back stored events");
+            Status::internal(format!("reading back stored events of run {}", self.run_id))
+        })?;
+        if events.first().map(|e| e.sequence) != Some(after + 1) {
+            return Err(Status::internal("the stored events do not follow on"));
+        }
+        Ok((events, false))
     }
 
     /// The last sequence number appended (0 when empty).
     pub(crate) fn last_sequence(&self) -> u64 {
-        self.lock().events.len() as u64
+        self.lock().count
     }
 
     /// True once `Finished` is appended.
@@ -129,9 +213,16 @@ impl RunLog {
         self.lock().finished
     }
 
-    /// Every event (for a restart's recovery).
+    /// Every event (for a restart's recovery), read back from the file
+    /// where no longer in memory; stops at the first that cannot be read.
     pub(crate) fn events(&self) -> Vec<pb::RunEvent> {
-        self.lock().events.clone()
+        let mut all = Vec::new();
+        loop {
+            match self.read_after(all.len() as u64) {
+                Ok((events, _)) if !events.is_empty() => all.extend(events),
+                _ => return all,
+            }
+        }
     }
 
     /// Waits until the log is finished.
@@ -156,6 +247,7 @@ impl RunLog {
             next_after: u64,
             rx: watch::Receiver<u64>,
             buffer: VecDeque<pb::RunEvent>,
+            failed: bool,
             _hold: Option<LeaseHold>,
         }
         let reader = Reader {
@@ -163,6 +255,7 @@ impl RunLog {
             next_after: after,
             rx: self.appended.subscribe(),
             buffer: VecDeque::new(),
+            failed: false,
             _hold: hold,
         };
         Box::pin(futures_util::stream::unfold(reader, |mut r| async move {
@@ -170,10 +263,19 @@ impl RunLog {
                 if let Some(event) = r.buffer.pop_front() {
                     return Some((Ok(event), r));
                 }
+                if r.failed {
+                    return None;
+                }
                 // Mark the current value seen before reading, so an append
                 // racing with this read still wakes `changed` below.
                 r.rx.borrow_and_update();
-                let (events, finished) = r.log.read_after(r.next_after);
+                let (events, finished) = match r.log.read_after(r.next_after) {
+                    Ok(read) => read,
+                    Err(status) => {
+                        r.failed = true;
+                        return Some((Err(status), r));
+                    }
+                };
                 if let Some(last) = events.last() {
                     r.next_after = last.sequence;
                     r.buffer.extend(events);
@@ -271,6 +373,50 @@ mod tests {
         assert_eq!(rest, [2, 3, 4, 5]);
         let none: Vec<_> = log.stream(5, None).collect().await;
         assert!(none.is_empty());
+    }
+
+    /// A long run keeps only its newest events in memory; a stream from the
+    /// start still gets every event, in order, read back from the file.
+    #[tokio::test]
+    async fn a_long_log_keeps_a_bounded_tail_and_replays_from_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::ResultsStore::open(dir.path()).unwrap();
+        let log = Arc::new(RunLog::new("r", Some(store.create("r").unwrap())));
+        let total = MEMORY_EVENTS as u64 * 4 + 7;
+        let mut live = log.stream(0, None);
+        for _ in 0..total - 1 {
+            log.append(started());
+        }
+        assert_eq!(log.lock().tail.len(), MEMORY_EVENTS, "a bounded tail");
+        // A re-attach from the very start, and one from the middle.
+        let mut replay = log.stream(0, None);
+        let middle = log.stream(300, None);
+        log.append(finished());
+        let all: Vec<u64> = replay.by_ref().map(|e| e.unwrap().sequence).collect().await;
+        assert_eq!(all, (1..=total).collect::<Vec<_>>());
+        let rest: Vec<u64> = middle.map(|e| e.unwrap().sequence).collect().await;
+        assert_eq!(rest, (301..=total).collect::<Vec<_>>());
+        let followed: Vec<u64> = live.by_ref().map(|e| e.unwrap().sequence).collect().await;
+        assert_eq!(followed.len() as u64, total);
+        let events = log.events();
+        assert_eq!(events.len() as u64, total);
+        assert!(matches!(
+            events.last().and_then(|e| e.event.as_ref()),
+            Some(pb::run_event::Event::Finished(_))
+        ));
+        // The file holds exactly what was streamed.
+        assert_eq!(store.load("r").unwrap().unwrap(), events);
+    }
+
+    /// Without a store nothing can be read back: every event stays.
+    #[test]
+    fn a_log_without_a_store_keeps_every_event() {
+        let log = RunLog::new("r", None);
+        for _ in 0..MEMORY_EVENTS * 2 {
+            log.append(started());
+        }
+        assert_eq!(log.lock().tail.len(), MEMORY_EVENTS * 2);
+        assert_eq!(log.events().len(), MEMORY_EVENTS * 2);
     }
 
     #[tokio::test(start_paused = true)]

@@ -59,9 +59,21 @@ pub(crate) struct ResultsStore {
 pub(crate) struct EventFile {
     file: File,
     path: PathBuf,
+    /// Bytes written so far: where the next record starts.
+    len: u64,
 }
 
 impl EventFile {
+    /// The file's path.
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Where the next record will start.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
     /// Appends one record.
     pub(crate) fn append(&mut self, event: &pb::RunEvent) -> Result<(), DaemonError> {
         let body = event.encode_to_vec();
@@ -73,8 +85,38 @@ impl EventFile {
         // a cut-short tail, never interleaving.
         self.file
             .write_all(&record)
-            .map_err(|e| storage(&self.path, e))
+            .map_err(|e| storage(&self.path, e))?;
+        self.len += record.len() as u64;
+        Ok(())
     }
+}
+
+/// Up to `max` whole records of the event file at `path`, from byte
+/// `offset` (where a record starts): how a log reads back events it no
+/// longer holds in memory.
+pub(crate) fn read_records(
+    path: &Path,
+    offset: u64,
+    max: usize,
+) -> Result<Vec<pb::RunEvent>, DaemonError> {
+    use std::io::{BufReader, Read, Seek, SeekFrom};
+    let mut file = BufReader::new(File::open(path).map_err(|e| storage(path, e))?);
+    file.seek(SeekFrom::Start(offset))
+        .map_err(|e| storage(path, e))?;
+    let mut events = Vec::with_capacity(max);
+    let mut len = [0u8; 4];
+    let mut body = Vec::new();
+    while events.len() < max {
+        match file.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(storage(path, e)),
+        }
+        body.resize(u32::from_le_bytes(len) as usize, 0);
+        file.read_exact(&mut body).map_err(|e| storage(path, e))?;
+        events.push(pb::RunEvent::decode(body.as_slice()).map_err(|e| storage(path, e))?);
+    }
+    Ok(events)
 }
 
 impl ResultsStore {
@@ -111,7 +153,7 @@ impl ResultsStore {
             .append(true)
             .open(&path)
             .map_err(|e| storage(&path, e))?;
-        Ok(EventFile { file, path })
+        Ok(EventFile { file, path, len: 0 })
     }
 
     /// Opens a stored run's event file for appending (to close a log that a
@@ -122,7 +164,8 @@ impl ResultsStore {
             .append(true)
             .open(&path)
             .map_err(|e| storage(&path, e))?;
-        Ok(EventFile { file, path })
+        let len = file.metadata().map_err(|e| storage(&path, e))?.len();
+        Ok(EventFile { file, path, len })
     }
 
     /// Removes a run's directory (a run that failed before it started).
