@@ -31,6 +31,7 @@ mod store;
 pub use auth::{BearerToken, is_loopback};
 pub use error::DaemonError;
 pub use rails::{GuardRails, SpendEstimate, estimate_spend, glob_match};
+pub use registry::admit_request;
 pub use service::CAPABILITIES;
 
 /// PEM material for mutual TLS: the agent's certificate chain and key, and

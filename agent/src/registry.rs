@@ -197,31 +197,7 @@ impl Registry {
 
     /// Checks the request and parses its share.
     fn admit(&self, request: &pb::RunRequest) -> Result<ShareSpec, DaemonError> {
-        if request.plan_schema_version != SHARE_SCHEMA_VERSION {
-            return Err(DaemonError::SchemaVersion {
-                theirs: request.plan_schema_version,
-                ours: SHARE_SCHEMA_VERSION,
-            });
-        }
-        check_run_id(&request.run_id)?;
-        let spec: ShareSpec = serde_json::from_slice(&request.share_json)
-            .map_err(|e| DaemonError::Plan(e.to_string()))?;
-        let missing = spec.unsupported(SHARE_FEATURES);
-        if !missing.is_empty() {
-            return Err(DaemonError::Plan(format!(
-                "the share requires {} which this agent (quarry-agent {}) does not support; upgrade the agent",
-                missing.join(", "),
-                env!("CARGO_PKG_VERSION")
-            )));
-        }
-        if spec.run_id != request.run_id {
-            return Err(DaemonError::RunIdMismatch {
-                request: request.run_id.clone(),
-                share: spec.run_id,
-            });
-        }
-        self.config.rails.check(&spec.plan, &self.config.prices)?;
-        Ok(spec)
+        admit_request(&self.config, request)
     }
 
     /// The lease TTL for a request: its own (0 = the default), capped.
@@ -313,6 +289,42 @@ impl Registry {
         };
         tokio::time::timeout(grace, all).await.is_ok()
     }
+}
+
+/// Checks a controller's `RunRequest` and parses its share: the schema
+/// version, the run id, the share JSON, the features it requires, and the
+/// guard rails of `config`. What the agent does with every `Run` call
+/// before anything is stored or fired; public so the fuzz targets and
+/// their corpus replay call the code that ships.
+pub fn admit_request(
+    config: &DaemonConfig,
+    request: &pb::RunRequest,
+) -> Result<ShareSpec, DaemonError> {
+    if request.plan_schema_version != SHARE_SCHEMA_VERSION {
+        return Err(DaemonError::SchemaVersion {
+            theirs: request.plan_schema_version,
+            ours: SHARE_SCHEMA_VERSION,
+        });
+    }
+    check_run_id(&request.run_id)?;
+    let spec: ShareSpec = serde_json::from_slice(&request.share_json)
+        .map_err(|e| DaemonError::Plan(e.to_string()))?;
+    let missing = spec.unsupported(SHARE_FEATURES);
+    if !missing.is_empty() {
+        return Err(DaemonError::Plan(format!(
+            "the share requires {} which this agent (quarry-agent {}) does not support; upgrade the agent",
+            missing.join(", "),
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    if spec.run_id != request.run_id {
+        return Err(DaemonError::RunIdMismatch {
+            request: request.run_id.clone(),
+            share: spec.run_id,
+        });
+    }
+    config.rails.check(&spec.plan, &config.prices)?;
+    Ok(spec)
 }
 
 /// How long to wait before firing: `start_at_unix_ns` against the agent's

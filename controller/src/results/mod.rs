@@ -33,7 +33,8 @@ pub use document::{
 };
 pub use hgrm::{TICKS_PER_HALF_DISTANCE, render_hgrm};
 pub use reader::{
-    Assembly, MAX_RESULTS_FILE_BYTES, assemble, read_fleet, read_results, recover_results,
+    Assembly, MAX_RESULTS_FILE_BYTES, assemble, parse_results, read_fleet, read_results,
+    recover_from_texts, recover_results,
 };
 pub use writer::{
     FLEET_FILE, INTERVALS_FILE, PLAN_FILE, REPORT_FILE, RESULTS_FILE, RUN_FILE, ResultsWriter,

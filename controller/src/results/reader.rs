@@ -110,7 +110,11 @@ fn check_document(path: &Path, doc: &ResultsDocument) -> Result<(), ResultsError
 
 fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, ResultsError> {
     let text = read_bounded(path)?;
-    serde_json::from_str(&text).map_err(|e| ResultsError::Json {
+    parse_json(path, &text)
+}
+
+fn parse_json<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, ResultsError> {
+    serde_json::from_str(text).map_err(|e| ResultsError::Json {
         path: path.to_owned(),
         line: None,
         detail: e.to_string(),
@@ -141,10 +145,7 @@ pub fn read_fleet<T: DeserializeOwned>(dir: &Path) -> Result<Option<T>, ResultsE
 pub fn read_results(dir: &Path) -> Result<ResultsDocument, ResultsError> {
     let path = dir.join(RESULTS_FILE);
     if path.exists() {
-        let doc: ResultsDocument = read_json(&path)?;
-        check_version(&path, doc.schema_version)?;
-        check_document(&path, &doc)?;
-        return Ok(doc);
+        return parse_results(&path, &read_bounded(&path)?);
     }
     if dir.join(RUN_FILE).exists() {
         return recover_results(dir);
@@ -152,16 +153,44 @@ pub fn read_results(dir: &Path) -> Result<ResultsDocument, ResultsError> {
     Err(ResultsError::NotResults(dir.to_owned()))
 }
 
+/// Parses and checks the text of a `results.json` (`path` only labels
+/// errors): what [`read_results`] does with the file once read, public so
+/// the fuzz targets and their corpus replay call the code that ships.
+pub fn parse_results(path: &Path, text: &str) -> Result<ResultsDocument, ResultsError> {
+    let doc: ResultsDocument = parse_json(path, text)?;
+    check_version(path, doc.schema_version)?;
+    check_document(path, &doc)?;
+    Ok(doc)
+}
+
 /// Rebuilds the document from `run.json`, `plan.json` and
 /// `intervals.jsonl`. A torn last line (the interval being written when
 /// the process died) is skipped; a bad line elsewhere is an error.
 pub fn recover_results(dir: &Path) -> Result<ResultsDocument, ResultsError> {
     let run_path = dir.join(RUN_FILE);
-    let meta: RunMeta = read_json(&run_path)?;
-    check_version(&run_path, meta.schema_version)?;
-    let plan: RunPlan = read_json(&dir.join(PLAN_FILE))?;
+    let plan_path = dir.join(PLAN_FILE);
     let path = dir.join(INTERVALS_FILE);
-    let text = read_bounded(&path)?;
+    let run = read_bounded(&run_path)?;
+    let plan = read_bounded(&plan_path)?;
+    let intervals = read_bounded(&path)?;
+    recover_from_texts([
+        (run_path.as_path(), run.as_str()),
+        (plan_path.as_path(), plan.as_str()),
+        (path.as_path(), intervals.as_str()),
+    ])
+}
+
+/// What [`recover_results`] does with the texts of `run.json`, `plan.json`
+/// and `intervals.jsonl` (in that order, each with the path that labels
+/// its errors) once read; public so the fuzz targets and their corpus
+/// replay call the code that ships.
+pub fn recover_from_texts(
+    [(run_path, run), (plan_path, plan), (path, text)]: [(&Path, &str); 3],
+) -> Result<ResultsDocument, ResultsError> {
+    let meta: RunMeta = parse_json(run_path, run)?;
+    check_version(run_path, meta.schema_version)?;
+    let plan: RunPlan = parse_json(plan_path, plan)?;
+    let path = path.to_owned();
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     let mut series = BTreeMap::new();
     let mut priced = BTreeMap::new();

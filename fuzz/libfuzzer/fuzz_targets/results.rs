@@ -1,0 +1,4 @@
+//! Fuzz target `results`: see `quarry_fuzz::results`.
+#![no_main]
+
+quarry_fuzz_libfuzzer::target!(results);
