@@ -56,7 +56,10 @@ pub(crate) fn request_profile(
         output.value,
         cache.map(|(c, h)| (c.prefix_tokens.value, h.value)),
     );
-    let (reservation, trap) = reservation(ctx, class, model_id, &info, &usage, &basis);
+    // The reservation counts every prompt token, cached or not: it is taken
+    // from the class's prompt size, not re-added from the caching split (whose
+    // parts need not sum back to it to the last bit).
+    let (reservation, trap) = reservation(ctx, class, model_id, &info, input.value, &basis);
     let settled_from: Vec<&Figure> = basis.iter().copied().chain([&info.burndown]).collect();
     let settlement = Figure::computed(
         mean_settlement(&usage, info.burndown.value),
@@ -124,7 +127,7 @@ fn reservation(
     class: &ResolvedClass,
     model_id: &str,
     info: &ModelInfo,
-    usage: &MeanUsage,
+    prompt_tokens: f64,
     basis: &[&Figure],
 ) -> (Option<Figure>, bool) {
     let (reserved_output, trap) = match (&class.max_tokens, &info.max_output) {
@@ -149,7 +152,13 @@ fn reservation(
     };
     let from: Vec<&Figure> = basis.iter().copied().chain([reserved_output]).collect();
     let figure = Figure::computed(
-        mean_reservation(usage, reserved_output.value),
+        mean_reservation(
+            &MeanUsage {
+                input_tokens: prompt_tokens,
+                ..MeanUsage::default()
+            },
+            reserved_output.value,
+        ),
         Unit::TokensPerRequest,
         how,
         from,

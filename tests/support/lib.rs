@@ -1,6 +1,7 @@
 //! Shared helpers for Quarry's end-to-end tests: starting the simulator and the
 //! binaries on port 0, and reading their output.
 
+pub mod clients;
 pub mod docker;
 pub mod otlp;
 pub mod procs;

@@ -1,0 +1,6 @@
+//! boto3 and the AWS CLI — the clients a user tries first — against the
+//! in-process simulator, run as the user would run them (child processes,
+//! `tests/support/clients.rs`). aws-sdk-rust has its own binary (`sdk.rs`).
+//! One module per capability.
+
+mod basics;
