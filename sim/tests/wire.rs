@@ -171,7 +171,7 @@ async fn converse_answers_with_bedrock_headers_and_usage() {
         r.usage.input_tokens,
         quarry_sim::count_tokens("You are terse.")
             + quarry_sim::count_tokens("Tell me about quarries and the stone they yield.")
-            + quarry_sim::Framing::of(quarry_bedrock::ModelFamily::Llama).tokens(1, true)
+            + quarry_sim::Framing::of(ModelFamily::Llama).tokens(1, true)
     );
     assert_eq!(quarry_sim::count_tokens(&r.text()), r.usage.output_tokens);
     assert_eq!(
