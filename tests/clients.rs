@@ -6,3 +6,5 @@
 
 #[path = "clients/basics.rs"]
 mod basics;
+#[path = "clients/simdefaults.rs"]
+mod simdefaults;

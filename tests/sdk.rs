@@ -378,3 +378,66 @@ fn config_default_retries(server: &SimServer) -> aws_sdk_bedrockruntime::config:
         .endpoint_url(server.url())
         .http_client(aws_smithy_http_client::Builder::new().build_http())
 }
+
+#[tokio::test]
+async fn count_tokens_takes_the_base_id_of_a_profile_only_model() {
+    const SONNET: &str = "anthropic.claude-sonnet-4-5-20250929-v1:0";
+    let server = start_sim(ZERO).await.unwrap();
+    let c = client(&server);
+    let count = |model: &'static str| {
+        c.count_tokens()
+            .model_id(model)
+            .input(CountTokensInput::Converse(
+                ConverseTokensRequest::builder()
+                    .messages(user("hi"))
+                    .build(),
+            ))
+            .send()
+    };
+    let counted = count(SONNET).await.unwrap();
+    let framing = quarry_sim::Framing::of(quarry_bedrock::ModelFamily::Anthropic).tokens(1, false);
+    assert_eq!(
+        counted.input_tokens(),
+        (quarry_sim::count_tokens("hi") + framing) as i32
+    );
+    let out = c
+        .converse()
+        .model_id(format!("us.{SONNET}"))
+        .messages(user("hi"))
+        .inference_config(limits(5))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(counted.input_tokens(), out.usage().unwrap().input_tokens());
+    let e = count("us.anthropic.claude-sonnet-4-5-20250929-v1:0")
+        .await
+        .unwrap_err()
+        .into_service_error();
+    assert!(e.is_validation_exception(), "{e:?}");
+    assert_eq!(
+        e.message(),
+        Some("The provided model doesn't support counting tokens.")
+    );
+}
+
+#[tokio::test]
+async fn a_burst_over_an_rpm_quota_is_a_typed_throttle() {
+    let config = format!("{ZERO}[[models]]\nid = \"{LLAMA}\"\nquotas = {{ rpm = 2 }}\n");
+    let server = start_sim(&config).await.unwrap();
+    let c = client(&server);
+    for _ in 0..2 {
+        c.converse()
+            .model_id(LLAMA)
+            .messages(user("hi"))
+            .inference_config(limits(5))
+            .send()
+            .await
+            .unwrap();
+    }
+    let e = converse_err(&c, LLAMA, 5).await;
+    assert!(matches!(e, ConverseError::ThrottlingException(_)), "{e:?}");
+    assert_eq!(
+        e.message(),
+        Some("Too many requests, please wait before trying again.")
+    );
+}

@@ -145,6 +145,7 @@ impl Registry {
                 }
             };
         let server = connection.server_address();
+        let auth = connection.auth.to_string();
         let transport = TransportConfig::default();
         let prepared = match PreparedShare::new(&spec.plan, connection, &transport, spec.stream) {
             Ok(p) => p,
@@ -153,7 +154,7 @@ impl Registry {
                 return Err(e.into());
             }
         };
-        tracing::info!(run_id = %spec.run_id, ?delay, ?ttl, "run admitted");
+        tracing::info!(run_id = %spec.run_id, ?delay, ?ttl, %auth, "run admitted");
         let traced = trace.map(|context| Tracing {
             context,
             resource: vec![

@@ -294,6 +294,21 @@ pub fn is_daily_quota_message(message: &str) -> bool {
     message.contains("per day")
 }
 
+/// The quota a `ThrottlingException`'s message names (PROTOCOL.md §4.3):
+/// requests per minute for "Too many requests…", tokens per day for "…per
+/// day…", tokens per minute otherwise ("Too many tokens…", and any text
+/// Bedrock may add: tokens are what it has throttled on since May 2026).
+pub fn throttled_quota(message: &str) -> crate::quota::QuotaMetric {
+    use crate::quota::QuotaMetric;
+    if is_daily_quota_message(message) {
+        QuotaMetric::TokensPerDay
+    } else if message.starts_with("Too many requests") {
+        QuotaMetric::RequestsPerMinute
+    } else {
+        QuotaMetric::TokensPerMinute
+    }
+}
+
 /// Message texts Bedrock is known to send (PROTOCOL.md §4.3, §4.4).
 pub mod messages {
     /// ThrottlingException for a tokens-per-minute quota.
@@ -378,6 +393,12 @@ impl ServiceError {
         err.code = code;
         err.raw_code = exception_type.to_owned();
         err
+    }
+
+    /// The quota that throttled this request ([`throttled_quota`]), when it
+    /// is a `ThrottlingException`.
+    pub fn throttled_by(&self) -> Option<crate::quota::QuotaMetric> {
+        (self.code == Some(ErrorCode::ThrottlingException)).then(|| throttled_quota(&self.message))
     }
 
     /// How a load test counts this error.
@@ -506,6 +527,46 @@ mod tests {
             format!(r#"{{"message":"{}"}}"#, messages::TOO_MANY_TOKENS_PER_DAY).as_bytes(),
         );
         assert_eq!(err.outcome(), Outcome::DailyQuota);
+    }
+
+    #[test]
+    fn throttles_name_their_quota() {
+        use crate::quota::QuotaMetric;
+        let throttle = |message: &str| {
+            ServiceError::from_response(
+                429,
+                Some("ThrottlingException:http://internal.amazon.com/coral/com.amazon.bedrock/"),
+                format!(r#"{{"message":"{message}"}}"#).as_bytes(),
+            )
+        };
+        for (message, quota, outcome) in [
+            (
+                messages::TOO_MANY_REQUESTS,
+                QuotaMetric::RequestsPerMinute,
+                Outcome::Throttled,
+            ),
+            (
+                "Too many requests, please wait before trying again. You have sent too many requests.  Wait before trying again.",
+                QuotaMetric::RequestsPerMinute,
+                Outcome::Throttled,
+            ),
+            (
+                messages::TOO_MANY_TOKENS,
+                QuotaMetric::TokensPerMinute,
+                Outcome::Throttled,
+            ),
+            (
+                messages::TOO_MANY_TOKENS_PER_DAY,
+                QuotaMetric::TokensPerDay,
+                Outcome::DailyQuota,
+            ),
+        ] {
+            let err = throttle(message);
+            assert_eq!(err.throttled_by(), Some(quota), "{message}");
+            assert_eq!(err.outcome(), outcome, "{message}");
+        }
+        let denied = ServiceError::from_response(403, Some("AccessDeniedException"), b"{}");
+        assert_eq!(denied.throttled_by(), None);
     }
 
     #[test]

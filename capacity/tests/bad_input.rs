@@ -237,3 +237,12 @@ mod never_panics {
         }
     }
 }
+
+#[test]
+fn a_burndown_below_one_is_refused_with_its_line() {
+    let text = format!("{CLASS}[models.\"anthropic.claude-opus-4-6-v1\"]\nburndown = 0\n");
+    assert_error(
+        &text,
+        "PLAN.toml:9: models.\"anthropic.claude-opus-4-6-v1\".burndown: must be at least 1, got 0",
+    );
+}

@@ -327,6 +327,25 @@ fn opus_daily_cap_heavy_sessions() {
 }
 
 #[test]
+fn an_entered_burndown_replaces_the_built_in_table() {
+    // The same call with Opus 4.6's output burning 10 quota tokens each (an
+    // override for the newest models, CAPACITY.md §2): 4,000 + 3,600 + 1,000
+    // × 10 = 17,600, read from the plan input, not the built-in 5.
+    let text = format!("{OPUS}[models.\"anthropic.claude-opus-4-6-v1\"]\nburndown = 10\n");
+    let p = plan_of(&text);
+    assert_eq!(p.classes[0].settlement.value, 17_600.0);
+    assert!(
+        p.classes[0]
+            .settlement
+            .from
+            .iter()
+            .any(|id| id == "input:models.\"anthropic.claude-opus-4-6-v1\".burndown"),
+        "{:?}",
+        p.classes[0].settlement.from
+    );
+}
+
+#[test]
 fn opus_admission_and_rpm_walls() {
     let p = plan_of(OPUS);
     // Peak: 6 sessions × 200 calls ÷ 240 minutes = 5 calls a minute: 25 RPM binds at ×5.

@@ -37,9 +37,9 @@ mod pricing;
 mod workload;
 
 pub use share::{
-    Connection, FEATURE_INTERLEAVE, FEATURE_REQUEST_SLO, FinishKind, PreparedShare, SHARE_FEATURES,
-    SHARE_SCHEMA_VERSION, SIM_REGION, Share, ShareError, ShareEvent, ShareFinished, ShareSpec,
-    SpanExport,
+    AuthMethod, BEARER_TOKEN_ENV, Connection, FEATURE_INTERLEAVE, FEATURE_REQUEST_SLO, FinishKind,
+    PreparedShare, SHARE_FEATURES, SHARE_SCHEMA_VERSION, SIM_REGION, Share, ShareError, ShareEvent,
+    ShareFinished, ShareSpec, SpanExport,
 };
 
 pub use arrival::{ArrivalAt, ArrivalSchedule, Interleave};

@@ -191,12 +191,18 @@ fn record_attempts(s: &mut SeriesDelta, c: &Completion) {
     counters.add(Count::Attempts, 1 + retries);
     counters.add(Count::Retries, retries);
     for a in &c.earlier_attempts {
+        if let Some(quota) = a.throttled_by {
+            s.counters_mut().add(Count::ThrottledBy(quota), 1);
+        }
         let took = a.closed_at.saturating_sub(a.sent_at);
         s.record(Metric::AttemptE2e, took);
         if a.outcome == Outcome::Throttled {
             s.counters_mut().add(Count::RetriedThrottles, 1);
             s.record(Metric::ThrottledLatency, took);
         }
+    }
+    if let Some(quota) = c.response.throttled_by {
+        s.counters_mut().add(Count::ThrottledBy(quota), 1);
     }
     let took = t.closed_at.saturating_sub(t.sent_at);
     s.record(Metric::AttemptE2e, took);
@@ -285,6 +291,7 @@ impl Drop for RecordGuard {
 mod tests {
     use std::sync::Arc;
 
+    use quarry_bedrock::quota::QuotaMetric;
     use quarry_bedrock::{Operation, TokenUsage, UsageSource};
 
     use super::*;
@@ -395,14 +402,17 @@ mod tests {
         let mut t = Timeline::started(Some(0), 5);
         t.close(305);
         let mut c = Completion::new(t, Outcome::Throttled);
+        c.response.throttled_by = Some(QuotaMetric::TokensPerMinute);
         c.earlier_attempts = vec![
             EarlierAttempt {
                 outcome: Outcome::Throttled,
+                throttled_by: Some(QuotaMetric::RequestsPerMinute),
                 sent_at: 1,
                 closed_at: 101,
             },
             EarlierAttempt {
                 outcome: Outcome::ServerError,
+                throttled_by: None,
                 sent_at: 2,
                 closed_at: 4,
             },
@@ -420,6 +430,15 @@ mod tests {
         assert_eq!(counters.get(Count::Outcome(Outcome::Throttled)), 1);
         assert_eq!(counters.get(Count::LateSends), 1);
         assert_eq!(counters.get(Count::UsageMissing), 0);
+        // Throttles by the quota their message named, retried ones included.
+        let by = |q| counters.get(Count::ThrottledBy(q));
+        assert_eq!(by(QuotaMetric::RequestsPerMinute), 1);
+        assert_eq!(by(QuotaMetric::TokensPerMinute), 1);
+        assert_eq!(by(QuotaMetric::TokensPerDay), 0);
+        assert_eq!(
+            Count::ThrottledBy(QuotaMetric::RequestsPerMinute).name(),
+            "throttled_rpm"
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use hdrhistogram::Histogram;
+use quarry_bedrock::quota::QuotaMetric;
 use quarry_bedrock::{Operation, Outcome, UsageSource};
 
 mod sparse;
@@ -226,6 +227,9 @@ pub enum Count {
     /// [`crate::RequestSlo`] (goodput, judged request by request); 0 when
     /// the plan has none.
     SloMet,
+    /// Throttled attempts (retried or final) by the quota the
+    /// `ThrottlingException` named: RPM, TPM or TPD.
+    ThrottledBy(QuotaMetric),
 }
 
 /// The counters that hold no other enum, in slot order after the outcomes.
@@ -241,11 +245,14 @@ const SCALARS: [Count; 8] = [
 ];
 
 /// The counters after the token counts, in slot order.
-const TAIL: [Count; 4] = [
+const TAIL: [Count; 7] = [
     Count::QuotaReserved,
     Count::QuotaSettled,
     Count::CostPicoUsd,
     Count::SloMet,
+    Count::ThrottledBy(QuotaMetric::RequestsPerMinute),
+    Count::ThrottledBy(QuotaMetric::TokensPerMinute),
+    Count::ThrottledBy(QuotaMetric::TokensPerDay),
 ];
 
 const SCALARS_AT: usize = Outcome::ALL.len();
@@ -295,6 +302,7 @@ impl Count {
             Count::QuotaSettled => TAIL_AT + 1,
             Count::CostPicoUsd => TAIL_AT + 2,
             Count::SloMet => TAIL_AT + 3,
+            Count::ThrottledBy(quota) => TAIL_AT + 4 + quota as usize,
         }
     }
 
@@ -318,6 +326,9 @@ impl Count {
             Count::QuotaSettled => "quota_settled".to_owned(),
             Count::CostPicoUsd => "cost_pico_usd".to_owned(),
             Count::SloMet => "slo_met".to_owned(),
+            Count::ThrottledBy(quota) => {
+                format!("throttled_{}", quota.abbreviation().to_lowercase())
+            }
         }
     }
 }
@@ -843,6 +854,9 @@ mod tests {
             "quota_settled",
             "cost_pico_usd",
             "slo_met",
+            "throttled_rpm",
+            "throttled_tpm",
+            "throttled_tpd",
         ]);
         let ours: Vec<_> = (0..Count::COUNT).map(counter_name).collect();
         assert_eq!(ours, wire);

@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use http::HeaderValue;
+use quarry_bedrock::quota::QuotaMetric;
 use quarry_bedrock::{ErrorCode, Operation, Outcome, TokenUsage, UsageSource};
 
 /// A request the scheduler has decided to send.
@@ -198,6 +199,8 @@ pub struct ReportedUsage {
 pub struct EarlierAttempt {
     /// How it ended.
     pub outcome: Outcome,
+    /// The quota a `ThrottlingException` named (RPM, TPM or TPD).
+    pub throttled_by: Option<QuotaMetric>,
     /// When it was sent.
     pub sent_at: u64,
     /// When it ended.
@@ -238,6 +241,9 @@ pub struct ResponseInfo {
     pub stop_reason: Option<Box<str>>,
     /// The service's error code, when the request failed with one.
     pub error_code: Option<ErrorCode>,
+    /// The quota a `ThrottlingException` named (RPM, TPM or TPD), by its
+    /// message (PROTOCOL.md §4.3).
+    pub throttled_by: Option<QuotaMetric>,
 }
 
 impl Completion {

@@ -4,13 +4,17 @@
 //! provisioned-throughput ARN) resolves to a profile, a quota route and a
 //! runtime lane.
 //!
-//! Default quota values are illustrative (PROTOCOL.md §5.3: real values vary
-//! by account, Region and account age) and every one can be overridden in the
-//! config file.
+//! Default quotas are the figures Quarry was built from where it has them
+//! (`quarry_bedrock::quota::quota_facts`, each with its source: Llama 3.3 70B,
+//! Claude Opus 4.6, Claude Sonnet 4.5 and 4.6) and illustrative round numbers
+//! otherwise (PROTOCOL.md §5.3: real values vary by account, Region and
+//! account age). docs/sim-defaults.md lists every figure with its source;
+//! every one can be overridden in the config file.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use quarry_bedrock::quota::{QuotaMetric, QuotaPool, quota_fact};
 use quarry_bedrock::{
     ErrorCode, ModelFamily, base_model_id, geo_prefix, messages, output_burndown,
 };
@@ -26,11 +30,37 @@ pub struct ModelQuotas {
     pub tpm: u64,
     /// Cross-Region tokens per minute (`us.`, `eu.`, `global.` ... ids).
     pub cross_region_tpm: u64,
-    /// Tokens per day when fixed (Claude Opus on-demand: 2,592,000); `None`
-    /// means the AWS default of TPM × 1440.
+    /// On-demand tokens per day when fixed; `None` means the AWS default of
+    /// TPM × 1440.
     pub tpd: Option<u64>,
-    /// Requests per minute, for rehearsing pre-2026 accounts; `None` = none.
+    /// Cross-Region tokens per day when fixed (Claude Opus 4.6: 2,592,000,
+    /// not adjustable); `None` means cross-Region TPM × 1440.
+    pub cross_region_tpd: Option<u64>,
+    /// On-demand requests per minute, enforced when set (Llama 3.3 70B:
+    /// 800); `None` = no RPM quota, as AWS has had for most models since
+    /// May 2026 (PROTOCOL.md §5.1).
     pub rpm: Option<u64>,
+    /// Cross-Region requests per minute, enforced when set (Claude Opus 4.6:
+    /// 25).
+    pub cross_region_rpm: Option<u64>,
+}
+
+impl ModelQuotas {
+    /// Replaces figures with the built-in quota facts Quarry was built from
+    /// (`quarry_bedrock::quota::quota_facts`), where there is one for
+    /// `model_id`: the one table both the simulator and the planner read.
+    fn with_facts(mut self, model_id: &str) -> Self {
+        use QuotaMetric::{RequestsPerMinute as Rpm, TokensPerDay as Tpd, TokensPerMinute as Tpm};
+        use QuotaPool::{CrossRegion, OnDemand};
+        let fact = |pool, metric| quota_fact(model_id, pool, metric).map(|f| f.value);
+        self.tpm = fact(OnDemand, Tpm).unwrap_or(self.tpm);
+        self.tpd = fact(OnDemand, Tpd).or(self.tpd);
+        self.rpm = fact(OnDemand, Rpm).or(self.rpm);
+        self.cross_region_tpm = fact(CrossRegion, Tpm).unwrap_or(self.cross_region_tpm);
+        self.cross_region_tpd = fact(CrossRegion, Tpd).or(self.cross_region_tpd);
+        self.cross_region_rpm = fact(CrossRegion, Rpm).or(self.cross_region_rpm);
+        self
+    }
 }
 
 /// Prompt-caching rules of a model (PROTOCOL.md §5.8).
@@ -136,6 +166,10 @@ pub enum ResolveError {
         "Invocation of model ID {0} with on-demand throughput isn\u{2019}t supported. Retry your request with the ID or ARN of an inference profile that contains this model."
     )]
     NeedsInferenceProfile(String),
+    /// CountTokens with an inference-profile or provisioned-model id: it
+    /// takes a foundation model's id (PROTOCOL.md §2.3).
+    #[error("The provided model doesn't support counting tokens.")]
+    CountingNeedsFoundationModel,
 }
 
 impl ResolveError {
@@ -277,6 +311,34 @@ impl Catalog {
     }
 }
 
+impl Catalog {
+    /// Resolves the model id of a CountTokens request, which names a
+    /// foundation model (a base id or a foundation-model ARN), also one that
+    /// serves only through inference profiles; a profile or provisioned id of
+    /// a known model is refused (PROTOCOL.md §2.3). Counting is unmetered, so
+    /// the route is always on-demand.
+    pub fn resolve_for_counting(&self, model_id: &str) -> Result<ResolvedModel, ResolveError> {
+        if model_id.contains(":provisioned-model/") {
+            return match self.provisioned_by_arn.contains_key(model_id) {
+                true => Err(ResolveError::CountingNeedsFoundationModel),
+                false => Err(ResolveError::UnknownModel),
+            };
+        }
+        let idx = self
+            .find(base_model_id(model_id))
+            .ok_or(ResolveError::UnknownModel)?;
+        if geo_prefix(model_id).is_some() {
+            return Err(ResolveError::CountingNeedsFoundationModel);
+        }
+        Ok(ResolvedModel {
+            model: idx,
+            profile: Arc::clone(self.profile(idx)),
+            route: Route::OnDemand,
+            lane: idx.get(),
+        })
+    }
+}
+
 /// The latency/limit tier a built-in model shares with its siblings.
 #[derive(Debug, Clone, Copy)]
 enum Tier {
@@ -347,8 +409,11 @@ impl BuiltinRow {
                 tpm,
                 cross_region_tpm: xr_tpm,
                 tpd,
+                cross_region_tpd: tpd,
                 rpm: None,
-            },
+                cross_region_rpm: None,
+            }
+            .with_facts(id),
             cache: (cache_min > 0).then_some(CacheRules {
                 min_tokens: cache_min,
                 ttl_1h,
@@ -364,13 +429,23 @@ impl BuiltinRow {
     }
 }
 
-/// Claude Opus on-demand's fixed daily cap (DESIGN.md "quota wall").
+/// Claude Opus 4.6's fixed daily cap (CAPACITY.md §1), copied to the older
+/// Opus models as an illustration of the same wall.
 const OPUS_TPD: Option<u64> = Some(2_592_000);
 
-/// Built-in models. TPM values: Claude 3.5 Sonnet's 400,000 is the §5.3
-/// figure; the rest are illustrative round numbers in the same range (the
-/// 20,000 cross-Region TPM §5.3 reports is a new account's reduced quota:
-/// configure it to rehearse that wall).
+/// Claude Sonnet's daily cap, 3.6 billion tokens (CAPACITY.md §1; the source
+/// names no version: the quota facts hold it for Sonnet 4.5, the catalog
+/// gives it to Sonnet 4.5 and 4.6).
+const SONNET_TPD: Option<u64> = Some(3_600_000_000);
+
+/// Built-in models. Where `quarry_bedrock::quota` has a fact for a model
+/// (Llama 3.3 70B, Claude Opus 4.6, Claude Sonnet 4.5), the fact
+/// replaces the row's figure ([`ModelQuotas::with_facts`]). Other TPM
+/// values: Claude 3.5 Sonnet's 400,000 is the PROTOCOL.md §5.3 figure; the
+/// rest are illustrative round numbers in the same range, cross-Region twice
+/// on-demand (the 20,000 cross-Region TPM §5.3 reports is a new account's
+/// reduced quota: configure it to rehearse that wall). docs/sim-defaults.md
+/// lists them all with their sources.
 #[rustfmt::skip]
 const BUILTIN: [BuiltinRow; 22] = {
     use Tier::*;
@@ -381,14 +456,14 @@ const BUILTIN: [BuiltinRow; 22] = {
         BuiltinRow("anthropic.claude-3-5-sonnet-20241022-v2:0", ClaudeSonnet, 8_192, 200_000, 400_000, 800_000, None, 1_024, false, false),
         BuiltinRow("anthropic.claude-3-7-sonnet-20250219-v1:0", ClaudeSonnet, 64_000, 200_000, 200_000, 400_000, None, 1_024, false, true),
         BuiltinRow("anthropic.claude-sonnet-4-20250514-v1:0", ClaudeSonnet, 64_000, 200_000, 200_000, 400_000, None, 1_024, false, true),
-        BuiltinRow("anthropic.claude-sonnet-4-5-20250929-v1:0", ClaudeSonnet, 64_000, 200_000, 400_000, 800_000, None, 1_024, true, true),
-        BuiltinRow("anthropic.claude-sonnet-4-6", ClaudeSonnet, 64_000, 200_000, 400_000, 800_000, None, 2_048, true, true),
+        BuiltinRow("anthropic.claude-sonnet-4-5-20250929-v1:0", ClaudeSonnet, 64_000, 200_000, 400_000, 800_000, SONNET_TPD, 1_024, true, true),
+        BuiltinRow("anthropic.claude-sonnet-4-6", ClaudeSonnet, 64_000, 200_000, 400_000, 800_000, SONNET_TPD, 2_048, true, true),
         BuiltinRow("anthropic.claude-haiku-4-5-20251001-v1:0", ClaudeHaiku, 64_000, 200_000, 400_000, 800_000, None, 4_096, true, true),
         BuiltinRow("anthropic.claude-opus-4-20250514-v1:0", ClaudeOpus, 32_000, 200_000, 200_000, 400_000, OPUS_TPD, 1_024, false, true),
         BuiltinRow("anthropic.claude-opus-4-1-20250805-v1:0", ClaudeOpus, 32_000, 200_000, 200_000, 400_000, OPUS_TPD, 1_024, false, true),
         BuiltinRow("anthropic.claude-opus-4-5-20251101-v1:0", ClaudeOpus, 64_000, 200_000, 200_000, 400_000, OPUS_TPD, 4_096, true, true),
-        BuiltinRow("anthropic.claude-opus-4-6-v1", ClaudeOpus, 64_000, 200_000, 200_000, 400_000, OPUS_TPD, 4_096, true, true),
-        BuiltinRow("meta.llama3-3-70b-instruct-v1:0", Llama70b, 8_192, 128_000, 300_000, 600_000, None, 0, false, false),
+        BuiltinRow("anthropic.claude-opus-4-6-v1", ClaudeOpus, 64_000, 200_000, 200_000, 2_000_000, OPUS_TPD, 4_096, true, true),
+        BuiltinRow("meta.llama3-3-70b-instruct-v1:0", Llama70b, 8_192, 128_000, 600_000, 1_200_000, None, 0, false, false),
         BuiltinRow("meta.llama3-1-8b-instruct-v1:0", Llama8b, 8_192, 128_000, 600_000, 1_200_000, None, 0, false, false),
         BuiltinRow("amazon.nova-pro-v1:0", NovaPro, 10_000, 300_000, 400_000, 800_000, None, 1_024, false, false),
         BuiltinRow("amazon.nova-lite-v1:0", NovaLite, 10_000, 300_000, 2_000_000, 4_000_000, None, 1_536, false, false),
@@ -442,6 +517,97 @@ mod tests {
             c.resolve("eu.anthropic.claude-sonnet-4-20250514-v1:0")
                 .is_ok()
         );
+    }
+
+    #[test]
+    fn count_tokens_takes_foundation_model_ids_only() {
+        let c = Catalog::builtin();
+        let sonnet = "anthropic.claude-sonnet-4-5-20250929-v1:0";
+        assert!(c.resolve(sonnet).is_err(), "invoking needs a profile");
+        let r = c.resolve_for_counting(sonnet).unwrap();
+        assert_eq!(r.profile.id, sonnet);
+        let arn = format!("arn:aws:bedrock:us-east-1::foundation-model/{sonnet}");
+        assert_eq!(c.resolve_for_counting(&arn).unwrap().profile.id, sonnet);
+        for profile in [
+            format!("us.{sonnet}"),
+            format!("global.{sonnet}"),
+            format!("arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.{sonnet}"),
+        ] {
+            let err = c.resolve_for_counting(&profile).unwrap_err();
+            assert_eq!(err, ResolveError::CountingNeedsFoundationModel, "{profile}");
+            assert_eq!(
+                err.to_string(),
+                "The provided model doesn't support counting tokens."
+            );
+        }
+        assert_eq!(
+            c.resolve_for_counting("us.cohere.command-r-v1:0")
+                .unwrap_err(),
+            ResolveError::UnknownModel
+        );
+    }
+
+    #[test]
+    fn default_quotas_follow_the_quota_facts() {
+        let c = Catalog::builtin();
+        let q = |id: &str| c.profile(c.find(id).unwrap()).quotas;
+        let llama = q("meta.llama3-3-70b-instruct-v1:0");
+        assert_eq!((llama.tpm, llama.rpm), (600_000, Some(800)));
+        let opus = q("anthropic.claude-opus-4-6-v1");
+        assert_eq!(
+            (
+                opus.cross_region_tpm,
+                opus.cross_region_rpm,
+                opus.cross_region_tpd
+            ),
+            (2_000_000, Some(25), Some(2_592_000))
+        );
+        for fact in quarry_bedrock::quota::quota_facts() {
+            let m = q(fact.model);
+            let got = match (fact.pool, fact.metric) {
+                (QuotaPool::OnDemand, QuotaMetric::TokensPerMinute) => Some(m.tpm),
+                (QuotaPool::OnDemand, QuotaMetric::TokensPerDay) => m.tpd,
+                (QuotaPool::OnDemand, QuotaMetric::RequestsPerMinute) => m.rpm,
+                (QuotaPool::CrossRegion, QuotaMetric::TokensPerMinute) => Some(m.cross_region_tpm),
+                (QuotaPool::CrossRegion, QuotaMetric::TokensPerDay) => m.cross_region_tpd,
+                (QuotaPool::CrossRegion, QuotaMetric::RequestsPerMinute) => m.cross_region_rpm,
+                (QuotaPool::Global, _) => continue,
+            };
+            assert_eq!(got, Some(fact.value), "{fact:?}");
+        }
+    }
+
+    /// A figure of the defaults table: blank or "–" is none.
+    fn cell(text: &str) -> Option<u64> {
+        let digits: String = text.chars().filter(char::is_ascii_digit).collect();
+        (!digits.is_empty()).then(|| digits.parse().unwrap())
+    }
+
+    #[test]
+    fn the_defaults_table_is_the_catalog() {
+        let table = include_str!("../../docs/sim-defaults.md");
+        let c = Catalog::builtin();
+        let mut seen = 0;
+        for row in table.lines().filter(|l| l.starts_with("| `")) {
+            let cells: Vec<&str> = row.split('|').skip(1).map(str::trim).collect();
+            let id = cells[0].trim_matches('`');
+            let Some(idx) = c.find(id) else { continue };
+            let p = c.profile(idx);
+            let q = p.quotas;
+            let got = [
+                Some(q.tpm),
+                q.rpm,
+                q.tpd,
+                Some(q.cross_region_tpm),
+                q.cross_region_rpm,
+                q.cross_region_tpd,
+                Some(p.burndown),
+            ];
+            let want: Vec<Option<u64>> = cells[1..8].iter().map(|t| cell(t)).collect();
+            assert_eq!(got.to_vec(), want, "{id}");
+            seen += 1;
+        }
+        assert_eq!(seen, c.len(), "every built-in model has a row");
     }
 
     #[test]

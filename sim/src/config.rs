@@ -21,10 +21,13 @@
 //! daily_token_cap = 50000000       # cross-model tokens per day
 //! quotas = { tpm = 20000 }         # every model of this account
 //! [accounts.model_quotas."meta.llama3-3-70b-instruct-v1:0"]
-//! tpm = 1000000
+//! tpm = 1000000                    # also tpd, rpm (every pool of the model),
+//! rpm = 6000                       # cross_region_tpm, _tpd, _rpm (us., eu. ...)
 //! [[models]]                       # override or add a model
 //! id = "meta.llama3-3-70b-instruct-v1:0"
 //! latency = { kind = "fixed", ttft_ms = 200.0, gap_ms = 10.0 }
+//! burndown = 1                     # quota tokens per output token
+//! quotas = { rpm = 800 }           # the model's defaults, same fields
 //! [[provisioned]]
 //! arn = "arn:aws:bedrock:us-east-1:111122223333:provisioned-model/abcdefghijkl"
 //! model = "amazon.nova-pro-v1:0"
@@ -101,10 +104,16 @@ pub struct QuotaOverride {
     pub tpm: Option<u64>,
     /// Cross-Region tokens per minute.
     pub cross_region_tpm: Option<u64>,
-    /// Tokens per day (default TPM × 1440, or the model's fixed cap).
+    /// Tokens per day of every pool of the model (default TPM × 1440, or
+    /// the model's fixed cap).
     pub tpd: Option<u64>,
-    /// Requests per minute (off unless set).
+    /// Tokens per day of the cross-Region pools (wins over `tpd` there).
+    pub cross_region_tpd: Option<u64>,
+    /// Requests per minute of every pool of the model (enforced when set
+    /// here or by the model's default, docs/sim-defaults.md).
     pub rpm: Option<u64>,
+    /// Requests per minute of the cross-Region pools (wins over `rpm` there).
+    pub cross_region_rpm: Option<u64>,
 }
 
 /// One account: credentials and quotas.
@@ -314,7 +323,9 @@ fn check_quotas(mut path: Vec<Seg>, q: &QuotaOverride) -> Result<(), FieldError>
         ("tpm", q.tpm),
         ("cross_region_tpm", q.cross_region_tpm),
         ("tpd", q.tpd),
+        ("cross_region_tpd", q.cross_region_tpd),
         ("rpm", q.rpm),
+        ("cross_region_rpm", q.cross_region_rpm),
     ] {
         path.push(key(name));
         positive(path.clone(), v)?;
@@ -490,7 +501,9 @@ impl SimConfig {
 
     /// The limits of `account`'s pool for `profile` in `scope`: the account's
     /// per-model override, else its all-model override, else the model's
-    /// default; TPD defaults to the model's fixed cap or TPM × 1440.
+    /// default (in a cross-Region pool, a `cross_region_` figure wins over
+    /// the all-pool one at each level); TPD defaults to the model's fixed
+    /// cap or TPM × 1440.
     pub fn pool_limits(
         account: &AccountConfig,
         profile: &ModelProfile,
@@ -500,16 +513,24 @@ impl SimConfig {
         let pick = |f: fn(&QuotaOverride) -> Option<u64>| {
             specific.and_then(f).or_else(|| f(&account.quotas))
         };
-        let tpm = match scope {
-            PoolScope::OnDemand => pick(|q| q.tpm).unwrap_or(profile.quotas.tpm),
-            PoolScope::CrossRegion(_) => {
-                pick(|q| q.cross_region_tpm).unwrap_or(profile.quotas.cross_region_tpm)
-            }
+        let q = &profile.quotas;
+        let (tpm, tpd, rpm) = match scope {
+            PoolScope::OnDemand => (
+                pick(|o| o.tpm).unwrap_or(q.tpm),
+                pick(|o| o.tpd).or(q.tpd),
+                pick(|o| o.rpm).or(q.rpm),
+            ),
+            PoolScope::CrossRegion(_) => (
+                pick(|o| o.cross_region_tpm).unwrap_or(q.cross_region_tpm),
+                pick(|o| o.cross_region_tpd)
+                    .or_else(|| pick(|o| o.tpd))
+                    .or(q.cross_region_tpd),
+                pick(|o| o.cross_region_rpm)
+                    .or_else(|| pick(|o| o.rpm))
+                    .or(q.cross_region_rpm),
+            ),
         };
-        let tpd = pick(|q| q.tpd)
-            .or(profile.quotas.tpd)
-            .unwrap_or(tpm.saturating_mul(1440));
-        let rpm = pick(|q| q.rpm).or(profile.quotas.rpm);
+        let tpd = tpd.unwrap_or(tpm.saturating_mul(1440));
         PoolLimits { tpm, tpd, rpm }
     }
 }
@@ -569,7 +590,17 @@ fn model_profile(
         .cross_region_tpm
         .unwrap_or(p.quotas.cross_region_tpm);
     p.quotas.tpd = m.quotas.tpd.or(p.quotas.tpd);
+    p.quotas.cross_region_tpd = m
+        .quotas
+        .cross_region_tpd
+        .or(m.quotas.tpd)
+        .or(p.quotas.cross_region_tpd);
     p.quotas.rpm = m.quotas.rpm.or(p.quotas.rpm);
+    p.quotas.cross_region_rpm = m
+        .quotas
+        .cross_region_rpm
+        .or(m.quotas.rpm)
+        .or(p.quotas.cross_region_rpm);
     if let Some(min) = m.cache_min_tokens {
         let ttl_1h = p.cache.is_some_and(|c| c.ttl_1h);
         p.cache = (min > 0).then_some(CacheRules {
@@ -745,6 +776,110 @@ cross_region_tpm = 777
         assert_eq!(
             err.to_string(),
             "sim.toml:3: models[0].latency capacity must be >= 1, got 0"
+        );
+    }
+
+    #[test]
+    fn default_pools_carry_the_figures_quarry_was_built_from() {
+        let c = SimConfig::default();
+        let catalog = c.catalog().unwrap();
+        let account = AccountConfig::default_account();
+        let limits = |id: &str, scope| {
+            let p = catalog.profile(catalog.find(id).unwrap());
+            SimConfig::pool_limits(&account, p, scope)
+        };
+        let us = PoolScope::CrossRegion("us");
+        let llama = limits("meta.llama3-3-70b-instruct-v1:0", PoolScope::OnDemand);
+        assert_eq!(
+            (llama.rpm, llama.tpm, llama.tpd),
+            (Some(800), 600_000, 600_000 * 1440)
+        );
+        let opus = limits("anthropic.claude-opus-4-6-v1", us);
+        assert_eq!(
+            (opus.rpm, opus.tpm, opus.tpd),
+            (Some(25), 2_000_000, 2_592_000)
+        );
+        for sonnet in [
+            "anthropic.claude-sonnet-4-5-20250929-v1:0",
+            "anthropic.claude-sonnet-4-6",
+        ] {
+            assert_eq!(limits(sonnet, us).tpd, 3_600_000_000, "{sonnet}");
+            assert_eq!(limits(sonnet, us).rpm, None, "{sonnet}");
+        }
+        // No RPM quota where no source gives one.
+        assert_eq!(
+            limits("amazon.nova-pro-v1:0", PoolScope::OnDemand).rpm,
+            None
+        );
+        assert_eq!(limits("meta.llama3-3-70b-instruct-v1:0", us).rpm, None);
+    }
+
+    #[test]
+    fn cross_region_figures_win_in_cross_region_pools() {
+        let text = r#"
+[[models]]
+id = "anthropic.claude-opus-4-6-v1"
+quotas = { rpm = 3 }
+[[accounts]]
+access_key_id = "AKIAONE"
+secret_access_key = "s1"
+account_id = "111122223333"
+quotas = { rpm = 10, tpd = 5000000 }
+[accounts.model_quotas."meta.llama3-3-70b-instruct-v1:0"]
+cross_region_rpm = 7
+cross_region_tpd = 9000000
+"#;
+        let c = SimConfig::from_toml(text, "sim.toml").unwrap();
+        let catalog = c.catalog().unwrap();
+        let accounts = c.effective_accounts();
+        let (one, default) = (&accounts[0], &accounts[1]);
+        let llama = catalog.profile(catalog.find("meta.llama3-3-70b-instruct-v1:0").unwrap());
+        let us = PoolScope::CrossRegion("us");
+        let od = SimConfig::pool_limits(one, llama, PoolScope::OnDemand);
+        assert_eq!((od.rpm, od.tpd), (Some(10), 5_000_000));
+        let xr = SimConfig::pool_limits(one, llama, us);
+        assert_eq!((xr.rpm, xr.tpd), (Some(7), 9_000_000));
+        // A model's `rpm` sets both of its pools.
+        let opus = catalog.profile(catalog.find("anthropic.claude-opus-4-6-v1").unwrap());
+        assert_eq!(SimConfig::pool_limits(default, opus, us).rpm, Some(3));
+        let err = SimConfig::from_toml(
+            "[[models]]\nid = \"anthropic.claude-opus-4-6-v1\"\nquotas = { cross_region_rpm = 0 }\n",
+            "sim.toml",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "sim.toml:3: models[0].quotas.cross_region_rpm must be > 0, got 0"
+        );
+    }
+
+    #[test]
+    fn burndown_per_model_overrides_the_table() {
+        let text = "[[models]]\nid = \"anthropic.claude-opus-4-6-v1\"\nburndown = 10\n";
+        let c = SimConfig::from_toml(text, "sim.toml").unwrap();
+        let catalog = c.catalog().unwrap();
+        let burndown = |id: &str| catalog.profile(catalog.find(id).unwrap()).burndown;
+        assert_eq!(burndown("anthropic.claude-opus-4-6-v1"), 10);
+        assert_eq!(burndown("anthropic.claude-sonnet-4-6"), 5);
+        assert_eq!(burndown("meta.llama3-3-70b-instruct-v1:0"), 1);
+        let err = SimConfig::from_toml(
+            "seed = 1\n[[models]]\nid = \"anthropic.claude-opus-4-6-v1\"\nburndown = 0\n",
+            "sim.toml",
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "sim.toml:4: models[0].burndown must be > 0, got 0"
+        );
+        let err = SimConfig::from_toml(
+            "[[models]]\nid = \"anthropic.claude-opus-4-6-v1\"\nburndown = -1\n",
+            "sim.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("sim.toml: ") && err.contains("line 3"),
+            "{err}"
         );
     }
 

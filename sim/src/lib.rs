@@ -4,7 +4,8 @@
 //! configuration ([`SimConfig`]), the model catalog ([`Catalog`]), token
 //! quotas ([`QuotaBook`]), the latency model ([`LatencyModel`]), the
 //! per-request engine ([`Simulator`], [`Ticket`]), tokens and pseudo-text
-//! ([`count_tokens`], [`PseudoText`]), the prompt cache ([`PromptCache`]),
+//! ([`count_tokens`], [`PseudoText`]) and message framing ([`Framing`]),
+//! the prompt cache ([`PromptCache`]),
 //! injected faults ([`FaultPlan`]) and its own counters ([`SimStats`]).
 //! The HTTP server drives [`Simulator::admit`] and [`Ticket::next`].
 
@@ -13,6 +14,7 @@ mod catalog;
 mod config;
 mod faults;
 mod field;
+mod framing;
 mod latency;
 mod quota;
 mod runtime;
@@ -36,6 +38,7 @@ pub use faults::{
     FaultContext, FaultDecision, FaultKind, FaultPlan, FaultRule, HeaderFault, InjectedError,
     StreamFault, StreamFaultKind,
 };
+pub use framing::Framing;
 pub use latency::{ContendedLatency, LatencyModel};
 pub use quota::{
     PoolKey, PoolLimits, PoolScope, PoolUsage, QuotaBook, Reservation, Throttle, ThrottleReason,

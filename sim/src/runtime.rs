@@ -214,6 +214,12 @@ impl Simulator {
         self.catalog.resolve(model_id)
     }
 
+    /// Resolves the foundation-model id of a CountTokens request
+    /// ([`Catalog::resolve_for_counting`]).
+    pub fn resolve_for_counting(&self, model_id: &str) -> Result<ResolvedModel, ResolveError> {
+        self.catalog.resolve_for_counting(model_id)
+    }
+
     /// The counters (for recording outcomes the server decides itself, such
     /// as auth failures, on [`SimStats::unresolved_lane`]).
     pub fn stats(&self) -> &SimStats {

@@ -166,10 +166,12 @@ async fn converse_answers_with_bedrock_headers_and_usage() {
     assert!(uuid::Uuid::parse_str(id).is_ok());
     let r: ConverseResponse = serde_json::from_slice(&c.body).unwrap();
     assert!(r.usage.output_tokens >= 1 && r.usage.output_tokens <= 64);
+    // The text plus Llama 3's template framing: one message, a system prompt.
     assert_eq!(
         r.usage.input_tokens,
         quarry_sim::count_tokens("You are terse.")
             + quarry_sim::count_tokens("Tell me about quarries and the stone they yield.")
+            + quarry_sim::Framing::of(ModelFamily::Llama).tokens(1, true)
     );
     assert_eq!(quarry_sim::count_tokens(&r.text()), r.usage.output_tokens);
     assert_eq!(

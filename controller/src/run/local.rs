@@ -44,6 +44,8 @@ impl LocalShare {
         // The split of one slot is one share: the whole plan.
         let spec = specs.swap_remove(0);
         let connection = Connection::for_target(&spec.plan.target, spec.sim_url.as_deref()).await?;
+        // Which auth the run uses, never the secret (README "Running a load test").
+        eprintln!("quarry: auth: {}", connection.auth);
         let connection_region = connection.endpoint.region().to_owned();
         let server = connection.server_address();
         let prepared = PreparedShare::new(

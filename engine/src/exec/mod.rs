@@ -211,6 +211,7 @@ impl Executor<usize> for BedrockExecutor {
             }
             earlier_attempts.push(EarlierAttempt {
                 outcome: result.outcome,
+                throttled_by: result.response.throttled_by,
                 sent_at: result.timeline.sent_at,
                 closed_at: result.timeline.closed_at,
             });

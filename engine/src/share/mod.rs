@@ -29,7 +29,7 @@ use crate::snapshot::IntervalSnapshot;
 use crate::trace::{SpanRecorder, encode_resource_spans};
 use crate::workload::WorkloadSampler;
 
-pub use connection::{Connection, SIM_REGION, ShareError};
+pub use connection::{AuthMethod, BEARER_TOKEN_ENV, Connection, SIM_REGION, ShareError};
 pub use events::{FinishKind, ShareEvent, ShareFinished};
 pub use spec::{
     FEATURE_INTERLEAVE, FEATURE_REQUEST_SLO, SHARE_FEATURES, SHARE_SCHEMA_VERSION, ShareSpec,

@@ -129,7 +129,13 @@ async fn model_request<B: RequestBody>(
     let Ok(model_id) = ModelId::decode_path_segment(raw_model_id) else {
         return Ok(shared.refuse(unresolved, operation, WireError::invalid_model_id()));
     };
-    let model = match shared.sim.resolve(model_id.as_str()) {
+    // CountTokens names a foundation model, even one invoked only through
+    // inference profiles (PROTOCOL.md §2.3).
+    let resolved = match operation {
+        Operation::CountTokens => shared.sim.resolve_for_counting(model_id.as_str()),
+        _ => shared.sim.resolve(model_id.as_str()),
+    };
+    let model = match resolved {
         Ok(m) => m,
         Err(e) => return Ok(shared.refuse(unresolved, operation, e.into())),
     };

@@ -3,8 +3,9 @@
 //! for the common mistakes (PROTOCOL.md §2, §4.3, §5.8).
 //!
 //! Input tokens are counted with [`count_tokens`] over every text the model
-//! reads (system, messages, tool definitions); non-text blocks (images,
-//! documents, tool calls and results) count as their JSON. A checkpoint's
+//! reads (system, messages, tool definitions), plus the family's message
+//! framing ([`Framing`]) for message-shaped requests; non-text blocks
+//! (images, documents, tool calls and results) count as their JSON. A checkpoint's
 //! prefix is everything before it in the order Bedrock caches: tools, then
 //! system, then messages.
 
@@ -18,6 +19,7 @@ use serde::Serialize;
 use super::errors::WireError;
 use crate::cache::{CachePoint, CacheTtl, prefix_hash};
 use crate::catalog::ModelProfile;
+use crate::framing::Framing;
 use crate::text::count_tokens;
 
 /// Most cache checkpoints one request may carry.
@@ -155,6 +157,12 @@ impl<'p> PromptWalk<'p> {
         Ok(())
     }
 
+    /// Adds the template's framing of `messages` messages and a system
+    /// prompt when `system`, after the content: outside every cached prefix.
+    fn frame(&mut self, messages: usize, system: bool) {
+        self.tokens += Framing::of(self.profile.family).tokens(messages, system);
+    }
+
     fn finish(self, max_tokens: Option<u64>) -> PromptSummary {
         PromptSummary {
             input_tokens: self.tokens,
@@ -164,6 +172,13 @@ impl<'p> PromptWalk<'p> {
             service_tier: None,
         }
     }
+}
+
+/// True when a Converse-shaped system list has content (not only cache points).
+fn has_system(system: &[SystemContentBlock]) -> bool {
+    system
+        .iter()
+        .any(|b| !matches!(b, SystemContentBlock::CachePoint(_)))
 }
 
 fn converse_has_cache_points(system: &[SystemContentBlock], messages: &[Message]) -> bool {
@@ -230,6 +245,7 @@ pub(crate) fn converse(profile: &ModelProfile, body: &[u8]) -> Result<PromptSumm
     }
     walk.system(&req.system)?;
     walk.messages(&req.messages)?;
+    walk.frame(req.messages.len(), has_system(&req.system));
     let mut summary = walk.finish(max_tokens.map(u64::from));
     summary.latency_mode = req.performance_config.and_then(|p| p.latency);
     summary.service_tier = req.service_tier.map(|t| t.kind);
@@ -306,6 +322,12 @@ fn summarize_native(
             for m in &r.messages {
                 walk.anthropic(&m.content)?;
             }
+            let system = match &r.system {
+                Some(AnthropicContent::Text(t)) => !t.is_empty(),
+                Some(AnthropicContent::Blocks(b)) => !b.is_empty(),
+                None => false,
+            };
+            walk.frame(r.messages.len(), system);
             Ok(walk.finish(max_tokens))
         }
         NativeRequest::Nova(r) => {
@@ -316,6 +338,7 @@ fn summarize_native(
             }
             walk.system(&r.system)?;
             walk.messages(&r.messages)?;
+            walk.frame(r.messages.len(), has_system(&r.system));
             Ok(walk.finish(max_tokens))
         }
         NativeRequest::Llama(r) => {
@@ -354,6 +377,7 @@ fn converse_tokens(profile: &ModelProfile, c: &ConverseTokensRequest) -> Result<
     }
     walk.system(&c.system)?;
     walk.messages(&c.messages)?;
+    walk.frame(c.messages.len(), has_system(&c.system));
     Ok(walk.tokens)
 }
 

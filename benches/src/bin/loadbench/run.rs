@@ -14,7 +14,8 @@ use quarry_bedrock::{Endpoint, Outcome};
 use quarry_engine::exec::SignerSource;
 use quarry_engine::http::TransportConfig;
 use quarry_engine::{
-    Connection, Count, EngineConfig, IntervalSnapshot, RunClock, RunReport, SIM_REGION, Share,
+    AuthMethod, Connection, Count, EngineConfig, IntervalSnapshot, RunClock, RunReport, SIM_REGION,
+    Share,
 };
 use tokio::sync::mpsc;
 
@@ -96,6 +97,7 @@ pub(crate) async fn run(sim: &SimProcess, setup: &RunSetup<'_>) -> anyhow::Resul
         Auth::Bearer => Connection {
             endpoint: Endpoint::custom(sim.url(), SIM_REGION)?,
             signer: SignerSource::api_key(ApiKey::new(BENCH_API_KEY)),
+            auth: AuthMethod::ApiKey,
         },
     };
     let clock = RunClock::start(quarry_sim::system_clock());
