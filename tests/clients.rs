@@ -4,3 +4,4 @@
 //! One module per capability.
 
 mod basics;
+mod quotas;
