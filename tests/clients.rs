@@ -3,5 +3,7 @@
 //! `tests/support/clients.rs`). aws-sdk-rust has its own binary (`sdk.rs`).
 //! One module per capability.
 
+#[path = "clients/basics.rs"]
 mod basics;
+#[path = "clients/quotas.rs"]
 mod quotas;
