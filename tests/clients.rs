@@ -8,3 +8,5 @@
 mod basics;
 #[path = "clients/simdefaults.rs"]
 mod simdefaults;
+#[path = "clients/quotas.rs"]
+mod quotas;

@@ -10,6 +10,7 @@
 //! Nothing here does I/O except credential resolution: callers own sockets,
 //! clocks and retries.
 
+pub mod cloudwatch;
 mod error;
 mod family;
 mod operation;

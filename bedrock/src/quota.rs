@@ -22,8 +22,9 @@ pub use facts::{
     default_tokens_per_day, model_fact, quota_fact, quota_facts,
 };
 pub use names::{
-    QuotaCode, SERVICE_QUOTAS_SERVICE_CODE, quota_code, service_quota_name,
-    service_quota_name_source,
+    ParsedQuotaName, QuotaCode, QuotaModelName, SERVICE_QUOTAS_SERVICE_CODE,
+    model_for_quota_model_name, parse_service_quota_name, quota_code, quota_model_name,
+    quota_model_names, service_quota_name, service_quota_name_for, service_quota_name_source,
 };
 
 use crate::family::{ModelFamily, base_model_id};

@@ -18,6 +18,12 @@ pub struct PoolKey {
 }
 
 impl PoolKey {
+    /// The pool `model_id` draws on; `None` outside the on-demand pools
+    /// (for callers outside the planner, such as `quarry plan --quotas`).
+    pub fn of_model_id(model_id: &str) -> Option<PoolKey> {
+        PoolKey::of(model_id)
+    }
+
     /// The pool `model_id` draws on; `None` outside the on-demand pools.
     pub(crate) fn of(model_id: &str) -> Option<PoolKey> {
         let pool = QuotaPool::of_model_id(model_id)?;

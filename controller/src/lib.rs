@@ -11,7 +11,8 @@
 //! ([`sweep`]) is many such runs, one per level, judged against an SLO.
 //!
 //! `quarry plan` ([`capacity_plan`]) turns a plan file, the built-in prices
-//! and measured runs and sweeps into a capacity plan.
+//! and measured runs and sweeps into a capacity plan; `quarry quotas`
+//! ([`quotas`]) reads the account's quotas from Service Quotas for it.
 
 pub mod capacity_plan;
 pub mod clock;
@@ -19,6 +20,7 @@ pub mod coordinator;
 pub mod duration;
 pub mod fleet;
 pub mod live;
+pub mod quotas;
 pub mod report;
 pub mod results;
 pub mod run;

@@ -104,6 +104,13 @@ enum Command {
     Report {
         /// The results directory.
         dir: PathBuf,
+        /// Print instead the per-minute, per-model figures named as Bedrock's
+        /// CloudWatch metrics (AWS/Bedrock), computed from what Quarry measured.
+        #[arg(long)]
+        cloudwatch: bool,
+        /// With --cloudwatch: text (a table) or json.
+        #[arg(long, value_enum, default_value_t = QuotasFormat::Text, requires = "cloudwatch")]
+        format: QuotasFormat,
     },
     /// Compute a capacity plan from a plan file and measured runs and
     /// sweeps: write plan.json and plan.txt, and print plan.txt.
@@ -118,6 +125,35 @@ enum Command {
         /// Output directory (default: plans/<plan>-<id>/); must be empty.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// The account's quotas as `quarry quotas --format json` wrote them:
+        /// each pool's entry is used where the plan file enters none.
+        #[arg(long, value_name = "FILE")]
+        quotas: Option<PathBuf>,
+    },
+    /// Print the account's Bedrock quotas from Service Quotas (service code
+    /// bedrock) for the models a spec uses or --models names, mapped to
+    /// model, pool and metric; --format json is what `quarry plan --quotas` reads.
+    #[command(after_help = quarry::quotas::QUOTAS_EXIT_CODES)]
+    Quotas {
+        /// AWS Region (default: the spec's target Region, else AWS_REGION /
+        /// the profile's, else us-east-1).
+        #[arg(long)]
+        region: Option<String>,
+        /// Model ids (any form; comma-separated or repeated) whose quotas to show.
+        #[arg(long, value_delimiter = ',', value_name = "ID")]
+        models: Vec<String>,
+        /// A run spec: show the quotas of the models it uses.
+        #[arg(long, value_name = "SPEC")]
+        spec: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = QuotasFormat::Text)]
+        format: QuotasFormat,
+        /// Service Quotas endpoint URL (e.g. the simulator's).
+        #[arg(long, value_name = "URL")]
+        endpoint_url: Option<String>,
+        /// Print the table mapping quota names to model ids, and exit.
+        #[arg(long)]
+        show_mapping: bool,
     },
     /// Run a spec's [sweep]: one measured run per level, then sweep.json
     /// and report.txt (the knee, and what binds, against its [slo]).
@@ -133,6 +169,15 @@ enum Command {
         #[command(flatten)]
         fleet: AgentFlags,
     },
+}
+
+/// `--format` of `quarry quotas` and `quarry report --cloudwatch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum QuotasFormat {
+    /// A table.
+    Text,
+    /// quotas.json (docs/quotas-schema.md).
+    Json,
 }
 
 /// The timing flags of every command that runs load (`run`, `sweep`).
@@ -207,8 +252,38 @@ fn main() -> ExitCode {
             out,
             fleet,
         } => finish(attach_results(&attach, from, out, &fleet)),
-        Command::Report { dir } => finish(report(&dir)),
-        Command::Plan { plan, from, out } => capacity_plan(plan, from, out),
+        Command::Report {
+            dir,
+            cloudwatch: true,
+            format,
+        } => finish(cloudwatch_report(&dir, format)),
+        Command::Report { dir, .. } => finish(report(&dir)),
+        Command::Plan {
+            plan,
+            from,
+            out,
+            quotas,
+        } => capacity_plan(plan, from, out, quotas),
+        Command::Quotas {
+            region,
+            models,
+            spec,
+            format,
+            endpoint_url,
+            show_mapping,
+        } => {
+            if show_mapping {
+                print!("{}", quarry::quotas::mapping_text());
+                return ExitCode::SUCCESS;
+            }
+            let opts = quarry::quotas::QuotasOptions {
+                region,
+                models,
+                spec,
+                endpoint_url,
+            };
+            quotas(&opts, format)
+        }
         Command::Sweep {
             spec,
             out,
@@ -219,7 +294,12 @@ fn main() -> ExitCode {
 }
 
 /// `quarry plan`: exit codes in `quarry::capacity_plan::PLAN_EXIT_CODES`.
-fn capacity_plan(plan_path: PathBuf, from: Vec<PathBuf>, out: Option<PathBuf>) -> ExitCode {
+fn capacity_plan(
+    plan_path: PathBuf,
+    from: Vec<PathBuf>,
+    out: Option<PathBuf>,
+    quotas: Option<PathBuf>,
+) -> ExitCode {
     // The one wall-clock read: it names the default output directory.
     #[allow(clippy::disallowed_methods)]
     let started_at = SystemTime::now();
@@ -228,6 +308,7 @@ fn capacity_plan(plan_path: PathBuf, from: Vec<PathBuf>, out: Option<PathBuf>) -
         from,
         out,
         started_at,
+        quotas,
     };
     match quarry::capacity_plan::run_plan(&opts) {
         Ok(outcome) => {
@@ -376,6 +457,30 @@ fn run_failure(e: RunError) -> Failure {
     }
 }
 
+/// `quarry quotas`: exit codes in `quarry::quotas::QUOTAS_EXIT_CODES`.
+fn quotas(opts: &quarry::quotas::QuotasOptions, format: QuotasFormat) -> ExitCode {
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(Failure::Usage(e) | Failure::Run(e)) => {
+            eprintln!("quarry: {}", error_text(&e));
+            return ExitCode::from(3);
+        }
+    };
+    match rt.block_on(quarry::quotas::read_quotas(opts)) {
+        Ok(doc) => {
+            match format {
+                QuotasFormat::Text => print!("{}", doc.to_text()),
+                QuotasFormat::Json => print!("{}", doc.to_json()),
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("quarry: {}", printable(&e.to_string()));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime, Failure> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -451,6 +556,17 @@ fn attach_results(
     eprintln!("quarry: results in {}", outcome.dir.display());
     let code = verdict(&outcome.document, &outcome.figures);
     Ok(unwritten(&outcome.unwritten).unwrap_or(code))
+}
+
+/// `quarry report DIR --cloudwatch`: the client's CloudWatch view.
+fn cloudwatch_report(dir: &Path, format: QuotasFormat) -> Result<ExitCode, Failure> {
+    let view =
+        quarry::report::cloudwatch::client_cloudwatch(dir).map_err(|e| Failure::Usage(e.into()))?;
+    match format {
+        QuotasFormat::Text => print!("{}", view.to_text()),
+        QuotasFormat::Json => println!("{}", view.to_json()),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn report(dir: &Path) -> Result<ExitCode, Failure> {

@@ -11,6 +11,7 @@
 
 mod cache;
 mod catalog;
+mod cloudwatch;
 mod config;
 mod faults;
 mod field;
@@ -19,6 +20,7 @@ mod latency;
 mod quota;
 mod runtime;
 mod server_stats;
+mod service_quotas;
 mod stats;
 mod text;
 
@@ -28,6 +30,9 @@ pub use cache::{CachePoint, CacheTtl, CacheUsage, PromptCache, prefix_hash};
 pub use catalog::{
     CacheRules, Catalog, ModelIdx, ModelProfile, ModelQuotas, ProvisionedModel, ResolveError,
     ResolvedModel, Route,
+};
+pub use cloudwatch::{
+    CloudWatchBook, CloudWatchEvent, CloudWatchSnapshot, MAX_ROWS as CLOUDWATCH_MAX_ROWS,
 };
 pub use config::{
     AccountConfig, CacheConfig, ConfigError, DEFAULT_ACCESS_KEY_ID, DEFAULT_ACCOUNT_ID,
@@ -46,6 +51,7 @@ pub use quota::{
 };
 pub use runtime::{AccountIdx, Completion, Rejection, RequestSpec, Simulator, Step, Ticket};
 pub use server_stats::{ClosedBecause, ServerCounters, ServerSnapshot};
+pub use service_quotas::{SERVICE_NAME, SimServiceQuota, account_quotas, simulator_code};
 pub use stats::{
     LaneSnapshot, LaneStats, QuotaSnapshot, RequestCount, SimStats, StatsSnapshot, ThrottleCount,
 };

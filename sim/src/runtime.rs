@@ -32,6 +32,7 @@ use tokio::time::Instant;
 
 use crate::cache::{CachePoint, CacheUsage, PromptCache};
 use crate::catalog::{Catalog, ModelIdx, ModelProfile, ResolveError, ResolvedModel, Route};
+use crate::cloudwatch::CloudWatchBook;
 use crate::config::{AccountConfig, ConfigError, SimConfig};
 use crate::faults::{
     FaultContext, FaultDecision, FaultPlan, HeaderFault, InjectedError, StreamFaultKind,
@@ -130,6 +131,8 @@ pub struct Simulator {
     cache: PromptCache,
     faults: FaultPlan,
     stats: SimStats,
+    /// Per-minute, per-model-id figures as CloudWatch publishes them.
+    cloudwatch: CloudWatchBook,
     lanes: Box<[Lane]>,
     /// Per-model request counters, for per-model fault schedules.
     model_sequence: Box<[AtomicU64]>,
@@ -175,6 +178,7 @@ impl Simulator {
             cache: PromptCache::new(config.cache.max_entries),
             faults: FaultPlan::new(&config.faults, &catalog),
             stats: SimStats::new(names),
+            cloudwatch: CloudWatchBook::default(),
             lanes: lanes.into_boxed_slice(),
             model_sequence: (0..catalog.len()).map(|_| AtomicU64::new(0)).collect(),
             sequence: AtomicU64::new(0),
@@ -202,6 +206,11 @@ impl Simulator {
     pub fn account_by_api_key(&self, api_key: &str) -> Option<(AccountIdx, &AccountConfig)> {
         let idx = *self.api_keys.get(api_key)?;
         Some((idx, &self.accounts[idx.0 as usize]))
+    }
+
+    /// The per-minute CloudWatch figures (`GET /_quarry/cloudwatch`).
+    pub fn cloudwatch(&self) -> &CloudWatchBook {
+        &self.cloudwatch
     }
 
     /// The model catalog.

@@ -78,6 +78,15 @@ pub async fn aws(endpoint: &str, args: &[&str], extra_env: &[(&str, &str)]) -> O
     cmd.output().await.expect("aws runs")
 }
 
+/// Runs the `quarry` binary with `args` in the clean client environment
+/// (the simulator's example keys, one attempt, no profile files), in `dir`.
+pub async fn quarry(endpoint: &str, dir: &std::path::Path, args: &[&str]) -> Output {
+    let bin = crate::procs::quarry_bin();
+    let mut cmd = client_command(&bin.to_string_lossy(), endpoint);
+    cmd.current_dir(dir).args(args);
+    cmd.output().await.expect("quarry runs")
+}
+
 /// The stdout of a client that must have succeeded, parsed as JSON; a
 /// panic naming `what`, the exit status and stderr otherwise.
 pub fn json_ok(what: &str, out: &Output) -> serde_json::Value {

@@ -20,7 +20,9 @@ pub mod from;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use quarry_capacity::{PlanFileError, PlanInput, PlanJsonError, TokenPrices};
+use quarry_capacity::{
+    Origin, PlanFileError, PlanInput, PlanJsonError, PoolKey, QuotaEntry, TokenPrices,
+};
 use quarry_engine::PriceTable;
 
 pub use from::{FromError, Loaded, load_from};
@@ -55,6 +57,9 @@ pub struct PlanOptions {
     /// The wall-clock time the command started: names the default output
     /// directory (the planner never reads a clock).
     pub started_at: SystemTime,
+    /// `--quotas`: a `quotas.json` of `quarry quotas`, whose entries fill
+    /// the pools the plan file enters no quota for.
+    pub quotas: Option<PathBuf>,
 }
 
 /// A plan written.
@@ -85,6 +90,14 @@ pub enum PlanCommandError {
     /// The output directory already holds files.
     #[error("{0}: the output directory exists and is not empty")]
     OutNotEmpty(PathBuf),
+    /// The `--quotas` file cannot be read.
+    #[error("{path}: {message}\nnothing was planned")]
+    Quotas {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
     /// A `--from` input cannot be used.
     #[error("{0}\nnothing was planned")]
     From(#[from] FromError),
@@ -112,7 +125,8 @@ impl PlanCommandError {
         match self {
             PlanCommandError::ReadPlan { .. }
             | PlanCommandError::PlanFile(_)
-            | PlanCommandError::OutNotEmpty(_) => 2,
+            | PlanCommandError::OutNotEmpty(_)
+            | PlanCommandError::Quotas { .. } => 2,
             PlanCommandError::From(_)
             | PlanCommandError::Write { .. }
             | PlanCommandError::ReadBack { .. } => 3,
@@ -135,7 +149,12 @@ pub fn run_plan(opts: &PlanOptions) -> Result<PlanOutcome, PlanCommandError> {
         .clone()
         .unwrap_or_else(|| default_out_dir(&opts.plan_path, opts.started_at));
     ensure_empty(&dir)?;
-    let loaded = load_from(&opts.from)?;
+    let mut notes = Vec::new();
+    if let Some(path) = &opts.quotas {
+        notes.extend(add_account_quotas(&mut input, path)?);
+    }
+    let mut loaded = load_from(&opts.from)?;
+    notes.append(&mut loaded.notes);
     add_builtin_prices(&mut input, &PriceTable::default());
     input.measured = loaded.measured;
     let plan = quarry_capacity::plan(&input);
@@ -160,8 +179,80 @@ pub fn run_plan(opts: &PlanOptions) -> Result<PlanOutcome, PlanCommandError> {
     Ok(PlanOutcome {
         dir,
         text: rendered,
-        notes: loaded.notes,
+        notes,
     })
+}
+
+/// Adds the pools of `quotas.json` at `path` that the plan file enters no
+/// quota for, each value cited as entered at the file's line of its entry
+/// (`quota[N].tpm` at `quotas.json:LINE`); the plan file wins where both
+/// enter a pool. Returns one note per pool the plan file kept.
+pub fn add_account_quotas(
+    input: &mut PlanInput,
+    path: &Path,
+) -> Result<Vec<String>, PlanCommandError> {
+    let quotas_error = |message: String| PlanCommandError::Quotas {
+        path: path.to_owned(),
+        message,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| quotas_error(e.to_string()))?;
+    let doc = crate::quotas::QuotasDocument::from_json(&text).map_err(|e| {
+        quotas_error(format!(
+            "{e} (expected the JSON of `quarry quotas --format json`)"
+        ))
+    })?;
+    let mut notes = Vec::new();
+    for entry in doc.quota {
+        let pool = PoolKey::of_model_id(&entry.model);
+        if pool.is_none() {
+            return Err(quotas_error(format!(
+                "quota: {:?} names no on-demand, cross-Region or global pool",
+                entry.model
+            )));
+        }
+        if input
+            .quotas
+            .iter()
+            .any(|q| PoolKey::of_model_id(&q.model) == pool)
+        {
+            notes.push(format!(
+                "{}: the plan file's quota for {} is used, not this file's",
+                path.display(),
+                entry.model
+            ));
+            continue;
+        }
+        let index = input.quotas.len();
+        let needle = format!(
+            "{{\"model\":{}",
+            serde_json::to_string(&entry.model).unwrap_or_default()
+        );
+        let line = text
+            .lines()
+            .position(|l| l.trim_start().starts_with(&needle))
+            .map_or(1, |i| i + 1);
+        for (field, value) in [("rpm", entry.rpm), ("tpm", entry.tpm), ("tpd", entry.tpd)] {
+            if value.is_some() {
+                input.origins.insert(
+                    format!("quota[{index}].{field}"),
+                    Origin {
+                        file: path.display().to_string(),
+                        line,
+                    },
+                );
+            }
+        }
+        input.quotas.push(QuotaEntry {
+            model: entry.model,
+            rpm: entry.rpm,
+            tpm: entry.tpm,
+            tpd: entry.tpd,
+            rpm_adjustable: entry.rpm_adjustable,
+            tpm_adjustable: entry.tpm_adjustable,
+            tpd_adjustable: entry.tpd_adjustable,
+        });
+    }
+    Ok(notes)
 }
 
 /// `plans/<plan file stem>-<run-id-style timestamp>/`.
@@ -256,6 +347,7 @@ models = ["us.anthropic.claude-sonnet-4-5-20250929-v1:0"]
             from: Vec::new(),
             out: Some(tmp.path().join("out")),
             started_at: SystemTime::UNIX_EPOCH,
+            quotas: None,
         })
         .unwrap_err();
         assert_eq!(err.exit_code(), 2);
@@ -278,6 +370,7 @@ models = ["us.anthropic.claude-sonnet-4-5-20250929-v1:0"]
             from: Vec::new(),
             out: Some(out.clone()),
             started_at: SystemTime::UNIX_EPOCH,
+            quotas: None,
         };
         let outcome = run_plan(&opts).unwrap();
         let json = std::fs::read_to_string(out.join(PLAN_JSON)).unwrap();

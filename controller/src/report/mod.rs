@@ -5,6 +5,7 @@
 //! it from the `results.json` it just wrote and read back, so `quarry report
 //! DIR` prints the same bytes.
 
+pub mod cloudwatch;
 mod figures;
 mod format;
 mod render;

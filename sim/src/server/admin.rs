@@ -3,7 +3,9 @@
 //!
 //! - `GET /_quarry/stats`: the stats snapshot as JSON;
 //! - `GET /_quarry/metrics`: the same counters in Prometheus text format;
-//! - `GET /_quarry/health`: `{"status":"ok"}` while the server runs.
+//! - `GET /_quarry/health`: `{"status":"ok"}` while the server runs;
+//! - `GET /_quarry/cloudwatch`: per-minute, per-model-id figures named as
+//!   CloudWatch's `AWS/Bedrock` metrics (docs/cloudwatch.md).
 
 use bytes::Bytes;
 use http::Response;
@@ -24,6 +26,10 @@ pub(crate) fn answer(shared: &Shared, endpoint: AdminEndpoint) -> Response<SimBo
             shared.sim.stats_snapshot().to_prometheus(),
         ),
         AdminEndpoint::Health => (APPLICATION_JSON, r#"{"status":"ok"}"#.to_owned()),
+        AdminEndpoint::CloudWatch => (
+            APPLICATION_JSON,
+            shared.sim.cloudwatch().snapshot().to_json(),
+        ),
     };
     response(
         shared,

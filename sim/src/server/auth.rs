@@ -21,30 +21,64 @@ use crate::runtime::{AccountIdx, Simulator};
 /// Temporary keys configured in the simulator never expire.
 const SESSION_EXPIRY: Duration = Duration::from_secs(100 * 365 * 86_400);
 
+/// The service a request is signed for: its SigV4 signing name decides
+/// the signing key, so each has its own verifier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SignedFor {
+    /// Bedrock Runtime (`bedrock`): SigV4 or a Bedrock API key.
+    Bedrock,
+    /// Service Quotas (`servicequotas`): SigV4 only, as Bedrock API keys
+    /// authenticate Bedrock calls alone.
+    ServiceQuotas,
+}
+
 /// Verifies requests against the simulator's accounts.
 pub(crate) struct Authenticator {
     sim: Arc<Simulator>,
     verifier: Verifier<StaticKeyStore>,
+    /// The same keys, for Service Quotas' signing name.
+    quotas_verifier: Verifier<StaticKeyStore>,
 }
 
 impl Authenticator {
     pub(crate) fn new(sim: Arc<Simulator>) -> Self {
         let verifier = Verifier::new(key_store(sim.accounts()));
-        Authenticator { sim, verifier }
+        let quotas_verifier =
+            Verifier::new(key_store(sim.accounts())).with_service(super::quotas::SIGNING_NAME);
+        Authenticator {
+            sim,
+            verifier,
+            quotas_verifier,
+        }
     }
 
     /// Checks what the request head carries, before any of its body is
     /// read; the 403 to answer with when it fails.
     pub(crate) fn verify_head(
         &self,
+        service: SignedFor,
         method: &Method,
         raw_path_and_query: &str,
         headers: &HeaderMap,
         now: SystemTime,
     ) -> Result<HeadVerified, WireError> {
-        Ok(self
-            .verifier
-            .verify_head(method, raw_path_and_query, headers, now)?)
+        let verifier = match service {
+            SignedFor::Bedrock => &self.verifier,
+            SignedFor::ServiceQuotas => {
+                let bearer = headers
+                    .get(AUTHORIZATION)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with("Bearer "));
+                if bearer {
+                    return Err(WireError::new(
+                        quarry_bedrock::ErrorCode::MissingAuthenticationTokenException,
+                        quarry_bedrock::messages::MISSING_AUTHENTICATION_TOKEN,
+                    ));
+                }
+                &self.quotas_verifier
+            }
+        };
+        Ok(verifier.verify_head(method, raw_path_and_query, headers, now)?)
     }
 
     /// The caller's account once the body's hash is known, or the 403.
@@ -100,6 +134,19 @@ fn credential_access_key(authorization: &str) -> Option<&str> {
     rest.split('/').next().map(str::trim)
 }
 
+/// The Region of a SigV4 request's credential scope; `us-east-1` when the
+/// header carries none (a verified SigV4 request always does).
+pub(crate) fn signed_region(headers: &HeaderMap) -> &str {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split_once("Credential=").map(|(_, rest)| rest))
+        .and_then(|rest| rest.split('/').nth(2))
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .unwrap_or("us-east-1")
+}
+
 impl WireError {
     fn from_unrecognized() -> Self {
         WireError::new(
@@ -122,5 +169,12 @@ mod tests {
             Some("AKIDEXAMPLE")
         );
         assert_eq!(credential_access_key("Bearer ABSK"), None);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            AUTHORIZATION,
+            "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20250101/eu-west-1/servicequotas/aws4_request, SignedHeaders=host, Signature=00".parse().unwrap(),
+        );
+        assert_eq!(signed_region(&headers), "eu-west-1");
+        assert_eq!(signed_region(&HeaderMap::new()), "us-east-1");
     }
 }

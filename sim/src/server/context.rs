@@ -103,6 +103,9 @@ pub(crate) fn response(
 pub(crate) struct Admitted<'s> {
     pub(crate) shared: &'s Shared,
     pub(crate) operation: Operation,
+    /// The model id as the request sent it (percent-decoded): CloudWatch's
+    /// `ModelId` dimension.
+    pub(crate) model_id: String,
     pub(crate) model: ResolvedModel,
     pub(crate) prompt: PromptSummary,
     pub(crate) ticket: Ticket,

@@ -14,15 +14,18 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{Request, Response};
 use quarry_bedrock::header_names::APPLICATION_JSON;
-use quarry_bedrock::{ErrorCode, ModelId, Operation, Outcome};
+use quarry_bedrock::{ErrorCode, Fault, ModelId, Operation, Outcome, TokenUsage};
 use tokio::time::Instant;
 
+use super::auth::{SignedFor, signed_region};
 use super::body::{ConnectionReset, SimBody};
 use super::context::{Admitted, Shared, new_id, response};
 use super::errors::WireError;
 use super::intake::{ReadError, Received, RequestBody};
+use super::quotas::{self, QuotasOperation};
 use super::router::{self, Route, UNKNOWN_OPERATION_BODY};
 use super::{admin, prompt, stream, unary};
+use crate::cloudwatch::CloudWatchEvent;
 use crate::faults::HeaderFault;
 use crate::runtime::{AccountIdx, Rejection, RequestSpec};
 use crate::server_stats::ClosedBecause;
@@ -33,7 +36,11 @@ pub(crate) async fn handle<B: RequestBody>(
     req: Request<B>,
 ) -> Result<Response<SimBody>, ConnectionReset> {
     let (parts, body) = req.into_parts();
-    match router::route(&parts.method, parts.uri.path()) {
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok());
+    match router::route(&parts.method, parts.uri.path(), target) {
         Route::Admin(endpoint) => Ok(admin::answer(&shared, endpoint)),
         Route::Unknown => Ok(response(
             &shared,
@@ -42,6 +49,7 @@ pub(crate) async fn handle<B: RequestBody>(
             SimBody::full(Bytes::from_static(UNKNOWN_OPERATION_BODY.as_bytes())),
         )),
         Route::Guardrail => guardrail(&shared, &parts, body).await,
+        Route::ServiceQuotas(operation) => service_quotas(&shared, operation, &parts, body).await,
         Route::Model {
             operation,
             raw_model_id,
@@ -59,16 +67,20 @@ enum Authenticated {
 /// doc); `Err` when the connection is to be cut without an answer.
 async fn authenticate<B: RequestBody>(
     shared: &Shared,
+    service: SignedFor,
     parts: &Parts,
     body: B,
     arrived: Instant,
 ) -> Result<Authenticated, ConnectionReset> {
     let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let counters = shared.sim.stats().server();
-    let head = match shared
-        .auth
-        .verify_head(&parts.method, path, &parts.headers, (shared.clock)())
-    {
+    let head = match shared.auth.verify_head(
+        service,
+        &parts.method,
+        path,
+        &parts.headers,
+        (shared.clock)(),
+    ) {
         Ok(head) => head,
         Err(e) => {
             counters.record_refused_before_body();
@@ -103,7 +115,7 @@ async fn guardrail<B: RequestBody>(
     parts: &Parts,
     body: B,
 ) -> Result<Response<SimBody>, ConnectionReset> {
-    let error = match authenticate(shared, parts, body, Instant::now()).await? {
+    let error = match authenticate(shared, SignedFor::Bedrock, parts, body, Instant::now()).await? {
         Authenticated::Refused(e) => e,
         Authenticated::Caller(..) => WireError::new(
             ErrorCode::ResourceNotFoundException,
@@ -111,6 +123,35 @@ async fn guardrail<B: RequestBody>(
         ),
     };
     Ok(error.into_response(&new_id(), shared.date()))
+}
+
+/// A Service Quotas call: authenticated for `servicequotas` (auth refusals
+/// go out as the common auth errors), then answered from the caller's
+/// account's quotas. Not counted in the Bedrock request stats.
+async fn service_quotas<B: RequestBody>(
+    shared: &Shared,
+    operation: QuotasOperation,
+    parts: &Parts,
+    body: B,
+) -> Result<Response<SimBody>, ConnectionReset> {
+    let authenticated = authenticate(
+        shared,
+        SignedFor::ServiceQuotas,
+        parts,
+        body,
+        Instant::now(),
+    )
+    .await?;
+    Ok(match authenticated {
+        Authenticated::Refused(e) => e.into_response(&new_id(), shared.date()),
+        Authenticated::Caller(account, body) => quotas::answer(
+            shared,
+            operation,
+            account,
+            signed_region(&parts.headers),
+            &body,
+        ),
+    })
 }
 
 async fn model_request<B: RequestBody>(
@@ -122,10 +163,11 @@ async fn model_request<B: RequestBody>(
 ) -> Result<Response<SimBody>, ConnectionReset> {
     let arrived = Instant::now();
     let unresolved = shared.sim.stats().unresolved_lane();
-    let (account, body) = match authenticate(shared, parts, body, arrived).await? {
-        Authenticated::Caller(account, body) => (account, body),
-        Authenticated::Refused(e) => return Ok(shared.refuse(unresolved, operation, e)),
-    };
+    let (account, body) =
+        match authenticate(shared, SignedFor::Bedrock, parts, body, arrived).await? {
+            Authenticated::Caller(account, body) => (account, body),
+            Authenticated::Refused(e) => return Ok(shared.refuse(unresolved, operation, e)),
+        };
     let Ok(model_id) = ModelId::decode_path_segment(raw_model_id) else {
         return Ok(shared.refuse(unresolved, operation, WireError::invalid_model_id()));
     };
@@ -174,11 +216,12 @@ async fn model_request<B: RequestBody>(
     // admit() counts its own refusals, so they are answered without `refuse`.
     let ticket = match shared.sim.admit(&model, &spec) {
         Ok(t) => t,
-        Err(r) => return rejected(shared, r).await,
+        Err(r) => return rejected(shared, model_id.as_str(), r).await,
     };
     let admitted = Admitted {
         shared,
         operation,
+        model_id: model_id.as_str().to_owned(),
         model,
         prompt,
         ticket,
@@ -197,19 +240,41 @@ async fn model_request<B: RequestBody>(
 }
 
 /// Answers a request admission refused.
+/// Answers a request admission refused. Throttles and injected 5xx faults
+/// are counted in the CloudWatch view; refusals of the request's own limits
+/// are input validation, which CloudWatch does not count.
 async fn rejected(
     shared: &Shared,
+    model_id: &str,
     rejection: Rejection,
 ) -> Result<Response<SimBody>, ConnectionReset> {
+    let cloudwatch = |event| {
+        shared
+            .sim
+            .cloudwatch()
+            .record((shared.clock)(), model_id, event);
+    };
     let error = match rejection {
         Rejection::Invalid { code, message } => WireError::new(code, message),
-        Rejection::Throttled(t) => t.into(),
+        Rejection::Throttled(t) => {
+            cloudwatch(CloudWatchEvent::Throttled);
+            t.into()
+        }
         Rejection::Fault { fault, delay } => {
             if let Some(d) = delay {
                 tokio::time::sleep(d).await;
             }
             match fault {
-                HeaderFault::Error(e) => e.into(),
+                HeaderFault::Error(e) => {
+                    if e.code.fault() == Fault::Server {
+                        cloudwatch(CloudWatchEvent::Failed {
+                            usage: TokenUsage::default(),
+                            burndown: 1,
+                            server: true,
+                        });
+                    }
+                    e.into()
+                }
                 HeaderFault::Reset => return Err(ConnectionReset),
             }
         }

@@ -26,6 +26,7 @@ mod handler;
 mod intake;
 mod limits;
 mod prompt;
+mod quotas;
 mod router;
 mod stream;
 mod tls;

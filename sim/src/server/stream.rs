@@ -11,8 +11,8 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Response};
 use quarry_bedrock::header_names::{APPLICATION_JSON, BEDROCK_CONTENT_TYPE};
 use quarry_bedrock::{
-    BlockDelta, ConverseStreamEvent, EVENT_STREAM_CONTENT_TYPE, EncodeError, InvocationMetrics,
-    InvokeStreamEncoder, ModelFamily, Operation, StreamMetadata, StreamStart,
+    BlockDelta, ConverseStreamEvent, EVENT_STREAM_CONTENT_TYPE, EncodeError, Fault,
+    InvocationMetrics, InvokeStreamEncoder, ModelFamily, Operation, StreamMetadata, StreamStart,
     encode_service_exception,
 };
 use serde_json::json;
@@ -22,7 +22,10 @@ use super::body::{ConnectionReset, SimBody};
 use super::context::{Admitted, response};
 use super::prompt::native_stop_reason;
 use super::unary::{anthropic_message_id, anthropic_model_name};
-use crate::runtime::{Completion, Step, Ticket};
+use crate::cloudwatch::CloudWatchEvent;
+use crate::runtime::{Completion, Simulator, Step, Ticket};
+use quarry_bedrock::auth::WallClock;
+use std::sync::Arc;
 
 /// Seeded lengths for the `p` padding field (SplitMix64 over the request id).
 struct Padding(u64);
@@ -67,6 +70,32 @@ struct EventStream {
     input_tokens: u64,
     arrived: Instant,
     first_byte: Option<Instant>,
+    /// Where and under which id the stream's end is counted for CloudWatch.
+    cloudwatch: StreamCloudWatch,
+}
+
+/// What a stream needs to record its end in the CloudWatch view.
+struct StreamCloudWatch {
+    sim: Arc<Simulator>,
+    clock: WallClock,
+    model_id: String,
+    burndown: u64,
+}
+
+impl StreamCloudWatch {
+    fn record(&self, event: CloudWatchEvent) {
+        self.sim
+            .cloudwatch()
+            .record((self.clock)(), &self.model_id, event);
+    }
+
+    fn failed(&self, done: &Completion, server: bool) {
+        self.record(CloudWatchEvent::Failed {
+            usage: done.usage,
+            burndown: self.burndown,
+            server,
+        });
+    }
 }
 
 impl EventStream {
@@ -81,18 +110,33 @@ impl EventStream {
                 .and_then(|()| self.token(&mut out, piece)),
             Step::Done(_) => {
                 let done = self.ticket.take().map(Ticket::finish);
+                if let Some(d) = &done {
+                    let ttft = self
+                        .first_byte
+                        .unwrap_or_else(Instant::now)
+                        .saturating_duration_since(self.arrived);
+                    self.cloudwatch.record(CloudWatchEvent::Success {
+                        usage: d.usage,
+                        burndown: self.cloudwatch.burndown,
+                        latency_ms: millis(d.latency),
+                        ttft_ms: Some(millis(ttft)),
+                    });
+                }
                 self.begin(&mut out)
                     .and_then(|()| done.map_or(Ok(()), |d| self.end(&mut out, &d)))
             }
             Step::Exception(e) => {
                 if let Some(t) = self.ticket.take() {
-                    t.finish();
+                    let done = t.finish();
+                    self.cloudwatch
+                        .failed(&done, e.code.fault() == Fault::Server);
                 }
                 encode_service_exception(&mut out, e.code, e.message)
             }
             Step::Reset => {
                 if let Some(t) = self.ticket.take() {
-                    t.finish();
+                    let done = t.finish();
+                    self.cloudwatch.failed(&done, true);
                 }
                 return Some(Err(ConnectionReset));
             }
@@ -204,6 +248,7 @@ pub(crate) async fn answer(a: Admitted<'_>) -> Response<SimBody> {
     let Admitted {
         shared,
         operation,
+        model_id,
         model,
         prompt,
         mut ticket,
@@ -232,6 +277,12 @@ pub(crate) async fn answer(a: Admitted<'_>) -> Response<SimBody> {
         input_tokens: prompt.input_tokens,
         arrived,
         first_byte: None,
+        cloudwatch: StreamCloudWatch {
+            sim: Arc::clone(&shared.sim),
+            clock: shared.clock,
+            burndown: model.profile.burndown,
+            model_id,
+        },
     };
     let chunks = futures_util::stream::unfold(state, |mut s| async move {
         let chunk = s.next_chunk().await?;

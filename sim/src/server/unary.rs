@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 use http::Response;
+use quarry_bedrock::Fault;
 use quarry_bedrock::header_names::APPLICATION_JSON;
 use quarry_bedrock::{
     AnthropicBlock, AnthropicCacheCreation, AnthropicResponse, AnthropicUsage, ContentBlock,
@@ -19,6 +20,7 @@ use super::context::{Admitted, Shared, response};
 use super::errors::WireError;
 use super::prompt::{latency_name, native_stop_reason, tier_name};
 use crate::cache::CacheTtl;
+use crate::cloudwatch::CloudWatchEvent;
 use crate::runtime::{Completion, Step};
 use crate::text::StopReason;
 
@@ -45,6 +47,7 @@ pub(crate) async fn answer(a: Admitted<'_>) -> Result<Response<SimBody>, Connect
     let Admitted {
         shared,
         operation,
+        model_id,
         model,
         prompt,
         mut ticket,
@@ -54,14 +57,36 @@ pub(crate) async fn answer(a: Admitted<'_>) -> Result<Response<SimBody>, Connect
     let (text, end) = ticket.collect().await;
     let request_id = ticket.request_id().to_string();
     let done = ticket.finish();
+    let burndown = model.profile.burndown;
+    let record = |event| {
+        shared
+            .sim
+            .cloudwatch()
+            .record((shared.clock)(), &model_id, event);
+    };
+    let failed = |server| CloudWatchEvent::Failed {
+        usage: done.usage,
+        burndown,
+        server,
+    };
     match end {
         Step::Exception(e) => {
+            record(failed(e.code.fault() == Fault::Server));
             return Ok(WireError::from(e).into_response(&request_id, shared.date()));
         }
-        Step::Reset => return Err(ConnectionReset),
+        Step::Reset => {
+            record(failed(true));
+            return Err(ConnectionReset);
+        }
         Step::Done(_) | Step::Token(_) => {}
     }
     let latency_ms = u64::try_from(done.latency.as_millis()).unwrap_or(u64::MAX);
+    record(CloudWatchEvent::Success {
+        usage: done.usage,
+        burndown,
+        latency_ms,
+        ttft_ms: None,
+    });
     if operation == quarry_bedrock::Operation::Converse {
         // Sized once: growing from serde_json's default copied the body
         // three times (memcpy was a top entry of the profile).
