@@ -294,6 +294,60 @@ pub fn is_daily_quota_message(message: &str) -> bool {
     message.contains("per day")
 }
 
+/// The quota a throttle names, read from its message (PROTOCOL.md §4.3):
+/// Bedrock says which wall a request hit only in the message text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QuotaWall {
+    /// Tokens per minute ("Too many tokens, ...").
+    TokensPerMinute,
+    /// Requests per minute ("Too many requests, ...").
+    RequestsPerMinute,
+    /// Tokens per day ("Too many tokens per day, ...").
+    TokensPerDay,
+}
+
+impl QuotaWall {
+    /// Every wall, in counter order.
+    pub const ALL: [QuotaWall; 3] = [
+        QuotaWall::TokensPerMinute,
+        QuotaWall::RequestsPerMinute,
+        QuotaWall::TokensPerDay,
+    ];
+
+    /// The wall a throttling message names; `None` when it names none
+    /// (a proxy's 429, a reworded message).
+    pub fn from_message(message: &str) -> Option<QuotaWall> {
+        let m = message.to_ascii_lowercase();
+        if is_daily_quota_message(&m) {
+            Some(QuotaWall::TokensPerDay)
+        } else if m.contains("too many tokens") {
+            Some(QuotaWall::TokensPerMinute)
+        } else if m.contains("too many requests") {
+            Some(QuotaWall::RequestsPerMinute)
+        } else {
+            None
+        }
+    }
+
+    /// The snake_case name (the simulator's throttle reasons use the same).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuotaWall::TokensPerMinute => "tokens_per_minute",
+            QuotaWall::RequestsPerMinute => "requests_per_minute",
+            QuotaWall::TokensPerDay => "tokens_per_day",
+        }
+    }
+
+    /// The quota's usual abbreviation: TPM, RPM, TPD.
+    pub fn abbreviation(self) -> &'static str {
+        match self {
+            QuotaWall::TokensPerMinute => "TPM",
+            QuotaWall::RequestsPerMinute => "RPM",
+            QuotaWall::TokensPerDay => "TPD",
+        }
+    }
+}
+
 /// Message texts Bedrock is known to send (PROTOCOL.md §4.3, §4.4).
 pub mod messages {
     /// ThrottlingException for a tokens-per-minute quota.
@@ -390,6 +444,14 @@ impl ServiceError {
         }
     }
 
+    /// The quota a throttle names (`None` for other errors, or a throttle
+    /// whose message names none).
+    pub fn quota_wall(&self) -> Option<QuotaWall> {
+        matches!(self.outcome(), Outcome::Throttled | Outcome::DailyQuota)
+            .then(|| QuotaWall::from_message(&self.message))
+            .flatten()
+    }
+
     /// The standard retry classification; unknown codes fall back on status.
     pub fn retry(&self) -> Retry {
         match self.code {
@@ -428,6 +490,28 @@ fn fallback_code(status: u16) -> Option<ErrorCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_throttle_message_names_the_quota_wall() {
+        use messages::*;
+        let wall = |m| QuotaWall::from_message(m);
+        assert_eq!(wall(TOO_MANY_TOKENS), Some(QuotaWall::TokensPerMinute));
+        assert_eq!(wall(TOO_MANY_REQUESTS), Some(QuotaWall::RequestsPerMinute));
+        assert_eq!(wall(TOO_MANY_TOKENS_PER_DAY), Some(QuotaWall::TokensPerDay));
+        assert_eq!(wall("Rate exceeded"), None);
+        let throttle = ServiceError::from_response(
+            429,
+            Some("ThrottlingException"),
+            br#"{"message":"Too many requests, please wait before trying again."}"#,
+        );
+        assert_eq!(throttle.quota_wall(), Some(QuotaWall::RequestsPerMinute));
+        let other = ServiceError::from_response(
+            400,
+            Some("ValidationException"),
+            br#"{"message":"Too many tokens"}"#,
+        );
+        assert_eq!(other.quota_wall(), None, "only throttles name a wall");
+    }
 
     #[test]
     fn statuses_match_the_service_model() {

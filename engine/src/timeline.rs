@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use http::HeaderValue;
-use quarry_bedrock::{ErrorCode, Operation, Outcome, TokenUsage, UsageSource};
+use quarry_bedrock::{ErrorCode, Operation, Outcome, QuotaWall, TokenUsage, UsageSource};
 
 /// A request the scheduler has decided to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -202,6 +202,8 @@ pub struct EarlierAttempt {
     pub sent_at: u64,
     /// When it ended.
     pub closed_at: u64,
+    /// The quota a throttled attempt's message named.
+    pub quota_wall: Option<QuotaWall>,
 }
 
 /// Everything an executor reports for one request.
@@ -238,6 +240,8 @@ pub struct ResponseInfo {
     pub stop_reason: Option<Box<str>>,
     /// The service's error code, when the request failed with one.
     pub error_code: Option<ErrorCode>,
+    /// The quota a throttle's message named (TPM, RPM, TPD).
+    pub quota_wall: Option<QuotaWall>,
 }
 
 impl Completion {

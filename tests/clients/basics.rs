@@ -40,7 +40,10 @@ print(json.dumps({"usage": out["usage"], "stop": out["stopReason"],
         Some(usage["inputTokens"].as_u64().unwrap() + usage["outputTokens"].as_u64().unwrap())
     );
     assert!(v["deltas"].as_u64().unwrap() > 0, "{v}");
-    assert!(v["stream_usage"]["outputTokens"].as_u64().unwrap() > 0, "{v}");
+    assert!(
+        v["stream_usage"]["outputTokens"].as_u64().unwrap() > 0,
+        "{v}"
+    );
     // CountTokens counts the prompt Converse was billed for.
     assert_eq!(v["counted"], usage["inputTokens"], "{v}");
 }

@@ -296,6 +296,7 @@ fn on_converse_event(
             timeline.on_event(at);
             tracing::debug!(error = %error, "in-stream exception");
             reading.response.error_code = error.code;
+            reading.response.quota_wall = error.quota_wall();
             return Some(error.outcome());
         }
         _ => timeline.on_event(at),
@@ -324,6 +325,7 @@ fn on_invoke_event(
             timeline.on_event(at);
             tracing::debug!(error = %error, "in-stream exception");
             reading.response.error_code = error.code;
+            reading.response.quota_wall = error.quota_wall();
             return Some(error.outcome());
         }
         _ => timeline.on_event(at),
@@ -434,6 +436,7 @@ async fn read_error(
     result.retry = error.retry();
     result.retry_after_ms = retry_after_ms;
     result.response.error_code = error.code;
+    result.response.quota_wall = error.quota_wall();
     result
 }
 
