@@ -135,7 +135,7 @@ impl Saturation {
 
     /// As wire bits: 1 schedule lag, 2 CPU, 4 pool wait.
     pub fn bits(self) -> u32 {
-        u32::from(self.schedule_lag) | u32::from(self.cpu) << 1 | u32::from(self.pool_wait) << 2
+        u32::from(self.schedule_lag) | (u32::from(self.cpu) << 1) | (u32::from(self.pool_wait) << 2)
     }
 
     /// From wire bits (unknown bits ignored).

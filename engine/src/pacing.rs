@@ -72,8 +72,7 @@ impl ThrottlePacing {
         match self {
             ThrottlePacing::None => "none".to_owned(),
             ThrottlePacing::Backoff { initial, max } => format!(
-                "backoff (SDK standard: full jitter under {:?} x 2^(n-1), at most {:?})",
-                initial, max
+                "backoff (SDK standard: full jitter under {initial:?} x 2^(n-1), at most {max:?})"
             ),
             ThrottlePacing::Think { pause } => format!("think {pause:?} after each throttle"),
         }
