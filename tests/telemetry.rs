@@ -15,7 +15,11 @@ use tokio::process::Command;
 const LLAMA: &str = "meta.llama3-3-70b-instruct-v1:0";
 const REQUESTS: u64 = 45;
 
-fn spec_file(dir: &Path) -> PathBuf {
+/// Every request traced, no per-second cap: what the three-agent tests set.
+const EVERY_SPAN: &str = "sample_ratio = 1.0\nmax_spans_per_second = 0\n";
+
+/// The spec, with `sampling` lines in `[telemetry]` (empty: the defaults).
+fn spec_file(dir: &Path, sampling: &str) -> PathBuf {
     let path = dir.join("spec.toml");
     let text = format!(
         r#"
@@ -30,9 +34,7 @@ input_tokens = 40
 max_tokens = 8
 temperature = 0.3
 [telemetry]
-sample_ratio = 1.0
-max_spans_per_second = 0
-flush_timeout = "10s"
+{sampling}flush_timeout = "10s"
 "#
     );
     std::fs::write(&path, text).unwrap();
@@ -49,9 +51,9 @@ struct Ran {
 
 /// `quarry run` of the spec on `agents` (in-process when empty), exporting
 /// to `endpoint` with `protocol`.
-async fn run(agents: &[Agent], endpoint: &str, protocol: &str) -> Ran {
+async fn run(agents: &[Agent], endpoint: &str, protocol: &str, sampling: &str) -> Ran {
     let work = tempfile::tempdir().unwrap();
-    let spec = spec_file(work.path());
+    let spec = spec_file(work.path(), sampling);
     let out = work.path().join("out");
     let mut cmd = Command::new(quarry_bin());
     cmd.arg("run")
@@ -243,7 +245,7 @@ fn check_metrics(receiver: &OtlpReceiver) {
 
 async fn three_agent_run(receiver: OtlpReceiver, protocol: &str) {
     let agents = Agent::start_many(3).await;
-    let ran = run(&agents, &receiver.endpoint(), protocol).await;
+    let ran = run(&agents, &receiver.endpoint(), protocol, EVERY_SPAN).await;
     assert_eq!(ran.code, Some(0), "{}\n{}", ran.stdout, ran.stderr);
     let spans = run_trace(&receiver).await;
     check_tree(&spans, &ran);
@@ -274,7 +276,9 @@ async fn a_three_agent_run_is_one_trace_over_otlp_http() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_in_process_run_is_traced_the_same_way() {
     let receiver = OtlpReceiver::grpc().await;
-    let ran = run(&[], &receiver.endpoint(), "grpc").await;
+    // The default sampling (no sample_ratio): every request of a small run
+    // has its span, within the default per-second cap.
+    let ran = run(&[], &receiver.endpoint(), "grpc", "").await;
     assert_eq!(ran.code, Some(0), "{}\n{}", ran.stdout, ran.stderr);
     let spans = run_trace(&receiver).await;
     let requests = spans
@@ -298,7 +302,7 @@ async fn a_receiver_that_is_down_warns_and_the_run_still_succeeds() {
     let endpoint = format!("http://{}", dead.local_addr().unwrap());
     drop(dead);
     let agents = Agent::start_many(3).await;
-    let ran = run(&agents, &endpoint, "grpc").await;
+    let ran = run(&agents, &endpoint, "grpc", EVERY_SPAN).await;
     assert_eq!(ran.code, Some(0), "{}\n{}", ran.stdout, ran.stderr);
     assert!(
         ran.stdout.contains("WARNING telemetry:") && ran.stdout.contains("NOT exported"),

@@ -69,6 +69,7 @@ fn plan(load: LoadProfile) -> RunPlan {
         seed: 7,
         pricing: Default::default(),
         request_slo: None,
+        on_throttle: Default::default(),
     }
 }
 

@@ -294,18 +294,57 @@ pub fn is_daily_quota_message(message: &str) -> bool {
     message.contains("per day")
 }
 
-/// The quota a `ThrottlingException`'s message names (PROTOCOL.md §4.3):
-/// requests per minute for "Too many requests…", tokens per day for "…per
-/// day…", tokens per minute otherwise ("Too many tokens…", and any text
-/// Bedrock may add: tokens are what it has throttled on since May 2026).
-pub fn throttled_quota(message: &str) -> crate::quota::QuotaMetric {
-    use crate::quota::QuotaMetric;
-    if is_daily_quota_message(message) {
-        QuotaMetric::TokensPerDay
-    } else if message.starts_with("Too many requests") {
-        QuotaMetric::RequestsPerMinute
-    } else {
-        QuotaMetric::TokensPerMinute
+/// The quota a throttle names, read from its message (PROTOCOL.md §4.3):
+/// Bedrock says which wall a request hit only in the message text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum QuotaWall {
+    /// Tokens per minute ("Too many tokens, ...").
+    TokensPerMinute,
+    /// Requests per minute ("Too many requests, ...").
+    RequestsPerMinute,
+    /// Tokens per day ("Too many tokens per day, ...").
+    TokensPerDay,
+}
+
+impl QuotaWall {
+    /// Every wall, in counter order.
+    pub const ALL: [QuotaWall; 3] = [
+        QuotaWall::TokensPerMinute,
+        QuotaWall::RequestsPerMinute,
+        QuotaWall::TokensPerDay,
+    ];
+
+    /// The wall a throttling message names; `None` when it names none
+    /// (a proxy's 429, a reworded message).
+    pub fn from_message(message: &str) -> Option<QuotaWall> {
+        let m = message.to_ascii_lowercase();
+        if is_daily_quota_message(&m) {
+            Some(QuotaWall::TokensPerDay)
+        } else if m.contains("too many tokens") {
+            Some(QuotaWall::TokensPerMinute)
+        } else if m.contains("too many requests") {
+            Some(QuotaWall::RequestsPerMinute)
+        } else {
+            None
+        }
+    }
+
+    /// The snake_case name (the simulator's throttle reasons use the same).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuotaWall::TokensPerMinute => "tokens_per_minute",
+            QuotaWall::RequestsPerMinute => "requests_per_minute",
+            QuotaWall::TokensPerDay => "tokens_per_day",
+        }
+    }
+
+    /// The quota's usual abbreviation: TPM, RPM, TPD.
+    pub fn abbreviation(self) -> &'static str {
+        match self {
+            QuotaWall::TokensPerMinute => "TPM",
+            QuotaWall::RequestsPerMinute => "RPM",
+            QuotaWall::TokensPerDay => "TPD",
+        }
     }
 }
 
@@ -395,12 +434,6 @@ impl ServiceError {
         err
     }
 
-    /// The quota that throttled this request ([`throttled_quota`]), when it
-    /// is a `ThrottlingException`.
-    pub fn throttled_by(&self) -> Option<crate::quota::QuotaMetric> {
-        (self.code == Some(ErrorCode::ThrottlingException)).then(|| throttled_quota(&self.message))
-    }
-
     /// How a load test counts this error.
     pub fn outcome(&self) -> Outcome {
         match self.code {
@@ -409,6 +442,14 @@ impl ServiceError {
             None if self.status == 429 => Outcome::Throttled,
             None => Outcome::ClientError,
         }
+    }
+
+    /// The quota a throttle names (`None` for other errors, or a throttle
+    /// whose message names none).
+    pub fn quota_wall(&self) -> Option<QuotaWall> {
+        matches!(self.outcome(), Outcome::Throttled | Outcome::DailyQuota)
+            .then(|| QuotaWall::from_message(&self.message))
+            .flatten()
     }
 
     /// The standard retry classification; unknown codes fall back on status.
@@ -449,6 +490,28 @@ fn fallback_code(status: u16) -> Option<ErrorCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_throttle_message_names_the_quota_wall() {
+        use messages::*;
+        let wall = |m| QuotaWall::from_message(m);
+        assert_eq!(wall(TOO_MANY_TOKENS), Some(QuotaWall::TokensPerMinute));
+        assert_eq!(wall(TOO_MANY_REQUESTS), Some(QuotaWall::RequestsPerMinute));
+        assert_eq!(wall(TOO_MANY_TOKENS_PER_DAY), Some(QuotaWall::TokensPerDay));
+        assert_eq!(wall("Rate exceeded"), None);
+        let throttle = ServiceError::from_response(
+            429,
+            Some("ThrottlingException"),
+            br#"{"message":"Too many requests, please wait before trying again."}"#,
+        );
+        assert_eq!(throttle.quota_wall(), Some(QuotaWall::RequestsPerMinute));
+        let other = ServiceError::from_response(
+            400,
+            Some("ValidationException"),
+            br#"{"message":"Too many tokens"}"#,
+        );
+        assert_eq!(other.quota_wall(), None, "only throttles name a wall");
+    }
 
     #[test]
     fn statuses_match_the_service_model() {
@@ -531,7 +594,6 @@ mod tests {
 
     #[test]
     fn throttles_name_their_quota() {
-        use crate::quota::QuotaMetric;
         let throttle = |message: &str| {
             ServiceError::from_response(
                 429,
@@ -542,31 +604,31 @@ mod tests {
         for (message, quota, outcome) in [
             (
                 messages::TOO_MANY_REQUESTS,
-                QuotaMetric::RequestsPerMinute,
+                QuotaWall::RequestsPerMinute,
                 Outcome::Throttled,
             ),
             (
                 "Too many requests, please wait before trying again. You have sent too many requests.  Wait before trying again.",
-                QuotaMetric::RequestsPerMinute,
+                QuotaWall::RequestsPerMinute,
                 Outcome::Throttled,
             ),
             (
                 messages::TOO_MANY_TOKENS,
-                QuotaMetric::TokensPerMinute,
+                QuotaWall::TokensPerMinute,
                 Outcome::Throttled,
             ),
             (
                 messages::TOO_MANY_TOKENS_PER_DAY,
-                QuotaMetric::TokensPerDay,
+                QuotaWall::TokensPerDay,
                 Outcome::DailyQuota,
             ),
         ] {
             let err = throttle(message);
-            assert_eq!(err.throttled_by(), Some(quota), "{message}");
+            assert_eq!(err.quota_wall(), Some(quota), "{message}");
             assert_eq!(err.outcome(), outcome, "{message}");
         }
         let denied = ServiceError::from_response(403, Some("AccessDeniedException"), b"{}");
-        assert_eq!(denied.throttled_by(), None);
+        assert_eq!(denied.quota_wall(), None);
     }
 
     #[test]

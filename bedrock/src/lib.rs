@@ -32,9 +32,8 @@ mod stream;
 pub mod auth;
 
 pub use error::{
-    ERROR_TYPE_HEADER, ERROR_TYPE_NAMESPACE, ErrorCode, Fault, MAX_ECHO_CHARS, Outcome, Retry,
-    ServiceError, bounded_echo, is_daily_quota_message, messages, sanitize_error_code,
-    throttled_quota,
+    ERROR_TYPE_HEADER, ERROR_TYPE_NAMESPACE, ErrorCode, Fault, MAX_ECHO_CHARS, Outcome, QuotaWall,
+    Retry, ServiceError, bounded_echo, is_daily_quota_message, messages, sanitize_error_code,
 };
 pub use family::{GEO_PREFIXES, ModelFamily, base_model_id, geo_prefix};
 pub use operation::{Operation, UnknownOperation};

@@ -115,6 +115,7 @@ fn combine(earlier: &IntervalSummary, later: &IntervalSummary) -> IntervalSummar
         quota_settled: earlier.quota_settled + later.quota_settled,
         ttft_p50_ns: ttft.ttft_p50_ns,
         ttft_p99_ns: ttft.ttft_p99_ns,
+        e2e_p50_ns: ttft.e2e_p50_ns,
     }
 }
 
@@ -197,6 +198,7 @@ mod tests {
             quota_settled: 5_000,
             ttft_p50_ns: 300_000_000,
             ttft_p99_ns: 1_200_000_000,
+            e2e_p50_ns: 2_000_000_000,
         };
         let ctx = LiveContext {
             in_flight: 4,
@@ -218,6 +220,7 @@ mod tests {
             quota_settled: 200,
             ttft_p50_ns: 5,
             ttft_p99_ns: 9,
+            e2e_p50_ns: 20,
         };
         let tail = IntervalSummary {
             requests: 1,

@@ -105,7 +105,8 @@ pub enum ScalarMetric {
     Rps,
     /// Aggregate output tokens per second.
     OutputTokensPerS,
-    /// USD per 1,000 requests.
+    /// USD per 1,000 successful requests (the ok requests' cost over
+    /// their number; throttled and failed requests are left out of both).
     CostPer1kRequests,
 }
 

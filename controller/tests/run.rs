@@ -192,6 +192,14 @@ fn an_unknown_sim_profile_or_a_used_out_dir_exits_2() {
     );
     let stderr = text(&run.stderr);
     assert_eq!(run.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("not empty"), "{stderr}");
+    // Said once, with the directory, and nothing else (it once read
+    // "...is not empty: DIR: ...is not empty").
+    assert_eq!(
+        stderr,
+        format!(
+            "quarry: results: {}: the results directory exists and is not empty\n",
+            used.display()
+        )
+    );
     assert_eq!(std::fs::read_dir(&used).unwrap().count(), 1);
 }

@@ -1,7 +1,8 @@
 //! The load generator's own health: its CPU use, how late it sends, how long
-//! requests wait for connections, and how many are in flight. A run whose own
-//! schedule lag passes a threshold is flagged as a saturated load generator:
-//! its latencies then describe the agent, not the service.
+//! requests wait for connections, and how many are in flight. A run whose
+//! schedule lag, CPU or connection-pool waits pass their bounds
+//! ([`HealthPolicy`]) is flagged as a saturated load generator: its
+//! latencies then describe the agent, not the service.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,26 +43,108 @@ impl Drop for InFlightUnit {
     }
 }
 
-/// When a run counts as limited by its own load generator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// When a run counts as limited by its own load generator. Each interval is
+/// judged on three signs, in both load models (a closed loop has no
+/// schedule lag, so lag alone would never flag it):
+///
+/// - schedule lag: the open loop sent late (p99 over the bound);
+/// - CPU: the process used more than `max_cpu_share` of the cores it may
+///   run on (a busy generator delays its own socket reads, which inflates
+///   every latency it stamps; with the embedded simulator the process is
+///   the simulator too, and then the machine is what is measured);
+/// - pool waits: requests waited for a pooled connection (p99 over the
+///   bound), so the generator, not the service, held them back.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HealthPolicy {
-    /// An interval whose schedule-lag p99 exceeds this flags the run.
+    /// An interval whose schedule-lag p99 exceeds this is saturated.
     pub max_schedule_lag_p99: Duration,
+    /// An interval whose connection-pool-wait p99 exceeds this is saturated.
+    pub max_pool_wait_p99: Duration,
+    /// An interval whose process CPU exceeds this share of `cores` (0.9 of
+    /// 2 cores: 180% of one core) is saturated.
+    pub max_cpu_share: f64,
+    /// The cores this process may run on (`available_parallelism`, which
+    /// honours affinity and cgroup quotas).
+    pub cores: u32,
 }
 
 impl Default for HealthPolicy {
-    /// 10 ms: ten timer ticks, far beyond what a healthy dispatcher shows.
+    /// Lag and pool wait 10 ms (ten timer ticks, far beyond what a healthy
+    /// dispatcher or an unexhausted pool shows); CPU 90% of the cores.
     fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         HealthPolicy {
             max_schedule_lag_p99: Duration::from_millis(10),
+            max_pool_wait_p99: Duration::from_millis(10),
+            max_cpu_share: DEFAULT_MAX_CPU_SHARE,
+            cores: u32::try_from(cores).unwrap_or(u32::MAX),
         }
     }
 }
 
+/// The default [`HealthPolicy::max_cpu_share`].
+pub const DEFAULT_MAX_CPU_SHARE: f64 = 0.9;
+
 impl HealthPolicy {
-    /// True when an interval's lag p99 says the agent could not keep up.
-    pub fn is_saturated(&self, schedule_lag_p99_ns: u64) -> bool {
-        schedule_lag_p99_ns > duration_ns(self.max_schedule_lag_p99)
+    /// The CPU bound in percent of one core (the unit of
+    /// [`HealthSample::cpu_percent`]).
+    pub fn max_cpu_percent(&self) -> f64 {
+        self.max_cpu_share * f64::from(self.cores.max(1)) * 100.0
+    }
+
+    /// Which signs of an interval say the agent could not keep up.
+    pub fn judge(
+        &self,
+        schedule_lag_p99_ns: u64,
+        pool_wait_p99_ns: u64,
+        cpu_percent: Option<f64>,
+    ) -> Saturation {
+        Saturation {
+            schedule_lag: schedule_lag_p99_ns > duration_ns(self.max_schedule_lag_p99),
+            cpu: cpu_percent.is_some_and(|c| c > self.max_cpu_percent()),
+            pool_wait: pool_wait_p99_ns > duration_ns(self.max_pool_wait_p99),
+        }
+    }
+}
+
+/// Why an interval counts as saturated: each sign that passed its bound.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Saturation {
+    /// The schedule-lag p99 passed its bound (open loop).
+    pub schedule_lag: bool,
+    /// The process CPU passed its share of the cores.
+    pub cpu: bool,
+    /// The connection-pool-wait p99 passed its bound.
+    pub pool_wait: bool,
+}
+
+impl Saturation {
+    /// Any sign passed.
+    pub fn any(self) -> bool {
+        self.schedule_lag || self.cpu || self.pool_wait
+    }
+
+    /// Either's signs.
+    pub fn union(self, other: Saturation) -> Saturation {
+        Saturation {
+            schedule_lag: self.schedule_lag || other.schedule_lag,
+            cpu: self.cpu || other.cpu,
+            pool_wait: self.pool_wait || other.pool_wait,
+        }
+    }
+
+    /// As wire bits: 1 schedule lag, 2 CPU, 4 pool wait.
+    pub fn bits(self) -> u32 {
+        u32::from(self.schedule_lag) | (u32::from(self.cpu) << 1) | (u32::from(self.pool_wait) << 2)
+    }
+
+    /// From wire bits (unknown bits ignored).
+    pub fn from_bits(bits: u32) -> Saturation {
+        Saturation {
+            schedule_lag: bits & 1 != 0,
+            cpu: bits & 2 != 0,
+            pool_wait: bits & 4 != 0,
+        }
     }
 }
 
@@ -77,8 +160,11 @@ pub struct HealthSample {
     pub schedule_lag_p99_ns: u64,
     /// p99 of the time requests waited for a pooled connection.
     pub pool_wait_p99_ns: u64,
-    /// The lag p99 passed the policy's threshold.
+    /// Some sign passed the policy's bound (`saturation.any()`).
     pub saturated: bool,
+    /// Which signs passed (an older agent says only `saturated`, which was
+    /// its schedule lag).
+    pub saturation: Saturation,
 }
 
 impl HealthSample {
@@ -94,6 +180,7 @@ impl HealthSample {
         self.schedule_lag_p99_ns = self.schedule_lag_p99_ns.max(other.schedule_lag_p99_ns);
         self.pool_wait_p99_ns = self.pool_wait_p99_ns.max(other.pool_wait_p99_ns);
         self.saturated |= other.saturated;
+        self.saturation = self.saturation.union(other.saturation);
     }
 }
 
@@ -189,11 +276,38 @@ mod tests {
         assert_eq!(gauge.get(), 0);
     }
 
+    /// The closed loop that used 191% of a core on two cores: no schedule
+    /// lag at all, and still saturated, by its CPU; pool waits likewise.
+    #[test]
+    fn cpu_and_pool_waits_saturate_without_schedule_lag() {
+        let policy = HealthPolicy {
+            cores: 2,
+            ..HealthPolicy::default()
+        };
+        assert_eq!(policy.max_cpu_percent(), 180.0);
+        let cpu = policy.judge(0, 0, Some(191.0));
+        assert_eq!(
+            cpu,
+            Saturation {
+                cpu: true,
+                ..Saturation::default()
+            }
+        );
+        assert!(!policy.judge(0, 0, Some(103.0)).any());
+        assert!(!policy.judge(0, 0, None).any(), "no /proc: no CPU verdict");
+        let pool = policy.judge(0, 10_000_001, Some(50.0));
+        assert!(pool.pool_wait && !pool.cpu && !pool.schedule_lag);
+        assert!(!policy.judge(0, 10_000_000, Some(180.0)).any());
+        assert_eq!(Saturation::from_bits(cpu.bits()), cpu);
+        assert_eq!(Saturation::from_bits(pool.bits()), pool);
+        assert_eq!(Saturation::from_bits(7).bits(), 7);
+    }
+
     #[test]
     fn saturation_threshold_and_merge() {
         let policy = HealthPolicy::default();
-        assert!(!policy.is_saturated(10_000_000));
-        assert!(policy.is_saturated(10_000_001));
+        assert!(!policy.judge(10_000_000, 0, None).any());
+        assert!(policy.judge(10_000_001, 0, None).schedule_lag);
         let mut a = HealthSample {
             cpu_percent: Some(40.0),
             in_flight: 3,
@@ -204,10 +318,15 @@ mod tests {
             cpu_percent: None,
             in_flight: 4,
             schedule_lag_p99_ns: 9,
+            pool_wait_p99_ns: 0,
             saturated: true,
-            ..Default::default()
+            saturation: Saturation {
+                cpu: true,
+                ..Saturation::default()
+            },
         };
         a.merge(&b);
+        assert!(a.saturation.cpu && !a.saturation.schedule_lag);
         assert_eq!(a.cpu_percent, Some(40.0));
         assert_eq!(
             (a.in_flight, a.schedule_lag_p99_ns, a.saturated),

@@ -12,6 +12,7 @@ mod arrival;
 mod clock;
 mod health;
 mod load;
+mod pacing;
 mod recorder;
 mod scheduler;
 mod series;
@@ -37,18 +38,23 @@ mod pricing;
 mod workload;
 
 pub use share::{
-    AuthMethod, BEARER_TOKEN_ENV, Connection, FEATURE_INTERLEAVE, FEATURE_REQUEST_SLO, FinishKind,
+    AuthMethod, BEARER_TOKEN_ENV, Connection, FEATURE_INTERLEAVE, FEATURE_REQUEST_SLO,
+    FEATURE_THROTTLE_PACING, FinishKind,
     PreparedShare, SHARE_FEATURES, SHARE_SCHEMA_VERSION, SIM_REGION, Share, ShareError, ShareEvent,
     ShareFinished, ShareSpec, SpanExport,
 };
 
 pub use arrival::{ArrivalAt, ArrivalSchedule, Interleave};
 pub use clock::{RunClock, SPIN_WINDOW, duration_ns};
-pub use health::{HealthPolicy, HealthSample, InFlightGauge, ProcessCpu, cpu_ticks};
+pub use health::{
+    DEFAULT_MAX_CPU_SHARE, HealthPolicy, HealthSample, InFlightGauge, ProcessCpu, Saturation,
+    cpu_ticks,
+};
 pub use load::{
     Arrival, CatchUp, DEFAULT_MAX_IN_FLIGHT, EndCondition, LoadError, LoadModel, LoadProfile,
     MAX_CONCURRENCY, MAX_RATE_PER_S, STEADY_STAGE, Stage, StageKind,
 };
+pub use pacing::ThrottlePacing;
 pub use recorder::{IntervalTake, Recorder};
 pub use scheduler::{EndReason, Engine, EngineConfig, Executor, RunReport, Workload};
 pub use series::{

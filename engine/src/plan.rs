@@ -17,6 +17,7 @@ use quarry_bedrock::{CacheTtl, Operation};
 use serde::{Deserialize, Serialize};
 
 use crate::load::LoadProfile;
+use crate::pacing::ThrottlePacing;
 use crate::pricing::ModelPrices;
 
 /// Largest input-token count a distribution may draw. The biggest context
@@ -49,6 +50,11 @@ pub struct RunPlan {
     /// [`crate::FEATURE_REQUEST_SLO`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_slo: Option<RequestSlo>,
+    /// What a closed-loop user does after a throttled request (the
+    /// default: nothing, it sends its next request at once). A share
+    /// carrying anything else requires [`crate::FEATURE_THROTTLE_PACING`].
+    #[serde(default, skip_serializing_if = "ThrottlePacing::is_none")]
+    pub on_throttle: ThrottlePacing,
 }
 
 /// Per-request SLO bounds (DistServe's goodput): a request meets them when

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use hdrhistogram::Histogram;
-use quarry_bedrock::{Outcome, output_burndown, reservation, settlement};
+use quarry_bedrock::{Operation, Outcome, output_burndown, reservation, settlement};
 
 use crate::plan::RequestSlo;
 use crate::series::{Count, Metric, SeriesDelta, SeriesKey, TokenKind, new_histogram};
@@ -116,7 +116,8 @@ impl Recorder {
         }
         let output_tokens = completion.usage.map(|u| u.tokens.output_tokens);
         if completion.outcome == Outcome::Ok {
-            record_latencies(s, completion, output_tokens, self.slo.as_ref());
+            let streamed = key.operation.is_some_and(Operation::is_streaming);
+            record_latencies(s, completion, output_tokens, streamed, self.slo.as_ref());
         }
         let counters = s.counters_mut();
         match completion.usage {
@@ -144,6 +145,9 @@ impl Recorder {
             None => {}
         }
         counters.add(Count::CostPicoUsd, completion.cost_pico_usd);
+        if completion.outcome != Outcome::Ok {
+            counters.add(Count::CostFailedPicoUsd, completion.cost_pico_usd);
+        }
     }
 
     /// Moves the interval's series out and starts a fresh interval with the
@@ -191,44 +195,68 @@ fn record_attempts(s: &mut SeriesDelta, c: &Completion) {
     counters.add(Count::Attempts, 1 + retries);
     counters.add(Count::Retries, retries);
     for a in &c.earlier_attempts {
-        if let Some(quota) = a.throttled_by {
-            s.counters_mut().add(Count::ThrottledBy(quota), 1);
-        }
         let took = a.closed_at.saturating_sub(a.sent_at);
         s.record(Metric::AttemptE2e, took);
         if a.outcome == Outcome::Throttled {
             s.counters_mut().add(Count::RetriedThrottles, 1);
             s.record(Metric::ThrottledLatency, took);
         }
-    }
-    if let Some(quota) = c.response.throttled_by {
-        s.counters_mut().add(Count::ThrottledBy(quota), 1);
+        if matches!(a.outcome, Outcome::Throttled | Outcome::DailyQuota) {
+            s.counters_mut().add(Count::throttles(a.quota_wall), 1);
+        }
     }
     let took = t.closed_at.saturating_sub(t.sent_at);
     s.record(Metric::AttemptE2e, took);
     if c.outcome == Outcome::Throttled {
         s.record(Metric::ThrottledLatency, took);
     }
+    if matches!(c.outcome, Outcome::Throttled | Outcome::DailyQuota) {
+        s.counters_mut()
+            .add(Count::throttles(c.response.quota_wall), 1);
+    }
 }
 
 /// The success-only latency histograms.
+///
+/// The streaming figures (TTFT, ITL, TPOT) count `streamed` requests only:
+/// a non-streaming response arrives in one piece, so its "first token" is
+/// its E2E and its TPOT 0, and mixing those in would make the streaming
+/// figures describe neither kind of request. E2E and output tokens per
+/// second count every successful request.
 fn record_latencies(
     s: &mut SeriesDelta,
     c: &Completion,
     output_tokens: Option<u64>,
+    streamed: bool,
     slo: Option<&RequestSlo>,
 ) {
     let t = &c.timeline;
-    let ttft = t.ttft_from_send();
+    // For the SLO a non-streaming request's first token is its response
+    // (`RequestSlo::met` reads a missing TTFT as the E2E).
+    let ttft = t.ttft_from_send().filter(|_| streamed);
+    let tpot = output_tokens
+        .and_then(|out| t.tpot(out))
+        .filter(|_| streamed);
+    if let Some(slo) = slo
+        && slo.met(ttft, tpot, t.e2e_from_send())
+    {
+        s.counters_mut().add(Count::SloMet, 1);
+    }
+    s.record(Metric::E2eFromSend, t.e2e_from_send());
+    if let Some(v) = t.e2e_from_schedule() {
+        s.record(Metric::E2eFromSchedule, v);
+    }
+    if let Some(v) = output_tokens.and_then(|out| t.output_milli_tokens_per_s(out)) {
+        s.record(Metric::OutputMilliTokensPerS, v);
+    }
+    if !streamed {
+        return;
+    }
     if let Some(v) = ttft {
         s.record(Metric::TtftFromSend, v);
     }
     if let Some(v) = t.ttft_from_schedule() {
         s.record(Metric::TtftFromSchedule, v);
-    }
-    s.record(Metric::E2eFromSend, t.e2e_from_send());
-    if let Some(v) = t.e2e_from_schedule() {
-        s.record(Metric::E2eFromSchedule, v);
     }
     for (gap, tokens) in t.inter_token_gaps() {
         s.record(Metric::Itl, gap);
@@ -236,17 +264,8 @@ fn record_latencies(
             s.record(Metric::ItlPerToken, gap / u64::from(tokens));
         }
     }
-    let tpot = output_tokens.and_then(|out| t.tpot(out));
-    if let Some(slo) = slo
-        && slo.met(ttft, tpot, t.e2e_from_send())
-    {
-        s.counters_mut().add(Count::SloMet, 1);
-    }
     if let Some(v) = tpot {
         s.record(Metric::Tpot, v);
-    }
-    if let Some(v) = output_tokens.and_then(|out| t.output_milli_tokens_per_s(out)) {
-        s.record(Metric::OutputMilliTokensPerS, v);
     }
 }
 
@@ -291,8 +310,7 @@ impl Drop for RecordGuard {
 mod tests {
     use std::sync::Arc;
 
-    use quarry_bedrock::quota::QuotaMetric;
-    use quarry_bedrock::{Operation, TokenUsage, UsageSource};
+    use quarry_bedrock::{Operation, QuotaWall, TokenUsage, UsageSource};
 
     use super::*;
     use crate::timeline::{EarlierAttempt, ReportedUsage, Timeline};
@@ -395,6 +413,101 @@ mod tests {
         }
     }
 
+    /// A Converse (non-streaming) response read in one piece: its first and
+    /// last token are the same instant, so TTFT would be its E2E and TPOT 0.
+    fn unary(sent: u64, read: u64, output_tokens: u64) -> Completion {
+        let mut t = Timeline::started(Some(sent), sent);
+        t.on_headers(read);
+        t.on_content(read, 1);
+        t.close(read);
+        let mut c = Completion::new(t, Outcome::Ok);
+        c.usage = Some(ReportedUsage {
+            tokens: TokenUsage {
+                input_tokens: 10,
+                output_tokens,
+                cache_read_input_tokens: 0,
+                cache_write_input_tokens: 0,
+            },
+            source: UsageSource::ConverseUsage,
+        });
+        c
+    }
+
+    /// The mixed Converse / ConverseStream run: the streaming figures hold
+    /// the streaming request alone (no 0 ns TPOT, no E2E-long TTFT), and
+    /// E2E holds both.
+    #[test]
+    fn non_streaming_requests_stay_out_of_the_streaming_figures() {
+        let recorder = Recorder::new(1_000_000, None);
+        let stream = key("anthropic.claude-3-7-sonnet-20250219-v1:0");
+        let converse = SeriesKey {
+            operation: Some(Operation::Converse),
+            ..stream.clone()
+        };
+        recorder.record(&stream, &streamed(Some(0)));
+        recorder.record(&converse, &unary(0, 900_000, 40));
+        let take = recorder.take_interval();
+        let s = &take.series[&converse];
+        for m in [
+            Metric::TtftFromSend,
+            Metric::TtftFromSchedule,
+            Metric::Itl,
+            Metric::ItlPerToken,
+            Metric::Tpot,
+        ] {
+            assert!(s.histogram(m).is_empty(), "{m:?} holds a unary request");
+        }
+        assert_eq!(s.histogram(Metric::E2eFromSend).len(), 1);
+        assert_eq!(s.histogram(Metric::E2eFromSchedule).len(), 1);
+        assert_eq!(s.histogram(Metric::OutputMilliTokensPerS).len(), 1);
+        let mut all = take.series[&stream].clone();
+        all.merge(s);
+        assert_eq!(all.histogram(Metric::Tpot).len(), 1);
+        assert_eq!(all.histogram(Metric::Tpot).min(), 1_000, "no 0 ns TPOT");
+        assert_eq!(all.histogram(Metric::TtftFromSend).len(), 1);
+        assert_eq!(all.histogram(Metric::E2eFromSend).len(), 2);
+    }
+
+    /// For the SLO, a unary request's first token is its whole response.
+    #[test]
+    fn a_unary_request_meets_the_slo_on_its_e2e() {
+        let k = SeriesKey {
+            operation: Some(Operation::Converse),
+            ..key("m")
+        };
+        let met = |ttft_ns: u64| {
+            let slo = RequestSlo {
+                ttft_ns: Some(ttft_ns),
+                tpot_ns: Some(1),
+                e2e_ns: None,
+            };
+            let recorder = Recorder::new(0, Some(slo));
+            recorder.record(&k, &unary(0, 900_000, 40));
+            recorder.take_interval().series[&k]
+                .counters()
+                .get(Count::SloMet)
+        };
+        assert_eq!((met(900_000), met(899_999)), (1, 0));
+    }
+
+    #[test]
+    fn failed_requests_cost_is_counted_apart() {
+        let recorder = Recorder::new(0, None);
+        let k = key("m");
+        recorder.record(&k, &streamed(Some(0)));
+        let mut broken = streamed(Some(0));
+        broken.outcome = Outcome::StreamError;
+        broken.cost_pico_usd = 5;
+        recorder.record(&k, &broken);
+        let mut throttled = Completion::new(Timeline::started(Some(0), 0), Outcome::Throttled);
+        throttled.cost_pico_usd = 0;
+        recorder.record(&k, &throttled);
+        let take = recorder.take_interval();
+        let c = take.series[&k].counters();
+        assert_eq!(c.get(Count::CostPicoUsd), 12);
+        assert_eq!(c.get(Count::CostFailedPicoUsd), 5);
+    }
+
     #[test]
     fn failures_count_attempts_and_stay_out_of_success_latency() {
         let recorder = Recorder::new(0, None);
@@ -402,19 +515,18 @@ mod tests {
         let mut t = Timeline::started(Some(0), 5);
         t.close(305);
         let mut c = Completion::new(t, Outcome::Throttled);
-        c.response.throttled_by = Some(QuotaMetric::TokensPerMinute);
         c.earlier_attempts = vec![
             EarlierAttempt {
                 outcome: Outcome::Throttled,
-                throttled_by: Some(QuotaMetric::RequestsPerMinute),
                 sent_at: 1,
                 closed_at: 101,
+                quota_wall: Some(QuotaWall::RequestsPerMinute),
             },
             EarlierAttempt {
                 outcome: Outcome::ServerError,
-                throttled_by: None,
                 sent_at: 2,
                 closed_at: 4,
+                quota_wall: None,
             },
         ];
         recorder.record(&k, &c);
@@ -430,15 +542,10 @@ mod tests {
         assert_eq!(counters.get(Count::Outcome(Outcome::Throttled)), 1);
         assert_eq!(counters.get(Count::LateSends), 1);
         assert_eq!(counters.get(Count::UsageMissing), 0);
-        // Throttles by the quota their message named, retried ones included.
-        let by = |q| counters.get(Count::ThrottledBy(q));
-        assert_eq!(by(QuotaMetric::RequestsPerMinute), 1);
-        assert_eq!(by(QuotaMetric::TokensPerMinute), 1);
-        assert_eq!(by(QuotaMetric::TokensPerDay), 0);
-        assert_eq!(
-            Count::ThrottledBy(QuotaMetric::RequestsPerMinute).name(),
-            "throttled_rpm"
-        );
+        // Each throttled attempt under the wall its message named.
+        assert_eq!(counters.get(Count::ThrottlesRpm), 1);
+        assert_eq!(counters.get(Count::ThrottlesUnnamed), 1);
+        assert_eq!(counters.get(Count::ThrottlesTpm), 0);
     }
 
     #[test]

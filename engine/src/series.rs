@@ -21,8 +21,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use hdrhistogram::Histogram;
-use quarry_bedrock::quota::QuotaMetric;
-use quarry_bedrock::{Operation, Outcome, UsageSource};
+use quarry_bedrock::{Operation, Outcome, QuotaWall, UsageSource};
 
 mod sparse;
 
@@ -221,15 +220,39 @@ pub enum Count {
     QuotaReserved,
     /// Quota tokens settled (input + cache write + output × burndown).
     QuotaSettled,
-    /// Cost in pico-dollars (10^-12 USD), as the executor priced it.
+    /// Cost in pico-dollars (10^-12 USD), as the executor priced it, of
+    /// every request (priced from its reported usage; a request without
+    /// usage, such as a throttled one, costs 0).
     CostPicoUsd,
     /// Successful requests that met every bound of the plan's
     /// [`crate::RequestSlo`] (goodput, judged request by request); 0 when
     /// the plan has none.
     SloMet,
-    /// Throttled attempts (retried or final) by the quota the
-    /// `ThrottlingException` named: RPM, TPM or TPD.
-    ThrottledBy(QuotaMetric),
+    /// The part of [`Count::CostPicoUsd`] from requests that did not end ok
+    /// (priced from whatever usage they reported; 0 for most: a throttled
+    /// request was refused at admission and reported none).
+    CostFailedPicoUsd,
+    /// Throttled attempts (final and retried) whose message named the
+    /// tokens-per-minute quota.
+    ThrottlesTpm,
+    /// Throttled attempts whose message named the requests-per-minute quota.
+    ThrottlesRpm,
+    /// Throttled attempts whose message named the tokens-per-day quota.
+    ThrottlesTpd,
+    /// Throttled attempts whose message named no quota.
+    ThrottlesUnnamed,
+}
+
+impl Count {
+    /// The counter of throttled attempts that named `wall` (or none).
+    pub fn throttles(wall: Option<QuotaWall>) -> Count {
+        match wall {
+            Some(QuotaWall::TokensPerMinute) => Count::ThrottlesTpm,
+            Some(QuotaWall::RequestsPerMinute) => Count::ThrottlesRpm,
+            Some(QuotaWall::TokensPerDay) => Count::ThrottlesTpd,
+            None => Count::ThrottlesUnnamed,
+        }
+    }
 }
 
 /// The counters that hold no other enum, in slot order after the outcomes.
@@ -245,14 +268,16 @@ const SCALARS: [Count; 8] = [
 ];
 
 /// The counters after the token counts, in slot order.
-const TAIL: [Count; 7] = [
+const TAIL: [Count; 9] = [
     Count::QuotaReserved,
     Count::QuotaSettled,
     Count::CostPicoUsd,
     Count::SloMet,
-    Count::ThrottledBy(QuotaMetric::RequestsPerMinute),
-    Count::ThrottledBy(QuotaMetric::TokensPerMinute),
-    Count::ThrottledBy(QuotaMetric::TokensPerDay),
+    Count::CostFailedPicoUsd,
+    Count::ThrottlesTpm,
+    Count::ThrottlesRpm,
+    Count::ThrottlesTpd,
+    Count::ThrottlesUnnamed,
 ];
 
 const SCALARS_AT: usize = Outcome::ALL.len();
@@ -302,7 +327,11 @@ impl Count {
             Count::QuotaSettled => TAIL_AT + 1,
             Count::CostPicoUsd => TAIL_AT + 2,
             Count::SloMet => TAIL_AT + 3,
-            Count::ThrottledBy(quota) => TAIL_AT + 4 + quota as usize,
+            Count::CostFailedPicoUsd => TAIL_AT + 4,
+            Count::ThrottlesTpm => TAIL_AT + 5,
+            Count::ThrottlesRpm => TAIL_AT + 6,
+            Count::ThrottlesTpd => TAIL_AT + 7,
+            Count::ThrottlesUnnamed => TAIL_AT + 8,
         }
     }
 
@@ -326,9 +355,11 @@ impl Count {
             Count::QuotaSettled => "quota_settled".to_owned(),
             Count::CostPicoUsd => "cost_pico_usd".to_owned(),
             Count::SloMet => "slo_met".to_owned(),
-            Count::ThrottledBy(quota) => {
-                format!("throttled_{}", quota.abbreviation().to_lowercase())
-            }
+            Count::CostFailedPicoUsd => "cost_failed_pico_usd".to_owned(),
+            Count::ThrottlesTpm => "throttles_tokens_per_minute".to_owned(),
+            Count::ThrottlesRpm => "throttles_requests_per_minute".to_owned(),
+            Count::ThrottlesTpd => "throttles_tokens_per_day".to_owned(),
+            Count::ThrottlesUnnamed => "throttles_unnamed".to_owned(),
         }
     }
 }
@@ -854,9 +885,11 @@ mod tests {
             "quota_settled",
             "cost_pico_usd",
             "slo_met",
-            "throttled_rpm",
-            "throttled_tpm",
-            "throttled_tpd",
+            "cost_failed_pico_usd",
+            "throttles_tokens_per_minute",
+            "throttles_requests_per_minute",
+            "throttles_tokens_per_day",
+            "throttles_unnamed",
         ]);
         let ours: Vec<_> = (0..Count::COUNT).map(counter_name).collect();
         assert_eq!(ours, wire);

@@ -9,8 +9,7 @@
 use std::sync::Arc;
 
 use http::HeaderValue;
-use quarry_bedrock::quota::QuotaMetric;
-use quarry_bedrock::{ErrorCode, Operation, Outcome, TokenUsage, UsageSource};
+use quarry_bedrock::{ErrorCode, Operation, Outcome, QuotaWall, TokenUsage, UsageSource};
 
 /// A request the scheduler has decided to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -199,12 +198,12 @@ pub struct ReportedUsage {
 pub struct EarlierAttempt {
     /// How it ended.
     pub outcome: Outcome,
-    /// The quota a `ThrottlingException` named (RPM, TPM or TPD).
-    pub throttled_by: Option<QuotaMetric>,
     /// When it was sent.
     pub sent_at: u64,
     /// When it ended.
     pub closed_at: u64,
+    /// The quota a throttled attempt's message named.
+    pub quota_wall: Option<QuotaWall>,
 }
 
 /// Everything an executor reports for one request.
@@ -241,9 +240,8 @@ pub struct ResponseInfo {
     pub stop_reason: Option<Box<str>>,
     /// The service's error code, when the request failed with one.
     pub error_code: Option<ErrorCode>,
-    /// The quota a `ThrottlingException` named (RPM, TPM or TPD), by its
-    /// message (PROTOCOL.md §4.3).
-    pub throttled_by: Option<QuotaMetric>,
+    /// The quota a throttle's message named (TPM, RPM, TPD).
+    pub quota_wall: Option<QuotaWall>,
 }
 
 impl Completion {

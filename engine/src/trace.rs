@@ -41,7 +41,9 @@ pub const FIRST_TOKEN_EVENT: &str = "gen_ai.first_token";
 /// How a share samples its requests (part of [`ShareSpec`](crate::ShareSpec)).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TraceSampling {
-    /// Fraction of requests traced, 0 to 1.
+    /// Fraction of requests traced, 0 to 1. The default is every request
+    /// (1.0): a small run then shows each of its requests, and a large one
+    /// is held back by `max_per_second`, not by the ratio.
     pub ratio: f64,
     /// Keep every failed or throttled request, whatever the ratio.
     pub keep_errors: bool,
@@ -52,7 +54,7 @@ pub struct TraceSampling {
 impl Default for TraceSampling {
     fn default() -> Self {
         TraceSampling {
-            ratio: 0.01,
+            ratio: 1.0,
             keep_errors: true,
             max_per_second: 100,
         }
@@ -653,6 +655,20 @@ mod tests {
             Some(&any_value::Value::StringValue("ThrottlingException".into()))
         );
         assert_eq!(spans[0].status.as_ref().map(|s| s.code), Some(2));
+    }
+
+    /// The quickstart's case: 24 successful requests over a few seconds
+    /// under the default sampling are all traced (it once kept none of them).
+    #[test]
+    fn default_sampling_traces_every_request_of_a_small_run() {
+        let r = recorder(TraceSampling::default());
+        assert_eq!(TraceSampling::default().ratio, 1.0);
+        for seq in 0..24 {
+            let second = seq / 2 * 1_000_000_000;
+            r.offer(&ticket(seq), &key(), &completion(Outcome::Ok, second));
+        }
+        let take = r.take();
+        assert_eq!((take.spans.len(), take.dropped), (24, 0));
     }
 
     #[test]

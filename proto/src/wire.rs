@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 
 use quarry_bedrock::Operation;
 use quarry_engine::{
-    CodecError, FinishKind, HealthSample, IntervalSnapshot, SeriesDelta, SeriesKey, ShareEvent,
-    ShareFinished,
+    CodecError, FinishKind, HealthSample, IntervalSnapshot, Saturation, SeriesDelta, SeriesKey,
+    ShareEvent, ShareFinished,
 };
 
 use crate::v1 as pb;
@@ -184,6 +184,7 @@ pub fn health_to_proto(health: &HealthSample) -> pb::AgentHealth {
         pool_wait_p99_ns: health.pool_wait_p99_ns,
         saturated: health.saturated,
         cpu_percent_unavailable: health.cpu_percent.is_none(),
+        saturation_causes: health.saturation.bits(),
     }
 }
 
@@ -195,6 +196,14 @@ pub fn health_from_proto(health: &pb::AgentHealth) -> HealthSample {
         schedule_lag_p99_ns: health.schedule_lag_p99_ns,
         pool_wait_p99_ns: health.pool_wait_p99_ns,
         saturated: health.saturated,
+        saturation: match health.saturation_causes {
+            // An agent from before the causes: lag was its only sign.
+            0 if health.saturated => Saturation {
+                schedule_lag: true,
+                ..Saturation::default()
+            },
+            bits => Saturation::from_bits(bits),
+        },
     }
 }
 

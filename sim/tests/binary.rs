@@ -220,4 +220,9 @@ fn a_config_error_is_printed_once() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.starts_with("quarry-sim: bad.toml: "), "{stderr}");
     assert_eq!(stderr.matches("invalid type").count(), 1, "{stderr}");
+    // The whole TOML error once: its position line and its caret line.
+    assert_eq!(stderr.matches("TOML parse error").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("line 1").count(), 1, "{stderr}");
+    let carets = stderr.lines().filter(|l| l.contains('^')).count();
+    assert_eq!(carets, 1, "{stderr}");
 }

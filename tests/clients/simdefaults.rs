@@ -248,8 +248,8 @@ max_tokens = 8
     // The first 10 requests of the minute pass (bearer-authenticated: the
     // simulator knows no other credential); the rest meet the 10 RPM quota.
     assert_eq!(total("outcome_ok"), 10, "{stderr}");
-    assert!(total("throttled_rpm") == 20, "{stderr}");
-    assert_eq!(total("throttled_tpm"), 0);
+    assert_eq!(total("throttles_requests_per_minute"), 20, "{stderr}");
+    assert_eq!(total("throttles_tokens_per_minute"), 0);
     assert_eq!(
         total("outcome_client_error"),
         0,

@@ -33,6 +33,7 @@ fn plan(load: LoadProfile, model: &str) -> RunPlan {
         seed: 1,
         pricing: Default::default(),
         request_slo: None,
+        on_throttle: Default::default(),
     }
 }
 

@@ -106,6 +106,8 @@ fn write_run(dir: &Path, shape: &Shape) {
             interval_ns: 1_000 * MS,
             histogram: Default::default(),
             saturation_lag_p99_ns: 10 * MS,
+            saturation_pool_wait_p99_ns: 10 * MS,
+            saturation_cpu_share: 0.9,
             thresholds: Vec::new(),
         },
         plan,

@@ -23,7 +23,7 @@
 
 use quarry_engine::Interleave;
 use quarry_engine::{Arrival, EndCondition, LoadError, LoadModel, LoadProfile, Stage};
-use quarry_engine::{FEATURE_INTERLEAVE, FEATURE_REQUEST_SLO, ShareSpec};
+use quarry_engine::{FEATURE_INTERLEAVE, FEATURE_REQUEST_SLO, FEATURE_THROTTLE_PACING, ShareSpec};
 use quarry_engine::{RunPlan, Target};
 
 /// A plan could not be split across the agents given.
@@ -285,6 +285,7 @@ pub fn share_specs(
                     .iter()
                     .map(|_| FEATURE_INTERLEAVE)
                     .chain(plan.request_slo.iter().map(|_| FEATURE_REQUEST_SLO))
+                    .chain((!plan.on_throttle.is_none()).then_some(FEATURE_THROTTLE_PACING))
                     .map(str::to_owned)
                     .collect(),
                 interleave,
@@ -637,6 +638,36 @@ mod tests {
             // An agent that does not know the feature refuses the share.
             assert_eq!(s.unsupported(&["interleave"]), [FEATURE_REQUEST_SLO]);
         }
+    }
+
+    /// Pacing changes what a user does at the quota wall: an older agent
+    /// that ignored it would fire without pausing, so it must refuse.
+    #[test]
+    fn a_plan_that_paces_throttles_requires_the_feature_of_every_share() {
+        let mut plan = open(90.0, None, EndCondition::AfterStages);
+        let slots = vec![ShareSlot::new(1.0, "eu"), ShareSlot::new(1.0, "us")];
+        plan.on_throttle = quarry_engine::ThrottlePacing::sdk_backoff();
+        let specs = share_specs("r", &plan, &slots, 1000, None).unwrap();
+        for s in &specs {
+            assert_eq!(s.requires, [FEATURE_THROTTLE_PACING]);
+            assert_eq!(s.engine_config().on_throttle, plan.on_throttle);
+            let known = [FEATURE_INTERLEAVE, FEATURE_REQUEST_SLO];
+            assert_eq!(s.unsupported(&known), [FEATURE_THROTTLE_PACING]);
+            assert!(s.unsupported(quarry_engine::SHARE_FEATURES).is_empty());
+        }
+        // The share's JSON names it; without pacing it carries no field.
+        let json = serde_json::to_string(&specs[0]).unwrap();
+        assert!(
+            json.contains("\"on_throttle\":{\"kind\":\"backoff\""),
+            "{json}"
+        );
+        plan.on_throttle = quarry_engine::ThrottlePacing::None;
+        let plain = share_specs("r", &plan, &slots, 1000, None).unwrap();
+        assert!(
+            !serde_json::to_string(&plain[0])
+                .unwrap()
+                .contains("on_throttle")
+        );
     }
 
     #[test]

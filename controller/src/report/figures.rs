@@ -71,10 +71,23 @@ impl Figures {
             .then(|| self.count(Count::CostPicoUsd) as f64 / 1e12)
     }
 
-    /// USD per request.
-    pub fn cost_per_request(&self) -> Option<f64> {
-        let n = self.requests();
-        self.cost_usd().filter(|_| n > 0).map(|c| c / n as f64)
+    /// USD of the requests that did not end ok, `None` when some model
+    /// has no price: what their reported usage prices at (a throttled
+    /// request was refused at admission and reported none, so it is 0).
+    pub fn cost_failed_usd(&self) -> Option<f64> {
+        self.priced
+            .then(|| self.count(Count::CostFailedPicoUsd) as f64 / 1e12)
+    }
+
+    /// USD per successful request: the cost of the ok requests over their
+    /// number. Throttled and failed requests are neither in the numerator
+    /// nor the denominator ([`Figures::cost_failed_usd`] says what they
+    /// cost); `None` without a price or without an ok request.
+    pub fn cost_per_ok_request(&self) -> Option<f64> {
+        let ok = self.outcome(Outcome::Ok);
+        let failed = self.count(Count::CostFailedPicoUsd);
+        let ok_pico = self.count(Count::CostPicoUsd).saturating_sub(failed);
+        (self.priced && ok > 0).then(|| ok_pico as f64 / 1e12 / ok as f64)
     }
 
     /// A histogram.
@@ -124,7 +137,7 @@ impl MetricSource for Figures {
             }
             ScalarMetric::Rps => self.per_s(requests).filter(|_| requests > 0),
             ScalarMetric::OutputTokensPerS => self.per_s(self.tokens(TokenKind::Output)),
-            ScalarMetric::CostPer1kRequests => self.cost_per_request().map(|c| c * 1000.0),
+            ScalarMetric::CostPer1kRequests => self.cost_per_ok_request().map(|c| c * 1000.0),
         }
     }
 }

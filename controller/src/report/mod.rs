@@ -15,7 +15,7 @@ use quarry_engine::{Count, IntervalSnapshot, Metric, SeriesDelta, TokenKind};
 
 pub use figures::{Figures, RunFigures, SeriesFigures, latency_histogram, stat};
 pub use format::{count, duration_ns, percent, rate, usd};
-pub use render::{render_fleet_section, render_report};
+pub use render::{render_fleet_section, render_report, saturation_signs};
 
 use crate::results::{
     IntervalSummary, ResultsDocument, ResultsError, ThresholdResult, ThresholdRule,
@@ -101,6 +101,7 @@ pub fn interval_summary(snapshot: &IntervalSnapshot) -> IntervalSummary {
     let output = total.tokens(TokenKind::Output);
     let c = total.delta.counters();
     let ttft = total.histogram(Metric::TtftFromSend);
+    let e2e = total.histogram(Metric::E2eFromSend);
     IntervalSummary {
         requests: c.requests(),
         ok: c.get(Count::Outcome(Outcome::Ok)),
@@ -109,6 +110,7 @@ pub fn interval_summary(snapshot: &IntervalSnapshot) -> IntervalSummary {
         quota_settled: c.get(Count::QuotaSettled),
         ttft_p50_ns: stat(ttft, LatencyStat::P50).unwrap_or(0),
         ttft_p99_ns: stat(ttft, LatencyStat::P99).unwrap_or(0),
+        e2e_p50_ns: stat(e2e, LatencyStat::P50).unwrap_or(0),
     }
 }
 

@@ -45,6 +45,7 @@ pub fn render_report(doc: &ResultsDocument, figures: &RunFigures) -> String {
     out.push_str(&figures.measured_stages.join(", "));
     out.push_str(") ==\n");
     section(&mut out, &figures.overall);
+    quota_wall(&mut out, doc, &figures.overall);
     if figures.series.len() > 1 {
         for s in &figures.series {
             let _ = writeln!(out, "\n== Series {} ==", s.label);
@@ -203,6 +204,80 @@ fn groups(out: &mut String, doc: &ResultsDocument, figures: &RunFigures) {
     }
 }
 
+/// When requests were throttled: that the run met a quota wall, which quota
+/// the service named, the demand it refused, and whether users paced.
+fn quota_wall(out: &mut String, doc: &ResultsDocument, f: &Figures) {
+    let requests = f.requests();
+    let throttled = f.outcome(Outcome::Throttled) + f.outcome(Outcome::DailyQuota);
+    if throttled == 0 {
+        return;
+    }
+    out.push_str("\n== Quota wall (measured stages) ==\n");
+    let _ = writeln!(
+        out,
+        "{} of {} requests ({}) ended throttled: this run measured the account's quota wall, not the model's capacity",
+        count(throttled),
+        count(requests),
+        percent(throttled, requests),
+    );
+    let walls = [
+        ("tokens per minute (TPM)", Count::ThrottlesTpm),
+        ("requests per minute (RPM)", Count::ThrottlesRpm),
+        ("tokens per day (TPD)", Count::ThrottlesTpd),
+        ("no quota named", Count::ThrottlesUnnamed),
+    ];
+    let named: Vec<String> = walls
+        .iter()
+        .filter(|(_, c)| f.count(*c) > 0)
+        .map(|(name, c)| format!("{name} {}", count(f.count(*c))))
+        .collect();
+    if named.is_empty() {
+        out.push_str(
+            "  quota hit: unknown (these results predate the throttle messages being kept)\n",
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  quota hit, by the throttle messages (throttled attempts, retries included): {}",
+            named.join("; ")
+        );
+    }
+    let per = |n: u64| f.per_s(n).map_or("-".to_owned(), rate);
+    let with_usage = f
+        .outcome(Outcome::Ok)
+        .saturating_sub(f.count(Count::UsageMissing));
+    let mean_reserved = f
+        .count(Count::QuotaReserved)
+        .checked_div(with_usage)
+        .filter(|m| *m > 0);
+    let refused_tokens = match mean_reserved {
+        Some(mean) => format!(
+            "about {} tokens/min (each throttled request at the mean quota reservation of the admitted ones, {} tokens)",
+            f.per_s(throttled * mean)
+                .map_or("-".to_owned(), |r| rate(r * 60.0)),
+            count(mean)
+        ),
+        None => "tokens unknown (no request was admitted to measure a reservation)".to_owned(),
+    };
+    let _ = writeln!(
+        out,
+        "  refused demand: {} throttled requests/s; {refused_tokens}",
+        per(throttled)
+    );
+    let pacing = match doc.plan.load.model() {
+        LoadModel::Open { .. } => {
+            "open loop: arrivals kept their schedule whatever the answers".to_owned()
+        }
+        LoadModel::Closed { .. } if doc.plan.on_throttle.is_none() => {
+            "none: each virtual user sent its next request as soon as a throttle returned \
+             (load.on_throttle = \"backoff\" or { think = \"1s\" } paces them)"
+                .to_owned()
+        }
+        LoadModel::Closed { .. } => doc.plan.on_throttle.describe(),
+    };
+    let _ = writeln!(out, "  pacing after a throttle: {pacing}");
+}
+
 /// A weight with at most six decimals and no trailing zeros (a group's
 /// weight is the sum of its agents' parts, which may be off by an ulp).
 fn trim_float(x: f64) -> String {
@@ -236,20 +311,47 @@ fn section(out: &mut String, f: &Figures) {
         count(f.count(Count::QuotaSettled)),
         per_min(f.count(Count::QuotaSettled)),
     );
-    match (f.cost_usd(), f.cost_per_request()) {
-        (Some(total), Some(each)) => {
+    cost(out, f);
+}
+
+/// Cost: the total, per successful request, and what the requests that did
+/// not succeed cost apart (throttled ones nothing: refused at admission).
+fn cost(out: &mut String, f: &Figures) {
+    let (Some(total), Some(failed_usd)) = (f.cost_usd(), f.cost_failed_usd()) else {
+        out.push_str("cost       no price (a model in this section has no price)\n");
+        return;
+    };
+    let ok = f.outcome(Outcome::Ok);
+    match f.cost_per_ok_request() {
+        Some(each) => {
             let _ = writeln!(
                 out,
-                "cost       {} total; {} per request; {} per 1,000 requests",
+                "cost       {} total; {} per successful request, {} per 1,000 (over {} ok)",
                 usd(total),
                 usd(each),
-                usd(each * 1000.0)
+                usd(each * 1000.0),
+                count(ok)
             );
         }
-        (Some(total), None) => {
-            let _ = writeln!(out, "cost       {} total", usd(total));
+        None => {
+            let _ = writeln!(
+                out,
+                "cost       {} total; no successful request",
+                usd(total)
+            );
         }
-        (None, _) => out.push_str("cost       no price (a model in this section has no price)\n"),
+    }
+    let throttled = f.outcome(Outcome::Throttled) + f.outcome(Outcome::DailyQuota);
+    let failed = f.requests().saturating_sub(ok + throttled);
+    if throttled + failed > 0 {
+        let _ = writeln!(
+            out,
+            "           throttled {} cost $0 (refused at admission, no usage billed); \
+             other failures {} cost {} (priced from the usage they reported; none reported is priced $0)",
+            count(throttled),
+            count(failed),
+            usd(failed_usd)
+        );
     }
 }
 
@@ -271,6 +373,17 @@ fn latencies(out: &mut String, f: &Figures) {
             let _ = write!(out, "{v:>9}");
         }
         let _ = writeln!(out, "{:>9}", h.len());
+    }
+    let streamed = f.histogram(Metric::TtftFromSend).len();
+    let ok = f.histogram(Metric::E2eFromSend).len();
+    if ok > 0 {
+        let _ = writeln!(
+            out,
+            "  (TTFT, ITL and TPOT count ok streaming requests only, {} with a first token; \
+             non-streaming requests are in E2E alone, which counts every ok request, {})",
+            count(streamed),
+            count(ok),
+        );
     }
 }
 
@@ -394,19 +507,80 @@ fn health(out: &mut String, doc: &ResultsDocument) {
     if h.saturated {
         let _ = writeln!(
             out,
-            "WARNING: saturated load generator: schedule-lag p99 passed {} in {} of {} intervals; \
+            "WARNING: saturated load generator in {} of {} intervals: {}; \
              its latencies describe this machine, not the service, and cannot be trusted",
-            duration_ns(doc.run.saturation_lag_p99_ns),
             h.saturated_intervals,
-            h.intervals
+            h.intervals,
+            saturation_signs(doc)
         );
     } else {
-        let _ = writeln!(
-            out,
-            "not saturated (schedule-lag p99 stayed under {})",
-            duration_ns(doc.run.saturation_lag_p99_ns)
+        let _ = writeln!(out, "not saturated ({})", saturation_bounds(doc));
+    }
+}
+
+/// Which signs of a saturated load generator passed their bounds, and in
+/// how many intervals: `CPU passed 90% of its cores in 3 intervals`.
+pub fn saturation_signs(doc: &ResultsDocument) -> String {
+    let h = &doc.health;
+    let run = &doc.run;
+    let by = h.saturated_by;
+    let mut signs = Vec::new();
+    let mut sign = |n: u64, what: String| {
+        if n > 0 {
+            signs.push(format!("{what} in {n}"));
+        }
+    };
+    sign(
+        by.schedule_lag,
+        format!(
+            "schedule-lag p99 passed {}",
+            duration_ns(run.saturation_lag_p99_ns)
+        ),
+    );
+    sign(
+        by.cpu,
+        format!(
+            "CPU passed {:.0}% of the cores it may use",
+            100.0 * run.saturation_cpu_share
+        ),
+    );
+    sign(
+        by.pool_wait,
+        format!(
+            "connection-pool-wait p99 passed {}",
+            duration_ns(run.saturation_pool_wait_p99_ns)
+        ),
+    );
+    if signs.is_empty() {
+        // A document from before the signs were kept: lag was the only one.
+        return format!(
+            "schedule-lag p99 passed {}",
+            duration_ns(run.saturation_lag_p99_ns)
         );
     }
+    signs.join("; ")
+}
+
+/// The bounds a healthy run stayed under.
+fn saturation_bounds(doc: &ResultsDocument) -> String {
+    let run = &doc.run;
+    let mut bounds = vec![format!(
+        "schedule-lag p99 stayed under {}",
+        duration_ns(run.saturation_lag_p99_ns)
+    )];
+    if run.saturation_cpu_share > 0.0 {
+        bounds.push(format!(
+            "CPU under {:.0}% of the cores it may use",
+            100.0 * run.saturation_cpu_share
+        ));
+    }
+    if run.saturation_pool_wait_p99_ns > 0 {
+        bounds.push(format!(
+            "pool-wait p99 under {}",
+            duration_ns(run.saturation_pool_wait_p99_ns)
+        ));
+    }
+    bounds.join(", ")
 }
 
 fn simulator(out: &mut String, sim: &SimulatorView, client: &Figures) {

@@ -91,6 +91,8 @@ fn meta(thresholds: &[(&str, &str)]) -> RunMeta {
         interval_ns: 1_000 * MS,
         histogram: Default::default(),
         saturation_lag_p99_ns: 10 * MS,
+        saturation_pool_wait_p99_ns: 10 * MS,
+        saturation_cpu_share: 0.9,
         thresholds: thresholds
             .iter()
             .map(|(k, c)| ThresholdRule {
@@ -159,9 +161,11 @@ fn rates_and_cost_arithmetic() {
     assert_eq!(f.scalar(ScalarMetric::ThrottleRate), Some(0.1));
     assert_eq!(f.scalar(ScalarMetric::OutputTokensPerS), Some(50.0));
     assert!((f.cost_usd().unwrap() - 0.003).abs() < 1e-15);
-    assert!((f.cost_per_request().unwrap() - 0.0003).abs() < 1e-15);
+    // 0.003 USD over 9 ok requests: the throttled one is not a divisor.
+    assert!((f.cost_per_ok_request().unwrap() - 0.003 / 9.0).abs() < 1e-15);
     let per_1k = f.scalar(ScalarMetric::CostPer1kRequests).unwrap();
-    assert!((per_1k - 0.3).abs() < 1e-12);
+    assert!((per_1k - 3.0 / 9.0).abs() < 1e-12);
+    assert_eq!(f.cost_failed_usd(), Some(0.0));
     let unpriced = Figures::new(f.delta.clone(), f.window_ns, false);
     assert_eq!(unpriced.scalar(ScalarMetric::CostPer1kRequests), None);
 }
@@ -184,8 +188,20 @@ fn thresholds_are_evaluated_into_the_document() {
     );
     assert!(
         report.contains(
-            "cost       $0.003000 total; $0.0003000 per request; $0.3000 per 1,000 requests"
+            "cost       $0.003000 total; $0.0003333 per successful request, $0.3333 per 1,000 (over 9 ok)\n           \
+             throttled 1 cost $0 (refused at admission, no usage billed); other failures 0 cost $0"
         ),
+        "{report}"
+    );
+    // The one throttled request is a quota wall, named as such.
+    assert!(
+        report.contains(
+            "1 of 10 requests (10.00%) ended throttled: this run measured the account's quota wall"
+        ),
+        "{report}"
+    );
+    assert!(
+        report.contains("  pacing after a throttle: none: each virtual user sent its next request as soon as a throttle returned"),
         "{report}"
     );
     assert!(report.contains("throttled 1 (10.00%)"), "{report}");
@@ -341,5 +357,69 @@ fn degraded_documents_round_trip_and_version_1_documents_still_read() {
     object.remove("partial_shares");
     let old: ResultsDocument = serde_json::from_value(v1).unwrap();
     assert!(old.groups.is_empty() && old.partial_shares.is_empty());
-    assert_eq!(SCHEMA_VERSION, 2);
+    assert_eq!(SCHEMA_VERSION, 3);
+}
+
+/// A closed loop has no schedule lag; a generator saturated by its CPU or
+/// its pool waits is still called saturated, and the report names the sign.
+#[test]
+fn saturation_names_the_sign_that_passed() {
+    let plan = parse_spec(Path::new("spec.toml"), SPEC).unwrap().plan;
+    let cpu_bound = HealthSample {
+        cpu_percent: Some(191.0),
+        saturated: true,
+        saturation: quarry_engine::Saturation {
+            cpu: true,
+            ..Default::default()
+        },
+        ..HealthSample::default()
+    };
+    let pool_bound = HealthSample {
+        pool_wait_p99_ns: 30 * MS,
+        saturated: true,
+        saturation: quarry_engine::Saturation {
+            pool_wait: true,
+            ..Default::default()
+        },
+        ..HealthSample::default()
+    };
+    let doc = assemble(Assembly {
+        meta: meta(&[]),
+        plan,
+        end: RunEnd {
+            ended: Ended::Completed,
+            finished_at_ns: 12_500 * MS,
+            sent: Some(11),
+            overload: None,
+        },
+        series: &series(),
+        health: &[HealthSample::default(), cpu_bound, cpu_bound, pool_bound],
+        simulator: None,
+        priced: &|_| true,
+    })
+    .unwrap();
+    assert_eq!(doc.health.saturated_intervals, 3);
+    assert_eq!(
+        (
+            doc.health.saturated_by.cpu,
+            doc.health.saturated_by.pool_wait
+        ),
+        (2, 1)
+    );
+    let report = report_of(&doc);
+    assert!(
+        report.contains(
+            "WARNING: saturated load generator in 3 of 4 intervals: \
+             CPU passed 90% of the cores it may use in 2; \
+             connection-pool-wait p99 passed 10.0ms in 1; its latencies describe this machine"
+        ),
+        "{report}"
+    );
+    let healthy = report_of(&document(&[]));
+    assert!(
+        healthy.contains(
+            "not saturated (schedule-lag p99 stayed under 10.0ms, CPU under 90% of the cores it may use, pool-wait p99 under 10.0ms)"
+        ),
+        "{healthy}"
+    );
 }

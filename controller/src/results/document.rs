@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use quarry_bedrock::Operation;
 use quarry_engine::{
     HISTOGRAM_HIGHEST, HISTOGRAM_LOWEST, HISTOGRAM_SIGFIG, HealthSample, IntervalSnapshot, RunPlan,
-    SeriesDelta, SeriesKey, StageKind,
+    Saturation, SeriesDelta, SeriesKey, StageKind,
 };
 use serde::{Deserialize, Serialize};
 
@@ -21,8 +21,12 @@ pub use super::sim_view::{SimLane, SimQuotaPool, SimulatorView};
 /// The version of the `results.json` / `intervals.jsonl` schema this build
 /// writes; it reads this one and every earlier one. Version 2 added
 /// `end.ended = "degraded"` (a distributed run with a partial share, which
-/// version 1 wrote as `stopped`), `groups` and `partial_shares`.
-pub const SCHEMA_VERSION: u32 = 2;
+/// version 1 wrote as `stopped`), `groups` and `partial_shares`. Version 3
+/// keeps non-streaming requests out of the streaming histograms (TTFT, ITL,
+/// TPOT; before, a unary response counted with TTFT = E2E and TPOT = 0),
+/// judges saturation by CPU and pool waits too (`health.saturated_by`), and
+/// adds `cost_failed_pico_usd`.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// How every embedded histogram is encoded.
 pub const HISTOGRAM_ENCODING: &str = "hdr-v2-deflate-base64";
@@ -135,6 +139,14 @@ pub struct RunMeta {
     /// An interval whose schedule-lag p99 exceeds this flags the run as a
     /// saturated load generator.
     pub saturation_lag_p99_ns: u64,
+    /// An interval whose connection-pool-wait p99 exceeds this flags it too
+    /// (0 in documents before schema version 3, which did not judge it).
+    #[serde(default)]
+    pub saturation_pool_wait_p99_ns: u64,
+    /// An interval whose process CPU exceeds this share of the cores the
+    /// generator may use flags it too (0 before schema version 3).
+    #[serde(default)]
+    pub saturation_cpu_share: f64,
     /// The spec's thresholds as written.
     pub thresholds: Vec<ThresholdRule>,
 }
@@ -330,8 +342,12 @@ impl SeriesRecord {
 pub struct HealthSummary {
     /// Intervals recorded.
     pub intervals: u64,
-    /// Intervals whose schedule-lag p99 passed the saturation threshold.
+    /// Intervals that passed a saturation bound (any sign).
     pub saturated_intervals: u64,
+    /// Of those, by the sign that passed (an interval may count under
+    /// several).
+    #[serde(default)]
+    pub saturated_by: SaturationCounts,
     /// Any interval was saturated: the figures describe the load
     /// generator, not the service.
     pub saturated: bool,
@@ -348,6 +364,17 @@ pub struct HealthSummary {
     pub in_flight_max: u64,
 }
 
+/// Saturated intervals by sign.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SaturationCounts {
+    /// The schedule-lag p99 passed `run.saturation_lag_p99_ns`.
+    pub schedule_lag: u64,
+    /// The process CPU passed `run.saturation_cpu_share` of its cores.
+    pub cpu: u64,
+    /// The pool-wait p99 passed `run.saturation_pool_wait_p99_ns`.
+    pub pool_wait: u64,
+}
+
 /// Rounds to one decimal, so the value survives a JSON round trip exactly.
 pub(crate) fn one_decimal(x: f64) -> f64 {
     (x * 10.0).round() / 10.0
@@ -362,6 +389,9 @@ impl HealthSummary {
             s.intervals += 1;
             s.saturated_intervals += u64::from(h.saturated);
             s.saturated |= h.saturated;
+            s.saturated_by.schedule_lag += u64::from(h.saturation.schedule_lag);
+            s.saturated_by.cpu += u64::from(h.saturation.cpu);
+            s.saturated_by.pool_wait += u64::from(h.saturation.pool_wait);
             if let Some(c) = h.cpu_percent {
                 cpu_sum += c;
                 cpu_n += 1;
@@ -419,8 +449,22 @@ pub struct HealthRecord {
     pub schedule_lag_p99_ns: u64,
     /// Pool-wait p99, ns.
     pub pool_wait_p99_ns: u64,
-    /// The lag passed the saturation threshold.
+    /// A sign passed its saturation bound.
     pub saturated: bool,
+    /// Which signs passed (absent before schema version 3).
+    #[serde(default)]
+    pub saturated_by: SaturationRecord,
+}
+
+/// [`Saturation`] as stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SaturationRecord {
+    /// Schedule-lag p99 over its bound.
+    pub schedule_lag: bool,
+    /// Process CPU over its share of the cores.
+    pub cpu: bool,
+    /// Pool-wait p99 over its bound.
+    pub pool_wait: bool,
 }
 
 impl From<&HealthSample> for HealthRecord {
@@ -431,6 +475,11 @@ impl From<&HealthSample> for HealthRecord {
             schedule_lag_p99_ns: h.schedule_lag_p99_ns,
             pool_wait_p99_ns: h.pool_wait_p99_ns,
             saturated: h.saturated,
+            saturated_by: SaturationRecord {
+                schedule_lag: h.saturation.schedule_lag,
+                cpu: h.saturation.cpu,
+                pool_wait: h.saturation.pool_wait,
+            },
         }
     }
 }
@@ -443,6 +492,11 @@ impl From<&HealthRecord> for HealthSample {
             schedule_lag_p99_ns: h.schedule_lag_p99_ns,
             pool_wait_p99_ns: h.pool_wait_p99_ns,
             saturated: h.saturated,
+            saturation: Saturation {
+                schedule_lag: h.saturated_by.schedule_lag,
+                cpu: h.saturated_by.cpu,
+                pool_wait: h.saturated_by.pool_wait,
+            },
         }
     }
 }
@@ -460,10 +514,15 @@ pub struct IntervalSummary {
     pub output_tokens: u64,
     /// Quota tokens settled.
     pub quota_settled: u64,
-    /// TTFT p50 from send, ns (0 without data).
+    /// TTFT p50 from send, ns, of the interval's ok streaming requests (0
+    /// without data).
     pub ttft_p50_ns: u64,
-    /// TTFT p99 from send, ns (0 without data).
+    /// TTFT p99 from send, ns, as above (0 without data).
     pub ttft_p99_ns: u64,
+    /// E2E p50 from send, ns, of every ok request (0 without data; absent
+    /// before schema version 3).
+    #[serde(default)]
+    pub e2e_p50_ns: u64,
 }
 
 impl IntervalRecord {

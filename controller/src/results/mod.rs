@@ -28,8 +28,8 @@ use std::path::PathBuf;
 pub use document::{
     Ended, GroupRecord, HISTOGRAM_ENCODING, HealthRecord, HealthSummary, HistogramConfig,
     IntervalRecord, IntervalSummary, PartialShare, PlannedLoad, ResultsDocument, RunEnd, RunMeta,
-    SCHEMA_VERSION, SeriesRecord, SimLane, SimQuotaPool, SimulatorView, StageRecord,
-    ThresholdResult, ThresholdRule,
+    SCHEMA_VERSION, SaturationCounts, SaturationRecord, SeriesRecord, SimLane, SimQuotaPool,
+    SimulatorView, StageRecord, ThresholdResult, ThresholdRule,
 };
 pub use hgrm::{TICKS_PER_HALF_DISTANCE, render_hgrm};
 pub use reader::{

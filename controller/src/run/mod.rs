@@ -456,6 +456,7 @@ fn start_trace(
 /// What `run.json` records before the first request.
 fn run_meta(spec: &ValidatedSpec, run_id: &str, opts: &RunOptions) -> RunMeta {
     let load = &spec.plan.load;
+    let health = quarry_engine::HealthPolicy::default();
     let stage_plan = load.plan();
     let stages = load
         .stages()
@@ -476,9 +477,9 @@ fn run_meta(spec: &ValidatedSpec, run_id: &str, opts: &RunOptions) -> RunMeta {
         stages,
         interval_ns: duration_ns(opts.interval),
         histogram: Default::default(),
-        saturation_lag_p99_ns: duration_ns(
-            quarry_engine::HealthPolicy::default().max_schedule_lag_p99,
-        ),
+        saturation_lag_p99_ns: duration_ns(health.max_schedule_lag_p99),
+        saturation_pool_wait_p99_ns: duration_ns(health.max_pool_wait_p99),
+        saturation_cpu_share: health.max_cpu_share,
         thresholds: spec
             .thresholds
             .rules()

@@ -6,7 +6,8 @@
 //!
 //! The rule: over the last [`OverloadPolicy::window`] intervals of the
 //! measured stages, fit a least-squares line to the in-flight count and to
-//! the interval's TTFT p50 against time. The run is over-saturated when
+//! the interval's TTFT p50 against time (E2E p50 for intervals without
+//! streaming requests: a non-streaming response's first token is all of it). The run is over-saturated when
 //! both slopes are above zero at 99% one-sided confidence (Student's t with
 //! n − 2 degrees of freedom) **and** each line rises by at least
 //! [`OverloadPolicy::min_rise`] of its mean across the window: a rise too
@@ -160,7 +161,7 @@ impl OverloadSink {
         self.points.push((
             end_ns as f64 / 1e9,
             in_flight as f64,
-            summary.ttft_p50_ns as f64 / 1e6,
+            first_response_p50_ns(summary) as f64 / 1e6,
         ));
         let window = self.policy.window.max(3);
         if self.points.len() < window {
@@ -204,6 +205,17 @@ impl IntervalSink for OverloadSink {
     }
 }
 
+/// The interval's time to first response: the TTFT p50 of its streaming
+/// requests, or, in an interval without any (a run of non-streaming calls,
+/// whose first token is their whole response), the E2E p50.
+fn first_response_p50_ns(summary: &IntervalSummary) -> u64 {
+    if summary.ttft_p50_ns > 0 {
+        summary.ttft_p50_ns
+    } else {
+        summary.e2e_p50_ns
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +229,7 @@ mod tests {
             quota_settled: 0,
             ttft_p50_ns: (ttft_ms * 1e6) as u64,
             ttft_p99_ns: (ttft_ms * 1e6) as u64,
+            e2e_p50_ns: (ttft_ms * 2e6) as u64,
         }
     }
 
@@ -250,6 +263,31 @@ mod tests {
         let (i, e) = found.expect("a growing queue is found");
         assert_eq!(i, 10, "found as soon as ten intervals are in");
         assert!((e.in_flight_per_s - 5.0).abs() < 0.5, "{e:?}");
+        assert!((e.ttft_p50_ms_per_s - 40.0).abs() < 4.0, "{e:?}");
+    }
+
+    /// Non-streaming calls have no TTFT (schema 3): their growing E2E is
+    /// what shows the queue.
+    #[test]
+    fn a_queue_of_non_streaming_calls_is_found_from_e2e() {
+        let mut s = sink();
+        let mut found = None;
+        for i in 1..=20u64 {
+            let flight = (50 + 5 * i) as f64 + wobble(i);
+            let e2e_ms = 300.0 + 40.0 * i as f64 + 10.0 * wobble(i + 3);
+            let unary = IntervalSummary {
+                ttft_p50_ns: 0,
+                ttft_p99_ns: 0,
+                e2e_p50_ns: (e2e_ms * 1e6) as u64,
+                ..summary(0.0)
+            };
+            if let Some(e) = s.observe(i * 1_000_000_000, flight as u64, &unary) {
+                found = Some((i, e));
+                break;
+            }
+        }
+        let (i, e) = found.expect("a growing queue of unary calls is found");
+        assert_eq!(i, 10);
         assert!((e.ttft_p50_ms_per_s - 40.0).abs() < 4.0, "{e:?}");
     }
 

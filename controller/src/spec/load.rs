@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use quarry_engine::{
     Arrival, CatchUp, EndCondition, LoadModel, LoadProfile, MAX_CONCURRENCY, MAX_RATE_PER_S,
-    STEADY_STAGE, Stage, StageKind,
+    STEADY_STAGE, Stage, StageKind, ThrottlePacing,
 };
 use toml::Spanned;
 
-use super::raw::{RawLoad, RawStage};
+use super::raw::{RawLoad, RawOnThrottle, RawStage};
 use super::validate::Checker;
 
 /// Validates `[load]`; `None` when any error was recorded.
@@ -78,6 +78,60 @@ pub(crate) fn validate_load(c: &mut Checker, l: &Spanned<RawLoad>) -> Option<Loa
             None
         }
     }
+}
+
+/// The longest `on_throttle = { think = ... }` pause: a user that waits
+/// longer than this after a throttle has stopped being load.
+const MAX_THINK: Duration = Duration::from_secs(3600);
+
+/// Validates `load.on_throttle`: `"none"` (the default), `"backoff"` (the
+/// SDK standard back-off) or `{ think = "1s" }`, for a closed model only.
+pub(crate) fn validate_on_throttle(
+    c: &mut Checker,
+    l: &Spanned<RawLoad>,
+) -> Option<ThrottlePacing> {
+    let raw = l.get_ref();
+    let Some(at) = &raw.on_throttle else {
+        return Some(ThrottlePacing::None);
+    };
+    let field = "load.on_throttle";
+    let pacing = match at.get_ref() {
+        RawOnThrottle::Name(name) if name == "none" => ThrottlePacing::None,
+        RawOnThrottle::Name(name) if name == "backoff" => ThrottlePacing::sdk_backoff(),
+        RawOnThrottle::Name(other) => {
+            let msg = format!(
+                "unknown value {other:?}: expected \"none\", \"backoff\" or {{ think = \"1s\" }}"
+            );
+            c.error(at, field, msg);
+            return None;
+        }
+        RawOnThrottle::Table(t) => {
+            let Some(think) = &t.think else {
+                c.error(
+                    at,
+                    field,
+                    "the table form needs think = \"1s\" (the pause after a throttle)",
+                );
+                return None;
+            };
+            let pause = c.duration(think, "load.on_throttle.think")?;
+            if pause > MAX_THINK {
+                let msg = format!("must be at most 1h, got {}", think.get_ref());
+                c.error(think, "load.on_throttle.think", msg);
+                return None;
+            }
+            ThrottlePacing::Think { pause }
+        }
+    };
+    if raw.rate.is_some() && !pacing.is_none() {
+        c.error(
+            at,
+            field,
+            "only applies to a closed model (concurrency): an open loop's arrivals keep their schedule whatever the answers",
+        );
+        return None;
+    }
+    Some(pacing)
 }
 
 /// The warmup and cooldown shorthands add stages named "warmup" and

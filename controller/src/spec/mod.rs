@@ -133,7 +133,7 @@ pub struct ValidatedSpec {
 /// [telemetry]                    # optional: OTLP trace and metrics (see the telemetry module)
 /// # endpoint = "http://localhost:4317"   # OTEL_EXPORTER_OTLP_ENDPOINT / --otlp-endpoint win
 /// # protocol = "grpc"            # or "http/protobuf"
-/// # sample_ratio = 0.01          # fraction of requests traced
+/// # sample_ratio = 1.0           # fraction of requests traced (default: all, under the cap)
 /// # keep_errors = true           # always trace failed and throttled requests
 /// # max_spans_per_second = 100   # whole-run cap on request spans (0: none)
 /// # metrics = true

@@ -54,6 +54,41 @@ pub(crate) struct RawLoad {
     pub(crate) warmup: Option<Spanned<String>>,
     pub(crate) cooldown: Option<Spanned<String>>,
     pub(crate) stages: Option<Vec<Spanned<RawStage>>>,
+    pub(crate) on_throttle: Option<Spanned<RawOnThrottle>>,
+}
+
+/// `on_throttle = "none" | "backoff"` or `on_throttle = { think = "1s" }`.
+#[derive(Debug)]
+pub(crate) enum RawOnThrottle {
+    Name(String),
+    Table(RawThink),
+}
+
+/// The table form of `on_throttle`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawThink {
+    pub(crate) think: Option<Spanned<String>>,
+}
+
+impl<'de> Deserialize<'de> for RawOnThrottle {
+    fn deserialize<D: de::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RawOnThrottle;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("\"none\", \"backoff\" or a table like { think = \"1s\" }")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<RawOnThrottle, E> {
+                Ok(RawOnThrottle::Name(v.to_owned()))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawOnThrottle, A::Error> {
+                RawThink::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(RawOnThrottle::Table)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `[[load.stages]]`.

@@ -5,7 +5,7 @@
 //! [telemetry]
 //! endpoint = "http://localhost:4317"  # OTLP base URL (OTEL_EXPORTER_OTLP_ENDPOINT overrides)
 //! protocol = "grpc"                   # or "http/protobuf" (OTEL_EXPORTER_OTLP_PROTOCOL overrides)
-//! sample_ratio = 0.01                 # fraction of requests traced, 0 to 1
+//! sample_ratio = 1.0                  # fraction of requests traced, 0 to 1 (default 1: all, under the cap)
 //! keep_errors = true                  # always trace failed and throttled requests
 //! max_spans_per_second = 100          # cap on request spans per second, whole run (0: none)
 //! metrics = true                      # export the GenAI client metrics too

@@ -7,7 +7,7 @@ use std::ops::Range;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use quarry_engine::{ModelPrices, RetryPolicy, RunPlan, Target, Timeouts};
+use quarry_engine::{ModelPrices, RetryPolicy, RunPlan, Target, ThrottlePacing, Timeouts};
 use toml::Spanned;
 
 use super::error::{Diagnostic, Severity, SpecError};
@@ -182,6 +182,9 @@ pub(crate) fn validate(raw: RawSpec, c: &mut Checker) -> Option<(RunPlan, Thresh
         }
         Some(w) => super::workload::validate_mix(c, w),
     };
+    let on_throttle = raw.load.as_ref().map_or(Some(ThrottlePacing::None), |l| {
+        super::load::validate_on_throttle(c, l)
+    });
     let retry = raw
         .retry
         .as_ref()
@@ -204,6 +207,7 @@ pub(crate) fn validate(raw: RawSpec, c: &mut Checker) -> Option<(RunPlan, Thresh
         seed: seed?,
         pricing: pricing?,
         request_slo: None,
+        on_throttle: on_throttle?,
     };
     Some((plan, thresholds?))
 }

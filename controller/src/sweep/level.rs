@@ -371,10 +371,7 @@ pub fn level_record(
         quota,
         throttle_reasons,
         server_errors: f.outcome(Outcome::ServerError),
-        cost_per_1k_ok_usd: f
-            .cost_usd()
-            .filter(|_| ok > 0)
-            .map(|c| 1000.0 * c / ok as f64),
+        cost_per_1k_ok_usd: f.cost_per_ok_request().map(|c| 1000.0 * c),
         goodput,
         generator_saturated: doc.health.saturated,
         verdict: Verdict::NoSlo,
@@ -420,10 +417,10 @@ fn judge(r: &mut LevelRecord, doc: &ResultsDocument, f: &Figures, slo: Option<&S
         Some("no request ended in the measured stages".to_owned())
     } else if r.generator_saturated {
         Some(format!(
-            "the load generator was saturated (schedule-lag p99 passed {} ms in {} of {} intervals): the figures describe the generator, not the service",
-            doc.run.saturation_lag_p99_ns / 1_000_000,
+            "the load generator was saturated in {} of {} intervals ({}): the figures describe the generator, not the service",
             doc.health.saturated_intervals,
-            doc.health.intervals
+            doc.health.intervals,
+            crate::report::saturation_signs(doc)
         ))
     } else {
         None

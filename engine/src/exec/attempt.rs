@@ -296,7 +296,7 @@ fn on_converse_event(
             timeline.on_event(at);
             tracing::debug!(error = %error, "in-stream exception");
             reading.response.error_code = error.code;
-            reading.response.throttled_by = error.throttled_by();
+            reading.response.quota_wall = error.quota_wall();
             return Some(error.outcome());
         }
         _ => timeline.on_event(at),
@@ -325,7 +325,7 @@ fn on_invoke_event(
             timeline.on_event(at);
             tracing::debug!(error = %error, "in-stream exception");
             reading.response.error_code = error.code;
-            reading.response.throttled_by = error.throttled_by();
+            reading.response.quota_wall = error.quota_wall();
             return Some(error.outcome());
         }
         _ => timeline.on_event(at),
@@ -436,7 +436,7 @@ async fn read_error(
     result.retry = error.retry();
     result.retry_after_ms = retry_after_ms;
     result.response.error_code = error.code;
-    result.response.throttled_by = error.throttled_by();
+    result.response.quota_wall = error.quota_wall();
     result
 }
 

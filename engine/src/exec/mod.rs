@@ -5,7 +5,7 @@
 
 mod attempt;
 mod credentials;
-mod retry;
+pub(crate) mod retry;
 mod signing;
 #[cfg(test)]
 mod tests;
@@ -211,9 +211,9 @@ impl Executor<usize> for BedrockExecutor {
             }
             earlier_attempts.push(EarlierAttempt {
                 outcome: result.outcome,
-                throttled_by: result.response.throttled_by,
                 sent_at: result.timeline.sent_at,
                 closed_at: result.timeline.closed_at,
+                quota_wall: result.response.quota_wall,
             });
             if let RetryPolicy::Standard {
                 initial_backoff,

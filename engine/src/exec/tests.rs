@@ -155,6 +155,7 @@ fn plan(model: &str, operation: Operation, retry: RetryPolicy, timeouts: Timeout
         seed: 7,
         pricing: Default::default(),
         request_slo: None,
+        on_throttle: Default::default(),
     }
 }
 

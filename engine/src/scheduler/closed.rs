@@ -2,12 +2,17 @@
 //! the moment its previous request is recorded, so slots never move in
 //! lockstep. Stages change how many slots are active; a slot whose index
 //! is at or above the current level finishes its request and then waits.
+//! After a throttled request a user pauses when the plan paces throttles
+//! ([`crate::ThrottlePacing`]); by default it sends again at once.
 
 use std::sync::Arc;
 
 use tokio::task::JoinSet;
 
+use quarry_bedrock::Outcome;
+
 use super::{EndReason, Executor, Shared, Workload, drain};
+use crate::clock::duration_ns;
 use crate::health::InFlightUnit;
 use crate::timeline::RequestTicket;
 
@@ -51,6 +56,8 @@ where
     // Held while the slot goes straight from one request to the next, so the
     // gauge never dips between them; released while the slot is idle.
     let mut unit: Option<InFlightUnit> = None;
+    // Throttles in a row, for the pacing back-off.
+    let mut throttled_in_a_row = 0u32;
     loop {
         if shared.stopped() {
             return;
@@ -79,6 +86,23 @@ where
         if unit.is_none() {
             unit = Some(shared.gauge.hold());
         }
-        shared.send(ticket).await;
+        let outcome = shared.send(ticket).await;
+        if !matches!(outcome, Outcome::Throttled | Outcome::DailyQuota) {
+            throttled_in_a_row = 0;
+            continue;
+        }
+        throttled_in_a_row = throttled_in_a_row.saturating_add(1);
+        let seed = shared.config.seed ^ u64::from(slot).rotate_left(32) ^ seq;
+        let Some(pause) = shared.config.on_throttle.pause(throttled_in_a_row, seed) else {
+            continue;
+        };
+        // A pausing user has nothing in flight.
+        unit = None;
+        let until = shared.clock.now_ns().saturating_add(duration_ns(pause));
+        tokio::select! {
+            biased;
+            _ = stop.wait_for(|s| *s) => return,
+            () = shared.clock.sleep_coarse_until(until) => {}
+        }
     }
 }

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use quarry_bedrock::Outcome;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -28,6 +29,7 @@ use crate::arrival::Interleave;
 use crate::clock::{RunClock, SPIN_WINDOW, duration_ns};
 use crate::health::{HealthPolicy, InFlightGauge};
 use crate::load::{EndCondition, LoadModel, LoadProfile, StageKind};
+use crate::pacing::ThrottlePacing;
 use crate::plan::RequestSlo;
 use crate::recorder::{RecordGuard, Recorder};
 use crate::series::{SeriesDelta, SeriesKey};
@@ -92,6 +94,8 @@ pub struct EngineConfig {
     pub spans: Option<Arc<SpanRecorder>>,
     /// Per-request SLO bounds to count [`crate::Count::SloMet`] against.
     pub request_slo: Option<RequestSlo>,
+    /// A closed-loop user's pause after a throttled request.
+    pub on_throttle: ThrottlePacing,
 }
 
 impl Default for EngineConfig {
@@ -108,6 +112,7 @@ impl Default for EngineConfig {
             health: HealthPolicy::default(),
             spans: None,
             request_slo: None,
+            on_throttle: ThrottlePacing::None,
         }
     }
 }
@@ -341,14 +346,15 @@ impl<W: Workload, E: Executor<W::Item>> Shared<W, E> {
         (planned, RecordGuard::new(Arc::clone(&self.recorder), key))
     }
 
-    /// Sends one request and records it.
-    async fn send(&self, ticket: RequestTicket) {
+    /// Sends one request and records it; returns its outcome.
+    async fn send(&self, ticket: RequestTicket) -> Outcome {
         let (planned, guard) = self.prepare(ticket);
         let completion = self.executor.execute(ticket, planned, self.clock).await;
         if let (Some(spans), Some(key)) = (&self.config.spans, guard.key()) {
             spans.offer(&ticket, key, &completion);
         }
         guard.finish(&completion);
+        completion.outcome
     }
 }
 

@@ -21,7 +21,7 @@ impl Workload for OneModel {
     fn pick(&self, _ticket: &RequestTicket) -> PlannedRequest<()> {
         PlannedRequest {
             model: Arc::from(MODEL),
-            operation: Operation::Converse,
+            operation: Operation::ConverseStream,
             item: (),
         }
     }

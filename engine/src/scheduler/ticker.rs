@@ -40,12 +40,18 @@ pub(super) async fn run(parts: TickerParts, mut stop: watch::Receiver<bool>) -> 
         let end = parts.clock.now_ns();
         let take = parts.recorder.take_interval();
         let schedule_lag_p99_ns = p99(&take.schedule_lag);
+        let pool_wait_p99_ns = p99(&take.pool_wait);
+        let cpu_percent = cpu.sample(end);
+        let saturation = parts
+            .policy
+            .judge(schedule_lag_p99_ns, pool_wait_p99_ns, cpu_percent);
         let health = HealthSample {
-            cpu_percent: cpu.sample(end),
+            cpu_percent,
             in_flight: parts.gauge.get(),
             schedule_lag_p99_ns,
-            pool_wait_p99_ns: p99(&take.pool_wait),
-            saturated: parts.policy.is_saturated(schedule_lag_p99_ns),
+            pool_wait_p99_ns,
+            saturated: saturation.any(),
+            saturation,
         };
         let snapshot = IntervalSnapshot {
             index,

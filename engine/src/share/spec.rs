@@ -63,9 +63,18 @@ pub const FEATURE_INTERLEAVE: &str = "interleave";
 /// agent that ignored it would count no request as meeting the SLO.
 pub const FEATURE_REQUEST_SLO: &str = "request_slo";
 
+/// The feature a share whose plan paces throttles ([`RunPlan::on_throttle`]
+/// other than none) requires: an agent that ignored it would fire at the
+/// quota wall without pausing.
+pub const FEATURE_THROTTLE_PACING: &str = "throttle_pacing";
+
 /// Every share feature this build understands (its agents also list them as
 /// `Describe` capabilities).
-pub const SHARE_FEATURES: &[&str] = &[FEATURE_INTERLEAVE, FEATURE_REQUEST_SLO];
+pub const SHARE_FEATURES: &[&str] = &[
+    FEATURE_INTERLEAVE,
+    FEATURE_REQUEST_SLO,
+    FEATURE_THROTTLE_PACING,
+];
 
 impl ShareSpec {
     /// The features this share requires that `known` does not hold, in
@@ -87,6 +96,7 @@ impl ShareSpec {
             interleave: self.interleave.clone().map(Arc::new),
             interval: std::time::Duration::from_millis(self.interval_ms.max(1)),
             request_slo: self.plan.request_slo,
+            on_throttle: self.plan.on_throttle,
             ..EngineConfig::default()
         }
     }

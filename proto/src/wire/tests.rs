@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use quarry_bedrock::Outcome;
 
 use super::*;
-use quarry_engine::{Count, FinishKind, Metric};
+use quarry_engine::{Count, FinishKind, Metric, Saturation};
 
 fn key(i: u8) -> SeriesKey {
     SeriesKey {
@@ -39,6 +39,11 @@ fn snapshot(index: u64, samples: &[(u8, usize, u64)], cpu: Option<f64>) -> Inter
             schedule_lag_p99_ns: 17,
             pool_wait_p99_ns: 5,
             saturated: !index.is_multiple_of(2),
+            saturation: Saturation::from_bits(if index.is_multiple_of(2) {
+                0
+            } else {
+                (index % 7 + 1) as u32
+            }),
         },
     }
 }
@@ -228,4 +233,25 @@ fn an_agent_that_predates_finish_kinds_is_read_from_partial_and_reason() {
     let mut f = finished(true, "the load engine failed: boom");
     f.set_kind(pb::FinishKind::Failed);
     assert_eq!(kind(f), FinishKind::Failed);
+}
+
+/// An agent from before the saturation causes sends `saturated` alone: it
+/// judged by schedule lag only, and is read so.
+#[test]
+fn an_older_agents_saturation_reads_as_schedule_lag() {
+    let old = pb::AgentHealth {
+        saturated: true,
+        ..Default::default()
+    };
+    let h = health_from_proto(&old);
+    assert!(h.saturated && h.saturation.schedule_lag);
+    assert!(!h.saturation.cpu && !h.saturation.pool_wait);
+    let fine = health_from_proto(&pb::AgentHealth::default());
+    assert!(!fine.saturated && !fine.saturation.any());
+    let cpu = HealthSample {
+        saturated: true,
+        saturation: Saturation::from_bits(2),
+        ..HealthSample::default()
+    };
+    assert_eq!(health_from_proto(&health_to_proto(&cpu)), cpu);
 }
