@@ -6,7 +6,7 @@
 
 #[path = "clients/basics.rs"]
 mod basics;
-#[path = "clients/simdefaults.rs"]
-mod simdefaults;
 #[path = "clients/quotas.rs"]
 mod quotas;
+#[path = "clients/simdefaults.rs"]
+mod simdefaults;

@@ -135,12 +135,9 @@ fn a_mixed_run_keeps_unary_requests_out_of_the_streaming_figures() {
     assert!(report.contains(&note), "{report}");
 }
 
-/// The quota wall: a closed loop with retries off against a tiny TPM quota.
-/// The report names the wall and the quota, the refused demand, and prices
-/// per successful request (the throttled ones are no divisor).
-#[test]
-fn a_run_at_the_quota_wall_says_so_and_prices_per_successful_request() {
-    let sim = r#"latency = { kind = "fixed", ttft_ms = 20.0, gap_ms = 2.0 }
+/// A simulator whose only account has a 1,000 TPM quota: a closed loop of a
+/// few users meets it within the first second.
+const TINY_TPM: &str = r#"latency = { kind = "fixed", ttft_ms = 20.0, gap_ms = 2.0 }
 default_account = false
 [[accounts]]
 access_key_id = "AKIDEXAMPLE"
@@ -148,6 +145,13 @@ secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
 account_id = "123456789012"
 quotas = { tpm = 1000 }
 "#;
+
+/// The quota wall: a closed loop with retries off against a tiny TPM quota.
+/// The report names the wall and the quota, the refused demand, and prices
+/// per successful request (the throttled ones are no divisor).
+#[test]
+fn a_run_at_the_quota_wall_says_so_and_prices_per_successful_request() {
+    let sim = TINY_TPM;
     let ran = run(
         &spec(
             "concurrency = 8\nduration = \"2s\"",
@@ -213,14 +217,7 @@ quotas = { tpm = 1000 }
 /// same run is throttled hundreds of times.
 #[test]
 fn pacing_after_a_throttle_bounds_the_throttles_per_user() {
-    let sim = r#"latency = { kind = "fixed", ttft_ms = 20.0, gap_ms = 2.0 }
-default_account = false
-[[accounts]]
-access_key_id = "AKIDEXAMPLE"
-secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
-account_id = "123456789012"
-quotas = { tpm = 1000 }
-"#;
+    let sim = TINY_TPM;
     let ran = run(
         &spec(
             "concurrency = 8\nduration = \"2s\"\non_throttle = { think = \"500ms\" }",

@@ -313,7 +313,8 @@ async fn closed_loop_keeps_exactly_its_concurrency_in_flight() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn open_loop_poisson_achieves_its_rate() {
-    // A quota far above 500 req/s so that every request is admitted: this
+    // Quotas far above 500 req/s (30,000 a minute) so that every request is
+    // admitted (Llama 3.3 has an 800 RPM quota by default): this
     // test is about the generator's rate, not the quota wall.
     let sim = r#"
         seed = 1
@@ -323,7 +324,7 @@ async fn open_loop_poisson_achieves_its_rate() {
         access_key_id = "AKIDEXAMPLE"
         secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
         account_id = "123456789012"
-        quotas = { tpm = 1000000000 }
+        quotas = { tpm = 1000000000, rpm = 1000000000 }
     "#;
     let spec = format!(
         r#"

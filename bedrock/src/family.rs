@@ -105,6 +105,21 @@ pub fn geo_prefix(model_id: &str) -> Option<&'static str> {
         .find(|geo| id.strip_prefix(geo).is_some_and(|r| r.starts_with('.')))
 }
 
+/// The geography of a Region's geographic cross-Region profiles
+/// (`us-east-1` → `us`, `eu-west-1` → `eu`, `ap-northeast-1` → `apac`);
+/// `None` for a Region outside them.
+pub fn geo_of_region(region: &str) -> Option<&'static str> {
+    [
+        ("us-gov-", "us-gov"),
+        ("us-", "us"),
+        ("eu-", "eu"),
+        ("ap-", "apac"),
+    ]
+    .into_iter()
+    .find(|(prefix, _)| region.starts_with(prefix))
+    .map(|(_, geo)| geo)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,7 +35,7 @@ pub use error::{
     ERROR_TYPE_HEADER, ERROR_TYPE_NAMESPACE, ErrorCode, Fault, MAX_ECHO_CHARS, Outcome, QuotaWall,
     Retry, ServiceError, bounded_echo, is_daily_quota_message, messages, sanitize_error_code,
 };
-pub use family::{GEO_PREFIXES, ModelFamily, base_model_id, geo_prefix};
+pub use family::{GEO_PREFIXES, ModelFamily, base_model_id, geo_of_region, geo_prefix};
 pub use operation::{Operation, UnknownOperation};
 pub use quota::{claude_version, output_burndown, reservation, settlement};
 pub use usage::{TokenUsage, UsageSource};

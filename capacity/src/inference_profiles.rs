@@ -4,20 +4,7 @@
 //! and the profile strategy both ask it.
 
 use quarry_bedrock::quota::QuotaPool;
-use quarry_bedrock::{base_model_id, claude_version};
-
-/// The geography of a Region's cross-Region profiles (`us-east-1` → `us`).
-fn geo_of_region(region: &str) -> Option<&'static str> {
-    [
-        ("us-gov-", "us-gov"),
-        ("us-", "us"),
-        ("eu-", "eu"),
-        ("ap-", "apac"),
-    ]
-    .into_iter()
-    .find(|(prefix, _)| region.starts_with(prefix))
-    .map(|(_, geo)| geo)
-}
+use quarry_bedrock::{base_model_id, claude_version, geo_of_region};
 
 /// The inference profiles that could serve `model_id` from another pool: the
 /// Region's geographic profile for an in-Region id, and the global profile

@@ -39,9 +39,8 @@ mod workload;
 
 pub use share::{
     AuthMethod, BEARER_TOKEN_ENV, Connection, FEATURE_INTERLEAVE, FEATURE_REQUEST_SLO,
-    FEATURE_THROTTLE_PACING, FinishKind,
-    PreparedShare, SHARE_FEATURES, SHARE_SCHEMA_VERSION, SIM_REGION, Share, ShareError, ShareEvent,
-    ShareFinished, ShareSpec, SpanExport,
+    FEATURE_THROTTLE_PACING, FinishKind, PreparedShare, SHARE_FEATURES, SHARE_SCHEMA_VERSION,
+    SIM_REGION, Share, ShareError, ShareEvent, ShareFinished, ShareSpec, SpanExport,
 };
 
 pub use arrival::{ArrivalAt, ArrivalSchedule, Interleave};

@@ -7,11 +7,11 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
-use quarry_bedrock::base_model_id;
 use quarry_bedrock::quota::{
     QuotaMetric, QuotaPool, SERVICE_QUOTAS_SERVICE_CODE, model_for_quota_model_name,
     parse_service_quota_name,
 };
+use quarry_bedrock::{base_model_id, geo_of_region};
 use serde::{Deserialize, Serialize};
 
 /// The version of `quotas.json` this build writes and reads.
@@ -199,20 +199,6 @@ fn looks_like_model_id(name: &str) -> bool {
         && name.contains('.')
         && base_model_id(name) == name
         && quarry_bedrock::ModelFamily::from_model_id(name).is_some()
-}
-
-/// The geography of a Region's cross-Region profiles (`us-east-1` → `us`),
-/// as the planner's profile alternatives read it.
-fn geo_of_region(region: &str) -> Option<&'static str> {
-    [
-        ("us-gov-", "us-gov"),
-        ("us-", "us"),
-        ("eu-", "eu"),
-        ("ap-", "apac"),
-    ]
-    .into_iter()
-    .find(|(prefix, _)| region.starts_with(prefix))
-    .map(|(_, geo)| geo)
 }
 
 /// One entry per pool: the model id naming the pool, its quotas. Geographic

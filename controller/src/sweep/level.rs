@@ -426,6 +426,37 @@ fn judge(r: &mut LevelRecord, doc: &ResultsDocument, f: &Figures, slo: Option<&S
         None
     };
     if r.invalid_reason.is_some() {
+        // A saturated generator offered less load than the level names, so
+        // its latencies and passes say nothing of the service. A throttle
+        // rate over its bound still stands: the service refused that share
+        // of what it was sent, and the level's full load would be refused
+        // no less.
+        if r.generator_saturated
+            && doc.end.ended.is_complete()
+            && let Some(slo) = slo
+        {
+            let refused: Vec<FailedCriterion> = slo
+                .criteria
+                .iter()
+                .filter(|t| t.metric == MetricPath::Scalar(ScalarMetric::ThrottleRate))
+                .filter_map(|t| match criterion(t, f) {
+                    (Claim::Fails, mut entry) => {
+                        entry.actual = Some(format!(
+                            "{} while the load generator was saturated (it sent less than the level asks: the service refused this share of a lower load)",
+                            entry.actual.as_deref().unwrap_or("no value")
+                        ));
+                        Some(entry)
+                    }
+                    _ => None,
+                })
+                .collect();
+            if !refused.is_empty() {
+                r.failed = refused;
+                r.invalid_reason = None;
+                r.verdict = Verdict::Fail;
+                return;
+            }
+        }
         r.verdict = Verdict::Invalid;
         return;
     }
