@@ -19,6 +19,9 @@ use crate::catalog::{Catalog, ModelProfile};
 use crate::config::{AccountConfig, SimConfig};
 use crate::quota::PoolScope;
 
+/// The SigV4 signing name of Service Quotas.
+pub(crate) const SIGNING_NAME: &str = "servicequotas";
+
 /// The service name Service Quotas reports for Bedrock.
 pub const SERVICE_NAME: &str = "Amazon Bedrock";
 

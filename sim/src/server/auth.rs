@@ -43,8 +43,8 @@ pub(crate) struct Authenticator {
 impl Authenticator {
     pub(crate) fn new(sim: Arc<Simulator>) -> Self {
         let verifier = Verifier::new(key_store(sim.accounts()));
-        let quotas_verifier =
-            Verifier::new(key_store(sim.accounts())).with_service(super::quotas::SIGNING_NAME);
+        let quotas_verifier = Verifier::new(key_store(sim.accounts()))
+            .with_service(crate::service_quotas::SIGNING_NAME);
         Authenticator {
             sim,
             verifier,

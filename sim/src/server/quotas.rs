@@ -29,9 +29,6 @@ use crate::service_quotas::{SERVICE_NAME, SimServiceQuota, account_quotas};
 /// The `X-Amz-Target` prefix of Service Quotas operations.
 pub(crate) const TARGET_PREFIX: &str = "ServiceQuotasV20190624.";
 
-/// The SigV4 signing name of Service Quotas.
-pub(crate) const SIGNING_NAME: &str = "servicequotas";
-
 /// AWS JSON 1.1's content type.
 const AMZ_JSON_1_1: &str = "application/x-amz-json-1.1";
 
