@@ -237,3 +237,236 @@ fn an_unusable_from_input_exits_3_naming_it() {
     );
     assert!(!out.exists(), "nothing is written");
 }
+
+// ---------------------------------------------------------------------------
+// A sweep, then a plan from it (issue 13, acceptance): the plan's walls come
+// in the order the sweep met them, and the TPM wall binds where the sweep's
+// throttling began.
+
+const LLAMA: &str = "meta.llama3-3-70b-instruct-v1:0";
+/// The account's Llama quotas in the simulator, and entered in the plan.
+const WALL_TPM: u64 = 60_000;
+const WALL_RPM: u64 = 400;
+
+/// Every request asks for 100 output tokens and gets them (the model would
+/// write 1,000), so a request reserves and settles the same ~610 quota
+/// tokens (about 540 prompt tokens as the simulator counts the 490 asked
+/// for, Llama's framing included, plus 100): 60,000 TPM admits about 94 a
+/// minute, far under the 400 RPM quota.
+fn wall_sim() -> String {
+    format!(
+        r#"seed = 1
+default_account = false
+latency = {{ kind = "fixed", ttft_ms = 20.0, gap_ms = 2.0 }}
+[[accounts]]
+access_key_id = "AKIDEXAMPLE"
+secret_access_key = "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"
+account_id = "123456789012"
+[accounts.model_quotas."{LLAMA}"]
+tpm = {WALL_TPM}
+rpm = {WALL_RPM}
+[[models]]
+id = "{LLAMA}"
+output = {{ kind = "fixed", tokens = 1000 }}
+"#
+    )
+}
+
+/// One and two requests a second, a minute each (a whole quota window:
+/// under a sliding window a shorter level would see the throttling come and
+/// go in bursts). 60 RPM (about 38,400 quota tokens a minute) is admitted
+/// whole; at 120 RPM the window, still holding the first level's minute,
+/// fills about 33 s in, and from then on only what leaves it is admitted
+/// (about one request a second of the two).
+const WALL_SWEEP: &str = r#"seed = 5
+[target]
+kind = "sim"
+sim_profile = "sim.toml"
+
+[load]
+arrival = "constant"
+duration = "60s"
+
+[[workload]]
+model = "meta.llama3-3-70b-instruct-v1:0"
+operation = "ConverseStream"
+input_tokens = 490
+max_tokens = 100
+
+[sweep]
+variable = "rate"
+levels = [1, 2]
+
+[slo.criteria]
+throttle_rate = "<= 1%"
+"#;
+
+/// Today's 40 RPM growing 25% a month crosses the ~94 RPM the TPM quota
+/// admits in month 4 and the 400 RPM quota in month 11: the quota walls, in
+/// that order, inside the 12-month horizon. The request shape is the
+/// sweep's (`measured`), the latency SLO is one the sweep never broke.
+fn wall_plan(level_label: &str) -> String {
+    format!(
+        r#"title = "Llama API, planned from a sweep"
+start = "2027-01-01"
+horizon_months = 12
+region = "us-east-1"
+accounts = 1
+lead_time_days = 42
+
+[growth]
+monthly_rate = 0.25
+
+[[class]]
+name = "api"
+interactive = true
+peak_rpm = 40
+average_rpm = 20
+measured = "{level_label}"
+curve = "sweep-llama"
+models = ["{LLAMA}"]
+
+[class.slo]
+ttft_p99_ms = 2000
+
+[[quota]]
+model = "{LLAMA}"
+tpm = {WALL_TPM}
+rpm = {WALL_RPM}
+"#
+    )
+}
+
+#[test]
+fn a_plan_from_a_sweep_orders_its_walls_as_the_sweep_met_them() {
+    use quarry_capacity::Binding;
+
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("sim.toml"), wall_sim()).unwrap();
+    let spec_path = tmp.path().join("sweep.toml");
+    std::fs::write(&spec_path, WALL_SWEEP).unwrap();
+    let sweep_dir = tmp.path().join("sweep-llama");
+    let swept = quarry(
+        &[
+            "sweep",
+            spec_path.to_str().unwrap(),
+            "--out",
+            sweep_dir.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    let sweep_out = text(&swept.stdout);
+    // The sweep states no target: it exits 0 whatever its levels found.
+    assert_eq!(
+        swept.status.code(),
+        Some(0),
+        "stdout:\n{sweep_out}\nstderr:\n{}",
+        text(&swept.stderr)
+    );
+
+    // What the sweep met: the first level admitted whole, the second
+    // throttled by the TPM quota, named.
+    let sweep = quarry::sweep::read_sweep(&sweep_dir).expect("sweep.json reads");
+    let [low, high] = &sweep.levels[..] else {
+        panic!("two levels: {sweep_out}");
+    };
+    assert_eq!((low.value, high.value), (1.0, 2.0));
+    assert_eq!(low.throttle_percent, Some(0.0), "{sweep_out}");
+    assert!(
+        high.throttle_percent.is_some_and(|p| p > 5.0),
+        "{sweep_out}"
+    );
+    let binding = sweep.result.binding.as_ref().expect("a binding constraint");
+    assert_eq!(binding.level, 2.0, "{sweep_out}");
+    let sweep_wall = binding.wall.as_deref().unwrap_or_default();
+    assert!(sweep_wall.starts_with("quota: TPM"), "{sweep_wall}");
+
+    // The plan, from the sweep and from its first level as the demand's shape.
+    let level_dir = sweep_dir.join(&low.dir);
+    let level_label = level_dir.file_name().unwrap().to_str().unwrap().to_owned();
+    let plan_path = tmp.path().join("plan.toml");
+    std::fs::write(&plan_path, wall_plan(&level_label)).unwrap();
+    let out = tmp.path().join("plan-out");
+    let planned = quarry(
+        &[
+            "plan",
+            plan_path.to_str().unwrap(),
+            "--from",
+            sweep_dir.to_str().unwrap(),
+            "--from",
+            level_dir.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    let plan_txt = text(&planned.stdout);
+    assert_eq!(
+        planned.status.code(),
+        Some(0),
+        "stdout:\n{plan_txt}\nstderr:\n{}",
+        text(&planned.stderr)
+    );
+    let plan = from_json(&std::fs::read_to_string(out.join("plan.json")).unwrap())
+        .expect("plan.json reads back");
+
+    // The walls that bind within the horizon, in the order they bind.
+    let day = |w: &quarry_capacity::Wall| match w.binds {
+        Binding::Within { day, .. } => Some(day),
+        _ => None,
+    };
+    let mut binding_walls: Vec<_> = plan.walls.iter().filter(|w| day(w).is_some()).collect();
+    binding_walls.sort_by(|a, b| day(a).unwrap().total_cmp(&day(b).unwrap()));
+    let kinds: Vec<WallKind> = binding_walls.iter().map(|w| w.kind).collect();
+    let first_rpm = kinds.iter().position(|k| *k == WallKind::Rpm);
+    let first_tpm = kinds
+        .iter()
+        .position(|k| matches!(k, WallKind::TpmAdmission | WallKind::TpmSettled));
+    assert!(
+        matches!((first_tpm, first_rpm), (Some(0), Some(r)) if r > 0),
+        "the TPM wall first, then RPM, as the sweep met them: {kinds:?}\n{plan_txt}"
+    );
+
+    // The TPM wall binds at a demand between the sweep's last admitted rate
+    // (60 RPM) and its first throttled one (120 RPM).
+    let tpm_wall = binding_walls[0];
+    let at = tpm_wall
+        .at_binding
+        .iter()
+        .find(|f| f.label.starts_with("peak requests per minute"))
+        .unwrap_or_else(|| panic!("peak RPM at the binding: {tpm_wall:#?}"));
+    let rpm_at_wall = at.figure.value;
+    eprintln!(
+        "sweep: throttled {:?}% at {} RPM, {:?}% at {} RPM; plan: {kinds:?}, the first binds at {rpm_at_wall:.1} RPM",
+        low.throttle_percent,
+        low.value * 60.0,
+        high.throttle_percent,
+        high.value * 60.0
+    );
+    assert!(
+        (low.value * 60.0..=high.value * 60.0).contains(&rpm_at_wall),
+        "TPM wall at {rpm_at_wall} RPM, sweep throttled from {} RPM\n{plan_txt}",
+        high.value * 60.0
+    );
+
+    // The plan holds the sweep's throttling against its own arithmetic, and
+    // they agree.
+    let check = plan
+        .checks
+        .iter()
+        .find(|c| c.subject.contains("sweep sweep-llama"))
+        .unwrap_or_else(|| panic!("a check of the sweep: {:#?}", plan.checks));
+    assert_eq!(check.agrees, Some(true), "{check:#?}");
+    // The measured walls never broke within the load the sweep measured
+    // without throttling: they come after the quota walls.
+    for w in plan
+        .walls
+        .iter()
+        .filter(|w| matches!(w.kind, WallKind::Latency | WallKind::Concurrency))
+    {
+        assert!(
+            !matches!(w.binds, Binding::Within { .. } | Binding::Already),
+            "{w:#?}"
+        );
+    }
+}
