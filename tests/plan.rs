@@ -272,12 +272,12 @@ output = {{ kind = "fixed", tokens = 1000 }}
     )
 }
 
-/// One and two requests a second, a minute each (a whole quota window:
-/// under a sliding window a shorter level would see the throttling come and
-/// go in bursts). 60 RPM (about 38,400 quota tokens a minute) is admitted
-/// whole; at 120 RPM the window, still holding the first level's minute,
-/// fills about 33 s in, and from then on only what leaves it is admitted
-/// (about one request a second of the two).
+/// One and two requests a second, a minute each: each level is a run with
+/// its own embedded simulator, whose quota window starts empty, so a level
+/// must last a whole window to meet the wall. 60 RPM (about 38,400 quota
+/// tokens a minute) is admitted whole; at 120 RPM the window fills about
+/// 47 s in and the rest of the minute's arrivals are throttled (about a
+/// fifth of them).
 const WALL_SWEEP: &str = r#"seed = 5
 [target]
 kind = "sim"
