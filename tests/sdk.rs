@@ -446,7 +446,9 @@ async fn a_burst_over_an_rpm_quota_is_a_typed_throttle() {
 /// a Reserved request of about 10 + 100 tokens fits it; with the pool full
 /// the next one is served at Standard (`default`).
 fn reserved_config() -> String {
-    format!("{ZERO}[[accounts]]\naccess_key_id = \"AKIATIERS00000000001\"\nsecret_access_key = \"tiers\"\naccount_id = \"111122223333\"\n[accounts.reserved.\"{LLAMA}\"]\ntpm = 120\n")
+    format!(
+        "{ZERO}[[accounts]]\naccess_key_id = \"AKIATIERS00000000001\"\nsecret_access_key = \"tiers\"\naccount_id = \"111122223333\"\n[accounts.reserved.\"{LLAMA}\"]\ntpm = 120\n"
+    )
 }
 
 fn tier(t: ServiceTierType) -> ServiceTier {
@@ -547,7 +549,10 @@ async fn reserved_overflows_to_standard_and_says_so() {
     assert_eq!(used, [ServiceTierType::Reserved, ServiceTierType::Default]);
     let stats = server.simulator().stats_snapshot();
     let scopes: Vec<_> = stats.quota.iter().map(|q| q.scope.as_str()).collect();
-    assert!(scopes.contains(&"reserved") && scopes.contains(&"on_demand"), "{scopes:?}");
+    assert!(
+        scopes.contains(&"reserved") && scopes.contains(&"on_demand"),
+        "{scopes:?}"
+    );
 }
 
 /// A global cross-Region profile (`global.` prefix) is served from its own

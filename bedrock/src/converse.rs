@@ -55,9 +55,7 @@ pub struct PerformanceConfiguration {
 }
 
 /// `ServiceTierType` (§5.7). Ordered as declared (used in series keys).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ServiceTierType {
     /// Ahead of standard and flex.

@@ -13,8 +13,7 @@ use quarry_bedrock::{
     BlockDelta, BlockStart, ConverseStreamDecoder, ConverseStreamEvent, ErrorCode, FrameDecoder,
     FrameErrorKind, HeaderValue, InvocationMetrics, InvokeStreamDecoder, InvokeStreamEncoder,
     InvokeStreamEvent, ModelFamily, Outcome, ServiceError, ServiceTierType, StreamError,
-    StreamMetadata,
-    StreamStart, TokenUsage, encode_exception, encode_frame, messages,
+    StreamMetadata, StreamStart, TokenUsage, encode_exception, encode_frame, messages,
 };
 use serde_json::json;
 
@@ -497,18 +496,18 @@ fn event() -> impl Strategy<Value = ConverseStreamEvent> {
             prop::option::of(prop::sample::select(ServiceTierType::ALL.to_vec())),
         )
             .prop_map(|(u, l, s, tier)| {
-            ConverseStreamEvent::Metadata(StreamMetadata {
-                usage: TokenUsage {
-                    input_tokens: u[0].into(),
-                    output_tokens: u[1].into(),
-                    cache_read_input_tokens: u[2].into(),
-                    cache_write_input_tokens: u[3].into(),
-                },
-                latency_ms: l.into(),
-                server_tool_usage: s.then(|| json!({})),
-                service_tier: tier,
-            })
-        }),
+                ConverseStreamEvent::Metadata(StreamMetadata {
+                    usage: TokenUsage {
+                        input_tokens: u[0].into(),
+                        output_tokens: u[1].into(),
+                        cache_read_input_tokens: u[2].into(),
+                        cache_write_input_tokens: u[3].into(),
+                    },
+                    latency_ms: l.into(),
+                    server_tool_usage: s.then(|| json!({})),
+                    service_tier: tier,
+                })
+            }),
         (prop::sample::select(ErrorCode::ALL.to_vec()), text()).prop_map(|(c, m)| {
             ConverseStreamEvent::Exception(ServiceError {
                 code: Some(c),

@@ -862,7 +862,8 @@ fn a_service_tier_and_tier_prices_reach_the_plan() {
 
 #[test]
 fn a_bad_service_tier_is_rejected() {
-    let spec = format!("[load]\nconcurrency = 1\nrequests = 1\n{WORKLOAD}service_tier = \"gold\"\n");
+    let spec =
+        format!("[load]\nconcurrency = 1\nrequests = 1\n{WORKLOAD}service_tier = \"gold\"\n");
     rejects(
         &spec,
         "spec.toml:9: workload[0].service_tier: must be \"priority\", \"default\", \"flex\" or \"reserved\", got \"gold\"",
@@ -874,11 +875,16 @@ fn a_bad_service_tier_is_rejected() {
         &spec,
         "spec.toml:10: workload[0].service_tier: CountTokens takes no service tier",
     );
-    let spec = format!("[load]\nconcurrency = 1\nrequests = 1\n{WORKLOAD}[tier_pricing]\nflex = -1.0\n");
+    let spec =
+        format!("[load]\nconcurrency = 1\nrequests = 1\n{WORKLOAD}[tier_pricing]\nflex = -1.0\n");
     rejects(
         &spec,
         "spec.toml:10: tier_pricing.flex: must be a multiple of the Standard price between 0 and 100, got -1",
     );
-    let spec = format!("[load]\nconcurrency = 1\nrequests = 1\n{WORKLOAD}[tier_pricing]\ngold = 2.0\n");
-    rejects(&spec, "spec.toml:10: tier_pricing.gold: unknown field `gold`");
+    let spec =
+        format!("[load]\nconcurrency = 1\nrequests = 1\n{WORKLOAD}[tier_pricing]\ngold = 2.0\n");
+    rejects(
+        &spec,
+        "spec.toml:10: tier_pricing.gold: unknown field `gold`",
+    );
 }

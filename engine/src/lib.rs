@@ -39,8 +39,9 @@ mod workload;
 
 pub use share::{
     AuthMethod, BEARER_TOKEN_ENV, Connection, FEATURE_INTERLEAVE, FEATURE_REQUEST_SLO,
-    FEATURE_SERVICE_TIER, FEATURE_THROTTLE_PACING, FinishKind, PreparedShare, SHARE_FEATURES, SHARE_SCHEMA_VERSION,
-    SIM_REGION, Share, ShareError, ShareEvent, ShareFinished, ShareSpec, SpanExport,
+    FEATURE_SERVICE_TIER, FEATURE_THROTTLE_PACING, FinishKind, PreparedShare, SHARE_FEATURES,
+    SHARE_SCHEMA_VERSION, SIM_REGION, Share, ShareError, ShareEvent, ShareFinished, ShareSpec,
+    SpanExport,
 };
 
 pub use arrival::{ArrivalAt, ArrivalSchedule, Interleave};

@@ -349,7 +349,9 @@ impl Simulator {
         };
         let tokens = reservation(&held, max_tokens);
         let reserved = match spec.service_tier {
-            Some(ServiceTierType::Reserved) => self.reserve_reserved(model, spec.account, tokens, now),
+            Some(ServiceTierType::Reserved) => {
+                self.reserve_reserved(model, spec.account, tokens, now)
+            }
             _ => None,
         };
         // A Reserved request is served at Reserved from its pool, else (no
@@ -895,7 +897,8 @@ mod tests {
         let mut standard = admit(&sim, LLAMA, &spec(500, Some(1_000))).unwrap();
         assert_eq!(standard.served_tier(), None);
         let std_at = token_times(&mut standard).await;
-        let mut priority = admit(&sim, LLAMA, &tiered(ServiceTierType::Priority, 500, 1_000)).unwrap();
+        let mut priority =
+            admit(&sim, LLAMA, &tiered(ServiceTierType::Priority, 500, 1_000)).unwrap();
         assert_eq!(priority.served_tier(), Some(ServiceTierType::Priority));
         let pri_at = token_times(&mut priority).await;
         // Same TTFT; each of the 19 gaps 10 ms / 1.25 = 8 ms instead of 10.
@@ -903,7 +906,12 @@ mod tests {
         assert_eq!(std_at[19] - std_at[0], Duration::from_millis(190));
         assert_eq!(pri_at[19] - pri_at[0], Duration::from_millis(19 * 8));
         let slower = sim(&format!("{FIXED}[tiers]\npriority_speedup = 0.0\n"));
-        let mut same = admit(&slower, LLAMA, &tiered(ServiceTierType::Priority, 500, 1_000)).unwrap();
+        let mut same = admit(
+            &slower,
+            LLAMA,
+            &tiered(ServiceTierType::Priority, 500, 1_000),
+        )
+        .unwrap();
         assert_eq!(token_times(&mut same).await, std_at);
     }
 
@@ -933,7 +941,13 @@ mod tests {
         let refused = admit(&sim, LLAMA, &at(Some(ServiceTierType::Priority))).unwrap_err();
         assert!(matches!(refused, Rejection::Throttled(_)), "{refused:?}");
         let snap = sim.stats_snapshot();
-        let pool = |scope: &str| snap.quota.iter().find(|q| q.scope == scope).unwrap().clone();
+        let pool = |scope: &str| {
+            snap.quota
+                .iter()
+                .find(|q| q.scope == scope)
+                .unwrap()
+                .clone()
+        };
         assert_eq!(pool("reserved").reserved_total, 900);
         assert_eq!(pool("on_demand").reserved_total, 1_800);
         // No Reserved pool for a model: Reserved is served at Standard.
@@ -955,17 +969,23 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn flex_waits_behind_standard_and_is_refused_first_when_its_queue_is_full() {
         // One decode slot; at most one Flex request waits for it.
-        let sim = sim(
-            "[[models]]\nid = \"meta.llama3-3-70b-instruct-v1:0\"\n\
+        let sim = sim("[[models]]\nid = \"meta.llama3-3-70b-instruct-v1:0\"\n\
              latency = { kind = \"fixed\", ttft_ms = 100.0, gap_ms = 10.0, capacity = 1 }\n\
-             output = { kind = \"fixed\", tokens = 5 }\n[tiers]\nflex_queue_limit = 1\n",
-        );
+             output = { kind = \"fixed\", tokens = 5 }\n[tiers]\nflex_queue_limit = 1\n");
         let mut busy = admit(&sim, LLAMA, &spec(10, Some(100))).unwrap();
         busy.start().await;
         let order = Arc::new(std::sync::Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for (name, tier) in [("flex", Some(ServiceTierType::Flex)), ("standard", None)] {
-            let mut t = admit(&sim, LLAMA, &RequestSpec { service_tier: tier, ..spec(10, Some(100)) }).unwrap();
+            let mut t = admit(
+                &sim,
+                LLAMA,
+                &RequestSpec {
+                    service_tier: tier,
+                    ..spec(10, Some(100))
+                },
+            )
+            .unwrap();
             let order = Arc::clone(&order);
             tasks.push(tokio::spawn(async move {
                 t.start().await;

@@ -82,7 +82,10 @@ impl Slots {
     /// A free slot now, if one is free and nobody waits for it.
     pub(crate) fn try_acquire(self: &Arc<Self>) -> Option<SlotPermit> {
         let mut state = self.lock();
-        let queued = state.waiting.iter().any(|q| q.iter().any(|w| !w.is_closed()));
+        let queued = state
+            .waiting
+            .iter()
+            .any(|q| q.iter().any(|w| !w.is_closed()));
         if state.free > 0 && !queued {
             state.free -= 1;
             return Some(SlotPermit {
@@ -96,7 +99,10 @@ impl Slots {
     pub(crate) async fn acquire(self: &Arc<Self>, class: Class) -> SlotPermit {
         let rx = {
             let mut state = self.lock();
-            let queued = state.waiting.iter().any(|q| q.iter().any(|w| !w.is_closed()));
+            let queued = state
+                .waiting
+                .iter()
+                .any(|q| q.iter().any(|w| !w.is_closed()));
             if state.free > 0 && !queued {
                 state.free -= 1;
                 return SlotPermit {

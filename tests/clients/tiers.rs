@@ -59,7 +59,11 @@ print(json.dumps({"tiers": out, "reserved": reserved, "plain": plain.get("servic
             "{v}"
         );
     }
-    assert_eq!(v["reserved"], serde_json::json!(["reserved", "default"]), "{v}");
+    assert_eq!(
+        v["reserved"],
+        serde_json::json!(["reserved", "default"]),
+        "{v}"
+    );
     assert!(v["plain"].is_null(), "{v}");
 }
 
@@ -112,9 +116,11 @@ async fn the_aws_cli_sends_a_tier() {
     .await;
     let v = json_ok("aws bedrock-runtime invoke-model", &out);
     assert_eq!(v["serviceTier"], "priority", "{v}");
-    let body: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&answer).unwrap()).unwrap();
-    assert!(body["generation_token_count"].as_u64().unwrap() >= 1, "{body}");
+    let body: serde_json::Value = serde_json::from_slice(&std::fs::read(&answer).unwrap()).unwrap();
+    assert!(
+        body["generation_token_count"].as_u64().unwrap() >= 1,
+        "{body}"
+    );
 }
 
 /// boto3 and the AWS CLI reach a model through its global cross-Region

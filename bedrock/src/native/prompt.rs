@@ -213,11 +213,18 @@ mod tests {
             service_tier: Some(ServiceTierType::Flex),
             ..prompt()
         };
-        let body = String::from_utf8(tiered.body(Operation::ConverseStream, ModelFamily::Anthropic))
-            .unwrap();
-        assert!(body.ends_with(r#","serviceTier":{"type":"flex"}}"#), "{body}");
+        let body =
+            String::from_utf8(tiered.body(Operation::ConverseStream, ModelFamily::Anthropic))
+                .unwrap();
+        assert!(
+            body.ends_with(r#","serviceTier":{"type":"flex"}}"#),
+            "{body}"
+        );
         let native = tiered.body(Operation::InvokeModel, ModelFamily::Anthropic);
-        assert_eq!(native, prompt().body(Operation::InvokeModel, ModelFamily::Anthropic));
+        assert_eq!(
+            native,
+            prompt().body(Operation::InvokeModel, ModelFamily::Anthropic)
+        );
     }
 
     #[test]

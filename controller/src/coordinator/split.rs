@@ -694,14 +694,20 @@ mod tests {
         let tiered: RunPlan = serde_json::from_value(v).unwrap();
         for s in &share_specs("r", &tiered, &slots, 1000, None).unwrap() {
             assert_eq!(s.requires, [FEATURE_SERVICE_TIER]);
-            let older = [FEATURE_INTERLEAVE, FEATURE_REQUEST_SLO, FEATURE_THROTTLE_PACING];
+            let older = [
+                FEATURE_INTERLEAVE,
+                FEATURE_REQUEST_SLO,
+                FEATURE_THROTTLE_PACING,
+            ];
             assert_eq!(s.unsupported(&older), [FEATURE_SERVICE_TIER]);
             assert!(s.unsupported(quarry_engine::SHARE_FEATURES).is_empty());
             let json = serde_json::to_string(s).unwrap();
             assert!(json.contains("\"service_tier\":\"flex\""), "{json}");
         }
         let mut priced = plain.clone();
-        priced.tier_prices.set(quarry_bedrock::ServiceTierType::Priority, 17_500);
+        priced
+            .tier_prices
+            .set(quarry_bedrock::ServiceTierType::Priority, 17_500);
         for s in &share_specs("r", &priced, &slots, 1000, None).unwrap() {
             assert_eq!(s.requires, [FEATURE_SERVICE_TIER]);
         }

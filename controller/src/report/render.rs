@@ -211,9 +211,7 @@ fn tiers(out: &mut String, figures: &RunFigures) {
     if figures.tiers.is_empty() {
         return;
     }
-    out.push_str(
-        "\n== Service tiers (measured stages; by the tier each request asked for) ==\n",
-    );
+    out.push_str("\n== Service tiers (measured stages; by the tier each request asked for) ==\n");
     for t in &figures.tiers {
         let f = &t.figures;
         let requests = f.requests();

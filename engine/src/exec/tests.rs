@@ -418,7 +418,10 @@ async fn requests_are_priced_at_the_tier_that_served_them() {
     assert_eq!(flex.response.service_tier, Some(ServiceTierType::Flex));
     assert_eq!(flex.cost_pico_usd, standard.cost_pico_usd / 2);
     let overflow = invoke_cost(Some(ServiceTierType::Reserved), Some("default")).await;
-    assert_eq!(overflow.response.service_tier, Some(ServiceTierType::Default));
+    assert_eq!(
+        overflow.response.service_tier,
+        Some(ServiceTierType::Default)
+    );
     assert_eq!(overflow.cost_pico_usd, standard.cost_pico_usd);
     let priority = invoke_cost(Some(ServiceTierType::Priority), Some("priority")).await;
     assert_eq!(priority.cost_pico_usd, 0);
@@ -436,11 +439,18 @@ fn the_tier_header_goes_on_invoke_model_only() {
         service_tier: Some(ServiceTierType::Flex),
         body: Bytes::new(),
     };
-    for op in [Operation::InvokeModel, Operation::InvokeModelWithResponseStream] {
+    for op in [
+        Operation::InvokeModel,
+        Operation::InvokeModelWithResponseStream,
+    ] {
         let h = attempt::base_headers(&request(op));
         assert_eq!(h.get("x-amzn-bedrock-service-tier").unwrap(), "flex");
     }
     for op in [Operation::Converse, Operation::ConverseStream] {
-        assert!(attempt::base_headers(&request(op)).get("x-amzn-bedrock-service-tier").is_none());
+        assert!(
+            attempt::base_headers(&request(op))
+                .get("x-amzn-bedrock-service-tier")
+                .is_none()
+        );
     }
 }
