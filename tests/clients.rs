@@ -10,3 +10,5 @@ mod basics;
 mod quotas;
 #[path = "clients/simdefaults.rs"]
 mod simdefaults;
+#[path = "clients/tiers.rs"]
+mod tiers;

@@ -271,3 +271,87 @@ fn a_bad_on_throttle_names_file_line_and_field() {
     );
     assert!(!Path::new(path_str(&ran.out)).exists(), "nothing was run");
 }
+
+/// Service tiers under overload: two decode slots, at most two Flex
+/// requests waiting for one. A closed loop of ten users keeps the slots
+/// busy, so Flex waits behind Standard and Priority and is refused with 503
+/// first; they are never refused. The report and `results.json` break the
+/// run down by tier: requests, 503s, latency, cost at each tier's price
+/// (Flex half of Standard, built in; Priority twice, from `[tier_pricing]`).
+#[test]
+fn tiers_under_overload_shed_flex_first_and_report_each_tier() {
+    let sim = "latency = { kind = \"fixed\", ttft_ms = 20.0, gap_ms = 10.0, capacity = 2 }\n\
+               [[models]]\nid = \"meta.llama3-3-70b-instruct-v1:0\"\noutput = { kind = \"fixed\", tokens = 5 }\n\
+               [tiers]\nflex_queue_limit = 2\n";
+    let tiered = |tier: &str| entry("ConverseStream", 1) + &format!("service_tier = \"{tier}\"\n");
+    let workload = entry("ConverseStream", 1)
+        + &tiered("flex")
+        + &tiered("priority")
+        + "\n[tier_pricing]\npriority = 2.0\n";
+    let ran = run(&spec("concurrency = 10\nrequests = 200", &workload), sim);
+    let report = ran.report();
+    assert_eq!(
+        ran.output.status.code(),
+        Some(0),
+        "{}\n{report}",
+        ran.stderr()
+    );
+    let figures = ran.figures();
+    let tier = |label: &str| {
+        &figures
+            .tiers
+            .iter()
+            .find(|t| t.label == label)
+            .unwrap_or_else(|| panic!("no tier {label}\n{report}"))
+            .figures
+    };
+    let (standard, flex, priority) = (
+        tier("standard (none named)"),
+        tier("flex"),
+        tier("priority"),
+    );
+    assert!(flex.count(Count::Unavailable) > 0, "{report}");
+    assert_eq!(
+        flex.count(Count::Unavailable),
+        flex.outcome(Outcome::ServerError),
+        "every Flex failure is a 503"
+    );
+    assert_eq!(standard.count(Count::Unavailable), 0, "{report}");
+    assert_eq!(priority.count(Count::Unavailable), 0, "{report}");
+    assert_eq!(standard.outcome(Outcome::Ok), standard.requests());
+    assert_eq!(priority.outcome(Outcome::Ok), priority.requests());
+    // Each tier priced at its ratio of the Standard price (same usage).
+    let per_ok = |f: &quarry::report::Figures| f.cost_per_ok_request().unwrap();
+    let flex_ratio = per_ok(flex) / per_ok(standard);
+    let priority_ratio = per_ok(priority) / per_ok(standard);
+    assert!((0.45..0.55).contains(&flex_ratio), "flex {flex_ratio}");
+    assert!(
+        (1.9..2.1).contains(&priority_ratio),
+        "priority {priority_ratio}"
+    );
+    assert!(
+        report
+            .contains("== Service tiers (measured stages; by the tier each request asked for) =="),
+        "{report}"
+    );
+    for label in ["standard (none named):", "flex:", "priority:"] {
+        assert!(report.contains(&format!("\n{label}\n")), "{report}");
+    }
+    assert!(
+        report.contains(&format!(
+            "503 unavailable {} (",
+            quarry::report::count(flex.count(Count::Unavailable))
+        )),
+        "{report}"
+    );
+    // results.json keys each series by its tier.
+    let doc: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ran.out.join("results.json")).unwrap()).unwrap();
+    let tiers: std::collections::BTreeSet<_> = doc["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["tier"].as_str())
+        .collect();
+    assert_eq!(tiers.into_iter().collect::<Vec<_>>(), ["flex", "priority"]);
+}

@@ -14,7 +14,7 @@ use aws_sdk_bedrockruntime::types::error::ConverseStreamOutputError;
 use aws_sdk_bedrockruntime::types::{
     CachePointBlock, CachePointType, ContentBlock, ConversationRole, ConverseStreamOutput,
     ConverseTokensRequest, CountTokensInput, InferenceConfiguration, Message, ResponseStream,
-    SystemContentBlock,
+    ServiceTier, ServiceTierType, SystemContentBlock,
 };
 use aws_smithy_types::retry::RetryConfig;
 use quarry_e2e::{start_sim, start_sim_with_clock};
@@ -440,4 +440,143 @@ async fn a_burst_over_an_rpm_quota_is_a_typed_throttle() {
         e.message(),
         Some("Too many requests, please wait before trying again.")
     );
+}
+
+/// A sim with an account holding a 120 TPM Reserved pool for Llama:
+/// a Reserved request of about 10 + 100 tokens fits it; with the pool full
+/// the next one is served at Standard (`default`).
+fn reserved_config() -> String {
+    format!(
+        "{ZERO}[[accounts]]\naccess_key_id = \"AKIATIERS00000000001\"\nsecret_access_key = \"tiers\"\naccount_id = \"111122223333\"\n[accounts.reserved.\"{LLAMA}\"]\ntpm = 120\n"
+    )
+}
+
+fn tier(t: ServiceTierType) -> ServiceTier {
+    ServiceTier::builder().r#type(t).build().unwrap()
+}
+
+/// The tier member on all four invoke operations, and the tier used as the
+/// SDK reads it back: Converse's body, ConverseStream's metadata event,
+/// InvokeModel's and its stream's `X-Amzn-Bedrock-Service-Tier` header.
+#[tokio::test]
+async fn service_tiers_are_sent_and_the_tier_used_read_back() {
+    let server = start_sim(ZERO).await.unwrap();
+    let c = client(&server);
+    for t in [
+        ServiceTierType::Priority,
+        ServiceTierType::Default,
+        ServiceTierType::Flex,
+    ] {
+        let out = c
+            .converse()
+            .model_id(LLAMA)
+            .messages(user("hi"))
+            .inference_config(limits(5))
+            .service_tier(tier(t.clone()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.service_tier().map(|s| s.r#type()), Some(&t));
+        let mut stream = c
+            .converse_stream()
+            .model_id(LLAMA)
+            .messages(user("hi"))
+            .inference_config(limits(5))
+            .service_tier(tier(t.clone()))
+            .send()
+            .await
+            .unwrap();
+        let mut used = None;
+        while let Some(event) = stream.stream.recv().await.unwrap() {
+            if let ConverseStreamOutput::Metadata(m) = event {
+                used = m.service_tier().map(|s| s.r#type().clone());
+            }
+        }
+        assert_eq!(used.as_ref(), Some(&t));
+        let body = br#"{"prompt":"<|begin_of_text|>Hello","max_gen_len":5}"#;
+        let out = c
+            .invoke_model()
+            .model_id(LLAMA)
+            .content_type("application/json")
+            .body(Blob::new(body.to_vec()))
+            .service_tier(t.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.service_tier(), Some(&t));
+        let out = c
+            .invoke_model_with_response_stream()
+            .model_id(LLAMA)
+            .content_type("application/json")
+            .body(Blob::new(body.to_vec()))
+            .service_tier(t.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(out.service_tier(), Some(&t));
+    }
+    // A request that names no tier gets none back.
+    let out = c
+        .converse()
+        .model_id(LLAMA)
+        .messages(user("hi"))
+        .inference_config(limits(5))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.service_tier(), None);
+}
+
+/// Reserved draws on the account's Reserved pool, then overflows to
+/// Standard, which the response says.
+#[tokio::test]
+async fn reserved_overflows_to_standard_and_says_so() {
+    let server = start_sim(&reserved_config()).await.unwrap();
+    let c = client_with(&server, "AKIATIERS00000000001", "tiers", None);
+    let mut used = Vec::new();
+    for _ in 0..2 {
+        let out = c
+            .converse()
+            .model_id(LLAMA)
+            .messages(user("hi"))
+            .inference_config(limits(100))
+            .service_tier(tier(ServiceTierType::Reserved))
+            .send()
+            .await
+            .unwrap();
+        used.push(out.service_tier().unwrap().r#type().clone());
+    }
+    assert_eq!(used, [ServiceTierType::Reserved, ServiceTierType::Default]);
+    let stats = server.simulator().stats_snapshot();
+    let scopes: Vec<_> = stats.quota.iter().map(|q| q.scope.as_str()).collect();
+    assert!(
+        scopes.contains(&"reserved") && scopes.contains(&"on_demand"),
+        "{scopes:?}"
+    );
+}
+
+/// A global cross-Region profile (`global.` prefix) is served from its own
+/// quota pool, apart from the geographic and in-Region ones.
+#[tokio::test]
+async fn a_global_profile_draws_on_its_own_pool() {
+    let server = start_sim(ZERO).await.unwrap();
+    let c = client(&server);
+    for id in [
+        "global.anthropic.claude-sonnet-4-5-20250929-v1:0",
+        "us.anthropic.claude-sonnet-4-5-20250929-v1:0",
+    ] {
+        let out = c
+            .converse()
+            .model_id(id)
+            .messages(user("hi"))
+            .inference_config(limits(5))
+            .send()
+            .await
+            .unwrap();
+        assert!(out.usage().unwrap().output_tokens() > 0);
+    }
+    let stats = server.simulator().stats_snapshot();
+    let mut scopes: Vec<_> = stats.quota.iter().map(|q| q.scope.clone()).collect();
+    scopes.sort();
+    assert_eq!(scopes, ["global", "us"]);
 }

@@ -62,6 +62,7 @@ fn plan(load: LoadProfile) -> RunPlan {
             cache: None,
             nonce: true,
             temperature: None,
+            service_tier: None,
         }])
         .unwrap(),
         retry: RetryPolicy::Off,
@@ -70,6 +71,7 @@ fn plan(load: LoadProfile) -> RunPlan {
         pricing: Default::default(),
         request_slo: None,
         on_throttle: Default::default(),
+        tier_prices: quarry_engine::TierPrices::default(),
     }
 }
 
@@ -395,6 +397,7 @@ async fn a_share_that_cannot_be_set_up_is_refused_before_it_starts() {
         cache: None,
         nonce: true,
         temperature: None,
+        service_tier: None,
     }])
     .unwrap();
     let refused = client

@@ -54,8 +54,8 @@ pub struct PerformanceConfiguration {
     pub latency: Option<PerformanceLatency>,
 }
 
-/// `ServiceTierType` (§5.7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// `ServiceTierType` (§5.7). Ordered as declared (used in series keys).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ServiceTierType {
     /// Ahead of standard and flex.
@@ -66,6 +66,39 @@ pub enum ServiceTierType {
     Flex,
     /// Reserved capacity.
     Reserved,
+}
+
+impl ServiceTierType {
+    /// Every tier, in the service model's order.
+    pub const ALL: [ServiceTierType; 4] = [
+        ServiceTierType::Priority,
+        ServiceTierType::Default,
+        ServiceTierType::Flex,
+        ServiceTierType::Reserved,
+    ];
+
+    /// The wire value (`priority`, `default`, `flex`, `reserved`): the
+    /// `serviceTier.type` member and the `X-Amzn-Bedrock-Service-Tier` header.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceTierType::Priority => "priority",
+            ServiceTierType::Default => "default",
+            ServiceTierType::Flex => "flex",
+            ServiceTierType::Reserved => "reserved",
+        }
+    }
+
+    /// The tier a wire value names; `None` for anything else (values are
+    /// case-sensitive, as the service model's enum is).
+    pub fn parse(value: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str() == value)
+    }
+}
+
+impl fmt::Display for ServiceTierType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// `ServiceTier`.

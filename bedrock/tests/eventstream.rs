@@ -12,8 +12,8 @@ use proptest::prelude::*;
 use quarry_bedrock::{
     BlockDelta, BlockStart, ConverseStreamDecoder, ConverseStreamEvent, ErrorCode, FrameDecoder,
     FrameErrorKind, HeaderValue, InvocationMetrics, InvokeStreamDecoder, InvokeStreamEncoder,
-    InvokeStreamEvent, ModelFamily, Outcome, ServiceError, StreamError, StreamMetadata,
-    StreamStart, TokenUsage, encode_exception, encode_frame, messages,
+    InvokeStreamEvent, ModelFamily, Outcome, ServiceError, ServiceTierType, StreamError,
+    StreamMetadata, StreamStart, TokenUsage, encode_exception, encode_frame, messages,
 };
 use serde_json::json;
 
@@ -232,12 +232,37 @@ fn golden_events() -> Vec<ConverseStreamEvent> {
             },
             latency_ms: 802,
             server_tool_usage: Some(json!({})),
+            service_tier: None,
         }),
     ]
 }
 
 /// The `p` lengths in the capture, frame by frame.
 const GOLDEN_PADS: [usize; 6] = [55, 24, 36, 2, 23, 45];
+
+/// `metadata` carries the tier used as `"serviceTier":{"type":…}`, the
+/// `ConverseStreamMetadataEvent` member of the API model, in sorted key order.
+#[test]
+fn metadata_carries_the_service_tier() {
+    let event = ConverseStreamEvent::Metadata(StreamMetadata {
+        usage: TokenUsage {
+            input_tokens: 3,
+            output_tokens: 2,
+            ..Default::default()
+        },
+        latency_ms: 9,
+        server_tool_usage: None,
+        service_tier: Some(ServiceTierType::Flex),
+    });
+    let mut body = BytesMut::new();
+    event.encode(&mut body, 0).unwrap();
+    let frame = decode_one(&body).unwrap();
+    assert_eq!(
+        std::str::from_utf8(frame.payload()).unwrap(),
+        r#"{"metrics":{"latencyMs":9},"serviceTier":{"type":"flex"},"usage":{"inputTokens":3,"outputTokens":2,"totalTokens":5}}"#
+    );
+    assert_eq!(ConverseStreamDecoder::decode_all(&body).unwrap(), [event]);
+}
 
 #[test]
 fn golden_capture_decodes_to_the_six_events() {
@@ -464,18 +489,25 @@ fn event() -> impl Strategy<Value = ConverseStreamEvent> {
             additional_model_response_fields: extra
                 .then(|| json!({"delta": {"stop_sequence": null}})),
         }),
-        (any::<[u32; 4]>(), any::<u32>(), any::<bool>()).prop_map(|(u, l, s)| {
-            ConverseStreamEvent::Metadata(StreamMetadata {
-                usage: TokenUsage {
-                    input_tokens: u[0].into(),
-                    output_tokens: u[1].into(),
-                    cache_read_input_tokens: u[2].into(),
-                    cache_write_input_tokens: u[3].into(),
-                },
-                latency_ms: l.into(),
-                server_tool_usage: s.then(|| json!({})),
-            })
-        }),
+        (
+            any::<[u32; 4]>(),
+            any::<u32>(),
+            any::<bool>(),
+            prop::option::of(prop::sample::select(ServiceTierType::ALL.to_vec())),
+        )
+            .prop_map(|(u, l, s, tier)| {
+                ConverseStreamEvent::Metadata(StreamMetadata {
+                    usage: TokenUsage {
+                        input_tokens: u[0].into(),
+                        output_tokens: u[1].into(),
+                        cache_read_input_tokens: u[2].into(),
+                        cache_write_input_tokens: u[3].into(),
+                    },
+                    latency_ms: l.into(),
+                    server_tool_usage: s.then(|| json!({})),
+                    service_tier: tier,
+                })
+            }),
         (prop::sample::select(ErrorCode::ALL.to_vec()), text()).prop_map(|(c, m)| {
             ConverseStreamEvent::Exception(ServiceError {
                 code: Some(c),

@@ -412,6 +412,7 @@ fn prompt_strategy() -> impl Strategy<Value = Prompt> {
                 max_tokens,
                 temperature: temp.map(|t| f32::from(t) / 100.0),
                 cache_ttl,
+                service_tier: None,
             },
         )
 }

@@ -40,6 +40,7 @@ fn body() -> BytesMut {
         },
         latency_ms: 4321,
         server_tool_usage: None,
+        service_tier: None,
     }));
     for (i, e) in events.iter().enumerate() {
         // Deterministic padding lengths spread over the real range.

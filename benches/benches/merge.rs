@@ -59,6 +59,7 @@ fn interval(agent: u64) -> IntervalSnapshot {
             model: Arc::from(format!("model-{}", s % 10)),
             operation: Some(Operation::ConverseStream),
             stage: Arc::from(if s < 10 { "hold" } else { "ramp" }),
+            tier: None,
         };
         series.insert(key, delta);
     }

@@ -68,6 +68,7 @@ fn key(group: &str) -> SeriesKey {
         model: Arc::from("m"),
         operation: Some(Operation::Converse),
         stage: Arc::from("steady"),
+        tier: None,
     }
 }
 

@@ -842,3 +842,49 @@ fn telemetry_section_is_read() {
     assert_eq!(t.metrics, Some(false));
     assert_eq!(t.flush_timeout, Some(std::time::Duration::from_secs(2)));
 }
+
+#[test]
+fn a_service_tier_and_tier_prices_reach_the_plan() {
+    let spec = format!(
+        "[load]\nconcurrency = 1\nrequests = 1\n{WORKLOAD}service_tier = \"flex\"\n\
+         [[workload]]\nmodel = \"meta.llama3-3-70b-instruct-v1:0\"\ninput_tokens = 10\nmax_tokens = 5\n\
+         [tier_pricing]\npriority = 1.75\nflex = 0.4\n"
+    );
+    let plan = parse_spec(Path::new("spec.toml"), &spec).unwrap().plan;
+    let tiers: Vec<_> = plan.mix.entries().iter().map(|e| e.service_tier).collect();
+    assert_eq!(tiers, [Some(quarry_bedrock::ServiceTierType::Flex), None]);
+    use quarry_bedrock::ServiceTierType as T;
+    assert_eq!(plan.tier_prices.ratio(Some(T::Priority)), Some(17_500));
+    assert_eq!(plan.tier_prices.ratio(Some(T::Flex)), Some(4_000));
+    assert_eq!(plan.tier_prices.ratio(None), Some(10_000));
+    assert_eq!(plan.tier_prices.ratio(Some(T::Reserved)), None);
+}
+
+#[test]
+fn a_bad_service_tier_is_rejected() {
+    let spec =
+        format!("[load]\nconcurrency = 1\nrequests = 1\n{WORKLOAD}service_tier = \"gold\"\n");
+    rejects(
+        &spec,
+        "spec.toml:9: workload[0].service_tier: must be \"priority\", \"default\", \"flex\" or \"reserved\", got \"gold\"",
+    );
+    let spec = format!(
+        "[load]\nconcurrency = 1\nrequests = 1\n{WORKLOAD}operation = \"CountTokens\"\nservice_tier = \"flex\"\n"
+    );
+    rejects(
+        &spec,
+        "spec.toml:10: workload[0].service_tier: CountTokens takes no service tier",
+    );
+    let spec =
+        format!("[load]\nconcurrency = 1\nrequests = 1\n{WORKLOAD}[tier_pricing]\nflex = -1.0\n");
+    rejects(
+        &spec,
+        "spec.toml:10: tier_pricing.flex: must be a multiple of the Standard price between 0 and 100, got -1",
+    );
+    let spec =
+        format!("[load]\nconcurrency = 1\nrequests = 1\n{WORKLOAD}[tier_pricing]\ngold = 2.0\n");
+    rejects(
+        &spec,
+        "spec.toml:10: tier_pricing.gold: unknown field `gold`",
+    );
+}

@@ -39,8 +39,9 @@ mod workload;
 
 pub use share::{
     AuthMethod, BEARER_TOKEN_ENV, Connection, FEATURE_INTERLEAVE, FEATURE_REQUEST_SLO,
-    FEATURE_THROTTLE_PACING, FinishKind, PreparedShare, SHARE_FEATURES, SHARE_SCHEMA_VERSION,
-    SIM_REGION, Share, ShareError, ShareEvent, ShareFinished, ShareSpec, SpanExport,
+    FEATURE_SERVICE_TIER, FEATURE_THROTTLE_PACING, FinishKind, PreparedShare, SHARE_FEATURES,
+    SHARE_SCHEMA_VERSION, SIM_REGION, Share, ShareError, ShareEvent, ShareFinished, ShareSpec,
+    SpanExport,
 };
 
 pub use arrival::{ArrivalAt, ArrivalSchedule, Interleave};
@@ -71,7 +72,7 @@ pub use plan::{
     CachePrefix, MAX_INPUT_TOKENS, MixEntry, PlanError, RequestSlo, RetryPolicy, RunPlan, Target,
     Timeouts, TokenDistribution, WorkloadMix,
 };
-pub use pricing::{ModelPrices, PriceTable};
+pub use pricing::{ModelPrices, PriceTable, TIER_PRICE_UNIT, TierPrices};
 /// The prompt-cache lifetime, as the protocol crate defines it.
 pub use quarry_bedrock::CacheTtl;
 pub use workload::{

@@ -13,12 +13,12 @@ use std::collections::BTreeMap;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use quarry_bedrock::{CacheTtl, Operation};
+use quarry_bedrock::{CacheTtl, Operation, ServiceTierType};
 use serde::{Deserialize, Serialize};
 
 use crate::load::LoadProfile;
 use crate::pacing::ThrottlePacing;
-use crate::pricing::ModelPrices;
+use crate::pricing::{ModelPrices, TierPrices};
 
 /// Largest input-token count a distribution may draw. The biggest context
 /// windows on Bedrock are 1M tokens; the prompt text pool is sized from this,
@@ -55,6 +55,10 @@ pub struct RunPlan {
     /// carrying anything else requires [`crate::FEATURE_THROTTLE_PACING`].
     #[serde(default, skip_serializing_if = "ThrottlePacing::is_none")]
     pub on_throttle: ThrottlePacing,
+    /// Price ratios of the service tiers to Standard; absent: the built-in
+    /// ratios ([`crate::TierPrices`]).
+    #[serde(default, skip_serializing_if = "TierPrices::is_default")]
+    pub tier_prices: TierPrices,
 }
 
 /// Per-request SLO bounds (DistServe's goodput): a request meets them when
@@ -196,6 +200,12 @@ pub struct MixEntry {
     pub nonce: bool,
     /// Sampling temperature, 0 to 1; `None` leaves the model default.
     pub temperature: Option<f32>,
+    /// The service tier every request of this entry asks for
+    /// (`serviceTier` on Converse, `X-Amzn-Bedrock-Service-Tier` on
+    /// InvokeModel); `None` sends none (Standard). A share whose mix names
+    /// one requires [`crate::FEATURE_SERVICE_TIER`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_tier: Option<ServiceTierType>,
 }
 
 /// A prompt-caching prefix: this many tokens of shared text, then a cachePoint
@@ -417,6 +427,7 @@ mod tests {
             cache: None,
             nonce: true,
             temperature: None,
+            service_tier: None,
         }
     }
 

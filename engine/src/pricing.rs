@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use quarry_bedrock::{TokenUsage, base_model_id, claude_version, geo_prefix};
 use serde::{Deserialize, Serialize};
 
-use quarry_bedrock::CacheTtl;
+use quarry_bedrock::{CacheTtl, ServiceTierType};
 
 /// Prices for one model, in pico-USD per token (= micro-USD per 1M tokens).
 ///
@@ -149,6 +149,93 @@ impl PriceTable {
     pub fn cost_micro_usd(&self, model_id: &str, usage: &TokenUsage, ttl: CacheTtl) -> Option<u64> {
         self.cost_pico_usd(model_id, usage, ttl)
             .map(|p| p.saturating_add(500_000) / 1_000_000)
+    }
+}
+
+/// What a request costs at each service tier, as a ratio to the Standard
+/// (`default`) price, in basis points (10,000 = the Standard price), so a
+/// tier's price stays an exact integer of the model's.
+///
+/// Built in (CAPACITY.md §3, PROTOCOL.md §5.7): Standard 1× (the on-demand
+/// table is the Standard price); Flex 0.5× (about 50% below Standard:
+/// secondary sources only, so overridable); Priority has no built-in ratio
+/// (AWS names "a premium" but the figure was not found published) and
+/// Reserved none (it is billed per 1K TPM per month, not per token). A tier
+/// without a ratio has no price: its requests cost "no price" unless the
+/// spec's `[tier_pricing]` sets one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierPrices {
+    /// Priority, basis points of Standard.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<u32>,
+    /// Standard (`default`), basis points of Standard.
+    #[serde(default = "TierPrices::standard")]
+    pub default: Option<u32>,
+    /// Flex, basis points of Standard.
+    #[serde(default = "TierPrices::flex")]
+    pub flex: Option<u32>,
+    /// Reserved, basis points of Standard (per-token equivalent of the
+    /// commitment, when the user enters one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reserved: Option<u32>,
+}
+
+/// Basis points of the Standard price that mean "the Standard price".
+pub const TIER_PRICE_UNIT: u32 = 10_000;
+
+impl Default for TierPrices {
+    fn default() -> Self {
+        TierPrices {
+            priority: None,
+            default: TierPrices::standard(),
+            flex: TierPrices::flex(),
+            reserved: None,
+        }
+    }
+}
+
+impl TierPrices {
+    fn standard() -> Option<u32> {
+        Some(TIER_PRICE_UNIT)
+    }
+
+    fn flex() -> Option<u32> {
+        Some(TIER_PRICE_UNIT / 2)
+    }
+
+    /// True when these are the built-in ratios.
+    pub fn is_default(&self) -> bool {
+        *self == TierPrices::default()
+    }
+
+    /// The ratio of `tier` in basis points; `None` (no tier named) is
+    /// Standard.
+    pub fn ratio(&self, tier: Option<ServiceTierType>) -> Option<u32> {
+        match tier {
+            None | Some(ServiceTierType::Default) => self.default,
+            Some(ServiceTierType::Priority) => self.priority,
+            Some(ServiceTierType::Flex) => self.flex,
+            Some(ServiceTierType::Reserved) => self.reserved,
+        }
+    }
+
+    /// Sets one tier's ratio.
+    pub fn set(&mut self, tier: ServiceTierType, basis_points: u32) {
+        let slot = match tier {
+            ServiceTierType::Default => &mut self.default,
+            ServiceTierType::Priority => &mut self.priority,
+            ServiceTierType::Flex => &mut self.flex,
+            ServiceTierType::Reserved => &mut self.reserved,
+        };
+        *slot = Some(basis_points);
+    }
+
+    /// A Standard cost in pico-USD at `tier`; `None` when the tier has no
+    /// price.
+    pub fn apply(&self, tier: Option<ServiceTierType>, standard_pico_usd: u64) -> Option<u64> {
+        let ratio = u128::from(self.ratio(tier)?);
+        let cost = u128::from(standard_pico_usd) * ratio / u128::from(TIER_PRICE_UNIT);
+        u64::try_from(cost).ok()
     }
 }
 
@@ -413,6 +500,23 @@ mod tests {
         assert_eq!(t.lookup("us.meta.llama3-3-70b-instruct-v1:0"), Some(p));
         assert!(ModelPrices::from_usd_per_million(-1.0, 0.0, None, None, None).is_none());
         assert!(ModelPrices::from_usd_per_million(f64::NAN, 0.0, None, None, None).is_none());
+    }
+
+    #[test]
+    fn tiers_scale_the_standard_price_and_priority_has_none_built_in() {
+        let t = TierPrices::default();
+        assert_eq!(t.apply(None, 1_000), Some(1_000));
+        assert_eq!(t.apply(Some(ServiceTierType::Default), 1_000), Some(1_000));
+        assert_eq!(t.apply(Some(ServiceTierType::Flex), 1_000), Some(500));
+        assert_eq!(t.apply(Some(ServiceTierType::Priority), 1_000), None);
+        assert_eq!(t.apply(Some(ServiceTierType::Reserved), 1_000), None);
+        let mut o = t;
+        o.set(ServiceTierType::Priority, 17_500);
+        assert_eq!(o.apply(Some(ServiceTierType::Priority), 1_000), Some(1_750));
+        assert!(!o.is_default() && t.is_default());
+        // Absent fields read back as the built-in ratios.
+        let read: TierPrices = serde_json::from_str("{}").unwrap();
+        assert_eq!(read, t);
     }
 
     #[test]

@@ -18,7 +18,9 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use hdrhistogram::Histogram;
-use quarry_bedrock::{Operation, Outcome, output_burndown, reservation, settlement};
+use quarry_bedrock::{
+    ErrorCode, Operation, Outcome, ServiceTierType, output_burndown, reservation, settlement,
+};
 
 use crate::plan::RequestSlo;
 use crate::series::{Count, Metric, SeriesDelta, SeriesKey, TokenKind, new_histogram};
@@ -143,6 +145,15 @@ impl Recorder {
             }
             None if completion.outcome == Outcome::Ok => counters.add(Count::UsageMissing, 1),
             None => {}
+        }
+        if completion.response.error_code == Some(ErrorCode::ServiceUnavailableException) {
+            counters.add(Count::Unavailable, 1);
+        }
+        if completion.outcome == Outcome::Ok
+            && let Some(served) = completion.response.service_tier
+            && served != key.tier.unwrap_or(ServiceTierType::Default)
+        {
+            counters.add(Count::TierFallback, 1);
         }
         counters.add(Count::CostPicoUsd, completion.cost_pico_usd);
         if completion.outcome != Outcome::Ok {
@@ -321,6 +332,7 @@ mod tests {
             model: Arc::from(model),
             operation: Some(Operation::ConverseStream),
             stage: Arc::from("hold"),
+            tier: None,
         }
     }
 

@@ -21,7 +21,7 @@ use std::fmt;
 use std::sync::{Arc, OnceLock};
 
 use hdrhistogram::Histogram;
-use quarry_bedrock::{Operation, Outcome, QuotaWall, UsageSource};
+use quarry_bedrock::{Operation, Outcome, QuotaWall, ServiceTierType, UsageSource};
 
 mod sparse;
 
@@ -54,6 +54,9 @@ pub struct SeriesKey {
     pub operation: Option<Operation>,
     /// The stage name.
     pub stage: Arc<str>,
+    /// The service tier the requests asked for (`None`: the request named
+    /// none, which Bedrock serves at Standard).
+    pub tier: Option<ServiceTierType>,
 }
 
 impl SeriesKey {
@@ -64,6 +67,7 @@ impl SeriesKey {
             model: Arc::from(""),
             operation: None,
             stage,
+            tier: None,
         }
     }
 }
@@ -71,7 +75,11 @@ impl SeriesKey {
 impl fmt::Display for SeriesKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let op = self.operation.map_or("-", Operation::name);
-        write!(f, "{}/{}/{}/{}", self.group, self.model, op, self.stage)
+        write!(f, "{}/{}/{}/{}", self.group, self.model, op, self.stage)?;
+        match self.tier {
+            Some(tier) => write!(f, "/{tier}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -241,6 +249,12 @@ pub enum Count {
     ThrottlesTpd,
     /// Throttled attempts whose message named no quota.
     ThrottlesUnnamed,
+    /// Requests whose final answer was 503 `ServiceUnavailableException`
+    /// (the service had no capacity; Flex is refused first).
+    Unavailable,
+    /// Successful requests served at another tier than the one they asked
+    /// for (a Reserved request that overflowed to Standard).
+    TierFallback,
 }
 
 impl Count {
@@ -268,7 +282,7 @@ const SCALARS: [Count; 8] = [
 ];
 
 /// The counters after the token counts, in slot order.
-const TAIL: [Count; 9] = [
+const TAIL: [Count; 11] = [
     Count::QuotaReserved,
     Count::QuotaSettled,
     Count::CostPicoUsd,
@@ -278,6 +292,8 @@ const TAIL: [Count; 9] = [
     Count::ThrottlesRpm,
     Count::ThrottlesTpd,
     Count::ThrottlesUnnamed,
+    Count::Unavailable,
+    Count::TierFallback,
 ];
 
 const SCALARS_AT: usize = Outcome::ALL.len();
@@ -332,6 +348,8 @@ impl Count {
             Count::ThrottlesRpm => TAIL_AT + 6,
             Count::ThrottlesTpd => TAIL_AT + 7,
             Count::ThrottlesUnnamed => TAIL_AT + 8,
+            Count::Unavailable => TAIL_AT + 9,
+            Count::TierFallback => TAIL_AT + 10,
         }
     }
 
@@ -360,6 +378,8 @@ impl Count {
             Count::ThrottlesRpm => "throttles_requests_per_minute".to_owned(),
             Count::ThrottlesTpd => "throttles_tokens_per_day".to_owned(),
             Count::ThrottlesUnnamed => "throttles_unnamed".to_owned(),
+            Count::Unavailable => "unavailable".to_owned(),
+            Count::TierFallback => "tier_fallback".to_owned(),
         }
     }
 }

@@ -111,6 +111,7 @@ mod tests {
             model: Arc::from(format!("model-{}", i % 2)),
             operation: Some(Operation::Converse),
             stage: Arc::from(if i < 2 { "hold" } else { "cooldown" }),
+            tier: None,
         }
     }
 

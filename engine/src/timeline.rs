@@ -9,7 +9,9 @@
 use std::sync::Arc;
 
 use http::HeaderValue;
-use quarry_bedrock::{ErrorCode, Operation, Outcome, QuotaWall, TokenUsage, UsageSource};
+use quarry_bedrock::{
+    ErrorCode, Operation, Outcome, QuotaWall, ServiceTierType, TokenUsage, UsageSource,
+};
 
 /// A request the scheduler has decided to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +35,8 @@ pub struct PlannedRequest<I> {
     pub model: Arc<str>,
     /// The operation; part of the series key.
     pub operation: Operation,
+    /// The service tier asked for; part of the series key.
+    pub service_tier: Option<ServiceTierType>,
     /// Whatever the executor needs to build the request (body, max_tokens...).
     pub item: I,
 }
@@ -242,6 +246,10 @@ pub struct ResponseInfo {
     pub error_code: Option<ErrorCode>,
     /// The quota a throttle's message named (TPM, RPM, TPD).
     pub quota_wall: Option<QuotaWall>,
+    /// The tier that served the request, as the response reported it
+    /// (`serviceTier` in the body or stream metadata, or the
+    /// `X-Amzn-Bedrock-Service-Tier` header).
+    pub service_tier: Option<ServiceTierType>,
 }
 
 impl Completion {

@@ -519,6 +519,7 @@ mod tests {
             model: Arc::from("anthropic.claude-3-haiku-20240307-v1:0"),
             operation: Some(Operation::ConverseStream),
             stage: Arc::from("hold"),
+            tier: None,
         }
     }
 

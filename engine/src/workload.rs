@@ -355,6 +355,7 @@ mod tests {
             cache: None,
             nonce: true,
             temperature: None,
+            service_tier: None,
         }
     }
 

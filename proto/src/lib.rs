@@ -114,6 +114,7 @@ mod tests {
                         model: "m".into(),
                         operation: "ConverseStream".into(),
                         stage: "hold".into(),
+                        tier: String::new(),
                     }),
                     histograms: [("ttft".to_owned(), vec![1, 2, 3])].into(),
                     counters: [("ok".to_owned(), 9)].into(),

@@ -18,7 +18,7 @@
 
 use std::collections::BTreeMap;
 
-use quarry_bedrock::Operation;
+use quarry_bedrock::{Operation, ServiceTierType};
 use quarry_engine::{
     CodecError, FinishKind, HealthSample, IntervalSnapshot, Saturation, SeriesDelta, SeriesKey,
     ShareEvent, ShareFinished,
@@ -35,6 +35,9 @@ pub enum WireError {
     /// `SeriesKey.operation` is not an operation this build knows.
     #[error("SeriesKey.operation {0:?} is not a known operation")]
     Operation(String),
+    /// `SeriesKey.tier` is not a service tier this build knows.
+    #[error("SeriesKey.tier {0:?} is not a known service tier")]
+    Tier(String),
     /// A histogram or counter failed to decode (or to encode).
     #[error(transparent)]
     Codec(#[from] CodecError),
@@ -85,6 +88,7 @@ pub fn series_key_to_proto(key: &SeriesKey) -> pb::SeriesKey {
         model: key.model.to_string(),
         operation: operation_name(key.operation).to_owned(),
         stage: key.stage.to_string(),
+        tier: key.tier.map_or("", ServiceTierType::as_str).to_owned(),
     }
 }
 
@@ -100,11 +104,17 @@ pub fn series_key_from_proto(key: &pb::SeriesKey) -> Result<SeriesKey, WireError
             .ok_or_else(|| WireError::Operation(key.operation.clone()))?;
         Some(op)
     };
+    let tier = if key.tier.is_empty() {
+        None
+    } else {
+        Some(ServiceTierType::parse(&key.tier).ok_or_else(|| WireError::Tier(key.tier.clone()))?)
+    };
     Ok(SeriesKey {
         group: key.group.as_str().into(),
         model: key.model.as_str().into(),
         operation,
         stage: key.stage.as_str().into(),
+        tier,
     })
 }
 

@@ -23,6 +23,11 @@
 //! [accounts.model_quotas."meta.llama3-3-70b-instruct-v1:0"]
 //! tpm = 1000000                    # also tpd, rpm (every pool of the model),
 //! rpm = 6000                       # cross_region_tpm, _tpd, _rpm (us., eu. ...)
+//! [accounts.reserved."meta.llama3-3-70b-instruct-v1:0"]
+//! tpm = 100000                     # Reserved tier: own TPM, overflow to Standard
+//! [tiers]
+//! priority_speedup = 0.25          # Priority decodes 1.25x as many tokens/s
+//! flex_queue_limit = 32            # Flex waiting for a decode slot before 503
 //! [[models]]                       # override or add a model
 //! id = "meta.llama3-3-70b-instruct-v1:0"
 //! latency = { kind = "fixed", ttft_ms = 200.0, gap_ms = 10.0 }
@@ -142,6 +147,56 @@ pub struct AccountConfig {
     /// Cross-model tokens per day for the whole account.
     #[serde(default)]
     pub daily_token_cap: Option<u64>,
+    /// Reserved-tier capacity per base model id: requests with
+    /// `serviceTier` `reserved` draw on this pool first and overflow to the
+    /// Standard (on-demand or cross-Region) pool when it is full.
+    #[serde(default)]
+    pub reserved: BTreeMap<String, ReservedConfig>,
+}
+
+/// A Reserved-tier pool (PROTOCOL.md §5.7): reserved tokens per minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReservedConfig {
+    /// Tokens per minute reserved (input, cache writes and output × the
+    /// model's burndown, reserved and settled as on-demand quota is).
+    pub tpm: u64,
+}
+
+/// How the service tiers behave under load (PROTOCOL.md §5.7,
+/// docs/sim-defaults.md).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TierConfig {
+    /// How much faster Priority decodes than Standard: output tokens per
+    /// second × (1 + this). AWS: "up to 25% better output tokens per second".
+    #[serde(default = "TierConfig::default_priority_speedup")]
+    pub priority_speedup: f64,
+    /// Flex requests that may wait for a decode slot of a model at once; a
+    /// Flex request that finds every slot busy and this many Flex requests
+    /// waiting is refused with 503 ServiceUnavailableException. Priority and
+    /// Standard requests are never refused for capacity.
+    #[serde(default = "TierConfig::default_flex_queue_limit")]
+    pub flex_queue_limit: u32,
+}
+
+impl TierConfig {
+    fn default_priority_speedup() -> f64 {
+        0.25
+    }
+
+    fn default_flex_queue_limit() -> u32 {
+        32
+    }
+}
+
+impl Default for TierConfig {
+    fn default() -> Self {
+        TierConfig {
+            priority_speedup: TierConfig::default_priority_speedup(),
+            flex_queue_limit: TierConfig::default_flex_queue_limit(),
+        }
+    }
 }
 
 impl fmt::Debug for AccountConfig {
@@ -156,6 +211,7 @@ impl fmt::Debug for AccountConfig {
             .field("quotas", &self.quotas)
             .field("model_quotas", &self.model_quotas)
             .field("daily_token_cap", &self.daily_token_cap)
+            .field("reserved", &self.reserved)
             .finish()
     }
 }
@@ -172,6 +228,7 @@ impl AccountConfig {
             quotas: QuotaOverride::default(),
             model_quotas: BTreeMap::new(),
             daily_token_cap: None,
+            reserved: BTreeMap::new(),
         }
     }
 
@@ -288,6 +345,9 @@ pub struct SimConfig {
     /// Injected faults.
     #[serde(default)]
     pub faults: Vec<FaultRule>,
+    /// Service-tier behaviour.
+    #[serde(default)]
+    pub tiers: TierConfig,
 }
 
 fn yes() -> bool {
@@ -306,6 +366,7 @@ impl Default for SimConfig {
             models: Vec::new(),
             provisioned: Vec::new(),
             faults: Vec::new(),
+            tiers: TierConfig::default(),
         }
     }
 }
@@ -384,6 +445,13 @@ impl SimConfig {
                 "must be >= 1, got 0",
             ));
         }
+        let speedup = self.tiers.priority_speedup;
+        if !(speedup.is_finite() && (0.0..=10.0).contains(&speedup)) {
+            return Err(field_error(
+                vec![key("tiers"), key("priority_speedup")],
+                format!("must be between 0 and 10, got {speedup}"),
+            ));
+        }
         let catalog = self.build_catalog()?;
         self.check_accounts(&catalog)?;
         for (i, rule) in self.faults.iter().enumerate() {
@@ -426,6 +494,18 @@ impl SimConfig {
                     ));
                 }
                 check_quotas(path, q)?;
+            }
+            for (model, r) in &a.reserved {
+                let mut path = at("reserved");
+                path.push(key(model));
+                if catalog.find(model).is_none() {
+                    return Err(field_error(
+                        path,
+                        "names a model that is not in the catalog",
+                    ));
+                }
+                path.push(key("tpm"));
+                positive(path, Some(r.tpm))?;
             }
         }
         Ok(())
@@ -520,6 +600,13 @@ impl SimConfig {
                 pick(|o| o.tpd).or(q.tpd),
                 pick(|o| o.rpm).or(q.rpm),
             ),
+            PoolScope::Reserved => {
+                return Self::reserved_limits(account, profile).unwrap_or(PoolLimits {
+                    tpm: 0,
+                    tpd: 0,
+                    rpm: None,
+                });
+            }
             PoolScope::CrossRegion(_) => (
                 pick(|o| o.cross_region_tpm).unwrap_or(q.cross_region_tpm),
                 pick(|o| o.cross_region_tpd)
@@ -532,6 +619,16 @@ impl SimConfig {
         };
         let tpd = tpd.unwrap_or(tpm.saturating_mul(1440));
         PoolLimits { tpm, tpd, rpm }
+    }
+
+    /// The account's Reserved-tier pool for a model, when it has one: its
+    /// TPM, a day of it, no RPM.
+    pub fn reserved_limits(account: &AccountConfig, profile: &ModelProfile) -> Option<PoolLimits> {
+        account.reserved.get(&profile.id).map(|r| PoolLimits {
+            tpm: r.tpm,
+            tpd: r.tpm.saturating_mul(1440),
+            rpm: None,
+        })
     }
 }
 

@@ -53,6 +53,10 @@ pub enum LatencyModel {
         ttft_ms: f64,
         /// Gap between consecutive output tokens, in milliseconds.
         gap_ms: f64,
+        /// Streams that may decode at once (later ones queue for a slot,
+        /// by service tier); absent: unbounded.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        capacity: Option<u32>,
     },
     /// No waiting at all, not even a timer: for load-generator benchmarks.
     Zero,
@@ -150,7 +154,8 @@ impl LatencyModel {
     pub fn capacity(&self) -> Option<u32> {
         match self {
             LatencyModel::Contended(c) => Some(c.capacity),
-            LatencyModel::Fixed { .. } | LatencyModel::Zero => None,
+            LatencyModel::Fixed { capacity, .. } => *capacity,
+            LatencyModel::Zero => None,
         }
     }
 
@@ -212,8 +217,15 @@ impl LatencyModel {
                 }
                 Ok(())
             }
-            LatencyModel::Fixed { ttft_ms, gap_ms } => {
+            LatencyModel::Fixed {
+                ttft_ms,
+                gap_ms,
+                capacity,
+            } => {
                 non_negative("ttft_ms", *ttft_ms)?;
+                if *capacity == Some(0) {
+                    return Err("capacity must be >= 1, got 0".to_owned());
+                }
                 non_negative("gap_ms", *gap_ms)
             }
             LatencyModel::Zero => Ok(()),
@@ -283,6 +295,7 @@ mod tests {
         let fixed = LatencyModel::Fixed {
             ttft_ms: 250.0,
             gap_ms: 20.0,
+            capacity: None,
         };
         assert_eq!(fixed.ttft(10_000, &mut rng), Duration::from_millis(250));
         assert_eq!(
@@ -322,6 +335,7 @@ mod tests {
         let bad = LatencyModel::Fixed {
             ttft_ms: -1.0,
             gap_ms: 1.0,
+            capacity: None,
         };
         assert!(bad.validate().unwrap_err().contains("ttft_ms"));
     }

@@ -21,6 +21,7 @@ mod quota;
 mod runtime;
 mod server_stats;
 mod service_quotas;
+mod slots;
 mod stats;
 mod text;
 

@@ -145,6 +145,9 @@ pub enum PoolScope {
     OnDemand,
     /// A cross-Region profile of this geography.
     CrossRegion(&'static str),
+    /// The account's Reserved-tier capacity for the model (its own TPM;
+    /// requests overflow to the Standard pool when it is full).
+    Reserved,
 }
 
 /// Identifies a pool.

@@ -23,22 +23,22 @@ use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
 use quarry_bedrock::{
-    ErrorCode, Operation, Outcome, TokenUsage, messages, reservation, settlement,
+    ErrorCode, Operation, Outcome, ServiceTierType, TokenUsage, messages, reservation, settlement,
 };
 use rand::RngCore;
 use rand_chacha::ChaCha8Rng;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::cache::{CachePoint, CacheUsage, PromptCache};
 use crate::catalog::{Catalog, ModelIdx, ModelProfile, ResolveError, ResolvedModel, Route};
 use crate::cloudwatch::CloudWatchBook;
-use crate::config::{AccountConfig, ConfigError, SimConfig};
+use crate::config::{AccountConfig, ConfigError, SimConfig, TierConfig};
 use crate::faults::{
     FaultContext, FaultDecision, FaultPlan, HeaderFault, InjectedError, StreamFaultKind,
 };
 use crate::latency::LatencyModel;
 use crate::quota::{PoolKey, PoolScope, QuotaBook, Reservation, Throttle};
+use crate::slots::{Class, SlotPermit, Slots};
 use crate::stats::{QuotaSnapshot, SimStats, StatsSnapshot};
 use crate::text::{PseudoText, RequestSeed, RngStream, StopReason};
 
@@ -60,6 +60,8 @@ pub struct RequestSpec<'a> {
     pub max_tokens: Option<u64>,
     /// Cache checkpoints in request order (empty when none).
     pub cache_points: &'a [CachePoint],
+    /// The service tier the request named (`serviceTier` / the header).
+    pub service_tier: Option<ServiceTierType>,
 }
 
 /// Why a request is answered with an error instead of a response.
@@ -74,6 +76,12 @@ pub enum Rejection {
     },
     /// A quota refused it (429 ThrottlingException).
     Throttled(Throttle),
+    /// No capacity for it (503 ServiceUnavailableException): a Flex request
+    /// that found every decode slot busy and the Flex queue full.
+    Unavailable {
+        /// The message.
+        message: &'static str,
+    },
     /// An injected fault answers it, after `delay` if set.
     Fault {
         /// The error or reset.
@@ -114,8 +122,9 @@ pub struct Completion {
 #[derive(Debug)]
 struct Lane {
     latency: LatencyModel,
-    /// Decode slots; `None` when the profile has no capacity limit.
-    slots: Option<Arc<Semaphore>>,
+    /// Decode slots, handed out by tier; `None` when the profile has no
+    /// capacity limit.
+    slots: Option<Arc<Slots>>,
 }
 
 /// The simulator's state: configuration, catalog, quotas, cache, faults,
@@ -138,6 +147,7 @@ pub struct Simulator {
     model_sequence: Box<[AtomicU64]>,
     sequence: AtomicU64,
     start: Instant,
+    tiers: TierConfig,
 }
 
 impl Simulator {
@@ -185,6 +195,7 @@ impl Simulator {
             accounts,
             catalog,
             start,
+            tiers: config.tiers,
         }))
     }
 
@@ -317,13 +328,42 @@ impl Simulator {
                 },
             );
         }
+        if spec.service_tier == Some(ServiceTierType::Flex)
+            && let Some(slots) = &self.lanes[model.lane].slots
+            && slots.exhausted()
+            && slots.flex_waiting() >= self.tiers.flex_queue_limit as usize
+        {
+            self.stats.record_flex_shed(model.lane);
+            return rejected(
+                ErrorCode::ServiceUnavailableException.outcome(messages::SERVICE_UNAVAILABLE),
+                Rejection::Unavailable {
+                    message: messages::SERVICE_UNAVAILABLE,
+                },
+            );
+        }
         let now = Instant::now();
         let max_tokens = spec.max_tokens.unwrap_or(profile.max_output_tokens);
         let held = TokenUsage {
             input_tokens: spec.input_tokens,
             ..TokenUsage::default()
         };
-        let quota = match self.reserve(model, spec.account, reservation(&held, max_tokens), now) {
+        let tokens = reservation(&held, max_tokens);
+        let reserved = match spec.service_tier {
+            Some(ServiceTierType::Reserved) => {
+                self.reserve_reserved(model, spec.account, tokens, now)
+            }
+            _ => None,
+        };
+        // A Reserved request is served at Reserved from its pool, else (no
+        // pool, or the pool is full) at Standard from the on-demand pool.
+        let served_tier = match spec.service_tier {
+            Some(ServiceTierType::Reserved) if reserved.is_none() => Some(ServiceTierType::Default),
+            tier => tier,
+        };
+        let quota = match reserved.map_or_else(
+            || self.reserve(model, spec.account, tokens, now),
+            |r| Ok(Some(r)),
+        ) {
             Ok(q) => q,
             Err(t) => {
                 self.stats.record_throttle(model.lane, t.reason);
@@ -353,6 +393,7 @@ impl Simulator {
         let (planned, stop) = profile.output.plan(seed, max_tokens);
         Ok(Ticket {
             sim: Arc::clone(self),
+            served_tier,
             lane: model.lane,
             model: model.model,
             operation: spec.operation,
@@ -374,6 +415,29 @@ impl Simulator {
             failure: None,
             closed: false,
         })
+    }
+
+    /// Reserves from the account's Reserved pool for the model, when it
+    /// has one with room; `None` sends the request to Standard.
+    fn reserve_reserved(
+        &self,
+        model: &ResolvedModel,
+        account: AccountIdx,
+        tokens: u64,
+        now: Instant,
+    ) -> Option<Reservation> {
+        if matches!(model.route, Route::Provisioned { .. }) {
+            return None;
+        }
+        let acct = self.accounts.get(account.0 as usize)?;
+        let limits = SimConfig::reserved_limits(acct, &model.profile)?;
+        let key = PoolKey {
+            account: account.0,
+            model: model.model,
+            scope: PoolScope::Reserved,
+        };
+        // The account's daily cap is on-demand usage; Reserved is bought.
+        self.quotas.reserve(key, limits, None, tokens, now).ok()
     }
 
     fn reserve(
@@ -409,7 +473,7 @@ fn lane(latency: LatencyModel, capacity_override: Option<u32>) -> Lane {
         .map(|c| capacity_override.unwrap_or(c).max(1));
     Lane {
         latency,
-        slots: capacity.map(|c| Arc::new(Semaphore::new(c as usize))),
+        slots: capacity.map(Slots::new),
     }
 }
 
@@ -448,6 +512,8 @@ impl Drop for QueuedGuard<'_> {
 #[derive(Debug)]
 pub struct Ticket {
     sim: Arc<Simulator>,
+    /// The tier serving the request (`None` when it named none).
+    served_tier: Option<ServiceTierType>,
     lane: usize,
     model: ModelIdx,
     operation: Operation,
@@ -460,7 +526,7 @@ pub struct Ticket {
     quota: Option<Reservation>,
     faults: FaultDecision,
     next_fault: usize,
-    permit: Option<OwnedSemaphorePermit>,
+    permit: Option<SlotPermit>,
     /// Prompt tokens added to the lane's context gauge, once decoding.
     context: Option<u64>,
     text: PseudoText,
@@ -482,6 +548,13 @@ impl Ticket {
     /// The base model.
     pub fn model(&self) -> ModelIdx {
         self.model
+    }
+
+    /// The tier serving the request, to report back: the one it named,
+    /// except a Reserved request without Reserved room, served at Standard
+    /// (`default`); `None` when it named none.
+    pub fn served_tier(&self) -> Option<ServiceTierType> {
+        self.served_tier
     }
 
     /// A request id derived from the seed (same seed, same ids).
@@ -533,17 +606,12 @@ impl Ticket {
         let lane = &sim.lanes[self.lane];
         let gauges = sim.stats.lane(self.lane);
         if let Some(slots) = &lane.slots {
-            let permit = match Arc::clone(slots).try_acquire_owned() {
-                Ok(p) => p,
-                Err(_) => {
+            let permit = match slots.try_acquire() {
+                Some(p) => p,
+                None => {
                     gauges.queued.fetch_add(1, Relaxed);
                     let _queued = QueuedGuard(&gauges.queued);
-                    // unwrap-free: the semaphore is never closed; treat a
-                    // closed one as "no limit".
-                    match Arc::clone(slots).acquire_owned().await {
-                        Ok(p) => p,
-                        Err(_) => return self.enter(gauges, None),
-                    }
+                    slots.acquire(Class::of(self.served_tier)).await
                 }
             };
             self.enter(gauges, Some(permit));
@@ -560,7 +628,7 @@ impl Ticket {
         self.sleep_until(due).await;
     }
 
-    fn enter(&mut self, gauges: &crate::stats::LaneStats, permit: Option<OwnedSemaphorePermit>) {
+    fn enter(&mut self, gauges: &crate::stats::LaneStats, permit: Option<SlotPermit>) {
         let context = self.usage_in.total_input_tokens();
         gauges.active.fetch_add(1, Relaxed);
         gauges.context_tokens.fetch_add(context, Relaxed);
@@ -618,11 +686,18 @@ impl Ticket {
                 Duration::ZERO
             } else {
                 let active = u32::try_from(gauges.active()).unwrap_or(u32::MAX);
-                lane.latency.gap(
+                let gap = lane.latency.gap(
                     active,
                     gauges.context_tokens.load(Relaxed),
                     &mut self.jitter,
-                )
+                );
+                if self.served_tier == Some(ServiceTierType::Priority) {
+                    // In whole nanoseconds, rounded: 10 ms at 0.25 is 8 ms.
+                    let ns = gap.as_nanos() as f64 / (1.0 + self.sim.tiers.priority_speedup);
+                    Duration::from_nanos(ns.round() as u64)
+                } else {
+                    gap
+                }
             };
             let due = self.next_at.unwrap_or_else(Instant::now) + gap + stall;
             self.next_at = Some(due);
@@ -745,6 +820,7 @@ mod tests {
             input_tokens,
             max_tokens,
             cache_points: &[],
+            service_tier: None,
         }
     }
 
@@ -796,6 +872,149 @@ mod tests {
         assert_eq!(lane.tokens.output_tokens, 20);
         assert_eq!(snap.quota[0].in_flight, 0);
         assert_eq!(snap.quota[0].minute_tokens, 520);
+    }
+
+    fn tiered(tier: ServiceTierType, input_tokens: u64, max_tokens: u64) -> RequestSpec<'static> {
+        RequestSpec {
+            service_tier: Some(tier),
+            ..spec(input_tokens, Some(max_tokens))
+        }
+    }
+
+    /// Times of each token of an answer, from now.
+    async fn token_times(t: &mut Ticket) -> Vec<Duration> {
+        let t0 = Instant::now();
+        let mut at = Vec::new();
+        while let Step::Token(_) = t.next().await {
+            at.push(t0.elapsed());
+        }
+        at
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn priority_decodes_faster_by_the_configured_speedup() {
+        let sim = sim(FIXED);
+        let mut standard = admit(&sim, LLAMA, &spec(500, Some(1_000))).unwrap();
+        assert_eq!(standard.served_tier(), None);
+        let std_at = token_times(&mut standard).await;
+        let mut priority =
+            admit(&sim, LLAMA, &tiered(ServiceTierType::Priority, 500, 1_000)).unwrap();
+        assert_eq!(priority.served_tier(), Some(ServiceTierType::Priority));
+        let pri_at = token_times(&mut priority).await;
+        // Same TTFT; each of the 19 gaps 10 ms / 1.25 = 8 ms instead of 10.
+        assert_eq!(pri_at[0], std_at[0]);
+        assert_eq!(std_at[19] - std_at[0], Duration::from_millis(190));
+        assert_eq!(pri_at[19] - pri_at[0], Duration::from_millis(19 * 8));
+        let slower = sim(&format!("{FIXED}[tiers]\npriority_speedup = 0.0\n"));
+        let mut same = admit(
+            &slower,
+            LLAMA,
+            &tiered(ServiceTierType::Priority, 500, 1_000),
+        )
+        .unwrap();
+        assert_eq!(token_times(&mut same).await, std_at);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn reserved_draws_its_own_pool_then_overflows_to_standard_and_quota_is_shared() {
+        // Reserved: 1,000 TPM; on-demand: 2,000 TPM shared by every tier.
+        let sim = sim(&format!(
+            "{FIXED}[[accounts]]\naccess_key_id = \"AKIATIERS00000000001\"\nsecret_access_key = \"s\"\n\
+             account_id = \"111122223333\"\nquotas = {{ tpm = 2000 }}\n\
+             [accounts.reserved.\"{LLAMA}\"]\ntpm = 1000\n"
+        ));
+        let acct = sim.account_by_access_key("AKIATIERS00000000001").unwrap().0;
+        let at = |tier: Option<ServiceTierType>| RequestSpec {
+            account: acct,
+            service_tier: tier,
+            ..spec(400, Some(500))
+        };
+        // 900 tokens each: the first Reserved request fits the Reserved pool.
+        let r1 = admit(&sim, LLAMA, &at(Some(ServiceTierType::Reserved))).unwrap();
+        assert_eq!(r1.served_tier(), Some(ServiceTierType::Reserved));
+        // The second does not: it overflows to Standard (on-demand pool).
+        let r2 = admit(&sim, LLAMA, &at(Some(ServiceTierType::Reserved))).unwrap();
+        assert_eq!(r2.served_tier(), Some(ServiceTierType::Default));
+        // Flex and Priority share that on-demand pool: 900 + 900 > 2,000 − 900.
+        let f = admit(&sim, LLAMA, &at(Some(ServiceTierType::Flex))).unwrap();
+        assert_eq!(f.served_tier(), Some(ServiceTierType::Flex));
+        let refused = admit(&sim, LLAMA, &at(Some(ServiceTierType::Priority))).unwrap_err();
+        assert!(matches!(refused, Rejection::Throttled(_)), "{refused:?}");
+        let snap = sim.stats_snapshot();
+        let pool = |scope: &str| {
+            snap.quota
+                .iter()
+                .find(|q| q.scope == scope)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(pool("reserved").reserved_total, 900);
+        assert_eq!(pool("on_demand").reserved_total, 1_800);
+        // No Reserved pool for a model: Reserved is served at Standard.
+        let plain = admit(
+            &sim,
+            LLAMA,
+            &RequestSpec {
+                account: sim
+                    .account_by_access_key(crate::config::DEFAULT_ACCESS_KEY_ID)
+                    .unwrap()
+                    .0,
+                ..at(Some(ServiceTierType::Reserved))
+            },
+        )
+        .unwrap();
+        assert_eq!(plain.served_tier(), Some(ServiceTierType::Default));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn flex_waits_behind_standard_and_is_refused_first_when_its_queue_is_full() {
+        // One decode slot; at most one Flex request waits for it.
+        let sim = sim("[[models]]\nid = \"meta.llama3-3-70b-instruct-v1:0\"\n\
+             latency = { kind = \"fixed\", ttft_ms = 100.0, gap_ms = 10.0, capacity = 1 }\n\
+             output = { kind = \"fixed\", tokens = 5 }\n[tiers]\nflex_queue_limit = 1\n");
+        let mut busy = admit(&sim, LLAMA, &spec(10, Some(100))).unwrap();
+        busy.start().await;
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut tasks = Vec::new();
+        for (name, tier) in [("flex", Some(ServiceTierType::Flex)), ("standard", None)] {
+            let mut t = admit(
+                &sim,
+                LLAMA,
+                &RequestSpec {
+                    service_tier: tier,
+                    ..spec(10, Some(100))
+                },
+            )
+            .unwrap();
+            let order = Arc::clone(&order);
+            tasks.push(tokio::spawn(async move {
+                t.start().await;
+                order.lock().unwrap().push(name);
+                t.collect().await;
+                t.finish();
+            }));
+            tokio::task::yield_now().await;
+        }
+        // The slot is busy and one Flex request waits: the next Flex is
+        // refused with 503; Standard and Priority still queue.
+        let shed = admit(&sim, LLAMA, &tiered(ServiceTierType::Flex, 10, 100)).unwrap_err();
+        assert_eq!(
+            shed,
+            Rejection::Unavailable {
+                message: messages::SERVICE_UNAVAILABLE
+            }
+        );
+        assert!(admit(&sim, LLAMA, &tiered(ServiceTierType::Priority, 10, 100)).is_ok());
+        busy.collect().await;
+        busy.finish();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        // The Flex request queued first but was served after Standard.
+        assert_eq!(*order.lock().unwrap(), ["standard", "flex"]);
+        let snap = sim.stats_snapshot();
+        let lane = snap.lanes.iter().find(|l| l.model == LLAMA).unwrap();
+        assert_eq!(lane.flex_shed, 1);
     }
 
     #[tokio::test(start_paused = true)]

@@ -41,6 +41,7 @@ pub struct LaneStats {
     requests: [[AtomicU64; OUTCOMES]; OPS],
     throttles: [AtomicU64; REASONS],
     aborted: AtomicU64,
+    flex_shed: AtomicU64,
     input_tokens: AtomicU64,
     output_tokens: AtomicU64,
     cache_read_tokens: AtomicU64,
@@ -59,6 +60,7 @@ impl Default for LaneStats {
             requests: std::array::from_fn(|_| std::array::from_fn(|_| AtomicU64::new(0))),
             throttles: std::array::from_fn(|_| AtomicU64::new(0)),
             aborted: AtomicU64::new(0),
+            flex_shed: AtomicU64::new(0),
             input_tokens: AtomicU64::new(0),
             output_tokens: AtomicU64::new(0),
             cache_read_tokens: AtomicU64::new(0),
@@ -136,6 +138,11 @@ impl SimStats {
         self.lane(lane).aborted.fetch_add(1, Relaxed);
     }
 
+    /// Counts a Flex request refused for capacity (503).
+    pub fn record_flex_shed(&self, lane: usize) {
+        self.lane(lane).flex_shed.fetch_add(1, Relaxed);
+    }
+
     /// Adds tokens served.
     pub fn record_tokens(&self, lane: usize, usage: &TokenUsage) {
         let l = self.lane(lane);
@@ -181,6 +188,7 @@ impl SimStats {
                     requests,
                     throttles,
                     aborted: l.aborted.load(Relaxed),
+                    flex_shed: l.flex_shed.load(Relaxed),
                     tokens: TokenUsage {
                         input_tokens: l.input_tokens.load(Relaxed),
                         output_tokens: l.output_tokens.load(Relaxed),
@@ -232,6 +240,9 @@ pub struct LaneSnapshot {
     pub throttles: Vec<ThrottleCount>,
     /// Requests the client abandoned.
     pub aborted: u64,
+    /// Flex requests refused with 503 because every decode slot was busy
+    /// and the Flex queue full.
+    pub flex_shed: u64,
     /// Tokens served.
     pub tokens: TokenUsage,
     /// Streams decoding at snapshot time.
@@ -275,6 +286,7 @@ impl QuotaSnapshot {
         match scope {
             PoolScope::OnDemand => "on_demand".to_owned(),
             PoolScope::CrossRegion(geo) => geo.to_owned(),
+            PoolScope::Reserved => "reserved".to_owned(),
         }
     }
 }
@@ -390,6 +402,12 @@ impl StatsSnapshot {
             "counter",
             "Requests abandoned by the client.",
             per_lane(&|l| vec![(format!("model=\"{}\"", label(&l.model)), l.aborted)]),
+        );
+        family(
+            "quarry_sim_flex_shed_total",
+            "counter",
+            "Flex requests refused with 503 for capacity.",
+            per_lane(&|l| vec![(format!("model=\"{}\"", label(&l.model)), l.flex_shed)]),
         );
         family(
             "quarry_sim_active_streams",

@@ -236,6 +236,7 @@ async fn idle_connections_and_slow_heads_are_closed_but_answers_in_flight_are_no
         max_tokens: 4,
         temperature: None,
         cache_ttl: None,
+        service_tier: None,
     }
     .converse_request()
     .to_vec();

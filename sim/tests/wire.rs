@@ -38,6 +38,7 @@ fn prompt(max_tokens: u32) -> Prompt {
         max_tokens,
         temperature: None,
         cache_ttl: None,
+        service_tier: None,
     }
 }
 

@@ -26,6 +26,7 @@ fn plan(load: LoadProfile, model: &str) -> RunPlan {
             cache: None,
             nonce: true,
             temperature: None,
+            service_tier: None,
         }])
         .unwrap(),
         retry: RetryPolicy::Off,
@@ -34,6 +35,7 @@ fn plan(load: LoadProfile, model: &str) -> RunPlan {
         pricing: Default::default(),
         request_slo: None,
         on_throttle: Default::default(),
+        tier_prices: quarry_engine::TierPrices::default(),
     }
 }
 

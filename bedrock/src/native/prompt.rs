@@ -10,7 +10,7 @@ use super::{
 use crate::converse::{
     Blob, CachePointBlock, CacheTtl, ContentBlock, ConverseRequest, ConverseTokensRequest,
     CountTokensInput, CountTokensRequest, InferenceConfiguration, InvokeModelTokensRequest,
-    Message, Role, SystemContentBlock,
+    Message, Role, ServiceTier, ServiceTierType, SystemContentBlock,
 };
 use crate::{ModelFamily, Operation};
 
@@ -31,6 +31,10 @@ pub struct Prompt {
     pub temperature: Option<f32>,
     /// Cache TTL; `None` is the 5-minute default and sends no `ttl`.
     pub cache_ttl: Option<CacheTtl>,
+    /// The service tier: Converse's `serviceTier` member. InvokeModel sends
+    /// it as the `X-Amzn-Bedrock-Service-Tier` header, outside the body
+    /// (the caller sets it: [`crate::header_names::SERVICE_TIER`]).
+    pub service_tier: Option<ServiceTierType>,
 }
 
 impl Prompt {
@@ -83,6 +87,7 @@ impl Prompt {
                 temperature: self.temperature,
                 ..InferenceConfiguration::default()
             }),
+            service_tier: self.service_tier.map(|kind| ServiceTier { kind }),
             ..ConverseRequest::default()
         }
     }
@@ -198,7 +203,28 @@ mod tests {
             max_tokens: 64,
             temperature: Some(0.5),
             cache_ttl: Some(CacheTtl::OneHour),
+            service_tier: None,
         }
+    }
+
+    #[test]
+    fn converse_body_carries_the_tier_and_native_bodies_do_not() {
+        let tiered = Prompt {
+            service_tier: Some(ServiceTierType::Flex),
+            ..prompt()
+        };
+        let body =
+            String::from_utf8(tiered.body(Operation::ConverseStream, ModelFamily::Anthropic))
+                .unwrap();
+        assert!(
+            body.ends_with(r#","serviceTier":{"type":"flex"}}"#),
+            "{body}"
+        );
+        let native = tiered.body(Operation::InvokeModel, ModelFamily::Anthropic);
+        assert_eq!(
+            native,
+            prompt().body(Operation::InvokeModel, ModelFamily::Anthropic)
+        );
     }
 
     #[test]

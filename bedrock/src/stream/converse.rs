@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{FrameMessage, FramePos, StreamError, classify, encode_event_json, next_message};
+use crate::converse::{ServiceTier, ServiceTierType};
 use crate::error::ServiceError;
 use crate::eventstream::{EncodeError, Frame, FrameDecoder, HeaderValue, encode_frame};
 use crate::usage::TokenUsage;
@@ -102,6 +103,9 @@ pub struct StreamMetadata {
     /// `usage.serverToolUsage`: not in the API model but sent by live
     /// Bedrock (§3.3 capture); kept only so the simulator can reproduce it.
     pub server_tool_usage: Option<Value>,
+    /// `serviceTier.type`: the tier that served the request, when the
+    /// request named one (PROTOCOL.md §5.7).
+    pub service_tier: Option<ServiceTierType>,
 }
 
 // ---- wire shapes for decoding ----
@@ -180,9 +184,11 @@ struct MessageStopIn {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct MetadataIn {
     usage: UsageIn,
     metrics: Option<MetricsIn>,
+    service_tier: Option<ServiceTier>,
 }
 
 #[derive(Deserialize)]
@@ -302,6 +308,7 @@ impl ConverseStreamEvent {
                     },
                     latency_ms: m.metrics.map_or(0, |x| x.latency_ms),
                     server_tool_usage: m.usage.server_tool_usage,
+                    service_tier: m.service_tier.map(|t| t.kind),
                 })
             }
             other => ConverseStreamEvent::Unknown {
@@ -362,10 +369,13 @@ struct MessageStopOut<'a> {
 }
 
 #[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
 struct MetadataOut<'a> {
     metrics: MetricsOut,
     #[serde(skip_serializing_if = "no_pad")]
     p: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    service_tier: Option<ServiceTier>,
     usage: UsageOut<'a>,
 }
 
@@ -539,6 +549,7 @@ impl ConverseStreamEvent {
                         latency_ms: m.latency_ms,
                     },
                     p,
+                    service_tier: m.service_tier.map(|kind| ServiceTier { kind }),
                     usage: UsageOut {
                         cache_read_input_tokens: m.usage.cache_read_input_tokens,
                         cache_write_input_tokens: m.usage.cache_write_input_tokens,

@@ -86,6 +86,7 @@ fn write_run(dir: &Path, shape: &Shape) {
         model: Arc::from(shape.model),
         operation: Some(Operation::ConverseStream),
         stage: Arc::from("hold"),
+        tier: None,
     };
     let stage = |name: &str, kind, start: u64, end: u64| StageRecord {
         name: name.to_owned(),

@@ -214,6 +214,7 @@ mod tests {
             model: Arc::from("m"),
             operation: Some(Operation::Converse),
             stage: Arc::from("hold"),
+            tier: None,
         };
         IntervalSnapshot {
             index,

@@ -23,7 +23,10 @@
 
 use quarry_engine::Interleave;
 use quarry_engine::{Arrival, EndCondition, LoadError, LoadModel, LoadProfile, Stage};
-use quarry_engine::{FEATURE_INTERLEAVE, FEATURE_REQUEST_SLO, FEATURE_THROTTLE_PACING, ShareSpec};
+use quarry_engine::{
+    FEATURE_INTERLEAVE, FEATURE_REQUEST_SLO, FEATURE_SERVICE_TIER, FEATURE_THROTTLE_PACING,
+    ShareSpec,
+};
 use quarry_engine::{RunPlan, Target};
 
 /// A plan could not be split across the agents given.
@@ -286,6 +289,7 @@ pub fn share_specs(
                     .map(|_| FEATURE_INTERLEAVE)
                     .chain(plan.request_slo.iter().map(|_| FEATURE_REQUEST_SLO))
                     .chain((!plan.on_throttle.is_none()).then_some(FEATURE_THROTTLE_PACING))
+                    .chain(uses_tiers(plan).then_some(FEATURE_SERVICE_TIER))
                     .map(str::to_owned)
                     .collect(),
                 interleave,
@@ -459,6 +463,13 @@ fn largest_remainder(total: u64, weights: &[f64]) -> Vec<u64> {
         parts[*i] += 1;
     }
     parts
+}
+
+/// A plan whose mix names a service tier, or whose tier prices are not the
+/// built-in ones: an older agent would send or price every request at
+/// Standard, so its shares require [`FEATURE_SERVICE_TIER`].
+fn uses_tiers(plan: &RunPlan) -> bool {
+    !plan.tier_prices.is_default() || plan.mix.entries().iter().any(|e| e.service_tier.is_some())
 }
 
 #[cfg(test)]
@@ -668,6 +679,38 @@ mod tests {
                 .unwrap()
                 .contains("on_throttle")
         );
+    }
+
+    /// A tier changes what an agent sends and how it prices: an older agent
+    /// must refuse the share, not send it at Standard.
+    #[test]
+    fn a_plan_with_a_service_tier_requires_the_feature_of_every_share() {
+        let plain = open(90.0, None, EndCondition::AfterStages);
+        let slots = vec![ShareSlot::new(1.0, "eu"), ShareSlot::new(1.0, "us")];
+        let specs = share_specs("r", &plain, &slots, 1000, None).unwrap();
+        assert!(specs.iter().all(|s| s.requires.is_empty()));
+        let mut v = serde_json::to_value(&plain).unwrap();
+        v["mix"][0]["service_tier"] = "flex".into();
+        let tiered: RunPlan = serde_json::from_value(v).unwrap();
+        for s in &share_specs("r", &tiered, &slots, 1000, None).unwrap() {
+            assert_eq!(s.requires, [FEATURE_SERVICE_TIER]);
+            let older = [
+                FEATURE_INTERLEAVE,
+                FEATURE_REQUEST_SLO,
+                FEATURE_THROTTLE_PACING,
+            ];
+            assert_eq!(s.unsupported(&older), [FEATURE_SERVICE_TIER]);
+            assert!(s.unsupported(quarry_engine::SHARE_FEATURES).is_empty());
+            let json = serde_json::to_string(s).unwrap();
+            assert!(json.contains("\"service_tier\":\"flex\""), "{json}");
+        }
+        let mut priced = plain.clone();
+        priced
+            .tier_prices
+            .set(quarry_bedrock::ServiceTierType::Priority, 17_500);
+        for s in &share_specs("r", &priced, &slots, 1000, None).unwrap() {
+            assert_eq!(s.requires, [FEATURE_SERVICE_TIER]);
+        }
     }
 
     #[test]

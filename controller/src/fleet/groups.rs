@@ -155,6 +155,7 @@ mod tests {
             priced: true,
             counters: BTreeMap::from([("outcome_ok".to_owned(), ok)]),
             histograms: BTreeMap::new(),
+            tier: None,
         };
         let mut groups = vec![GroupRecord {
             name: "eu".into(),

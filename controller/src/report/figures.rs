@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use quarry_bedrock::Outcome;
+use quarry_bedrock::{Outcome, ServiceTierType};
 use quarry_engine::{Count, Metric, SeriesDelta, SeriesKey, StageKind, TokenKind, USAGE_SOURCES};
 
 use crate::results::{ResultsDocument, ResultsError};
@@ -161,6 +161,10 @@ pub struct RunFigures {
     /// Measured stages per agent group of a distributed run, in the order
     /// of `doc.groups` (empty for an in-process run).
     pub groups: Vec<SeriesFigures>,
+    /// Measured stages per service tier the requests asked for, labelled by
+    /// the tier (`standard (none named)` for requests that named none), in
+    /// tier order; empty when no request named a tier.
+    pub tiers: Vec<SeriesFigures>,
     /// Cooldown stages merged, when the plan has any.
     pub cooldown: Option<Figures>,
     /// Every stage, warmup included: what the simulator saw.
@@ -213,6 +217,7 @@ impl RunFigures {
                 figures: Figures::new(SeriesDelta::new(), overall.window_ns, true),
             })
             .collect();
+        let mut tiers: Vec<(Option<ServiceTierType>, Figures)> = Vec::new();
         for record in &doc.series {
             let (key, delta) = record.decode()?;
             let kind = kind_of(&key.stage);
@@ -228,6 +233,18 @@ impl RunFigures {
                     g.figures.priced &= priced;
                 }
                 if requests {
+                    let at = match tiers.iter().position(|(t, _)| *t == key.tier) {
+                        Some(at) => at,
+                        None => {
+                            let empty = Figures::new(SeriesDelta::new(), overall.window_ns, true);
+                            tiers.push((key.tier, empty));
+                            tiers.len() - 1
+                        }
+                    };
+                    tiers[at].1.delta.merge(&delta);
+                    tiers[at].1.priced &= priced;
+                }
+                if requests {
                     series.push(SeriesFigures {
                         label: label(&key),
                         figures: Figures::new(delta, stage_window(doc, &key.stage), priced),
@@ -239,10 +256,24 @@ impl RunFigures {
             }
         }
         let has_cooldown = doc.run.stages.iter().any(|s| s.kind == StageKind::Cooldown);
+        // Tier order: none named (Standard) first, then the service model's.
+        tiers.sort_by_key(|(t, _)| t.map(|t| t as usize + 1).unwrap_or(0));
+        let tiers = if tiers.iter().any(|(t, _)| t.is_some()) {
+            tiers
+                .into_iter()
+                .map(|(t, figures)| SeriesFigures {
+                    label: t.map_or_else(|| "standard (none named)".to_owned(), |t| t.to_string()),
+                    figures,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         Ok(RunFigures {
             overall,
             series,
             groups,
+            tiers,
             cooldown: has_cooldown.then_some(cooldown),
             all_stages: all,
             measured_stages: doc

@@ -53,6 +53,7 @@ pub fn render_report(doc: &ResultsDocument, figures: &RunFigures) -> String {
         }
     }
     groups(&mut out, doc, figures);
+    tiers(&mut out, figures);
     if let Some(c) = &figures.cooldown {
         out.push_str("\n== Cooldown (reported apart, not in the figures above) ==\n");
         section(&mut out, c);
@@ -204,6 +205,56 @@ fn groups(out: &mut String, doc: &ResultsDocument, figures: &RunFigures) {
     }
 }
 
+/// Per service tier the requests asked for (measured stages): requests,
+/// throttles, 503s, TTFT and E2E percentiles, cost at the tier's price.
+fn tiers(out: &mut String, figures: &RunFigures) {
+    if figures.tiers.is_empty() {
+        return;
+    }
+    out.push_str("\n== Service tiers (measured stages; by the tier each request asked for) ==\n");
+    for t in &figures.tiers {
+        let f = &t.figures;
+        let requests = f.requests();
+        let ok = f.outcome(Outcome::Ok);
+        let throttled = f.outcome(Outcome::Throttled) + f.outcome(Outcome::DailyQuota);
+        let unavailable = f.count(Count::Unavailable);
+        let _ = writeln!(out, "{}:", t.label);
+        let _ = writeln!(
+            out,
+            "  requests   {} ended; ok {} ({}); throttled {} ({}); 503 unavailable {} ({}); other errors {}",
+            count(requests),
+            count(ok),
+            percent(ok, requests),
+            count(throttled),
+            percent(throttled, requests),
+            count(unavailable),
+            percent(unavailable, requests),
+            count(requests.saturating_sub(ok + throttled + unavailable)),
+        );
+        let fallback = f.count(Count::TierFallback);
+        if fallback > 0 {
+            let _ = writeln!(
+                out,
+                "             {} ok served at another tier than asked (Reserved full: Standard), priced at the tier that served them",
+                count(fallback)
+            );
+        }
+        let ttft = f.histogram(Metric::TtftFromSend);
+        let e2e = f.histogram(Metric::E2eFromSend);
+        let show = |h, s| stat(h, s).map_or("-".to_owned(), duration_ns);
+        let _ = writeln!(
+            out,
+            "  latency    TTFT p50 {} p99 {} (streaming ok); E2E p50 {} p99 {} (every ok)",
+            show(ttft, LatencyStat::P50),
+            show(ttft, LatencyStat::P99),
+            show(e2e, LatencyStat::P50),
+            show(e2e, LatencyStat::P99),
+        );
+        out.push_str("  ");
+        cost(out, f);
+    }
+}
+
 /// When requests were throttled: that the run met a quota wall, which quota
 /// the service named, the demand it refused, and whether users paced.
 fn quota_wall(out: &mut String, doc: &ResultsDocument, f: &Figures) {
@@ -318,7 +369,9 @@ fn section(out: &mut String, f: &Figures) {
 /// not succeed cost apart (throttled ones nothing: refused at admission).
 fn cost(out: &mut String, f: &Figures) {
     let (Some(total), Some(failed_usd)) = (f.cost_usd(), f.cost_failed_usd()) else {
-        out.push_str("cost       no price (a model in this section has no price)\n");
+        out.push_str(
+            "cost       no price (a model or service tier in this section has no price: [pricing], [tier_pricing])\n",
+        );
         return;
     };
     let ok = f.outcome(Outcome::Ok);
@@ -416,6 +469,8 @@ fn outcomes(out: &mut String, f: &Figures) {
         ("dropped sends", Count::DroppedSends),
         ("abandoned", Count::Abandoned),
         ("clamped values", Count::SaturatedValues),
+        ("503 unavailable", Count::Unavailable),
+        ("served at another tier", Count::TierFallback),
     ];
     let shown: Vec<String> = extra
         .iter()

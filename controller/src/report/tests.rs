@@ -38,6 +38,7 @@ fn key(stage: &str) -> SeriesKey {
         model: Arc::from("meta.llama3-3-70b-instruct-v1:0"),
         operation: Some(Operation::ConverseStream),
         stage: Arc::from(stage),
+        tier: None,
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
-use quarry_bedrock::Operation;
+use quarry_bedrock::{Operation, ServiceTierType};
 use quarry_engine::{
     HISTOGRAM_HIGHEST, HISTOGRAM_LOWEST, HISTOGRAM_SIGFIG, HealthSample, IntervalSnapshot, RunPlan,
     Saturation, SeriesDelta, SeriesKey, StageKind,
@@ -267,7 +267,13 @@ pub struct SeriesRecord {
     pub operation: Option<String>,
     /// Stage name.
     pub stage: String,
-    /// Whether the price table knows the model (costs are 0 otherwise).
+    /// The service tier the requests asked for (`priority`, `default`,
+    /// `flex`, `reserved`); absent when they named none, and in documents
+    /// written before tiers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<String>,
+    /// Whether the price table knows the model and its tier (costs are 0
+    /// otherwise).
     pub priced: bool,
     /// Counter name → value; absent counters are 0.
     pub counters: BTreeMap<String, u64>,
@@ -298,6 +304,7 @@ impl SeriesRecord {
             model: key.model.to_string(),
             operation: key.operation.map(|o| o.name().to_owned()),
             stage: key.stage.to_string(),
+            tier: key.tier.map(|t| t.as_str().to_owned()),
             priced,
             counters,
             histograms,
@@ -327,11 +334,19 @@ impl SeriesRecord {
             bytes.iter().map(|(n, b)| (*n, b.as_slice())),
             self.counters.iter().map(|(n, v)| (n.as_str(), *v)),
         )?;
+        let tier = match &self.tier {
+            None => None,
+            Some(name) => Some(
+                ServiceTierType::parse(name)
+                    .ok_or_else(|| ResultsError::UnknownTier(name.clone()))?,
+            ),
+        };
         let key = SeriesKey {
             group: Arc::from(self.group.as_str()),
             model: Arc::from(self.model.as_str()),
             operation,
             stage: Arc::from(self.stage.as_str()),
+            tier,
         };
         Ok((key, delta))
     }
@@ -531,12 +546,12 @@ impl IntervalRecord {
     pub fn encode(
         snapshot: &IntervalSnapshot,
         summary: IntervalSummary,
-        priced: &impl Fn(&str) -> bool,
+        priced: &impl Fn(&SeriesKey) -> bool,
     ) -> Result<Self, ResultsError> {
         let series = snapshot
             .series
             .iter()
-            .map(|(k, d)| SeriesRecord::encode(k, d, priced(&k.model)))
+            .map(|(k, d)| SeriesRecord::encode(k, d, priced(k)))
             .collect::<Result<_, _>>()?;
         Ok(IntervalRecord {
             index: snapshot.index,

@@ -110,4 +110,7 @@ pub enum ResultsError {
     /// An operation name this build does not know.
     #[error("unknown operation {0:?}")]
     UnknownOperation(String),
+    /// A service tier name this build does not know.
+    #[error("unknown service tier {0:?}")]
+    UnknownTier(String),
 }

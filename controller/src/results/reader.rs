@@ -209,7 +209,7 @@ pub fn recover_from_texts(
             }
         };
         for s in &record.series {
-            priced.insert(s.model.clone(), s.priced);
+            priced.insert((s.model.clone(), s.tier.clone()), s.priced);
         }
         let snapshot = record.decode()?;
         merge_series(&mut series, &snapshot.series);
@@ -229,7 +229,13 @@ pub fn recover_from_texts(
         series: &series,
         health: &health,
         simulator: None,
-        priced: &|m| priced.get(m).copied().unwrap_or(false),
+        priced: &|k: &SeriesKey| {
+            let tier = k.tier.map(|t| t.as_str().to_owned());
+            priced
+                .get(&(k.model.to_string(), tier))
+                .copied()
+                .unwrap_or(false)
+        },
     })
 }
 
@@ -248,7 +254,7 @@ pub struct Assembly<'a> {
     /// The simulator's view, when the target was the simulator.
     pub simulator: Option<SimulatorView>,
     /// Whether a model has a price.
-    pub priced: &'a dyn Fn(&str) -> bool,
+    pub priced: &'a dyn Fn(&SeriesKey) -> bool,
 }
 
 /// Builds the document; its `thresholds` are left for the report layer to
@@ -257,7 +263,7 @@ pub fn assemble(a: Assembly<'_>) -> Result<ResultsDocument, ResultsError> {
     let series = a
         .series
         .iter()
-        .map(|(k, d)| SeriesRecord::encode(k, d, (a.priced)(&k.model)))
+        .map(|(k, d)| SeriesRecord::encode(k, d, (a.priced)(k)))
         .collect::<Result<_, _>>()?;
     Ok(ResultsDocument {
         schema_version: SCHEMA_VERSION,

@@ -5,7 +5,9 @@
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use quarry_engine::{IntervalSnapshot, Metric, PriceTable, RunPlan, SeriesDelta};
+use quarry_engine::{
+    IntervalSnapshot, Metric, PriceTable, RunPlan, SeriesDelta, SeriesKey, TierPrices,
+};
 use serde::Serialize;
 
 use super::ResultsError;
@@ -46,6 +48,8 @@ pub struct ResultsWriter {
     unwritten_intervals: Option<(u64, String)>,
     /// Decides each series' `priced` flag.
     prices: PriceTable,
+    /// Decides it with the series' tier.
+    tier_prices: TierPrices,
 }
 
 fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> ResultsError + '_ {
@@ -150,6 +154,7 @@ impl ResultsWriter {
             intervals_torn: false,
             unwritten_intervals: None,
             prices: PriceTable::with_overrides(plan.pricing.clone()),
+            tier_prices: plan.tier_prices,
         })
     }
 
@@ -158,9 +163,12 @@ impl ResultsWriter {
         &self.dir
     }
 
-    /// Whether the price table knows `model`.
-    pub fn is_priced(&self, model: &str) -> bool {
-        !model.is_empty() && self.prices.lookup(model).is_some()
+    /// Whether the price table knows the series' model, and its tier a
+    /// price ratio.
+    pub fn is_priced(&self, key: &SeriesKey) -> bool {
+        !key.model.is_empty()
+            && self.prices.lookup(&key.model).is_some()
+            && self.tier_prices.ratio(key.tier).is_some()
     }
 
     /// Appends one interval (and its summary) as a line and hands it to
@@ -171,7 +179,7 @@ impl ResultsWriter {
         summary: IntervalSummary,
     ) -> Result<(), ResultsError> {
         let path = self.dir.join(INTERVALS_FILE);
-        let record = IntervalRecord::encode(snapshot, summary, &|m| self.is_priced(m))?;
+        let record = IntervalRecord::encode(snapshot, summary, &|k| self.is_priced(k))?;
         let mut line = serde_json::to_string(&record).map_err(|e| ResultsError::Json {
             path: path.clone(),
             line: None,

@@ -76,7 +76,7 @@ pub(super) fn write_results(
         series: &finish.totals.series,
         health: &finish.totals.health,
         simulator: finish.simulator,
-        priced: &|m| writer.is_priced(m),
+        priced: &|k| writer.is_priced(k),
     })?;
     if let Some((mut groups, outcome)) = finish.fleet.clone() {
         add_group_totals(&mut groups, &document.series);

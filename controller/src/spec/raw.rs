@@ -22,6 +22,7 @@ pub(crate) struct RawSpec {
     pub(crate) retry: Option<Spanned<RawRetry>>,
     pub(crate) timeouts: Option<Spanned<RawTimeouts>>,
     pub(crate) pricing: Option<BTreeMap<String, Spanned<RawPrices>>>,
+    pub(crate) tier_pricing: Option<Spanned<RawTierPricing>>,
     pub(crate) thresholds: Option<BTreeMap<String, Spanned<RawThreshold>>>,
     pub(crate) agents: Option<Spanned<super::agents::RawAgents>>,
     pub(crate) telemetry: Option<Spanned<super::telemetry::RawTelemetry>>,
@@ -115,6 +116,7 @@ pub(crate) struct RawMixEntry {
     pub(crate) cache_ttl: Option<Spanned<String>>,
     pub(crate) nonce: Option<Spanned<bool>>,
     pub(crate) temperature: Option<Spanned<f64>>,
+    pub(crate) service_tier: Option<Spanned<String>>,
 }
 
 /// `input_tokens = 800` or `input_tokens = { dist = "lognormal", ... }`.
@@ -187,6 +189,16 @@ pub(crate) struct RawPrices {
     pub(crate) cache_write_5m: Option<Spanned<f64>>,
     pub(crate) cache_write_1h: Option<Spanned<f64>>,
     pub(crate) cache_read: Option<Spanned<f64>>,
+}
+
+/// `[tier_pricing]`: each tier's price as a multiple of the Standard price.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTierPricing {
+    pub(crate) priority: Option<Spanned<f64>>,
+    pub(crate) default: Option<Spanned<f64>>,
+    pub(crate) flex: Option<Spanned<f64>>,
+    pub(crate) reserved: Option<Spanned<f64>>,
 }
 
 /// A `[thresholds]` value: a condition, a list of them, or (for a bare dotted

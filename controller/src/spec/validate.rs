@@ -194,6 +194,7 @@ pub(crate) fn validate(raw: RawSpec, c: &mut Checker) -> Option<(RunPlan, Thresh
         .as_ref()
         .map_or(Some(Timeouts::default()), |t| timeouts(c, t));
     let pricing = pricing(c, raw.pricing.as_ref());
+    let tier_prices = tier_pricing(c, raw.tier_pricing.as_ref());
     let thresholds = thresholds(c, raw.thresholds.as_ref());
     if let (Some(mix), Some(pricing)) = (&mix, &pricing) {
         super::workload::warn_unpriced(c, raw.workload.as_ref(), mix, pricing);
@@ -208,6 +209,7 @@ pub(crate) fn validate(raw: RawSpec, c: &mut Checker) -> Option<(RunPlan, Thresh
         pricing: pricing?,
         request_slo: None,
         on_throttle: on_throttle?,
+        tier_prices: tier_prices?,
     };
     Some((plan, thresholds?))
 }
@@ -315,6 +317,44 @@ fn timeouts(c: &mut Checker, t: &Spanned<RawTimeouts>) -> Option<Timeouts> {
         request: request?,
         first_token: first_token?,
     })
+}
+
+/// `[tier_pricing]`: multiples of the Standard price, into basis points.
+fn tier_pricing(
+    c: &mut Checker,
+    raw: Option<&Spanned<super::raw::RawTierPricing>>,
+) -> Option<quarry_engine::TierPrices> {
+    use quarry_bedrock::ServiceTierType;
+    let mut out = quarry_engine::TierPrices::default();
+    let Some(raw) = raw else {
+        return Some(out);
+    };
+    let t = raw.get_ref();
+    let mut ok = true;
+    for (tier, v) in [
+        (ServiceTierType::Priority, &t.priority),
+        (ServiceTierType::Default, &t.default),
+        (ServiceTierType::Flex, &t.flex),
+        (ServiceTierType::Reserved, &t.reserved),
+    ] {
+        let Some(v) = v else { continue };
+        let x = *v.get_ref();
+        if !(x.is_finite() && (0.0..=100.0).contains(&x)) {
+            c.error(
+                v,
+                format!("tier_pricing.{tier}"),
+                format!("must be a multiple of the Standard price between 0 and 100, got {x}"),
+            );
+            ok = false;
+            continue;
+        }
+        // Whole basis points: 1.75 → 17,500.
+        out.set(
+            tier,
+            (x * f64::from(quarry_engine::TIER_PRICE_UNIT)).round() as u32,
+        );
+    }
+    ok.then_some(out)
 }
 
 fn pricing(

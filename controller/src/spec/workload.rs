@@ -130,6 +130,31 @@ fn entry(c: &mut Checker, i: usize, e: &Spanned<RawMixEntry>) -> Option<MixEntry
     }
     let system_prompt = raw.system_prompt.as_ref().map(|s| s.get_ref().clone());
     let cache = cache(c, i, raw, model.as_deref());
+    let service_tier = match &raw.service_tier {
+        None => Some(None),
+        Some(t) => match quarry_bedrock::ServiceTierType::parse(t.get_ref()) {
+            None => {
+                c.error(
+                    t,
+                    field("service_tier"),
+                    format!(
+                        "must be \"priority\", \"default\", \"flex\" or \"reserved\", got {:?}",
+                        t.get_ref()
+                    ),
+                );
+                None
+            }
+            Some(_) if operation == Some(Operation::CountTokens) => {
+                c.error(
+                    t,
+                    field("service_tier"),
+                    "CountTokens takes no service tier (only Converse, ConverseStream and InvokeModel and its stream do)",
+                );
+                None
+            }
+            Some(tier) => Some(Some(tier)),
+        },
+    };
     Some(MixEntry {
         weight: weight?,
         model_id: model?,
@@ -140,6 +165,7 @@ fn entry(c: &mut Checker, i: usize, e: &Spanned<RawMixEntry>) -> Option<MixEntry
         cache: cache?,
         nonce: raw.nonce.as_ref().is_none_or(|n| *n.get_ref()),
         temperature: temperature?,
+        service_tier: service_tier?,
     })
 }
 

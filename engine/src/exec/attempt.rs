@@ -8,12 +8,12 @@ use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE, HOST};
 use http::{HeaderMap, HeaderValue, Method, Request};
 use http_body_util::Full;
-use quarry_bedrock::header_names::{APPLICATION_JSON, BEDROCK_ACCEPT, REQUEST_ID};
+use quarry_bedrock::header_names::{APPLICATION_JSON, BEDROCK_ACCEPT, REQUEST_ID, SERVICE_TIER};
 use quarry_bedrock::{
     BlockDelta, ConverseResponse, ConverseStreamDecoder, ConverseStreamEvent, CountTokensResponse,
     ERROR_TYPE_HEADER, InvokeStreamDecoder, InvokeStreamEvent, ModelFamily, NativeResponse,
-    Operation, Outcome, ResponseHeaders, Retry, ServiceError, StreamDecoder, TokenUsage,
-    UsageSource,
+    Operation, Outcome, ResponseHeaders, Retry, ServiceError, ServiceTierType, StreamDecoder,
+    TokenUsage, UsageSource,
 };
 use tokio::time::Instant;
 
@@ -28,6 +28,9 @@ pub(crate) struct PreparedRequest {
     pub(crate) host: HeaderValue,
     pub(crate) operation: Operation,
     pub(crate) family: ModelFamily,
+    /// Sent as the `X-Amzn-Bedrock-Service-Tier` header on InvokeModel (and
+    /// its stream); Converse carries it in the body.
+    pub(crate) service_tier: Option<ServiceTierType>,
     pub(crate) body: Bytes,
 }
 
@@ -85,6 +88,11 @@ pub(crate) fn base_headers(request: &PreparedRequest) -> HeaderMap {
             headers.insert(BEDROCK_ACCEPT, json);
         }
         _ => {}
+    }
+    if request.operation.is_native()
+        && let Some(tier) = request.service_tier
+    {
+        headers.insert(SERVICE_TIER, HeaderValue::from_static(tier.as_str()));
     }
     headers
 }
@@ -146,12 +154,20 @@ pub(crate) async fn run(
     let head = exchange.head;
     let body = exchange.body;
     let request_id = head.headers.get(REQUEST_ID).cloned();
+    let header_tier = head
+        .headers
+        .get(SERVICE_TIER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(ServiceTierType::parse);
     let mut result = if !status.is_success() {
         read_error(&head, body, timeline, clock, deadlines).await
     } else {
         read_success(request, &head, body, timeline, clock, deadlines).await
     };
     result.response.request_id = request_id;
+    if result.response.service_tier.is_none() {
+        result.response.service_tier = header_tier;
+    }
     result
 }
 
@@ -287,6 +303,7 @@ fn on_converse_event(
         }
         ConverseStreamEvent::Metadata(metadata) => {
             timeline.on_event(at);
+            reading.response.service_tier = metadata.service_tier;
             reading.usage = Some(ReportedUsage {
                 tokens: metadata.usage,
                 source: UsageSource::ConverseUsage,
@@ -354,10 +371,12 @@ async fn read_unary(
     };
     let at = clock.now_ns();
     let mut stop_reason = None;
+    let mut service_tier = None;
     let parsed = match operation {
         Operation::Converse => serde_json::from_slice::<ConverseResponse>(&bytes)
             .map(|r| {
                 stop_reason = Some(Box::from(r.stop_reason.as_str()));
+                service_tier = r.service_tier.map(|t| t.kind);
                 Some((r.usage.to_usage(), UsageSource::ConverseUsage))
             })
             .map_err(|e| e.to_string()),
@@ -396,6 +415,7 @@ async fn read_unary(
                 retry_after_ms: None,
                 response: ResponseInfo {
                     stop_reason,
+                    service_tier,
                     ..ResponseInfo::default()
                 },
             }

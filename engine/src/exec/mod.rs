@@ -15,13 +15,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::HeaderValue;
 use http::Method;
-use quarry_bedrock::{Endpoint, ModelFamily, ModelId, Operation, Outcome, Prompt, Retry};
+use quarry_bedrock::{
+    Endpoint, ModelFamily, ModelId, Operation, Outcome, Prompt, Retry, ServiceTierType,
+};
 use tokio::time::Instant;
 
 use crate::clock::RunClock;
 use crate::http::{Transport, TransportConfig};
 use crate::plan::{RetryPolicy, RunPlan, Timeouts};
-use crate::pricing::PriceTable;
+use crate::pricing::{PriceTable, TierPrices};
 use crate::scheduler::{Executor, Workload};
 use crate::timeline::{Completion, EarlierAttempt, PlannedRequest, RequestTicket};
 use crate::workload::WorkloadSampler;
@@ -67,6 +69,7 @@ struct EntryTarget {
     family: ModelFamily,
     uri: http::Uri,
     cache_ttl: CacheTtl,
+    service_tier: Option<ServiceTierType>,
 }
 
 /// Sends the requests of one agent share to one Bedrock endpoint.
@@ -77,6 +80,7 @@ pub struct BedrockExecutor {
     sampler: Arc<WorkloadSampler>,
     entries: Vec<EntryTarget>,
     prices: PriceTable,
+    tier_prices: TierPrices,
     retry: RetryPolicy,
     timeouts: Timeouts,
     seed: u64,
@@ -115,6 +119,7 @@ impl BedrockExecutor {
                 family,
                 uri: endpoint.uri(&model, entry.operation),
                 cache_ttl: entry.cache.map(|c| c.ttl).unwrap_or(CacheTtl::FiveMinutes),
+                service_tier: entry.service_tier,
             });
         }
         let base: http::Uri = endpoint
@@ -133,6 +138,7 @@ impl BedrockExecutor {
             sampler,
             entries,
             prices: PriceTable::with_overrides(plan.pricing.clone()),
+            tier_prices: plan.tier_prices,
             retry: plan.retry,
             timeouts: plan.timeouts,
             seed: plan.seed,
@@ -152,6 +158,7 @@ impl BedrockExecutor {
             max_tokens,
             temperature: draw.entry.temperature,
             cache_ttl: draw.entry.cache.map(|c| c.ttl),
+            service_tier: target.service_tier,
         };
         let body = Bytes::from(prompt.body(target.operation, target.family));
         let request = PreparedRequest {
@@ -159,6 +166,7 @@ impl BedrockExecutor {
             host: self.host.clone(),
             operation: target.operation,
             family: target.family,
+            service_tier: target.service_tier,
             body,
         };
         (
@@ -239,9 +247,14 @@ impl Executor<usize> for BedrockExecutor {
         completion.response = result.response;
         completion.earlier_attempts = earlier_attempts;
         if let Some(usage) = result.usage {
+            // Priced at the tier that served it (a Reserved request that
+            // overflowed is charged at Standard); a response that names no
+            // tier was served at the one asked for.
+            let served = completion.response.service_tier.or(target.service_tier);
             completion.cost_pico_usd = self
                 .prices
                 .cost_pico_usd(&target.model, &usage.tokens, target.cache_ttl)
+                .and_then(|standard| self.tier_prices.apply(served, standard))
                 .unwrap_or(0);
             completion.usage = Some(usage);
         }
@@ -273,7 +286,7 @@ impl BedrockExecutor {
 /// The workload of a plan: draws each request's mix entry from the sampler.
 pub struct MixWorkload {
     sampler: Arc<WorkloadSampler>,
-    models: Vec<(Arc<str>, Operation)>,
+    models: Vec<(Arc<str>, Operation, Option<ServiceTierType>)>,
 }
 
 impl MixWorkload {
@@ -284,7 +297,7 @@ impl MixWorkload {
             .mix
             .entries()
             .iter()
-            .map(|e| (Arc::from(e.model_id.as_str()), e.operation))
+            .map(|e| (Arc::from(e.model_id.as_str()), e.operation, e.service_tier))
             .collect();
         MixWorkload { sampler, models }
     }
@@ -295,10 +308,11 @@ impl Workload for MixWorkload {
 
     fn pick(&self, ticket: &RequestTicket) -> PlannedRequest<usize> {
         let index = self.sampler.draw(ticket.seq).entry_index;
-        let (model, operation) = &self.models[index];
+        let (model, operation, service_tier) = &self.models[index];
         PlannedRequest {
             model: model.clone(),
             operation: *operation,
+            service_tier: *service_tier,
             item: index,
         }
     }

@@ -131,6 +131,7 @@ fn metadata(input: u64, output: u64) -> Bytes {
         },
         latency_ms: 5,
         server_tool_usage: None,
+        service_tier: None,
     }))
 }
 
@@ -148,6 +149,7 @@ fn plan(model: &str, operation: Operation, retry: RetryPolicy, timeouts: Timeout
             cache: None,
             nonce: true,
             temperature: None,
+            service_tier: None,
         }])
         .unwrap(),
         retry,
@@ -156,6 +158,7 @@ fn plan(model: &str, operation: Operation, retry: RetryPolicy, timeouts: Timeout
         pricing: Default::default(),
         request_slo: None,
         on_throttle: Default::default(),
+        tier_prices: crate::TierPrices::default(),
     }
 }
 
@@ -373,4 +376,81 @@ fn native_operations_need_a_known_family() {
     .err()
     .unwrap();
     assert!(err.to_string().contains("workload[0].model"), "{err}");
+}
+
+/// The cost of one InvokeModel request answered with `served` as the tier
+/// used (header), from a plan whose entry asks for `asked`.
+async fn invoke_cost(asked: Option<ServiceTierType>, served: Option<&str>) -> Completion {
+    let mut headers = vec![
+        ("x-amzn-bedrock-input-token-count", "20".into()),
+        ("x-amzn-bedrock-output-token-count", "9".into()),
+    ];
+    if let Some(t) = served {
+        headers.push(("x-amzn-bedrock-service-tier", t.to_owned()));
+    }
+    let ok = Script::Unary {
+        status: 200,
+        headers,
+        body: r#"{"generation":"hi there","prompt_token_count":20,"generation_token_count":9,"stop_reason":"stop"}"#,
+    };
+    let (addr, _) = fake_bedrock(vec![ok]).await;
+    let mut plan = plan(
+        LLAMA,
+        Operation::InvokeModel,
+        RetryPolicy::Off,
+        Timeouts::default(),
+    );
+    let mut v = serde_json::to_value(&plan).unwrap();
+    v["mix"][0]["service_tier"] = serde_json::to_value(asked).unwrap();
+    plan = serde_json::from_value(v).unwrap();
+    run_one(&plan, addr).await
+}
+
+/// A request is priced at the tier that served it: Flex at half of
+/// Standard; a Reserved request served at `default` at Standard; Priority
+/// has no built-in price (cost 0, the series is unpriced).
+#[tokio::test]
+async fn requests_are_priced_at_the_tier_that_served_them() {
+    let standard = invoke_cost(None, None).await;
+    assert!(standard.cost_pico_usd > 0);
+    assert_eq!(standard.response.service_tier, None);
+    let flex = invoke_cost(Some(ServiceTierType::Flex), Some("flex")).await;
+    assert_eq!(flex.response.service_tier, Some(ServiceTierType::Flex));
+    assert_eq!(flex.cost_pico_usd, standard.cost_pico_usd / 2);
+    let overflow = invoke_cost(Some(ServiceTierType::Reserved), Some("default")).await;
+    assert_eq!(
+        overflow.response.service_tier,
+        Some(ServiceTierType::Default)
+    );
+    assert_eq!(overflow.cost_pico_usd, standard.cost_pico_usd);
+    let priority = invoke_cost(Some(ServiceTierType::Priority), Some("priority")).await;
+    assert_eq!(priority.cost_pico_usd, 0);
+}
+
+/// InvokeModel sends the tier as the header; Converse carries it in the
+/// body, never as a header.
+#[test]
+fn the_tier_header_goes_on_invoke_model_only() {
+    let request = |operation| PreparedRequest {
+        uri: "http://localhost/".parse().unwrap(),
+        host: http::HeaderValue::from_static("localhost"),
+        operation,
+        family: quarry_bedrock::ModelFamily::Llama,
+        service_tier: Some(ServiceTierType::Flex),
+        body: Bytes::new(),
+    };
+    for op in [
+        Operation::InvokeModel,
+        Operation::InvokeModelWithResponseStream,
+    ] {
+        let h = attempt::base_headers(&request(op));
+        assert_eq!(h.get("x-amzn-bedrock-service-tier").unwrap(), "flex");
+    }
+    for op in [Operation::Converse, Operation::ConverseStream] {
+        assert!(
+            attempt::base_headers(&request(op))
+                .get("x-amzn-bedrock-service-tier")
+                .is_none()
+        );
+    }
 }

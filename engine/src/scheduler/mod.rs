@@ -342,6 +342,7 @@ impl<W: Workload, E: Executor<W::Item>> Shared<W, E> {
             model: Arc::clone(&planned.model),
             operation: Some(planned.operation),
             stage: self.stage_name(ticket.stage),
+            tier: planned.service_tier,
         };
         (planned, RecordGuard::new(Arc::clone(&self.recorder), key))
     }

@@ -22,6 +22,7 @@ impl Workload for OneModel {
         PlannedRequest {
             model: Arc::from(MODEL),
             operation: Operation::ConverseStream,
+            service_tier: None,
             item: (),
         }
     }

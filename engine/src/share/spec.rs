@@ -68,12 +68,18 @@ pub const FEATURE_REQUEST_SLO: &str = "request_slo";
 /// quota wall without pausing.
 pub const FEATURE_THROTTLE_PACING: &str = "throttle_pacing";
 
+/// The feature a share whose mix names a service tier
+/// ([`crate::MixEntry::service_tier`]) requires: an agent that ignored it
+/// would send every request at Standard and price it so.
+pub const FEATURE_SERVICE_TIER: &str = "service_tier";
+
 /// Every share feature this build understands (its agents also list them as
 /// `Describe` capabilities).
 pub const SHARE_FEATURES: &[&str] = &[
     FEATURE_INTERLEAVE,
     FEATURE_REQUEST_SLO,
     FEATURE_THROTTLE_PACING,
+    FEATURE_SERVICE_TIER,
 ];
 
 impl ShareSpec {

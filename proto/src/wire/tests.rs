@@ -17,6 +17,7 @@ fn key(i: u8) -> SeriesKey {
             Some(Operation::ALL[usize::from(i) % Operation::ALL.len()])
         },
         stage: Arc::from(if i < 2 { "hold" } else { "ramp" }),
+        tier: (i == 1).then_some(ServiceTierType::Flex),
     }
 }
 

@@ -212,6 +212,7 @@ async fn model_request<B: RequestBody>(
         input_tokens: prompt.input_tokens,
         max_tokens: prompt.max_tokens,
         cache_points: &prompt.cache_points,
+        service_tier: prompt.service_tier,
     };
     // admit() counts its own refusals, so they are answered without `refuse`.
     let ticket = match shared.sim.admit(&model, &spec) {
@@ -259,6 +260,14 @@ async fn rejected(
         Rejection::Throttled(t) => {
             cloudwatch(CloudWatchEvent::Throttled);
             t.into()
+        }
+        Rejection::Unavailable { message } => {
+            cloudwatch(CloudWatchEvent::Failed {
+                usage: TokenUsage::default(),
+                burndown: 1,
+                server: true,
+            });
+            WireError::new(ErrorCode::ServiceUnavailableException, message)
         }
         Rejection::Fault { fault, delay } => {
             if let Some(d) = delay {

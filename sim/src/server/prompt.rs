@@ -260,16 +260,6 @@ pub(crate) fn latency_name(l: PerformanceLatency) -> &'static str {
     }
 }
 
-/// The wire name of a service tier.
-pub(crate) fn tier_name(t: ServiceTierType) -> &'static str {
-    match t {
-        ServiceTierType::Priority => "priority",
-        ServiceTierType::Default => "default",
-        ServiceTierType::Flex => "flex",
-        ServiceTierType::Reserved => "reserved",
-    }
-}
-
 /// InvokeModel's `X-Amzn-Bedrock-PerformanceConfig-Latency` and
 /// `X-Amzn-Bedrock-Service-Tier` request headers (unknown values ignored).
 pub(crate) fn invoke_headers(summary: &mut PromptSummary, headers: &http::HeaderMap) {
@@ -280,16 +270,8 @@ pub(crate) fn invoke_headers(summary: &mut PromptSummary, headers: &http::Header
                 .into_iter()
                 .find(|l| latency_name(*l) == v)
         });
-    summary.service_tier = get(quarry_bedrock::header_names::SERVICE_TIER).and_then(|v| {
-        [
-            ServiceTierType::Priority,
-            ServiceTierType::Default,
-            ServiceTierType::Flex,
-            ServiceTierType::Reserved,
-        ]
-        .into_iter()
-        .find(|t| tier_name(*t) == v)
-    });
+    summary.service_tier =
+        get(quarry_bedrock::header_names::SERVICE_TIER).and_then(ServiceTierType::parse);
 }
 
 /// InvokeModel and InvokeModelWithResponseStream bodies of the model's family.

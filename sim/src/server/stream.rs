@@ -9,11 +9,11 @@
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Response};
-use quarry_bedrock::header_names::{APPLICATION_JSON, BEDROCK_CONTENT_TYPE};
+use quarry_bedrock::header_names::{APPLICATION_JSON, BEDROCK_CONTENT_TYPE, SERVICE_TIER};
 use quarry_bedrock::{
     BlockDelta, ConverseStreamEvent, EVENT_STREAM_CONTENT_TYPE, EncodeError, Fault,
-    InvocationMetrics, InvokeStreamEncoder, ModelFamily, Operation, StreamMetadata, StreamStart,
-    encode_service_exception,
+    InvocationMetrics, InvokeStreamEncoder, ModelFamily, Operation, ServiceTierType,
+    StreamMetadata, StreamStart, encode_service_exception,
 };
 use serde_json::json;
 use tokio::time::Instant;
@@ -51,7 +51,11 @@ impl Padding {
 enum Encoding {
     /// ConverseStream; Anthropic models add Claude's `stop_sequence` field
     /// to `messageStop`, as the live capture shows.
-    Converse { anthropic: bool },
+    Converse {
+        anthropic: bool,
+        /// The tier serving the request, reported in `metadata`.
+        service_tier: Option<ServiceTierType>,
+    },
     /// InvokeModelWithResponseStream in the family's chunk format.
     Invoke {
         encoder: Box<InvokeStreamEncoder>,
@@ -196,7 +200,10 @@ impl EventStream {
     fn end(&mut self, out: &mut BytesMut, done: &Completion) -> Result<(), EncodeError> {
         let latency_ms = millis(done.latency);
         match &mut self.encoding {
-            Encoding::Converse { anthropic } => {
+            Encoding::Converse {
+                anthropic,
+                service_tier,
+            } => {
                 let events = [
                     ConverseStreamEvent::ContentBlockStop {
                         content_block_index: 0,
@@ -210,6 +217,7 @@ impl EventStream {
                         usage: done.usage,
                         latency_ms,
                         server_tool_usage: None,
+                        service_tier: *service_tier,
                     }),
                 ];
                 for e in &events {
@@ -257,10 +265,12 @@ pub(crate) async fn answer(a: Admitted<'_>) -> Response<SimBody> {
     } = a;
     ticket.before_headers().await;
     let request_id = ticket.request_id();
+    let served_tier = ticket.served_tier();
     let family = model.profile.family;
     let encoding = if operation == Operation::ConverseStream {
         Encoding::Converse {
             anthropic: family == ModelFamily::Anthropic,
+            service_tier: served_tier,
         }
     } else {
         Encoding::Invoke {
@@ -299,6 +309,10 @@ pub(crate) async fn answer(a: Admitted<'_>) -> Response<SimBody> {
             .filter(|v| !v.is_empty() && v != "*/*")
             .unwrap_or(HeaderValue::from_static(APPLICATION_JSON));
         r.headers_mut().insert(BEDROCK_CONTENT_TYPE, inner);
+        if let Some(tier) = served_tier {
+            r.headers_mut()
+                .insert(SERVICE_TIER, HeaderValue::from_static(tier.as_str()));
+        }
     }
     r
 }

@@ -18,7 +18,7 @@ use quarry_bedrock::{
 use super::body::{ConnectionReset, SimBody};
 use super::context::{Admitted, Shared, response};
 use super::errors::WireError;
-use super::prompt::{latency_name, native_stop_reason, tier_name};
+use super::prompt::{latency_name, native_stop_reason};
 use crate::cache::CacheTtl;
 use crate::cloudwatch::CloudWatchEvent;
 use crate::runtime::{Completion, Step};
@@ -56,6 +56,7 @@ pub(crate) async fn answer(a: Admitted<'_>) -> Result<Response<SimBody>, Connect
     ticket.before_headers().await;
     let (text, end) = ticket.collect().await;
     let request_id = ticket.request_id().to_string();
+    let served_tier = ticket.served_tier();
     let done = ticket.finish();
     let burndown = model.profile.burndown;
     let record = |event| {
@@ -106,7 +107,7 @@ pub(crate) async fn answer(a: Admitted<'_>) -> Result<Response<SimBody>, Connect
             performance_config: prompt
                 .latency_mode
                 .map(|l| PerformanceConfiguration { latency: Some(l) }),
-            service_tier: prompt.service_tier.map(|kind| ServiceTier { kind }),
+            service_tier: served_tier.map(|kind| ServiceTier { kind }),
         };
         // unwrap-free: serializing these plain structs into a Vec cannot
         // fail; an empty body would be the answer if it somehow did.
@@ -144,7 +145,7 @@ pub(crate) async fn answer(a: Admitted<'_>) -> Result<Response<SimBody>, Connect
         invocation_latency_ms: Some(latency_ms),
         bedrock_content_type: None,
         performance_config_latency: prompt.latency_mode.map(|l| latency_name(l).to_owned()),
-        service_tier: prompt.service_tier.map(|t| tier_name(t).to_owned()),
+        service_tier: served_tier.map(|t| t.as_str().to_owned()),
     };
     // Every value written is ASCII (numbers, a UUID, fixed names).
     let _ = headers.write_to(r.headers_mut());

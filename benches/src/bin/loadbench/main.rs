@@ -264,6 +264,7 @@ fn write_request(args: &Args) -> anyhow::Result<()> {
         max_tokens: draw.entry.max_tokens.get(),
         temperature: draw.entry.temperature,
         cache_ttl: None,
+        service_tier: None,
     };
     let model = ModelId::parse(&args.model).map_err(|e| anyhow::anyhow!("{e}"))?;
     let family = model
