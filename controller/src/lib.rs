@@ -16,6 +16,7 @@
 
 pub mod capacity_plan;
 pub mod clock;
+pub mod compare;
 pub mod coordinator;
 pub mod duration;
 pub mod fleet;

@@ -155,6 +155,28 @@ enum Command {
         #[arg(long)]
         show_mapping: bool,
     },
+    /// Compare runs or sweeps with the first (the baseline): the same
+    /// figures side by side with their differences, and whether each latency
+    /// percentile moved by more than run-to-run noise (a seeded bootstrap
+    /// over the HDR histograms; the method is printed).
+    #[command(after_help = quarry::compare::COMPARE_EXIT_CODES)]
+    Compare {
+        /// Results directories of runs, or sweep directories (not mixed):
+        /// the baseline first, then each one to compare with it.
+        #[arg(required = true, num_args = 2.., value_name = "DIR")]
+        dirs: Vec<PathBuf>,
+        /// Output format: text, or json (docs/compare-schema.md).
+        #[arg(long, value_enum, default_value_t = QuotasFormat::Text)]
+        format: QuotasFormat,
+        /// Exit 1 when a latency percentile is significantly higher than the
+        /// baseline's (or a sweep's feasible maximum is lower).
+        #[arg(long)]
+        fail_on_regression: bool,
+        /// The smallest change of a percentile, in % of the baseline's,
+        /// called significant (0 to 1000).
+        #[arg(long, default_value_t = 10.0, value_parser = min_change_percent, value_name = "PERCENT")]
+        min_change_percent: f64,
+    },
     /// Run a spec's [sweep]: one measured run per level, then sweep.json
     /// and report.txt (the knee, and what binds, against its [slo]).
     #[command(after_help = SWEEP_EXIT_CODES)]
@@ -171,7 +193,7 @@ enum Command {
     },
 }
 
-/// `--format` of `quarry quotas` and `quarry report --cloudwatch`.
+/// `--format` of `quarry quotas`, `quarry report --cloudwatch` and `quarry compare`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum QuotasFormat {
     /// A table.
@@ -290,6 +312,53 @@ fn main() -> ExitCode {
             timing,
             fleet,
         } => finish(sweep(&spec, out, &timing, &fleet)),
+        Command::Compare {
+            dirs,
+            format,
+            fail_on_regression,
+            min_change_percent,
+        } => compare(&dirs, format, fail_on_regression, min_change_percent),
+    }
+}
+
+/// `quarry compare`: exit codes in `quarry::compare::COMPARE_EXIT_CODES`.
+fn compare(
+    dirs: &[PathBuf],
+    format: QuotasFormat,
+    fail_on_regression: bool,
+    min_change_percent: f64,
+) -> ExitCode {
+    let method = quarry::compare::Method::new(min_change_percent / 100.0);
+    match quarry::compare::compare(dirs, &method) {
+        Ok(c) => {
+            match format {
+                QuotasFormat::Text => print!("{}", quarry::compare::render_text(&c)),
+                QuotasFormat::Json => println!("{}", c.to_json()),
+            }
+            if fail_on_regression && c.regressed() {
+                eprintln!("quarry: a significant regression against the baseline (see above)");
+                return ExitCode::from(1);
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("quarry: {}", printable(&e.to_string()));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// `--min-change-percent`: a percentage in [0, 1000].
+fn min_change_percent(text: &str) -> Result<f64, String> {
+    let v: f64 = text
+        .trim()
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| "expected a percentage from 0 to 1000".to_owned())?;
+    if v.is_finite() && (0.0..=1000.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("must be from 0 to 1000, got {v}"))
     }
 }
 
