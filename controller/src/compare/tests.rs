@@ -52,6 +52,7 @@ fn write_run(dir: &Path, scale: f64, throttled: u64) {
         model: Arc::from("meta.llama3-3-70b-instruct-v1:0"),
         operation: Some(Operation::ConverseStream),
         stage: Arc::from("hold"),
+        tier: None,
     };
     let meta = RunMeta {
         schema_version: SCHEMA_VERSION,
