@@ -363,7 +363,10 @@ fn check_run(dir: &Path, page: &Value) {
         "{:?}",
         c["labels"]
     );
-    assert_eq!(rows_of(c)[0][2], Some(3000.0));
+    let results = read_json(&dir.join("results.json"));
+    let pools = results["simulator"]["quota"].as_array().unwrap();
+    assert_eq!(pools.len(), 1, "{pools:?}");
+    assert_eq!(rows_of(c)[0][2], pools[0]["tpm"].as_f64());
 
     // TTFT from send: every .hgrm point below 100% is on the chart.
     let c = chart(page, "dist-ttft");
