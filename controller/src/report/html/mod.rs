@@ -719,13 +719,13 @@ impl Page {
         for s in &self.sections {
             s.render(&mut out);
         }
-        let _ = write!(
+        let _ = writeln!(
             out,
-            "<footer><details><summary>Charts drawn with dygraphs 2.2.1 (MIT), embedded</summary><pre>{}</pre></details></footer>\n",
+            "<footer><details><summary>Charts drawn with dygraphs 2.2.1 (MIT), embedded</summary><pre>{}</pre></details></footer>",
             escape(DYGRAPHS_LICENSE)
         );
-        let _ = write!(out, "<script>{}</script>\n", script_safe(DYGRAPHS_JS));
-        let _ = write!(out, "<script>{}</script>\n", script_safe(GLUE_JS));
+        let _ = writeln!(out, "<script>{}</script>", script_safe(DYGRAPHS_JS));
+        let _ = writeln!(out, "<script>{}</script>", script_safe(GLUE_JS));
         out.push_str("</body></html>\n");
         out
     }
