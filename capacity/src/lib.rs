@@ -78,9 +78,9 @@ pub use measured::{
     RequestShape, TokenStat,
 };
 pub use plan::{
-    Binding, Carries, Check, ClassSummary, FileBy, FixedCap, MissingInput, NamedFigure,
-    PLAN_SCHEMA_VERSION, Plan, QuotaRequest, QuotaRequestItem, RequestForm, StrategyKind,
-    StrategyResult, TimelineSummary, Wall, WallKind,
+    Binding, Carries, Check, ClassSummary, DEMAND_SAMPLES, FileBy, FixedCap, MissingInput,
+    NamedFigure, PLAN_SCHEMA_VERSION, Plan, QuotaRequest, QuotaRequestItem, RequestForm,
+    StrategyKind, StrategyResult, TimelineSummary, Wall, WallKind,
 };
 pub use planner::plan;
 pub use pool::PoolKey;

@@ -62,7 +62,16 @@ pub struct TimelineSummary {
     pub accounts: Figure,
     /// The Region planned for.
     pub region: Option<String>,
+    /// Demand over the horizon as `[day, multiple of today's]`, sampled at
+    /// [`DEMAND_SAMPLES`] even steps from day 0 to the horizon (the curve
+    /// the walls are placed on; what a report charts). Absent in plans
+    /// written before it was added.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub demand: Vec<[f64; 2]>,
 }
+
+/// Steps of [`TimelineSummary::demand`] over the horizon.
+pub const DEMAND_SAMPLES: u32 = 120;
 
 /// A class as planned.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -4,9 +4,9 @@
 //! gathers every source, assumption and missing input.
 
 use crate::context::{Ctx, DEFAULT_HORIZON_MONTHS, DEFAULT_LEAD_TIME_DAYS};
-use crate::figure::{Figure, Unit};
+use crate::figure::{Figure, Unit, round_sig};
 use crate::input::{GrowthCurve, PlanInput};
-use crate::plan::{ClassSummary, PLAN_SCHEMA_VERSION, Plan, TimelineSummary};
+use crate::plan::{ClassSummary, DEMAND_SAMPLES, PLAN_SCHEMA_VERSION, Plan, TimelineSummary};
 use crate::profile::request_profile;
 use crate::quota_request::quota_requests;
 use crate::resolve::{ResolvedClass, resolve_classes};
@@ -108,6 +108,12 @@ fn timeline_summary(
         lead_time,
         accounts,
         region: ctx.input.region.clone(),
+        demand: (0..=DEMAND_SAMPLES)
+            .map(|i| {
+                let day = days * f64::from(i) / f64::from(DEMAND_SAMPLES);
+                [round_sig(day), round_sig(ctx.timeline.factor_at(day))]
+            })
+            .collect(),
     }
 }
 

@@ -99,18 +99,28 @@ enum Command {
         #[command(flatten)]
         fleet: AgentFlags,
     },
-    /// Reprint the report of a results directory from its files alone.
+    /// Reprint the report of a run's results directory, a sweep directory
+    /// or a plan directory from its files alone (text, or --format json),
+    /// or rewrite its report.html (--html).
     #[command(after_help = EXIT_CODES)]
     Report {
-        /// The results directory.
+        /// The results, sweep or plan directory (told apart by results.json
+        /// / run.json / intervals.jsonl, sweep.json, plan.json).
         dir: PathBuf,
         /// Print instead the per-minute, per-model figures named as Bedrock's
-        /// CloudWatch metrics (AWS/Bedrock), computed from what Quarry measured.
+        /// CloudWatch metrics (AWS/Bedrock), computed from what Quarry
+        /// measured (a run's directory).
         #[arg(long)]
         cloudwatch: bool,
-        /// With --cloudwatch: text (a table) or json.
-        #[arg(long, value_enum, default_value_t = QuotasFormat::Text, requires = "cloudwatch")]
-        format: QuotasFormat,
+        /// Rewrite DIR/report.html (self-contained: charts and their data
+        /// tables, no network fetch) instead of printing the report.
+        #[arg(long, conflicts_with_all = ["cloudwatch", "format"])]
+        html: bool,
+        /// text, or json: a run's evaluated report (schema quarry.report/1),
+        /// sweep.json or plan.json as read back; with --cloudwatch, its table
+        /// as JSON.
+        #[arg(long, value_enum)]
+        format: Option<QuotasFormat>,
     },
     /// Compute a capacity plan from a plan file and measured runs and
     /// sweeps: write plan.json and plan.txt, and print plan.txt.
@@ -193,12 +203,12 @@ enum Command {
     },
 }
 
-/// `--format` of `quarry quotas`, `quarry report --cloudwatch` and `quarry compare`.
+/// `--format` of `quarry quotas`, `quarry report` and `quarry compare`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum QuotasFormat {
-    /// A table.
+    /// Text: a table, or the report as printed.
     Text,
-    /// quotas.json (docs/quotas-schema.md).
+    /// JSON (quotas.json of `quarry quotas`: docs/quotas-schema.md).
     Json,
 }
 
@@ -278,8 +288,14 @@ fn main() -> ExitCode {
             dir,
             cloudwatch: true,
             format,
-        } => finish(cloudwatch_report(&dir, format)),
-        Command::Report { dir, .. } => finish(report(&dir)),
+            ..
+        } => finish(cloudwatch_report(
+            &dir,
+            format.unwrap_or(QuotasFormat::Text),
+        )),
+        Command::Report {
+            dir, html, format, ..
+        } => finish(report(&dir, html, format.unwrap_or(QuotasFormat::Text))),
         Command::Plan {
             plan,
             from,
@@ -638,16 +654,83 @@ fn cloudwatch_report(dir: &Path, format: QuotasFormat) -> Result<ExitCode, Failu
     Ok(ExitCode::SUCCESS)
 }
 
-fn report(dir: &Path) -> Result<ExitCode, Failure> {
-    let mut doc = read_results(dir).map_err(|e| Failure::Usage(e.into()))?;
-    let figures = evaluate(&mut doc).map_err(|e| Failure::Usage(e.into()))?;
-    let mut text = render_report(&doc, &figures);
-    let fleet: Option<SharesOutcome> = read_fleet(dir).map_err(|e| Failure::Usage(e.into()))?;
-    if let Some(outcome) = &fleet {
-        text.push_str(&render_fleet_section(outcome));
+/// `quarry report DIR`: a run's, a sweep's or a plan's report, printed
+/// (text or JSON) or written as report.html.
+fn report(dir: &Path, html: bool, format: QuotasFormat) -> Result<ExitCode, Failure> {
+    use quarry::report::html::{ReportDir, plan_page, run_page, sweep_page, write_page};
+    let usage = |e: anyhow::Error| Failure::Usage(e);
+    let kind = ReportDir::detect(dir).ok_or_else(|| {
+        usage(anyhow::anyhow!(
+            "{}: not a results, sweep or plan directory (no results.json, run.json, intervals.jsonl, sweep.json or plan.json)",
+            dir.display()
+        ))
+    })?;
+    let wrote = |path: PathBuf| eprintln!("quarry: wrote {}", path.display());
+    match kind {
+        ReportDir::Run => {
+            let mut doc = read_results(dir).map_err(|e| usage(e.into()))?;
+            let figures = evaluate(&mut doc).map_err(|e| usage(e.into()))?;
+            let mut text = render_report(&doc, &figures);
+            let fleet: Option<SharesOutcome> = read_fleet(dir).map_err(|e| usage(e.into()))?;
+            if let Some(outcome) = &fleet {
+                text.push_str(&render_fleet_section(outcome));
+            }
+            if html {
+                let points =
+                    quarry::report::html::read_time_series(dir).map_err(|e| usage(e.into()))?;
+                let page = run_page(&doc, &figures, &text, &points);
+                wrote(write_page(dir, &page).map_err(|e| Failure::Run(e.into()))?);
+            } else {
+                match format {
+                    QuotasFormat::Text => print!("{text}"),
+                    QuotasFormat::Json => {
+                        print!(
+                            "{}",
+                            quarry::report::json::RunReport::of(&doc, &figures).to_json()
+                        );
+                    }
+                }
+            }
+            Ok(verdict(&doc, &figures))
+        }
+        ReportDir::Sweep => {
+            let doc = quarry::sweep::read_sweep(dir).map_err(|e| usage(e.into()))?;
+            let text = quarry::sweep::render_sweep(&doc);
+            if html {
+                let page = sweep_page(&doc, &text);
+                wrote(write_page(dir, &page).map_err(|e| Failure::Run(e.into()))?);
+            } else {
+                match format {
+                    QuotasFormat::Text => print!("{text}"),
+                    QuotasFormat::Json => println!(
+                        "{}",
+                        serde_json::to_string_pretty(&doc).map_err(|e| Failure::Run(e.into()))?
+                    ),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ReportDir::Plan => {
+            let path = dir.join(quarry::capacity_plan::PLAN_JSON);
+            let json = std::fs::read_to_string(&path)
+                .with_context(|| format!("reading {}", path.display()))
+                .map_err(usage)?;
+            let plan = quarry_capacity::from_json(&json)
+                .with_context(|| path.display().to_string())
+                .map_err(usage)?;
+            let text = quarry_capacity::render_text(&plan);
+            if html {
+                let page = plan_page(&plan, &text);
+                wrote(write_page(dir, &page).map_err(|e| Failure::Run(e.into()))?);
+            } else {
+                match format {
+                    QuotasFormat::Text => print!("{text}"),
+                    QuotasFormat::Json => print!("{}", quarry_capacity::to_json(&plan)),
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
     }
-    print!("{text}");
-    Ok(verdict(&doc, &figures))
 }
 
 /// The exit code of a run (also `quarry report`'s): 3 when it did not

@@ -13,6 +13,7 @@
 //! plans/<id>/
 //!   plan.json   the plan, versioned (docs/plan-schema.md)
 //!   plan.txt    the plan as printed
+//!   report.html the plan with charts: demand against the walls, the strategies compared
 //! ```
 
 pub mod from;
@@ -176,6 +177,9 @@ pub fn run_plan(opts: &PlanOptions) -> Result<PlanOutcome, PlanCommandError> {
     let rendered = quarry_capacity::render_text(&read_back);
     let txt_path = dir.join(PLAN_TXT);
     std::fs::write(&txt_path, &rendered).map_err(write_err(&txt_path))?;
+    let html_path = dir.join(crate::report::html::REPORT_HTML);
+    let page = crate::report::html::plan_page(&read_back, &rendered);
+    std::fs::write(&html_path, page.render()).map_err(write_err(&html_path))?;
     Ok(PlanOutcome {
         dir,
         text: rendered,

@@ -1,5 +1,7 @@
 //! The run report: figures computed from a results document (module
-//! `figures`) and rendered as text (module `render`).
+//! `figures`), rendered as text (module `render`), as a self-contained
+//! HTML page with charts ([`html`], which also renders sweeps and plans)
+//! and as JSON ([`json`], `quarry report DIR --format json`).
 //!
 //! The report is a pure function of the document, and `quarry run` renders
 //! it from the `results.json` it just wrote and read back, so `quarry report
@@ -8,6 +10,8 @@
 pub mod cloudwatch;
 mod figures;
 mod format;
+pub mod html;
+pub mod json;
 mod render;
 
 use quarry_bedrock::Outcome;

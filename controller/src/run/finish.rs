@@ -1,7 +1,8 @@
 //! The end of every run: how it ended (from its shares' outcome, in one
 //! place), the results document assembled from the totals, its figures
 //! computed once (each histogram decoded once) for the thresholds, the
-//! `.hgrm` files and the report, and everything written.
+//! `.hgrm` files, the report and its page (`report.html`), and everything
+//! written.
 
 use quarry_engine::RunPlan;
 
@@ -9,6 +10,7 @@ use super::sinks::Totals;
 use super::{RunError, RunOutcome};
 use crate::coordinator::{RunEnding, SharesOutcome};
 use crate::fleet::{add_group_totals, partial_shares};
+use crate::report::html::write_run_page;
 use crate::report::{evaluate, render_fleet_section, render_report};
 use crate::results::{
     Assembly, Ended, GroupRecord, INTERVALS_FILE, ResultsError, ResultsWriter, RunEnd, RunMeta,
@@ -106,6 +108,9 @@ pub(super) fn write_results(
         report.push_str(&render_fleet_section(outcome));
     }
     attempt(write_report(dir, &report));
+    // The page is drawn from what was written: the document as evaluated
+    // and the interval file on disk.
+    attempt(write_run_page(dir, &document, &figures, &report).map(|_| ()));
     Ok(RunOutcome {
         dir: dir.to_owned(),
         document,

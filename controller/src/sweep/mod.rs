@@ -7,6 +7,7 @@
 //! DIR/levels/01-concurrency-5/
 //! DIR/sweep.json                   schema "quarry.sweep/1" (docs/sweep-schema.md)
 //! DIR/report.txt                   one row per level
+//! DIR/report.html                  the same with charts (latency, throughput, throttling and cost against load)
 //! ```
 //!
 //! Each level's spec is the sweep spec with `[load]`'s concurrency or rate
@@ -405,6 +406,11 @@ where
     let report = render_sweep(&doc);
     write(&opts.out_dir.join(SWEEP_FILE), &to_json(&doc))?;
     write(&opts.out_dir.join("report.txt"), &report)?;
+    let page = crate::report::html::sweep_page(&doc, &report);
+    crate::report::html::write_page(&opts.out_dir, &page).map_err(|e| SweepError::Io {
+        path: opts.out_dir.join(crate::report::html::REPORT_HTML),
+        source: std::io::Error::other(e.to_string()),
+    })?;
     match failure {
         Some(e) => Err(e),
         None => Ok(SweepOutcome {
