@@ -70,6 +70,7 @@ fn plan(load: LoadProfile) -> RunPlan {
         pricing: Default::default(),
         request_slo: None,
         on_throttle: Default::default(),
+        replay: None,
     }
 }
 

@@ -35,10 +35,11 @@ pub mod testing;
 // The run plan, workload sampling and prices.
 mod plan;
 mod pricing;
+mod replay;
 mod workload;
 
 pub use share::{
-    AuthMethod, BEARER_TOKEN_ENV, Connection, FEATURE_INTERLEAVE, FEATURE_REQUEST_SLO,
+    AuthMethod, BEARER_TOKEN_ENV, Connection, FEATURE_INTERLEAVE, FEATURE_REPLAY, FEATURE_REQUEST_SLO,
     FEATURE_THROTTLE_PACING, FinishKind, PreparedShare, SHARE_FEATURES, SHARE_SCHEMA_VERSION,
     SIM_REGION, Share, ShareError, ShareEvent, ShareFinished, ShareSpec, SpanExport,
 };
@@ -72,6 +73,7 @@ pub use plan::{
     Timeouts, TokenDistribution, WorkloadMix,
 };
 pub use pricing::{ModelPrices, PriceTable};
+pub use replay::{Replay, ReplayError, ReplayRequest, text_tokens, write_exact_text};
 /// The prompt-cache lifetime, as the protocol crate defines it.
 pub use quarry_bedrock::CacheTtl;
 pub use workload::{

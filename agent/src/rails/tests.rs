@@ -34,6 +34,7 @@ fn plan(load: LoadProfile, model: &str) -> RunPlan {
         pricing: Default::default(),
         request_slo: None,
         on_throttle: Default::default(),
+        replay: None,
     }
 }
 
