@@ -89,10 +89,19 @@ mod tests {
 
     #[test]
     fn only_raw_native_prompts_go_unframed() {
-        assert!(Framing::applies(Operation::ConverseStream, ModelFamily::Llama));
-        assert!(Framing::applies(Operation::InvokeModel, ModelFamily::Anthropic));
+        assert!(Framing::applies(
+            Operation::ConverseStream,
+            ModelFamily::Llama
+        ));
+        assert!(Framing::applies(
+            Operation::InvokeModel,
+            ModelFamily::Anthropic
+        ));
         assert!(Framing::applies(Operation::InvokeModel, ModelFamily::Nova));
-        assert!(!Framing::applies(Operation::InvokeModel, ModelFamily::Llama));
+        assert!(!Framing::applies(
+            Operation::InvokeModel,
+            ModelFamily::Llama
+        ));
         assert!(!Framing::applies(
             Operation::InvokeModelWithResponseStream,
             ModelFamily::Titan

@@ -36,8 +36,8 @@ pub use error::{
     ERROR_TYPE_HEADER, ERROR_TYPE_NAMESPACE, ErrorCode, Fault, MAX_ECHO_CHARS, Outcome, QuotaWall,
     Retry, ServiceError, bounded_echo, is_daily_quota_message, messages, sanitize_error_code,
 };
-pub use framing::Framing;
 pub use family::{GEO_PREFIXES, ModelFamily, base_model_id, geo_of_region, geo_prefix};
+pub use framing::Framing;
 pub use operation::{Operation, UnknownOperation};
 pub use quota::{claude_version, output_burndown, reservation, settlement};
 pub use usage::{TokenUsage, UsageSource};

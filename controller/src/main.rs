@@ -355,9 +355,8 @@ fn trace_import(
     }
     let text = imported.to_jsonl();
     match out {
-        Some(path) => std::fs::write(path, &text).map_err(|e| {
-            Failure::Run(anyhow::anyhow!("cannot write {}: {e}", path.display()))
-        })?,
+        Some(path) => std::fs::write(path, &text)
+            .map_err(|e| Failure::Run(anyhow::anyhow!("cannot write {}: {e}", path.display())))?,
         None => print!("{text}"),
     }
     if let Some((file, first)) = imported.skipped.first() {

@@ -894,9 +894,18 @@ fn a_replay_refuses_rate_fields_and_workloads_and_replay_fields_need_a_replay() 
         TRACE.lines().next().unwrap(),
     );
     let err = load_spec(&path).unwrap_err().to_string();
-    assert!(err.contains(":3: load.rate: does not apply to a replay"), "{err}");
-    assert!(err.contains(":4: load.duration: does not apply to a replay"), "{err}");
-    assert!(err.contains(":6: workload: conflicts with load.replay"), "{err}");
+    assert!(
+        err.contains(":3: load.rate: does not apply to a replay"),
+        "{err}"
+    );
+    assert!(
+        err.contains(":4: load.duration: does not apply to a replay"),
+        "{err}"
+    );
+    assert!(
+        err.contains(":6: workload: conflicts with load.replay"),
+        "{err}"
+    );
     rejects(
         &format!("[load]\nrate = 5.0\nduration = \"1m\"\nspeed = 2.0\n{WORKLOAD}"),
         "spec.toml:4: load.speed: only applies to a replay",
@@ -906,7 +915,10 @@ fn a_replay_refuses_rate_fields_and_workloads_and_replay_fields_need_a_replay() 
         TRACE.lines().next().unwrap(),
     );
     let err = load_spec(&path).unwrap_err().to_string();
-    assert!(err.contains(":4: load.scale: must be a number > 0"), "{err}");
+    assert!(
+        err.contains(":4: load.scale: must be a number > 0"),
+        "{err}"
+    );
     let (_dir, path) = replay_spec(
         "[load]\nreplay = \"trace.jsonl\"\nfrom = \"2026-12-01T00:00:00Z\"\n",
         TRACE.lines().next().unwrap(),
@@ -918,5 +930,8 @@ fn a_replay_refuses_rate_fields_and_workloads_and_replay_fields_need_a_replay() 
     );
     let (_dir, path) = replay_spec("[load]\nreplay = \"missing.jsonl\"\n", "");
     let err = load_spec(&path).unwrap_err().to_string();
-    assert!(err.contains("missing.jsonl: cannot read the trace"), "{err}");
+    assert!(
+        err.contains("missing.jsonl: cannot read the trace"),
+        "{err}"
+    );
 }

@@ -39,9 +39,10 @@ mod replay;
 mod workload;
 
 pub use share::{
-    AuthMethod, BEARER_TOKEN_ENV, Connection, FEATURE_INTERLEAVE, FEATURE_REPLAY, FEATURE_REQUEST_SLO,
-    FEATURE_THROTTLE_PACING, FinishKind, PreparedShare, SHARE_FEATURES, SHARE_SCHEMA_VERSION,
-    SIM_REGION, Share, ShareError, ShareEvent, ShareFinished, ShareSpec, SpanExport,
+    AuthMethod, BEARER_TOKEN_ENV, Connection, FEATURE_INTERLEAVE, FEATURE_REPLAY,
+    FEATURE_REQUEST_SLO, FEATURE_THROTTLE_PACING, FinishKind, PreparedShare, SHARE_FEATURES,
+    SHARE_SCHEMA_VERSION, SIM_REGION, Share, ShareError, ShareEvent, ShareFinished, ShareSpec,
+    SpanExport,
 };
 
 pub use arrival::{ArrivalAt, ArrivalSchedule, Interleave};
@@ -73,9 +74,9 @@ pub use plan::{
     Timeouts, TokenDistribution, WorkloadMix,
 };
 pub use pricing::{ModelPrices, PriceTable};
-pub use replay::{Replay, ReplayError, ReplayRequest, text_tokens, write_exact_text};
 /// The prompt-cache lifetime, as the protocol crate defines it.
 pub use quarry_bedrock::CacheTtl;
+pub use replay::{Replay, ReplayError, ReplayRequest, text_tokens, write_exact_text};
 pub use workload::{
     CHARS_PER_TOKEN, Draw, Nonce, PromptCacheSupport, WorkloadSampler, prompt_cache_support,
 };

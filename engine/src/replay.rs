@@ -88,7 +88,9 @@ impl Replay {
 
     /// The request at `index`.
     pub fn get(&self, index: u64) -> Option<&ReplayRequest> {
-        usize::try_from(index).ok().and_then(|i| self.requests.get(i))
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.requests.get(i))
     }
 
     /// The last deadline, ns (0 when empty).
@@ -131,9 +133,9 @@ const SHORT_WORDS: &[&str] = &[
     "not", "but", "what", "all", "were", "when", "we", "can", "an", "your", "said", "if", "do",
     "will", "each", "how", "up", "out", "them", "then", "she", "many", "some", "so", "into", "has",
     "more", "her", "two", "like", "him", "see", "time", "no", "make", "than", "been", "its", "who",
-    "now", "my", "made", "over", "did", "down", "only", "way", "find", "use", "may", "long", "very",
-    "just", "most", "know", "get", "back", "much", "go", "good", "new", "our", "used", "me", "man",
-    "too", "any", "day", "same", "look", "also",
+    "now", "my", "made", "over", "did", "down", "only", "way", "find", "use", "may", "long",
+    "very", "just", "most", "know", "get", "back", "much", "go", "good", "new", "our", "used",
+    "me", "man", "too", "any", "day", "same", "look", "also",
 ];
 
 /// Appends text of exactly `tokens` tokens under the simulator's rule
@@ -176,12 +178,19 @@ mod tests {
 
     #[test]
     fn generated_text_has_exactly_the_tokens_the_simulator_counts() {
-        assert!(SHORT_WORDS.iter().all(|w| (1..=4).contains(&w.len())
-            && w.bytes().all(|b| b.is_ascii_alphabetic())));
+        assert!(
+            SHORT_WORDS
+                .iter()
+                .all(|w| (1..=4).contains(&w.len()) && w.bytes().all(|b| b.is_ascii_alphabetic()))
+        );
         for (tokens, seed) in [(1, 0), (7, 1), (1_000, 2), (100_000, 3)] {
             let mut text = String::new();
             write_exact_text(&mut text, tokens, seed);
-            assert_eq!(quarry_sim::count_tokens(&text), u64::from(tokens), "{tokens}");
+            assert_eq!(
+                quarry_sim::count_tokens(&text),
+                u64::from(tokens),
+                "{tokens}"
+            );
         }
         let (mut a, mut b) = (String::new(), String::new());
         write_exact_text(&mut a, 50, 1);

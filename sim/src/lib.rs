@@ -42,8 +42,8 @@ pub use faults::{
     FaultContext, FaultDecision, FaultKind, FaultPlan, FaultRule, HeaderFault, InjectedError,
     StreamFault, StreamFaultKind,
 };
-pub use quarry_bedrock::Framing;
 pub use latency::{ContendedLatency, LatencyModel};
+pub use quarry_bedrock::Framing;
 pub use quota::{
     PoolKey, PoolLimits, PoolScope, PoolUsage, QuotaBook, Reservation, Throttle, ThrottleReason,
     WindowKind,

@@ -179,7 +179,9 @@ fn invocation_record(line: u64, raw: &str) -> Result<Timed, TraceIssue> {
     ) {
         return Err(issue(
             "operation",
-            format!("{operation:?} is not a model invocation Quarry replays (Converse, ConverseStream, InvokeModel, InvokeModelWithResponseStream)"),
+            format!(
+                "{operation:?} is not a model invocation Quarry replays (Converse, ConverseStream, InvokeModel, InvokeModelWithResponseStream)"
+            ),
         ));
     }
     let input = count(&["input", "inputTokenCount"], true)?
@@ -198,7 +200,10 @@ fn invocation_record(line: u64, raw: &str) -> Result<Timed, TraceIssue> {
             "is 0: a replayed request needs max_tokens >= 1".to_owned(),
         ));
     }
-    let request_id = v.get("requestId").and_then(Value::as_str).map(str::to_owned);
+    let request_id = v
+        .get("requestId")
+        .and_then(Value::as_str)
+        .map(str::to_owned);
     Ok((
         at,
         TraceRecord {
@@ -235,7 +240,11 @@ pub fn parse_csv(text: &str) -> Vec<Result<Timed, TraceIssue>> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty());
     let Some((h, header)) = lines.next() else {
-        return vec![Err(TraceIssue::new(1, "", "empty: a header row is required"))];
+        return vec![Err(TraceIssue::new(
+            1,
+            "",
+            "empty: a header row is required",
+        ))];
     };
     let header_line = h as u64 + 1;
     let columns = match split_csv(header) {
@@ -247,7 +256,10 @@ pub fn parse_csv(text: &str) -> Vec<Result<Timed, TraceIssue>> {
             return vec![Err(TraceIssue::new(
                 header_line,
                 c.trim(),
-                format!("unknown column: expected some of {}", CSV_COLUMNS.join(", ")),
+                format!(
+                    "unknown column: expected some of {}",
+                    CSV_COLUMNS.join(", ")
+                ),
             ))];
         }
     }
@@ -271,11 +283,7 @@ fn csv_record(line: u64, columns: &[String], raw: &str) -> Result<Timed, TraceIs
         return Err(TraceIssue::new(
             line,
             "",
-            format!(
-                "has {} fields, the header {}",
-                cells.len(),
-                columns.len()
-            ),
+            format!("has {} fields, the header {}", cells.len(), columns.len()),
         ));
     }
     let get = |name: &str| {
@@ -321,7 +329,13 @@ fn csv_record(line: u64, columns: &[String], raw: &str) -> Result<Timed, TraceIs
                 "give timestamp or offset, not both",
             ));
         }
-        (None, None) => return Err(TraceIssue::new(line, "timestamp", "is required (or offset)")),
+        (None, None) => {
+            return Err(TraceIssue::new(
+                line,
+                "timestamp",
+                "is required (or offset)",
+            ));
+        }
     };
     // The trace reader checks the rest (model id, counts, operation) with
     // the same messages; check here too so the import names the CSV line.
@@ -388,7 +402,10 @@ mod tests {
         assert_eq!(first.operation.as_deref(), Some("ConverseStream"));
         assert_eq!(first.input_tokens, 1_204);
         assert_eq!(first.output_tokens, 312);
-        assert_eq!(first.request_id.as_deref(), Some("5f1c7c1e-0001-4c0e-9d7a-8a1f00000001"));
+        assert_eq!(
+            first.request_id.as_deref(),
+            Some("5f1c7c1e-0001-4c0e-9d7a-8a1f00000001")
+        );
         // Cache reads and writes are input the model read.
         let (_, cached) = &parsed[2];
         assert_eq!(cached.input_tokens, 150 + 2_048);
@@ -409,7 +426,10 @@ mod tests {
     fn malformed_records_name_their_line_and_field() {
         let bad = [
             ("not json", ""),
-            (r#"{"schemaType":"Other","timestamp":"2026-01-01T00:00:00Z"}"#, "schemaType"),
+            (
+                r#"{"schemaType":"Other","timestamp":"2026-01-01T00:00:00Z"}"#,
+                "schemaType",
+            ),
             (
                 r#"{"timestamp":"yesterday","modelId":"m","operation":"Converse","input":{"inputTokenCount":1},"output":{"outputTokenCount":1}}"#,
                 "timestamp",

@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use quarry_bedrock::Operation;
-use quarry_engine::{MAX_INPUT_TOKENS, MixEntry, Replay, ReplayRequest, TokenDistribution, WorkloadMix};
+use quarry_engine::{
+    MAX_INPUT_TOKENS, MixEntry, Replay, ReplayRequest, TokenDistribution, WorkloadMix,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
@@ -236,9 +238,7 @@ pub fn parse_trace(text: &str, skip_bad: bool) -> Result<Trace, Vec<TraceIssue>>
         .map(|(when, mut l)| {
             l.at_ns = match when {
                 When::Offset(ns) => ns,
-                When::Time(t) => {
-                    u64::try_from(t - start_unix_ns.unwrap_or(t)).unwrap_or(u64::MAX)
-                }
+                When::Time(t) => u64::try_from(t - start_unix_ns.unwrap_or(t)).unwrap_or(u64::MAX),
             };
             l
         })
@@ -282,9 +282,9 @@ fn parse_line(line: u64, raw: &str) -> Result<(When, TraceLine), TraceIssue> {
                 "is required (or offset, seconds since the trace's start)",
             ));
         }
-        (Some(t), None) => When::Time(
-            parse_rfc3339(t).map_err(|m| TraceIssue::new(line, "timestamp", m))?,
-        ),
+        (Some(t), None) => {
+            When::Time(parse_rfc3339(t).map_err(|m| TraceIssue::new(line, "timestamp", m))?)
+        }
         (None, Some(o)) => {
             if !(o.is_finite() && o >= 0.0 && o <= 1e9) {
                 return Err(TraceIssue::new(
@@ -307,7 +307,9 @@ fn parse_line(line: u64, raw: &str) -> Result<(When, TraceLine), TraceIssue> {
                 return Err(TraceIssue::new(
                     line,
                     "operation",
-                    format!("unknown operation {name:?}: expected Converse, ConverseStream, InvokeModel or InvokeModelWithResponseStream"),
+                    format!(
+                        "unknown operation {name:?}: expected Converse, ConverseStream, InvokeModel or InvokeModelWithResponseStream"
+                    ),
                 ));
             }
         },
@@ -505,12 +507,13 @@ pub fn build(trace: &Trace, opts: &ReplayOptions, seed: u64) -> Result<BuiltRepl
     }
     if requests.is_empty() {
         let why = if window.is_empty() {
-            format!(
-                "{} lines, none inside the window",
-                trace.lines.len()
-            )
+            format!("{} lines, none inside the window", trace.lines.len())
         } else {
-            format!("scale {} thinned out all {} lines of the window", opts.scale, window.len())
+            format!(
+                "scale {} thinned out all {} lines of the window",
+                opts.scale,
+                window.len()
+            )
         };
         return Err(BuildError::Empty(why));
     }

@@ -109,7 +109,9 @@ fn speed_and_window_rebase_and_compress_the_deadlines() {
 
 #[test]
 fn scale_thins_and_duplicates_deterministically_with_fresh_seeds() {
-    let lines: Vec<String> = (0..2_000).map(|i| line(f64::from(i) * 0.01, 10, 5)).collect();
+    let lines: Vec<String> = (0..2_000)
+        .map(|i| line(f64::from(i) * 0.01, 10, 5))
+        .collect();
     let t = trace_of(&lines);
     let count = |scale: f64, seed: u64| {
         let opts = ReplayOptions {
@@ -128,7 +130,10 @@ fn scale_thins_and_duplicates_deterministically_with_fresh_seeds() {
     let pair = &doubled.requests()[..2];
     assert_eq!(pair[0].at_ns, pair[1].at_ns);
     assert_eq!(pair[0].line, pair[1].line);
-    assert_ne!(pair[0].text_seed, pair[1].text_seed, "a copy gets fresh text");
+    assert_ne!(
+        pair[0].text_seed, pair[1].text_seed,
+        "a copy gets fresh text"
+    );
     let one_and_half = count(1.5, 3).requests().len();
     assert!((2_890..=3_110).contains(&one_and_half), "{one_and_half}");
 }

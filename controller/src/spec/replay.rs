@@ -15,11 +15,12 @@ use super::parse_duration;
 use super::raw::RawLoad;
 use super::validate::Checker;
 use crate::replay::{
-    BuildError, Bound, MAX_SCALE, ReplayOptions, build, parse_rfc3339, read_trace, render_issues, resolve,
+    Bound, BuildError, MAX_SCALE, ReplayOptions, build, parse_rfc3339, read_trace, render_issues,
+    resolve,
 };
 
 /// The name of a replay's one stage.
-pub const REPLAY_STAGE: &str = "replay";
+pub(crate) const REPLAY_STAGE: &str = "replay";
 
 /// The fastest replay: a million times the recorded pace.
 const MAX_SPEED: f64 = 1_000_000.0;
@@ -35,14 +36,20 @@ pub(crate) struct SpecReplay {
 /// every request's time).
 fn conflicting(raw: &RawLoad) -> Vec<(std::ops::Range<usize>, &'static str)> {
     [
-        (raw.concurrency.as_ref().map(Spanned::span), "load.concurrency"),
+        (
+            raw.concurrency.as_ref().map(Spanned::span),
+            "load.concurrency",
+        ),
         (raw.rate.as_ref().map(Spanned::span), "load.rate"),
         (raw.arrival.as_ref().map(Spanned::span), "load.arrival"),
         (raw.duration.as_ref().map(Spanned::span), "load.duration"),
         (raw.requests.as_ref().map(Spanned::span), "load.requests"),
         (raw.warmup.as_ref().map(Spanned::span), "load.warmup"),
         (raw.cooldown.as_ref().map(Spanned::span), "load.cooldown"),
-        (raw.on_throttle.as_ref().map(Spanned::span), "load.on_throttle"),
+        (
+            raw.on_throttle.as_ref().map(Spanned::span),
+            "load.on_throttle",
+        ),
         (
             raw.stages
                 .as_ref()
@@ -93,7 +100,11 @@ fn positive(c: &mut Checker, at: Option<&Spanned<f64>>, field: &str, max: f64) -
     if v.is_finite() && v > 0.0 && v <= max {
         Some(v)
     } else {
-        c.error(at, field, format!("must be a number > 0 and at most {max}, got {v}"));
+        c.error(
+            at,
+            field,
+            format!("must be a number > 0 and at most {max}, got {v}"),
+        );
         None
     }
 }

@@ -178,7 +178,10 @@ pub(crate) fn validate(raw: RawSpec, c: &mut Checker) -> Option<(RunPlan, Thresh
             .map(|path| super::replay::validate_replay(c, l, path, seed.unwrap_or(0)))
     });
     let load = match &raw.load {
-        Some(_) if replay.is_some() => replay.as_ref().and_then(|r| r.as_ref()).map(|r| r.load.clone()),
+        Some(_) if replay.is_some() => replay
+            .as_ref()
+            .and_then(|r| r.as_ref())
+            .map(|r| r.load.clone()),
         None => {
             c.error_at(
                 None,
@@ -198,7 +201,10 @@ pub(crate) fn validate(raw: RawSpec, c: &mut Checker) -> Option<(RunPlan, Thresh
             );
             None
         }
-        None if replay.is_some() => replay.as_ref().and_then(|r| r.as_ref()).map(|r| r.mix.clone()),
+        None if replay.is_some() => replay
+            .as_ref()
+            .and_then(|r| r.as_ref())
+            .map(|r| r.mix.clone()),
         None => {
             c.error_at(
                 None,

@@ -15,9 +15,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::HeaderValue;
 use http::Method;
-use quarry_bedrock::{
-    Endpoint, Framing, ModelFamily, ModelId, Operation, Outcome, Prompt, Retry,
-};
+use quarry_bedrock::{Endpoint, Framing, ModelFamily, ModelId, Operation, Outcome, Prompt, Retry};
 use tokio::time::Instant;
 
 use crate::clock::RunClock;
@@ -59,7 +57,9 @@ pub enum ExecutorError {
         operation: Operation,
     },
     /// A replayed request names a mix entry the plan does not have.
-    #[error("replay: the request from trace line {line} names workload entry {entry}, which the plan does not have")]
+    #[error(
+        "replay: the request from trace line {line} names workload entry {entry}, which the plan does not have"
+    )]
     ReplayEntry {
         /// The trace line.
         line: u64,
