@@ -72,6 +72,7 @@ fn plan(load: LoadProfile) -> RunPlan {
         request_slo: None,
         on_throttle: Default::default(),
         tier_prices: quarry_engine::TierPrices::default(),
+        replay: None,
     }
 }
 

@@ -13,6 +13,7 @@
 pub mod cloudwatch;
 mod error;
 mod family;
+mod framing;
 mod operation;
 pub mod quota;
 mod usage;
@@ -36,6 +37,7 @@ pub use error::{
     Retry, ServiceError, bounded_echo, is_daily_quota_message, messages, sanitize_error_code,
 };
 pub use family::{GEO_PREFIXES, ModelFamily, base_model_id, geo_of_region, geo_prefix};
+pub use framing::Framing;
 pub use operation::{Operation, UnknownOperation};
 pub use quota::{claude_version, output_burndown, reservation, settlement};
 pub use usage::{TokenUsage, UsageSource};

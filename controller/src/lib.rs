@@ -22,6 +22,7 @@ pub mod duration;
 pub mod fleet;
 pub mod live;
 pub mod quotas;
+pub mod replay;
 pub mod report;
 pub mod results;
 pub mod run;

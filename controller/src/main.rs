@@ -187,6 +187,11 @@ enum Command {
         #[arg(long, default_value_t = 10.0, value_parser = min_change_percent, value_name = "PERCENT")]
         min_change_percent: f64,
     },
+    /// Trace files for `[load] replay` (docs/trace-schema.md).
+    Trace {
+        #[command(subcommand)]
+        command: TraceCommand,
+    },
     /// Run a spec's [sweep]: one measured run per level, then sweep.json
     /// and report.txt (the knee, and what binds, against its [slo]).
     #[command(after_help = SWEEP_EXIT_CODES)]
@@ -200,6 +205,28 @@ enum Command {
         timing: TimingFlags,
         #[command(flatten)]
         fleet: AgentFlags,
+    },
+}
+
+/// `quarry trace ...`.
+#[derive(Debug, Subcommand)]
+enum TraceCommand {
+    /// Convert Bedrock model invocation logs (JSON records from CloudWatch
+    /// Logs or S3, `.gz` read through) or a CSV into a trace file.
+    Import {
+        /// What the files hold: `invocation-logs` or `csv`.
+        #[arg(long = "from", value_name = "SOURCE")]
+        source: quarry::replay::import::Source,
+        /// The files to read, in any order (the trace is sorted by time).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Where to write the trace (default: standard output).
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+        /// Skip bad records (each counted, the first few named) instead of
+        /// failing on the first file that has one.
+        #[arg(long)]
+        skip_bad: bool,
     },
 }
 
@@ -334,6 +361,15 @@ fn main() -> ExitCode {
             fail_on_regression,
             min_change_percent,
         } => compare(&dirs, format, fail_on_regression, min_change_percent),
+        Command::Trace {
+            command:
+                TraceCommand::Import {
+                    source,
+                    files,
+                    out,
+                    skip_bad,
+                },
+        } => finish(trace_import(source, &files, out.as_deref(), skip_bad)),
     }
 }
 
@@ -376,6 +412,53 @@ fn min_change_percent(text: &str) -> Result<f64, String> {
     } else {
         Err(format!("must be from 0 to 1000, got {v}"))
     }
+}
+
+/// `quarry trace import`: exit 0 with the trace written, 2 on a bad record
+/// (each named `FILE:LINE: field`) or an unreadable file, 3 when the trace
+/// cannot be written.
+fn trace_import(
+    source: quarry::replay::import::Source,
+    files: &[PathBuf],
+    out: Option<&Path>,
+    skip_bad: bool,
+) -> Result<ExitCode, Failure> {
+    let imported = quarry::replay::import::import(source, files, skip_bad).map_err(|errors| {
+        for e in &errors {
+            eprintln!("{}", printable(e));
+        }
+        Failure::Usage(anyhow::anyhow!(
+            "{} bad record(s); nothing was written (--skip-bad skips them)",
+            errors.len()
+        ))
+    })?;
+    if imported.records.is_empty() {
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "no valid record in {} file(s); nothing was written",
+            files.len()
+        )));
+    }
+    let text = imported.to_jsonl();
+    match out {
+        Some(path) => std::fs::write(path, &text)
+            .map_err(|e| Failure::Run(anyhow::anyhow!("cannot write {}: {e}", path.display())))?,
+        None => print!("{text}"),
+    }
+    if let Some((file, first)) = imported.skipped.first() {
+        eprintln!(
+            "quarry: skipped {} bad record(s); the first: {}",
+            imported.skipped.len(),
+            printable(&first.render(file))
+        );
+    }
+    eprintln!(
+        "quarry: {} request(s) imported from {} file(s){}",
+        imported.records.len(),
+        files.len(),
+        out.map(|p| format!(" into {}", p.display()))
+            .unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// `quarry plan`: exit codes in `quarry::capacity_plan::PLAN_EXIT_CODES`.
@@ -800,13 +883,36 @@ fn summary(valid: &ValidatedSpec) -> String {
         Target::Sim { .. } => "the embedded simulator".to_owned(),
         Target::Aws { region, .. } => format!("Bedrock in {region}"),
     };
-    let load = match plan.load.model() {
-        LoadModel::Closed { concurrency } => format!("closed, {concurrency} virtual users"),
-        LoadModel::Open {
-            rate_per_s,
-            arrival,
-            ..
-        } => format!("open, {rate_per_s}/s {arrival:?} arrivals"),
+    let load = match (plan.load.model(), &plan.replay) {
+        (_, Some(replay)) => {
+            let n = replay.requests().len();
+            let input: u64 = replay
+                .requests()
+                .iter()
+                .map(|r| u64::from(r.input_tokens))
+                .sum();
+            let output: u64 = replay
+                .requests()
+                .iter()
+                .map(|r| u64::from(r.output_tokens.get()))
+                .sum();
+            format!(
+                "replay of {n} requests over {:.3} s (mean {:.2}/s; {input} input and {output} output tokens in all, from the trace)",
+                replay.last_at_ns() as f64 / 1e9,
+                plan.load.model().base_level()
+            )
+        }
+        (LoadModel::Closed { concurrency }, None) => {
+            format!("closed, {concurrency} virtual users")
+        }
+        (
+            LoadModel::Open {
+                rate_per_s,
+                arrival,
+                ..
+            },
+            None,
+        ) => format!("open, {rate_per_s}/s {arrival:?} arrivals"),
     };
     let stages: Vec<String> = plan
         .load
@@ -825,7 +931,7 @@ fn summary(valid: &ValidatedSpec) -> String {
         format!("  load:       {load}; stages: {}", stages.join(", ")),
     ];
     let total: u64 = plan.mix.entries().iter().map(|e| u64::from(e.weight)).sum();
-    for e in plan.mix.entries() {
+    for e in plan.mix.entries().iter().filter(|_| plan.replay.is_none()) {
         lines.push(format!(
             "  workload:   {:>5.1}% {} {} max_tokens {}",
             100.0 * e.weight as f64 / total.max(1) as f64,
@@ -833,6 +939,19 @@ fn summary(valid: &ValidatedSpec) -> String {
             e.operation,
             e.max_tokens
         ));
+    }
+    if let Some(replay) = &plan.replay {
+        for (i, e) in plan.mix.entries().iter().enumerate() {
+            let n = replay
+                .requests()
+                .iter()
+                .filter(|r| r.entry as usize == i)
+                .count();
+            lines.push(format!(
+                "  workload:   {n} requests {} {} (max_tokens up to {})",
+                e.model_id, e.operation, e.max_tokens
+            ));
+        }
     }
     lines.push(format!("  thresholds: {}", valid.thresholds.rules().len()));
     lines.join("\n")

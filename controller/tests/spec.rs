@@ -886,5 +886,95 @@ fn a_bad_service_tier_is_rejected() {
     rejects(
         &spec,
         "spec.toml:10: tier_pricing.gold: unknown field `gold`",
+/// A spec in a fresh directory beside a trace file holding `trace`.
+fn replay_spec(spec: &str, trace: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("trace.jsonl"), trace).unwrap();
+    let path = dir.path().join("spec.toml");
+    std::fs::write(&path, spec).unwrap();
+    (dir, path)
+}
+
+const TRACE: &str = r#"{"offset":0,"model":"meta.llama3-3-70b-instruct-v1:0","input_tokens":100,"output_tokens":20}
+{"offset":1.5,"model":"meta.llama3-3-70b-instruct-v1:0","input_tokens":0,"output_tokens":20}
+{"offset":3,"model":"amazon.nova-micro-v1:0","input_tokens":50,"output_tokens":10,"session":"u1"}
+"#;
+
+#[test]
+fn a_replay_spec_names_the_trace_line_and_field_or_skips_and_warns() {
+    let (dir, path) = replay_spec("[load]\nreplay = \"trace.jsonl\"\n", TRACE);
+    let err = load_spec(&path).unwrap_err().to_string();
+    let trace = dir.path().join("trace.jsonl");
+    assert!(
+        err.contains(&format!(
+            "{}:2: input_tokens: must be between 1 and 1000000, got 0",
+            trace.display()
+        )),
+        "{err}"
+    );
+    let (_dir, path) = replay_spec(
+        "[load]\nreplay = \"trace.jsonl\"\nskip_bad = true\nspeed = 3.0\n",
+        TRACE,
+    );
+    let valid = load_spec(&path).unwrap();
+    assert_eq!(valid.warnings.len(), 1, "{:?}", valid.warnings);
+    let warning = valid.warnings[0].to_string();
+    assert!(warning.contains("skipped 1 bad lines"), "{warning}");
+    assert!(warning.contains("trace.jsonl:2: input_tokens"), "{warning}");
+    let replay = valid.plan.replay.unwrap();
+    let at: Vec<u64> = replay.requests().iter().map(|r| r.at_ns).collect();
+    assert_eq!(at, [0, 1_000_000_000]);
+    assert_eq!(valid.plan.mix.entries().len(), 2);
+    assert_eq!(valid.plan.load.stages().len(), 1);
+    assert_eq!(valid.plan.load.stages()[0].name, "replay");
+    assert!(matches!(valid.plan.load.model(), LoadModel::Open { .. }));
+}
+
+#[test]
+fn a_replay_refuses_rate_fields_and_workloads_and_replay_fields_need_a_replay() {
+    let (_dir, path) = replay_spec(
+        &format!("[load]\nreplay = \"trace.jsonl\"\nrate = 5.0\nduration = \"1m\"\n{WORKLOAD}"),
+        TRACE.lines().next().unwrap(),
+    );
+    let err = load_spec(&path).unwrap_err().to_string();
+    assert!(
+        err.contains(":3: load.rate: does not apply to a replay"),
+        "{err}"
+    );
+    assert!(
+        err.contains(":4: load.duration: does not apply to a replay"),
+        "{err}"
+    );
+    assert!(
+        err.contains(":6: workload: conflicts with load.replay"),
+        "{err}"
+    );
+    rejects(
+        &format!("[load]\nrate = 5.0\nduration = \"1m\"\nspeed = 2.0\n{WORKLOAD}"),
+        "spec.toml:4: load.speed: only applies to a replay",
+    );
+    let (_dir, path) = replay_spec(
+        "[load]\nreplay = \"trace.jsonl\"\nfrom = \"2026-12-01T00:00:00Z\"\nscale = 0\n",
+        TRACE.lines().next().unwrap(),
+    );
+    let err = load_spec(&path).unwrap_err().to_string();
+    assert!(
+        err.contains(":4: load.scale: must be a number > 0"),
+        "{err}"
+    );
+    let (_dir, path) = replay_spec(
+        "[load]\nreplay = \"trace.jsonl\"\nfrom = \"2026-12-01T00:00:00Z\"\n",
+        TRACE.lines().next().unwrap(),
+    );
+    let err = load_spec(&path).unwrap_err().to_string();
+    assert!(
+        err.contains(":3: load.from: is a time, but the trace gives offsets"),
+        "{err}"
+    );
+    let (_dir, path) = replay_spec("[load]\nreplay = \"missing.jsonl\"\n", "");
+    let err = load_spec(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("missing.jsonl: cannot read the trace"),
+        "{err}"
     );
 }

@@ -35,11 +35,13 @@ pub mod testing;
 // The run plan, workload sampling and prices.
 mod plan;
 mod pricing;
+mod replay;
 mod workload;
 
 pub use share::{
-    AuthMethod, BEARER_TOKEN_ENV, Connection, FEATURE_INTERLEAVE, FEATURE_REQUEST_SLO,
-    FEATURE_SERVICE_TIER, FEATURE_THROTTLE_PACING, FinishKind, PreparedShare, SHARE_FEATURES,
+    AuthMethod, BEARER_TOKEN_ENV, Connection, FEATURE_INTERLEAVE, FEATURE_REPLAY,
+    FEATURE_REQUEST_SLO, FEATURE_SERVICE_TIER, FEATURE_THROTTLE_PACING, FinishKind, PreparedShare,
+    SHARE_FEATURES,
     SHARE_SCHEMA_VERSION, SIM_REGION, Share, ShareError, ShareEvent, ShareFinished, ShareSpec,
     SpanExport,
 };
@@ -75,6 +77,7 @@ pub use plan::{
 pub use pricing::{ModelPrices, PriceTable, TIER_PRICE_UNIT, TierPrices};
 /// The prompt-cache lifetime, as the protocol crate defines it.
 pub use quarry_bedrock::CacheTtl;
+pub use replay::{Replay, ReplayError, ReplayRequest, text_tokens, write_exact_text};
 pub use workload::{
     CHARS_PER_TOKEN, Draw, Nonce, PromptCacheSupport, WorkloadSampler, prompt_cache_support,
 };

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 use crate::load::LoadProfile;
 use crate::pacing::ThrottlePacing;
 use crate::pricing::{ModelPrices, TierPrices};
+use crate::replay::Replay;
 
 /// Largest input-token count a distribution may draw. The biggest context
 /// windows on Bedrock are 1M tokens; the prompt text pool is sized from this,
@@ -59,6 +60,13 @@ pub struct RunPlan {
     /// ratios ([`crate::TierPrices`]).
     #[serde(default, skip_serializing_if = "TierPrices::is_default")]
     pub tier_prices: TierPrices,
+    /// A trace to replay: each request at its recorded time with its own
+    /// model and token counts, instead of arrivals drawn from the load's
+    /// rate and requests drawn from the mix (whose entries are then the
+    /// trace's models). A share carrying it requires
+    /// [`crate::FEATURE_REPLAY`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<Replay>,
 }
 
 /// Per-request SLO bounds (DistServe's goodput): a request meets them when

@@ -25,6 +25,8 @@ pub struct RequestTicket {
     pub stage: usize,
     /// The closed-loop virtual user sending it.
     pub slot: Option<u32>,
+    /// The index of the replayed trace request it sends (replay only).
+    pub replay: Option<u64>,
 }
 
 /// A request the workload picked for a ticket: which model and operation it

@@ -529,6 +529,7 @@ mod tests {
             intended_at: Some(1_000),
             stage: 1,
             slot: None,
+            replay: None,
         }
     }
 

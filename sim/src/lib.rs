@@ -15,7 +15,6 @@ mod cloudwatch;
 mod config;
 mod faults;
 mod field;
-mod framing;
 mod latency;
 mod quota;
 mod runtime;
@@ -44,8 +43,8 @@ pub use faults::{
     FaultContext, FaultDecision, FaultKind, FaultPlan, FaultRule, HeaderFault, InjectedError,
     StreamFault, StreamFaultKind,
 };
-pub use framing::Framing;
 pub use latency::{ContendedLatency, LatencyModel};
+pub use quarry_bedrock::Framing;
 pub use quota::{
     PoolKey, PoolLimits, PoolScope, PoolUsage, QuotaBook, Reservation, Throttle, ThrottleReason,
     WindowKind,

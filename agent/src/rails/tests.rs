@@ -36,6 +36,7 @@ fn plan(load: LoadProfile, model: &str) -> RunPlan {
         request_slo: None,
         on_throttle: Default::default(),
         tier_prices: quarry_engine::TierPrices::default(),
+        replay: None,
     }
 }
 

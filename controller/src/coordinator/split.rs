@@ -20,11 +20,18 @@
 //! slots of the whole run's grid, which the shares' slots tile exactly.
 //! Poisson shares keep independent seeds, and a sum of independent Poisson
 //! processes is Poisson.
+//!
+//! A replayed trace's requests are dealt out, not split by rate: a request
+//! with a session goes to the share whose slice of the 2⁶⁴ circle holds its
+//! session's hash (so a session stays on one agent), one without goes by
+//! its position on the golden-ratio Weyl sequence (round-robin by weight,
+//! no bursts); the slices are the shares' weight fractions.
 
 use quarry_engine::Interleave;
 use quarry_engine::{Arrival, EndCondition, LoadError, LoadModel, LoadProfile, Stage};
 use quarry_engine::{
-    FEATURE_INTERLEAVE, FEATURE_REQUEST_SLO, FEATURE_SERVICE_TIER, FEATURE_THROTTLE_PACING,
+    FEATURE_INTERLEAVE, FEATURE_REPLAY, FEATURE_REQUEST_SLO, FEATURE_SERVICE_TIER,
+    FEATURE_THROTTLE_PACING, Replay,
     ShareSpec,
 };
 use quarry_engine::{RunPlan, Target};
@@ -155,12 +162,17 @@ pub fn split(plan: &RunPlan, weights: &[f64]) -> Result<Vec<RunPlan>, SplitError
             .map(EndCondition::Requests)
             .collect(),
     };
+    let mut replays = plan
+        .replay
+        .as_ref()
+        .map(|r| deal_replay(r, &fractions).into_iter());
     let mut shares = Vec::with_capacity(weights.len());
     for (share, ((model, stages), end)) in models.into_iter().zip(stages).zip(ends).enumerate() {
         let profile = LoadProfile::new(model, stages, end)
             .map_err(|source| SplitError::Load { share, source })?;
         shares.push(RunPlan {
             load: profile,
+            replay: replays.as_mut().and_then(Iterator::next),
             ..plan.clone()
         });
     }
@@ -290,6 +302,7 @@ pub fn share_specs(
                     .chain(plan.request_slo.iter().map(|_| FEATURE_REQUEST_SLO))
                     .chain((!plan.on_throttle.is_none()).then_some(FEATURE_THROTTLE_PACING))
                     .chain(uses_tiers(plan).then_some(FEATURE_SERVICE_TIER))
+                    .chain(plan.replay.is_some().then_some(FEATURE_REPLAY))
                     .map(str::to_owned)
                     .collect(),
                 interleave,
@@ -305,6 +318,10 @@ pub fn share_specs(
 /// open-loop with constant arrivals and the shares' rates are unequal;
 /// `None` otherwise (phases `k/K` interleave equal shares exactly).
 fn interleave(plan: &RunPlan, shares: &[RunPlan]) -> Option<Vec<Interleave>> {
+    if plan.replay.is_some() {
+        // A replay's arrivals are its trace's, dealt out by `deal_replay`.
+        return None;
+    }
     let LoadModel::Open {
         rate_per_s,
         arrival: Arrival::Constant,
@@ -325,6 +342,38 @@ fn interleave(plan: &RunPlan, shares: &[RunPlan]) -> Option<Vec<Interleave>> {
         return None;
     }
     Some(Interleave::tile(&fractions, &plan.load))
+}
+
+/// Deals a replay's requests to shares of `fractions` (summing to 1): by
+/// session hash when the request has a session, else by its position's
+/// golden-ratio Weyl value, each on the 2⁶⁴ circle cut into the shares'
+/// slices. The hash is salted with the share count and request count, so a
+/// group's part dealt again over its agents spreads anew.
+pub fn deal_replay(replay: &Replay, fractions: &[f64]) -> Vec<Replay> {
+    let circle = 1u128 << 64;
+    let mut bounds = Vec::with_capacity(fractions.len());
+    let mut cumulative = 0.0;
+    for f in &fractions[..fractions.len().saturating_sub(1)] {
+        cumulative += f;
+        bounds.push(((cumulative * circle as f64) as u128).min(circle - 1) as u64);
+    }
+    let salt = ((fractions.len() as u64) << 32) ^ replay.requests().len() as u64;
+    let owner = |i: usize, session: Option<u64>| {
+        let point = match session {
+            Some(h) => crate::replay::mix64(h, salt),
+            None => (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        };
+        bounds.partition_point(|&b| b <= point)
+    };
+    let owners: Vec<usize> = replay
+        .requests()
+        .iter()
+        .enumerate()
+        .map(|(i, r)| owner(i, r.session))
+        .collect();
+    (0..fractions.len())
+        .map(|k| replay.retain(|i, _| owners[i] == k))
+        .collect()
 }
 
 /// Share `k`'s arrival seed: the plan's seed for share 0, distinct for every
@@ -1100,5 +1149,78 @@ mod tests {
                 prop_assert_eq!(r, want_r[g]);
             }
         }
+    }
+
+    fn replay_of(n: u64, session: impl Fn(u64) -> Option<u64>) -> Replay {
+        Replay::new(
+            (0..n)
+                .map(|i| quarry_engine::ReplayRequest {
+                    at_ns: i * 1_000,
+                    entry: 0,
+                    input_tokens: 10,
+                    output_tokens: std::num::NonZeroU32::new(5).unwrap(),
+                    prompt: None,
+                    session: session(i),
+                    text_seed: i,
+                    line: i + 1,
+                })
+                .collect(),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_replay_is_dealt_by_weight_and_sessions_stay_together() {
+        let fractions = [0.5, 0.3, 0.2];
+        let plain = replay_of(1_000, |_| None);
+        let parts = deal_replay(&plain, &fractions);
+        for (part, f) in parts.iter().zip(fractions) {
+            let want = 1_000.0 * f;
+            let got = part.requests().len() as f64;
+            // Weyl positions: within a few of the exact part.
+            assert!((got - want).abs() <= 3.0, "{got} vs {want}");
+        }
+        let mut lines: Vec<u64> = parts
+            .iter()
+            .flat_map(|p| p.requests().iter().map(|r| r.line))
+            .collect();
+        lines.sort_unstable();
+        assert_eq!(lines, (1..=1_000).collect::<Vec<_>>(), "each once");
+        // 40 sessions: every request of one session on one share.
+        let sessions = replay_of(1_000, |i| Some(session_hash(i % 40)));
+        let parts = deal_replay(&sessions, &fractions);
+        for s in 0..40 {
+            let holders = parts
+                .iter()
+                .filter(|p| {
+                    p.requests()
+                        .iter()
+                        .any(|r| r.session == Some(session_hash(s)))
+                })
+                .count();
+            assert_eq!(holders, 1, "session {s}");
+        }
+        assert!(parts.iter().all(|p| !p.requests().is_empty()));
+    }
+
+    fn session_hash(s: u64) -> u64 {
+        crate::replay::mix64(0xfeed, s)
+    }
+
+    #[test]
+    fn replay_shares_require_the_feature_and_get_no_interleave() {
+        let mut plan = open_with(10.0, Arrival::Constant, 5);
+        plan.replay = Some(replay_of(30, |_| None));
+        let slots = [ShareSlot::new(2.0, "g"), ShareSlot::new(1.0, "g")];
+        let specs = share_specs("r", &plan, &slots, 1_000, None).unwrap();
+        for s in &specs {
+            assert!(s.requires.contains(&FEATURE_REPLAY.to_owned()));
+            assert!(s.interleave.is_none());
+        }
+        let total: usize = specs
+            .iter()
+            .map(|s| s.plan.replay.as_ref().unwrap().requests().len())
+            .sum();
+        assert_eq!(total, 30);
     }
 }

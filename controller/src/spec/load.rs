@@ -16,6 +16,17 @@ use super::validate::Checker;
 /// Validates `[load]`; `None` when any error was recorded.
 pub(crate) fn validate_load(c: &mut Checker, l: &Spanned<RawLoad>) -> Option<LoadProfile> {
     let raw = l.get_ref();
+    let replay_only = super::replay::replay_only(raw);
+    for (span, field) in &replay_only {
+        c.error_at(
+            Some(span.clone()),
+            *field,
+            "only applies to a replay (load.replay = \"trace.jsonl\")",
+        );
+    }
+    if !replay_only.is_empty() {
+        return None;
+    }
     let model = model(c, l);
     let end = match &raw.requests {
         None => Some(EndCondition::AfterStages),

@@ -9,6 +9,7 @@ mod agents;
 mod error;
 mod load;
 mod raw;
+mod replay;
 mod sweep;
 mod target;
 mod telemetry;

@@ -56,6 +56,12 @@ pub(crate) struct RawLoad {
     pub(crate) cooldown: Option<Spanned<String>>,
     pub(crate) stages: Option<Vec<Spanned<RawStage>>>,
     pub(crate) on_throttle: Option<Spanned<RawOnThrottle>>,
+    pub(crate) replay: Option<Spanned<String>>,
+    pub(crate) speed: Option<Spanned<f64>>,
+    pub(crate) from: Option<Spanned<String>>,
+    pub(crate) to: Option<Spanned<String>>,
+    pub(crate) scale: Option<Spanned<f64>>,
+    pub(crate) skip_bad: Option<Spanned<bool>>,
 }
 
 /// `on_throttle = "none" | "backoff"` or `on_throttle = { think = "1s" }`.

@@ -144,6 +144,17 @@ impl Checker {
         self.lines.line(at.span().start)
     }
 
+    /// The spec file's directory (files a spec names are relative to it).
+    pub(crate) fn spec_dir(&self) -> &std::path::Path {
+        self.file.parent().unwrap_or(std::path::Path::new(""))
+    }
+
+    /// A finding in another file the spec names (a trace), already
+    /// rendered `FILE:LINE: field: message`.
+    pub(crate) fn error_elsewhere(&mut self, rendered: String) {
+        self.push(Severity::Error, None, String::new(), rendered);
+    }
+
     /// A required field is missing from the table spanning `table`.
     pub(crate) fn missing<T>(&mut self, table: &Spanned<T>, field: &str, why: &str) {
         self.error(table, field, format!("is required{why}"));
@@ -160,7 +171,17 @@ pub(crate) fn validate(raw: RawSpec, c: &mut Checker) -> Option<(RunPlan, Thresh
         None => Some(Target::Sim { sim_profile: None }),
         Some(t) => super::target::validate_target(c, t),
     };
+    let replay = raw.load.as_ref().and_then(|l| {
+        l.get_ref()
+            .replay
+            .as_ref()
+            .map(|path| super::replay::validate_replay(c, l, path, seed.unwrap_or(0)))
+    });
     let load = match &raw.load {
+        Some(_) if replay.is_some() => replay
+            .as_ref()
+            .and_then(|r| r.as_ref())
+            .map(|r| r.load.clone()),
         None => {
             c.error_at(
                 None,
@@ -172,6 +193,18 @@ pub(crate) fn validate(raw: RawSpec, c: &mut Checker) -> Option<(RunPlan, Thresh
         Some(l) => super::load::validate_load(c, l),
     };
     let mix = match &raw.workload {
+        Some(w) if replay.is_some() => {
+            c.error(
+                w,
+                "workload",
+                "conflicts with load.replay: the trace gives each request's model and token counts",
+            );
+            None
+        }
+        None if replay.is_some() => replay
+            .as_ref()
+            .and_then(|r| r.as_ref())
+            .map(|r| r.mix.clone()),
         None => {
             c.error_at(
                 None,
@@ -210,6 +243,10 @@ pub(crate) fn validate(raw: RawSpec, c: &mut Checker) -> Option<(RunPlan, Thresh
         request_slo: None,
         on_throttle: on_throttle?,
         tier_prices: tier_prices?,
+        replay: match replay {
+            Some(r) => Some(r?.replay),
+            None => None,
+        },
     };
     Some((plan, thresholds?))
 }

@@ -16,14 +16,15 @@ use bytes::Bytes;
 use http::HeaderValue;
 use http::Method;
 use quarry_bedrock::{
-    Endpoint, ModelFamily, ModelId, Operation, Outcome, Prompt, Retry, ServiceTierType,
+    Endpoint, Framing, ModelFamily, ModelId, Operation, Outcome, Prompt, Retry, ServiceTierType,
 };
 use tokio::time::Instant;
 
 use crate::clock::RunClock;
 use crate::http::{Transport, TransportConfig};
-use crate::plan::{RetryPolicy, RunPlan, Timeouts};
+use crate::plan::{MixEntry, RetryPolicy, RunPlan, Timeouts};
 use crate::pricing::{PriceTable, TierPrices};
+use crate::replay::{Replay, ReplayRequest, text_tokens, write_exact_text};
 use crate::scheduler::{Executor, Workload};
 use crate::timeline::{Completion, EarlierAttempt, PlannedRequest, RequestTicket};
 use crate::workload::WorkloadSampler;
@@ -57,6 +58,16 @@ pub enum ExecutorError {
         /// The operation.
         operation: Operation,
     },
+    /// A replayed request names a mix entry the plan does not have.
+    #[error(
+        "replay: the request from trace line {line} names workload entry {entry}, which the plan does not have"
+    )]
+    ReplayEntry {
+        /// The trace line.
+        line: u64,
+        /// The entry index given.
+        entry: u32,
+    },
     /// The transport cannot reach the endpoint as given.
     #[error("endpoint: {0}")]
     Transport(#[from] crate::http::TransportError),
@@ -79,6 +90,8 @@ pub struct BedrockExecutor {
     signer: SignerSource,
     sampler: Arc<WorkloadSampler>,
     entries: Vec<EntryTarget>,
+    replay: Option<Arc<Replay>>,
+    mix: Vec<MixEntry>,
     prices: PriceTable,
     tier_prices: TierPrices,
     retry: RetryPolicy,
@@ -122,6 +135,17 @@ impl BedrockExecutor {
                 service_tier: entry.service_tier,
             });
         }
+        let replay = plan.replay.clone().map(Arc::new);
+        if let Some(bad) = replay.as_ref().and_then(|r| {
+            r.requests()
+                .iter()
+                .find(|q| q.entry as usize >= entries.len())
+        }) {
+            return Err(ExecutorError::ReplayEntry {
+                line: bad.line,
+                entry: bad.entry,
+            });
+        }
         let base: http::Uri = endpoint
             .base_url()
             .parse()
@@ -137,6 +161,8 @@ impl BedrockExecutor {
             signer,
             sampler,
             entries,
+            replay,
+            mix: plan.mix.entries().to_vec(),
             prices: PriceTable::with_overrides(plan.pricing.clone()),
             tier_prices: plan.tier_prices,
             retry: plan.retry,
@@ -146,6 +172,12 @@ impl BedrockExecutor {
     }
 
     fn prepare(&self, ticket: &RequestTicket) -> (PreparedRequest, u64, Option<f32>, &EntryTarget) {
+        if let Some(request) = ticket
+            .replay
+            .and_then(|i| self.replay.as_ref().and_then(|r| r.get(i)))
+        {
+            return self.prepare_replayed(request);
+        }
         let draw = self.sampler.draw(ticket.seq);
         let target = &self.entries[draw.entry_index];
         let mut user_text = String::with_capacity(draw.body.len() + 24);
@@ -175,6 +207,55 @@ impl BedrockExecutor {
             draw.entry.temperature,
             target,
         )
+    }
+}
+
+impl BedrockExecutor {
+    /// A replayed trace request: its own model, its recorded prompt or text
+    /// of exactly its input tokens less the framing the model adds, and its
+    /// output tokens as `max_tokens` (see [`crate::replay`]).
+    fn prepare_replayed(
+        &self,
+        request: &ReplayRequest,
+    ) -> (PreparedRequest, u64, Option<f32>, &EntryTarget) {
+        // The index was checked against the entries when the executor was built.
+        let target = &self.entries[request.entry as usize];
+        let entry = &self.mix[request.entry as usize];
+        let user_text = match &request.prompt {
+            Some(text) => text.clone(),
+            None => {
+                let framing = if Framing::applies(target.operation, target.family) {
+                    Framing::of(target.family).tokens(1, entry.system_prompt.is_some())
+                } else {
+                    0
+                };
+                let mut text = String::new();
+                write_exact_text(
+                    &mut text,
+                    text_tokens(request.input_tokens, framing),
+                    request.text_seed,
+                );
+                text
+            }
+        };
+        let max_tokens = request.output_tokens.get();
+        let prompt = Prompt {
+            system: entry.system_prompt.clone(),
+            cached_prefix: None,
+            user_text,
+            max_tokens,
+            temperature: entry.temperature,
+            cache_ttl: None,
+        };
+        let body = Bytes::from(prompt.body(target.operation, target.family));
+        let prepared = PreparedRequest {
+            uri: target.uri.clone(),
+            host: self.host.clone(),
+            operation: target.operation,
+            family: target.family,
+            body,
+        };
+        (prepared, u64::from(max_tokens), entry.temperature, target)
     }
 }
 
@@ -287,6 +368,7 @@ impl BedrockExecutor {
 pub struct MixWorkload {
     sampler: Arc<WorkloadSampler>,
     models: Vec<(Arc<str>, Operation, Option<ServiceTierType>)>,
+    replay: Option<Arc<Replay>>,
 }
 
 impl MixWorkload {
@@ -299,7 +381,11 @@ impl MixWorkload {
             .iter()
             .map(|e| (Arc::from(e.model_id.as_str()), e.operation, e.service_tier))
             .collect();
-        MixWorkload { sampler, models }
+        MixWorkload {
+            sampler,
+            models,
+            replay: plan.replay.clone().map(Arc::new),
+        }
     }
 }
 
@@ -307,7 +393,12 @@ impl Workload for MixWorkload {
     type Item = usize;
 
     fn pick(&self, ticket: &RequestTicket) -> PlannedRequest<usize> {
-        let index = self.sampler.draw(ticket.seq).entry_index;
+        let replayed = ticket
+            .replay
+            .and_then(|i| self.replay.as_ref().and_then(|r| r.get(i)))
+            .map(|r| r.entry as usize)
+            .filter(|&e| e < self.models.len());
+        let index = replayed.unwrap_or_else(|| self.sampler.draw(ticket.seq).entry_index);
         let (model, operation, service_tier) = &self.models[index];
         PlannedRequest {
             model: model.clone(),

@@ -159,6 +159,7 @@ fn plan(model: &str, operation: Operation, retry: RetryPolicy, timeouts: Timeout
         request_slo: None,
         on_throttle: Default::default(),
         tier_prices: crate::TierPrices::default(),
+        replay: None,
     }
 }
 
@@ -180,6 +181,7 @@ async fn run_one(plan: &RunPlan, addr: SocketAddr) -> Completion {
         intended_at: None,
         stage: 0,
         slot: Some(0),
+        replay: None,
     };
     let request = workload.pick(&ticket);
     let clock = RunClock::start(UNIX_EPOCH + Duration::from_secs(1_763_769_600));

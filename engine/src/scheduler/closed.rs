@@ -82,6 +82,7 @@ where
             intended_at: None,
             stage: shared.plan.stage_at(now).unwrap_or(0),
             slot: Some(slot),
+            replay: None,
         };
         if unit.is_none() {
             unit = Some(shared.gauge.hold());

@@ -96,6 +96,10 @@ pub struct EngineConfig {
     pub request_slo: Option<RequestSlo>,
     /// A closed-loop user's pause after a throttled request.
     pub on_throttle: ThrottlePacing,
+    /// A replayed trace's deadlines, ns since the origin, in order: an open
+    /// loop then dispatches request `i` at `replay_at[i]` (its ticket's
+    /// `replay` is `i`) instead of walking the load's rate.
+    pub replay_at: Option<Arc<[u64]>>,
 }
 
 impl Default for EngineConfig {
@@ -113,6 +117,7 @@ impl Default for EngineConfig {
             spans: None,
             request_slo: None,
             on_throttle: ThrottlePacing::None,
+            replay_at: None,
         }
     }
 }

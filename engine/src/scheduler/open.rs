@@ -9,7 +9,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
 use super::{EndReason, Executor, Shared, Workload, drain};
-use crate::arrival::ArrivalSchedule;
+use crate::arrival::{ArrivalAt, ArrivalSchedule};
 use crate::clock::{RunClock, duration_ns};
 use crate::load::{Arrival, CatchUp, DEFAULT_MAX_IN_FLIGHT};
 use crate::series::{Count, SeriesKey};
@@ -33,14 +33,22 @@ where
         max_in_flight.unwrap_or(DEFAULT_MAX_IN_FLIGHT) as usize,
     )));
     let config = &shared.config;
-    let schedule = match (&config.interleave, arrival) {
-        (Some(slots), Arrival::Constant) => ArrivalSchedule::interleaved(slots),
-        _ => ArrivalSchedule::new(&shared.plan, arrival, config.seed, config.phase),
+    let schedule = match (&config.replay_at, &config.interleave, arrival) {
+        (Some(times), ..) => Schedule::Replay(Arc::clone(times), 0),
+        (None, Some(slots), Arrival::Constant) => {
+            Schedule::Rate(ArrivalSchedule::interleaved(slots))
+        }
+        _ => Schedule::Rate(ArrivalSchedule::new(
+            &shared.plan,
+            arrival,
+            config.seed,
+            config.phase,
+        )),
     };
     let mut stop = shared.stop.clone();
     let mut tasks = JoinSet::new();
     let ended = 'arrivals: {
-        for next in schedule {
+        for (next, replay) in schedule {
             // Reap finished tasks so the set stays as small as what is in flight.
             while tasks.try_join_next().is_some() {}
             if shared.limit_reached() {
@@ -75,6 +83,7 @@ where
                 intended_at: Some(next.at_ns),
                 stage: next.stage,
                 slot: None,
+                replay,
             };
             let unit = shared.gauge.hold();
             let shared = Arc::clone(shared);
@@ -88,6 +97,30 @@ where
     };
     drain(&mut tasks, config.grace).await;
     ended
+}
+
+/// Where the dispatcher's deadlines come from: the load's rate, or a
+/// replayed trace's recorded times (each with its request's index).
+enum Schedule {
+    Rate(ArrivalSchedule),
+    Replay(Arc<[u64]>, usize),
+}
+
+impl Iterator for Schedule {
+    type Item = (ArrivalAt, Option<u64>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Schedule::Rate(schedule) => schedule.next().map(|a| (a, None)),
+            Schedule::Replay(times, next) => {
+                let at_ns = *times.get(*next)?;
+                let index = *next as u64;
+                *next += 1;
+                // A replay runs as one stage (the spec's `replay`).
+                Some((ArrivalAt { at_ns, stage: 0 }, Some(index)))
+            }
+        }
+    }
 }
 
 fn count_dropped<W: Workload, E: Executor<W::Item>>(shared: &Shared<W, E>, stage: usize) {

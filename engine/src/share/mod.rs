@@ -32,7 +32,8 @@ use crate::workload::WorkloadSampler;
 pub use connection::{AuthMethod, BEARER_TOKEN_ENV, Connection, SIM_REGION, ShareError};
 pub use events::{FinishKind, ShareEvent, ShareFinished};
 pub use spec::{
-    FEATURE_INTERLEAVE, FEATURE_REQUEST_SLO, FEATURE_SERVICE_TIER, FEATURE_THROTTLE_PACING,
+    FEATURE_INTERLEAVE, FEATURE_REPLAY, FEATURE_REQUEST_SLO, FEATURE_SERVICE_TIER,
+    FEATURE_THROTTLE_PACING,
     SHARE_FEATURES, SHARE_SCHEMA_VERSION, ShareSpec,
 };
 

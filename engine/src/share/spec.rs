@@ -72,6 +72,10 @@ pub const FEATURE_THROTTLE_PACING: &str = "throttle_pacing";
 /// ([`crate::MixEntry::service_tier`]) requires: an agent that ignored it
 /// would send every request at Standard and price it so.
 pub const FEATURE_SERVICE_TIER: &str = "service_tier";
+/// The feature a share whose plan replays a trace ([`RunPlan::replay`])
+/// requires: an agent that ignored it would fire the load's rate with
+/// requests drawn from the mix, not the trace.
+pub const FEATURE_REPLAY: &str = "replay";
 
 /// Every share feature this build understands (its agents also list them as
 /// `Describe` capabilities).
@@ -80,6 +84,7 @@ pub const SHARE_FEATURES: &[&str] = &[
     FEATURE_REQUEST_SLO,
     FEATURE_THROTTLE_PACING,
     FEATURE_SERVICE_TIER,
+    FEATURE_REPLAY,
 ];
 
 impl ShareSpec {
@@ -103,6 +108,13 @@ impl ShareSpec {
             interval: std::time::Duration::from_millis(self.interval_ms.max(1)),
             request_slo: self.plan.request_slo,
             on_throttle: self.plan.on_throttle,
+            replay_at: self.plan.replay.as_ref().map(|r| {
+                r.requests()
+                    .iter()
+                    .map(|q| q.at_ns)
+                    .collect::<Vec<_>>()
+                    .into()
+            }),
             ..EngineConfig::default()
         }
     }

@@ -11,7 +11,7 @@
 
 use quarry_bedrock::{
     AnthropicBlock, AnthropicContent, CacheTtl as WireTtl, ContentBlock, ConverseRequest,
-    ConverseTokensRequest, CountTokensInput, CountTokensRequest, Message, ModelFamily,
+    ConverseTokensRequest, CountTokensInput, CountTokensRequest, Framing, Message, ModelFamily,
     NativeRequest, PerformanceLatency, Role, ServiceTierType, SystemContentBlock, messages,
 };
 use serde::Serialize;
@@ -19,7 +19,6 @@ use serde::Serialize;
 use super::errors::WireError;
 use crate::cache::{CachePoint, CacheTtl, prefix_hash};
 use crate::catalog::ModelProfile;
-use crate::framing::Framing;
 use crate::text::count_tokens;
 
 /// Most cache checkpoints one request may carry.

@@ -14,8 +14,12 @@
 //! the caller writes the template. CountTokens and the `inputTokens` a
 //! Converse or InvokeModel answer reports use the same figures, so they
 //! agree. Framing is counted after the content, outside cached prefixes.
+//!
+//! It lives in the protocol crate because both sides need it: the simulator
+//! adds it to every count, and a load generator that must send a prompt of
+//! an exact input-token count (trace replay) takes it off.
 
-use quarry_bedrock::ModelFamily;
+use crate::{ModelFamily, Operation};
 
 /// Framing tokens of one family's prompt template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +64,14 @@ impl Framing {
     pub fn tokens(self, messages: usize, system: bool) -> u64 {
         self.per_request + self.per_message * messages as u64 + if system { self.system } else { 0 }
     }
+
+    /// Whether Bedrock renders `family`'s template around a request of
+    /// `operation` (so its framing counts as input): always for Converse,
+    /// for the message-shaped native bodies (Anthropic Messages, Nova), never
+    /// for a raw native prompt (Llama's `prompt`, Titan's `inputText`).
+    pub fn applies(operation: Operation, family: ModelFamily) -> bool {
+        !operation.is_native() || matches!(family, ModelFamily::Anthropic | ModelFamily::Nova)
+    }
 }
 
 #[cfg(test)]
@@ -73,6 +85,27 @@ mod tests {
         let f = Framing::of(ModelFamily::Llama);
         assert_eq!(f.tokens(1, false), 10);
         assert_eq!(f.tokens(3, true), 5 + 15 + 5);
+    }
+
+    #[test]
+    fn only_raw_native_prompts_go_unframed() {
+        assert!(Framing::applies(
+            Operation::ConverseStream,
+            ModelFamily::Llama
+        ));
+        assert!(Framing::applies(
+            Operation::InvokeModel,
+            ModelFamily::Anthropic
+        ));
+        assert!(Framing::applies(Operation::InvokeModel, ModelFamily::Nova));
+        assert!(!Framing::applies(
+            Operation::InvokeModel,
+            ModelFamily::Llama
+        ));
+        assert!(!Framing::applies(
+            Operation::InvokeModelWithResponseStream,
+            ModelFamily::Titan
+        ));
     }
 
     #[test]
