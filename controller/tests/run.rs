@@ -163,7 +163,7 @@ fn report_on_a_directory_without_results_exits_2() {
     let tmp = tempfile::tempdir().unwrap();
     let report = quarry(&["report", tmp.path().to_str().unwrap()], tmp.path());
     assert_eq!(report.status.code(), Some(2));
-    assert!(text(&report.stderr).contains("not a results directory"));
+    assert!(text(&report.stderr).contains("not a results, sweep or plan directory"));
 }
 
 #[test]

@@ -886,6 +886,9 @@ fn a_bad_service_tier_is_rejected() {
     rejects(
         &spec,
         "spec.toml:10: tier_pricing.gold: unknown field `gold`",
+    );
+}
+
 /// A spec in a fresh directory beside a trace file holding `trace`.
 fn replay_spec(spec: &str, trace: &str) -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();

@@ -189,10 +189,16 @@ impl HealthSample {
 /// `sysconf(_SC_CLK_TCK)` would need `unsafe` libc).
 const USER_HZ: u64 = 100;
 
+/// The shortest window a CPU figure is given over. CPU time comes in whole
+/// ticks (10 ms), so over a shorter window one tick more or less is already
+/// 10% of a core or more: a 3 ms drain interval at a run's end read as
+/// "199%" and flagged a healthy generator as saturated.
+pub const MIN_CPU_WINDOW: Duration = Duration::from_millis(100);
+
 /// Process CPU use from successive `/proc/self/stat` readings.
 #[derive(Debug, Default)]
 pub struct ProcessCpu {
-    /// The previous (cpu ticks, run-clock ns) reading.
+    /// The (cpu ticks, run-clock ns) reading the next figure counts from.
     last: Option<(u64, u64)>,
 }
 
@@ -202,8 +208,10 @@ impl ProcessCpu {
         ProcessCpu::default()
     }
 
-    /// CPU percent since the previous call (`None` on the first call or
-    /// where `/proc` is missing). `now_ns` is the run clock's time.
+    /// CPU percent since the previous figure (`None` on the first call,
+    /// where `/proc` is missing, or when less than [`MIN_CPU_WINDOW`] has
+    /// passed: that time then counts into the next figure). `now_ns` is the
+    /// run clock's time.
     pub fn sample(&mut self, now_ns: u64) -> Option<f64> {
         // A /proc read is served from kernel memory in microseconds; doing it
         // once per interval on the ticker is cheaper than a blocking-pool hop.
@@ -213,9 +221,16 @@ impl ProcessCpu {
     }
 
     fn observe(&mut self, ticks: u64, now_ns: u64) -> Option<f64> {
-        let previous = self.last.replace((ticks, now_ns));
-        let (last_ticks, last_ns) = previous?;
-        let wall_ns = now_ns.checked_sub(last_ns).filter(|d| *d > 0)?;
+        let Some((last_ticks, last_ns)) = self.last else {
+            self.last = Some((ticks, now_ns));
+            return None;
+        };
+        let wall_ns = now_ns.saturating_sub(last_ns);
+        if wall_ns < duration_ns(MIN_CPU_WINDOW) {
+            // Too short to resolve in ticks: keep the older reading.
+            return None;
+        }
+        self.last = Some((ticks, now_ns));
         let cpu_ns = ticks.saturating_sub(last_ticks) as f64 * (1e9 / USER_HZ as f64);
         Some(100.0 * cpu_ns / wall_ns as f64)
     }
@@ -252,6 +267,23 @@ mod tests {
         // 150 ticks = 1.5 s of CPU over 1 s of wall time: 150 %.
         assert_eq!(cpu.observe(1_150, 1_000_000_000), Some(150.0));
         assert_eq!(cpu.observe(1_150, 1_000_000_000), None);
+    }
+
+    /// A window too short to resolve in 10 ms ticks gets no figure (one tick
+    /// over 5 ms would read 200%), and its time counts into the next one.
+    #[test]
+    fn a_window_shorter_than_ticks_resolve_is_not_judged() {
+        let mut cpu = ProcessCpu::new();
+        assert_eq!(cpu.observe(1_000, 0), None);
+        assert_eq!(cpu.observe(1_010, 500_000_000), Some(20.0));
+        assert_eq!(cpu.observe(1_011, 505_000_000), None, "5 ms, 1 tick");
+        // The next figure spans both: 2 ticks (20 ms) over 500 ms.
+        assert_eq!(cpu.observe(1_012, 1_000_000_000), Some(4.0));
+        let policy = HealthPolicy {
+            cores: 2,
+            ..HealthPolicy::default()
+        };
+        assert!(!policy.judge(0, 0, None).any());
     }
 
     #[test]

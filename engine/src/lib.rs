@@ -41,9 +41,8 @@ mod workload;
 pub use share::{
     AuthMethod, BEARER_TOKEN_ENV, Connection, FEATURE_INTERLEAVE, FEATURE_REPLAY,
     FEATURE_REQUEST_SLO, FEATURE_SERVICE_TIER, FEATURE_THROTTLE_PACING, FinishKind, PreparedShare,
-    SHARE_FEATURES,
-    SHARE_SCHEMA_VERSION, SIM_REGION, Share, ShareError, ShareEvent, ShareFinished, ShareSpec,
-    SpanExport,
+    SHARE_FEATURES, SHARE_SCHEMA_VERSION, SIM_REGION, Share, ShareError, ShareEvent, ShareFinished,
+    ShareSpec, SpanExport,
 };
 
 pub use arrival::{ArrivalAt, ArrivalSchedule, Interleave};

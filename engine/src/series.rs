@@ -910,6 +910,8 @@ mod tests {
             "throttles_requests_per_minute",
             "throttles_tokens_per_day",
             "throttles_unnamed",
+            "unavailable",
+            "tier_fallback",
         ]);
         let ours: Vec<_> = (0..Count::COUNT).map(counter_name).collect();
         assert_eq!(ours, wire);

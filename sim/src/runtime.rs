@@ -905,7 +905,7 @@ mod tests {
         assert_eq!(pri_at[0], std_at[0]);
         assert_eq!(std_at[19] - std_at[0], Duration::from_millis(190));
         assert_eq!(pri_at[19] - pri_at[0], Duration::from_millis(19 * 8));
-        let slower = sim(&format!("{FIXED}[tiers]\npriority_speedup = 0.0\n"));
+        let slower = self::sim(&format!("{FIXED}[tiers]\npriority_speedup = 0.0\n"));
         let mut same = admit(
             &slower,
             LLAMA,

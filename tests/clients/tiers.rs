@@ -104,9 +104,8 @@ async fn the_aws_cli_sends_a_tier() {
             "--model-id",
             LLAMA,
             "--body",
+            // AWS CLI v1 (PyPI's) takes a blob argument as raw bytes.
             r#"{"prompt":"<|begin_of_text|>Hello","max_gen_len":5}"#,
-            "--cli-binary-format",
-            "raw-in-base64-out",
             "--service-tier",
             "priority",
             answer.to_str().unwrap(),

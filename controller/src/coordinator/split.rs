@@ -31,8 +31,7 @@ use quarry_engine::Interleave;
 use quarry_engine::{Arrival, EndCondition, LoadError, LoadModel, LoadProfile, Stage};
 use quarry_engine::{
     FEATURE_INTERLEAVE, FEATURE_REPLAY, FEATURE_REQUEST_SLO, FEATURE_SERVICE_TIER,
-    FEATURE_THROTTLE_PACING, Replay,
-    ShareSpec,
+    FEATURE_THROTTLE_PACING, Replay, ShareSpec,
 };
 use quarry_engine::{RunPlan, Target};
 

@@ -478,6 +478,8 @@ pub fn build(trace: &Trace, opts: &ReplayOptions, seed: u64) -> Result<BuiltRepl
                     cache: None,
                     nonce: true,
                     temperature: None,
+                    // A trace line names no tier: Standard.
+                    service_tier: None,
                 });
                 index.insert(key, e);
                 e

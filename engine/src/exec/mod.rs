@@ -246,6 +246,7 @@ impl BedrockExecutor {
             max_tokens,
             temperature: entry.temperature,
             cache_ttl: None,
+            service_tier: target.service_tier,
         };
         let body = Bytes::from(prompt.body(target.operation, target.family));
         let prepared = PreparedRequest {
@@ -253,6 +254,7 @@ impl BedrockExecutor {
             host: self.host.clone(),
             operation: target.operation,
             family: target.family,
+            service_tier: target.service_tier,
             body,
         };
         (prepared, u64::from(max_tokens), entry.temperature, target)

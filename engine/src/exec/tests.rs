@@ -158,7 +158,7 @@ fn plan(model: &str, operation: Operation, retry: RetryPolicy, timeouts: Timeout
         pricing: Default::default(),
         request_slo: None,
         on_throttle: Default::default(),
-        tier_prices: crate::TierPrices::default(),
+        tier_prices: TierPrices::default(),
         replay: None,
     }
 }
@@ -435,9 +435,9 @@ async fn requests_are_priced_at_the_tier_that_served_them() {
 fn the_tier_header_goes_on_invoke_model_only() {
     let request = |operation| PreparedRequest {
         uri: "http://localhost/".parse().unwrap(),
-        host: http::HeaderValue::from_static("localhost"),
+        host: HeaderValue::from_static("localhost"),
         operation,
-        family: quarry_bedrock::ModelFamily::Llama,
+        family: ModelFamily::Llama,
         service_tier: Some(ServiceTierType::Flex),
         body: Bytes::new(),
     };
