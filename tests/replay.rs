@@ -69,9 +69,12 @@ impl Executor<usize> for Recording {
     }
 }
 
+/// One trace line as written: offset (s), input and output tokens, session.
+type Line = (f64, u64, u64, Option<String>);
+
 /// A trace of `n` lines over two models, four sessions and some without,
 /// offsets 37 ms apart with a gap, token counts all different.
-fn trace(n: u64) -> (String, Vec<(f64, u64, u64, Option<String>)>) {
+fn trace(n: u64) -> (String, Vec<Line>) {
     let mut text = String::new();
     let mut lines = Vec::new();
     for i in 0..n {
@@ -84,7 +87,11 @@ fn trace(n: u64) -> (String, Vec<(f64, u64, u64, Option<String>)>) {
             .as_ref()
             .map(|s| format!(r#","session":"{s}""#))
             .unwrap_or_default();
-        let operation = if i % 4 == 1 { r#","operation":"Converse""# } else { "" };
+        let operation = if i % 4 == 1 {
+            r#","operation":"Converse""#
+        } else {
+            ""
+        };
         text.push_str(&format!(
             r#"{{"offset":{offset},"model":"{model}","input_tokens":{input},"output_tokens":{output}{session_json}{operation}}}"#
         ));
@@ -142,18 +149,29 @@ async fn replayed_requests_keep_the_traces_times_and_tokens() {
     .unwrap();
     let sim = SimServer::start(&config).await.unwrap();
 
-    let slots = [ShareSlot::new(1.0, "default"), ShareSlot::new(1.0, "default")];
+    let slots = [
+        ShareSlot::new(1.0, "default"),
+        ShareSlot::new(1.0, "default"),
+    ];
     let shares = share_specs("replay-test", &plan, &slots, 1_000, Some(&sim.url())).unwrap();
     let mut all: Vec<(u64, Sent)> = Vec::new();
     let mut owner: BTreeMap<u64, usize> = BTreeMap::new();
     for (k, share) in shares.iter().enumerate() {
-        assert!(share.requires.iter().any(|f| f == "replay"), "{:?}", share.requires);
+        assert!(
+            share.requires.iter().any(|f| f == "replay"),
+            "{:?}",
+            share.requires
+        );
         let part = share.plan.replay.as_ref().unwrap();
         assert!(!part.requests().is_empty(), "share {k} was dealt nothing");
         let connection = Connection::for_target(&share.plan.target, share.sim_url.as_deref())
             .await
             .unwrap();
-        let sampler = Arc::new(WorkloadSampler::new(&share.plan.mix, share.plan.seed, k as u64));
+        let sampler = Arc::new(WorkloadSampler::new(
+            &share.plan.mix,
+            share.plan.seed,
+            k as u64,
+        ));
         let executor = Arc::new(Recording {
             inner: BedrockExecutor::new(
                 &share.plan,
@@ -202,7 +220,11 @@ async fn replayed_requests_keep_the_traces_times_and_tokens() {
         assert!(sent.ok, "line {line}: {sent:?}");
         assert_eq!(sent.intended_at, Some(exp.0), "line {line}: the schedule");
         assert_eq!(sent.input_tokens, Some(exp.1), "line {line}: input tokens");
-        assert_eq!(sent.output_tokens, Some(exp.2), "line {line}: output tokens");
+        assert_eq!(
+            sent.output_tokens,
+            Some(exp.2),
+            "line {line}: output tokens"
+        );
         lags.push(sent.sent_at.saturating_sub(exp.0));
     }
     // A session's requests all went out from one share.

@@ -193,7 +193,7 @@ const USER_HZ: u64 = 100;
 /// ticks (10 ms), so over a shorter window one tick more or less is already
 /// 10% of a core or more: a 3 ms drain interval at a run's end read as
 /// "199%" and flagged a healthy generator as saturated.
-pub const MIN_CPU_WINDOW: Duration = Duration::from_millis(100);
+pub(crate) const MIN_CPU_WINDOW: Duration = Duration::from_millis(100);
 
 /// Process CPU use from successive `/proc/self/stat` readings.
 #[derive(Debug, Default)]
@@ -209,8 +209,9 @@ impl ProcessCpu {
     }
 
     /// CPU percent since the previous figure (`None` on the first call,
-    /// where `/proc` is missing, or when less than [`MIN_CPU_WINDOW`] has
-    /// passed: that time then counts into the next figure). `now_ns` is the
+    /// where `/proc` is missing, or when less than 100 ms has passed, too
+    /// short to resolve in 10 ms ticks: that time then counts into the next
+    /// figure). `now_ns` is the
     /// run clock's time.
     pub fn sample(&mut self, now_ns: u64) -> Option<f64> {
         // A /proc read is served from kernel memory in microseconds; doing it

@@ -286,7 +286,7 @@ fn parse_line(line: u64, raw: &str) -> Result<(When, TraceLine), TraceIssue> {
             When::Time(parse_rfc3339(t).map_err(|m| TraceIssue::new(line, "timestamp", m))?)
         }
         (None, Some(o)) => {
-            if !(o.is_finite() && o >= 0.0 && o <= 1e9) {
+            if !(o.is_finite() && (0.0..=1e9).contains(&o)) {
                 return Err(TraceIssue::new(
                     line,
                     "offset",

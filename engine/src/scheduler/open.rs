@@ -101,6 +101,9 @@ where
 
 /// Where the dispatcher's deadlines come from: the load's rate, or a
 /// replayed trace's recorded times (each with its request's index).
+// One per dispatcher, on its stack: boxing the rate schedule would only add
+// an indirection to every arrival.
+#[allow(clippy::large_enum_variant)]
 enum Schedule {
     Rate(ArrivalSchedule),
     Replay(Arc<[u64]>, usize),

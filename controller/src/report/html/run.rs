@@ -122,12 +122,15 @@ fn distribution(
 
 /// A time-series chart of `columns`, bucketed to [`MAX_CHART_ROWS`] rows
 /// (each bucket's minimum, mean and maximum) when longer.
+/// A time-series column: its series and how to read its value off an interval.
+type Column<'a> = (Series, &'a dyn Fn(&TimePoint) -> Option<f64>);
+
 fn time_chart(
     points: &[TimePoint],
     id: &str,
     title: &str,
     y: Axis,
-    columns: &[(Series, &dyn Fn(&TimePoint) -> Option<f64>)],
+    columns: &[Column<'_>],
 ) -> Chart {
     let span_s = points.last().map_or(0.0, |p| p.end_ns as f64 / 1e9);
     let x = if span_s > 7_200.0 {
@@ -150,7 +153,7 @@ fn time_chart(
             let values: Vec<Option<[f64; 3]>> = columns
                 .iter()
                 .map(|(_, f)| {
-                    let vs: Vec<f64> = bucket.iter().filter_map(|p| f(p)).collect();
+                    let vs: Vec<f64> = bucket.iter().filter_map(f).collect();
                     if vs.is_empty() {
                         return None;
                     }
@@ -243,7 +246,7 @@ fn time_series(doc: &ResultsDocument, points: &[TimePoint]) -> Section {
     };
     let limit = move |_: &TimePoint| tpm_limit;
     let settled = |p: &TimePoint| per_s(p.summary.quota_settled, p).map(|r| r * 60.0);
-    let mut columns: Vec<(Series, &dyn Fn(&TimePoint) -> Option<f64>)> = Vec::new();
+    let mut columns: Vec<Column<'_>> = Vec::new();
     columns.push((Series::new("quota tokens settled per minute"), &settled));
     if tpm_limit.is_some() {
         columns.push((Series::reference(quota_label), &limit));
