@@ -139,7 +139,7 @@ const SHORT_WORDS: &[&str] = &[
 ];
 
 /// Appends text of exactly `tokens` tokens under the simulator's rule
-/// (`quarry_sim::count_tokens`): that many words from [`SHORT_WORDS`], each
+/// (`quarry_sim::count_tokens`): that many words from a fixed list of short words, each
 /// after one space, drawn from `seed`. About 4.3 bytes per token.
 pub fn write_exact_text(out: &mut String, tokens: u32, seed: u64) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
