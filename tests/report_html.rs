@@ -314,6 +314,73 @@ fn run_sweep_and_plan_pages_draw_offline_and_chart_their_files() {
     check_sweep(&sweep, &sweep_page);
     let plan_page = probe(&d.plan, test).unwrap();
     check_plan(&plan, &plan_page);
+
+    // `quarry compare --html`: a run and a sweep each against itself.
+    for (name, dir) in [("cmp-run", &d.run), ("cmp-sweep", &d.sweep)] {
+        let out_dir = d._tmp.path().join(name);
+        std::fs::create_dir(&out_dir).unwrap();
+        let page_path = out_dir.join("report.html");
+        let dir = dir.to_str().unwrap();
+        let out = quarry(
+            &[
+                "compare",
+                dir,
+                dir,
+                "--format",
+                "json",
+                "--html",
+                page_path.to_str().unwrap(),
+            ],
+            &out_dir,
+        );
+        ok("compare --html", &out, &[0]);
+        let doc: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let page = probe(&out_dir, test).unwrap();
+        check_compare(&doc, &page);
+    }
+}
+
+/// Each latency chart holds the comparison's percentiles, A and B, in ms.
+fn check_compare(doc: &Value, page: &Value) {
+    let versus = &doc["comparisons"][0];
+    let (run, id) = if versus["run"].is_null() {
+        let level = &versus["sweep"]["levels"][0];
+        let value = level["value"].as_f64().unwrap();
+        (
+            &level["run"],
+            format!("s0-l{}", format!("{value}").replace('.', "_")),
+        )
+    } else {
+        (&versus["run"], "v0".to_owned())
+    };
+    let ttft: Vec<&Value> = run["percentiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["metric"] == "ttft" && !p["baseline_ns"].is_null())
+        .collect();
+    assert!(!ttft.is_empty(), "{run}");
+    let charted = rows(chart(page, &format!("{id}-ttft")));
+    assert_eq!(charted.len(), ttft.len(), "{charted:?}");
+    for (row, p) in charted.iter().zip(&ttft) {
+        let q = p["percentile"].as_f64().unwrap() / 100.0;
+        let ms = |v: &Value| v.as_u64().unwrap() as f64 / 1e6;
+        let want = [
+            1.0 / (1.0 - q),
+            ms(&p["baseline_ns"]),
+            ms(&p["candidate_ns"]),
+        ];
+        for (got, want) in row.iter().zip(want) {
+            let got = got.unwrap();
+            assert!(
+                (got - want).abs() <= 1e-9 * want.abs().max(1.0),
+                "{row:?} vs {want}"
+            );
+        }
+        // The same run twice: no significant difference.
+        assert_ne!(p["significance"], "higher");
+        assert_ne!(p["significance"], "lower");
+    }
 }
 
 /// The time series are `intervals.jsonl`'s, the distributions the `.hgrm`

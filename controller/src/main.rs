@@ -186,6 +186,10 @@ enum Command {
         /// called significant (0 to 1000).
         #[arg(long, default_value_t = 10.0, value_parser = min_change_percent, value_name = "PERCENT")]
         min_change_percent: f64,
+        /// Also write the comparison as a self-contained page to this file
+        /// (opens offline, like every report.html).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// Trace files for `[load] replay` (docs/trace-schema.md).
     Trace {
@@ -360,7 +364,14 @@ fn main() -> ExitCode {
             format,
             fail_on_regression,
             min_change_percent,
-        } => compare(&dirs, format, fail_on_regression, min_change_percent),
+            html,
+        } => compare(
+            &dirs,
+            format,
+            fail_on_regression,
+            min_change_percent,
+            html.as_deref(),
+        ),
         Command::Trace {
             command:
                 TraceCommand::Import {
@@ -379,10 +390,19 @@ fn compare(
     format: QuotasFormat,
     fail_on_regression: bool,
     min_change_percent: f64,
+    html: Option<&Path>,
 ) -> ExitCode {
     let method = quarry::compare::Method::new(min_change_percent / 100.0);
     match quarry::compare::compare(dirs, &method) {
         Ok(c) => {
+            if let Some(path) = html {
+                let page = quarry::compare::compare_page(&c).render();
+                if let Err(e) = std::fs::write(path, page) {
+                    eprintln!("quarry: cannot write {}: {e}", path.display());
+                    return ExitCode::from(3);
+                }
+                eprintln!("quarry: wrote {}", path.display());
+            }
             match format {
                 QuotasFormat::Text => print!("{}", quarry::compare::render_text(&c)),
                 QuotasFormat::Json => println!("{}", c.to_json()),

@@ -12,6 +12,7 @@
 //! bootstrap of [`bootstrap`].
 
 pub mod bootstrap;
+mod html;
 mod render;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +22,7 @@ use quarry_engine::{LoadModel, Metric, TokenKind};
 use serde::{Deserialize, Serialize};
 
 pub use bootstrap::{Cumulative, Judged, Method, Significance, judge};
+pub use html::compare_page;
 pub use render::render_text;
 
 use crate::report::{Figures, evaluate};

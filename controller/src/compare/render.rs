@@ -10,7 +10,7 @@ use crate::report::{count, duration_ns, rate, usd};
 use crate::sweep::value_text;
 
 /// The label of the `i`-th input: `A`, `B`, ... then `#27`.
-fn label(i: usize) -> String {
+pub(super) fn label(i: usize) -> String {
     match u8::try_from(i) {
         Ok(i) if i < 26 => char::from(b'A' + i).to_string(),
         _ => format!("#{}", i + 1),
@@ -87,7 +87,7 @@ fn sweep_side(out: &mut String, name: &str, s: &SweepSide) {
 }
 
 /// A signed value: `+` or `−` and `show` of its magnitude.
-fn signed(v: f64, show: impl Fn(f64) -> String) -> String {
+pub(super) fn signed(v: f64, show: impl Fn(f64) -> String) -> String {
     if v == 0.0 {
         return show(0.0);
     }
@@ -95,18 +95,18 @@ fn signed(v: f64, show: impl Fn(f64) -> String) -> String {
     format!("{sign}{}", show(v.abs()))
 }
 
-fn signed_ns(v: i64) -> String {
+pub(super) fn signed_ns(v: i64) -> String {
     signed(v as f64, |x| duration_ns(x as u64))
 }
 
-fn relative(r: Option<f64>) -> String {
+pub(super) fn relative(r: Option<f64>) -> String {
     r.map_or("-".to_owned(), |r| {
         signed(r, |x| format!("{:.1}%", x * 100.0))
     })
 }
 
 /// A figure's value in its unit.
-fn figure_value(unit: &str, v: f64) -> String {
+pub(super) fn figure_value(unit: &str, v: f64) -> String {
     match unit {
         "requests" => count(v.round() as u64),
         "fraction" => format!("{:.2}%", v * 100.0),
@@ -197,7 +197,7 @@ fn run_tables(out: &mut String, r: &RunComparison, b: &str, confidence: f64) {
     let _ = writeln!(out, "verdict: {}", run_verdict(r, b));
 }
 
-fn run_verdict(r: &RunComparison, b: &str) -> String {
+pub(super) fn run_verdict(r: &RunComparison, b: &str) -> String {
     let judged = r
         .percentiles
         .iter()

@@ -120,11 +120,11 @@ fn distribution(
     Some(chart)
 }
 
-/// A time-series chart of `columns`, bucketed to [`MAX_CHART_ROWS`] rows
-/// (each bucket's minimum, mean and maximum) when longer.
 /// A time-series column: its series and how to read its value off an interval.
 type Column<'a> = (Series, &'a dyn Fn(&TimePoint) -> Option<f64>);
 
+/// A time-series chart of `columns`, bucketed to [`MAX_CHART_ROWS`] rows
+/// (each bucket's minimum, mean and maximum) when longer.
 fn time_chart(
     points: &[TimePoint],
     id: &str,
