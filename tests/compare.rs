@@ -11,9 +11,9 @@
 //! under the 10% floor the method holds a difference to.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-use quarry_e2e::procs::quarry_bin;
+use quarry_e2e::procs::{quarry, text};
 use serde_json::Value;
 
 /// The embedded simulator: a contended latency model with no contention
@@ -49,18 +49,6 @@ fn run_spec() -> String {
     format!(
         "seed = 5\n[target]\nkind = \"sim\"\nsim_profile = \"sim.toml\"\n\n[load]\nconcurrency = 50\nrequests = 400\n{WORKLOAD}"
     )
-}
-
-fn quarry(args: &[&str], cwd: &Path) -> Output {
-    Command::new(quarry_bin())
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 fn s(p: &Path) -> &str {

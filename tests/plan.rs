@@ -5,10 +5,9 @@
 //! `plan.json` renders to. Bad input exits 2 (plan file) or 3 (`--from`).
 
 use std::path::Path;
-use std::process::{Command, Output};
 
 use quarry_capacity::{Basis, SourceKind, WallKind, from_json, render_text};
-use quarry_e2e::procs::quarry_bin;
+use quarry_e2e::procs::{quarry, text};
 
 /// Exact, small latencies: each run is short and the machine's load barely matters.
 const SIM_CONFIG: &str = r#"latency = { kind = "fixed", ttft_ms = 20.0, gap_ms = 2.0 }
@@ -37,18 +36,6 @@ input_tokens = 200
 max_tokens = 32
 "#
     )
-}
-
-fn quarry(args: &[&str], cwd: &Path) -> Output {
-    Command::new(quarry_bin())
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// `quarry run` at `concurrency` into `out`; asserts it succeeded.

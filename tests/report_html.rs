@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use quarry_e2e::docker::require_tool;
-use quarry_e2e::procs::quarry_bin;
+use quarry_e2e::procs::{quarry, text};
 use serde_json::Value;
 
 const SIM: &str = r#"seed = 1
@@ -87,18 +87,6 @@ ttft = "5s"
 throttle_rate = "<= 1%"
 "#
     )
-}
-
-fn quarry(args: &[&str], cwd: &Path) -> Output {
-    Command::new(quarry_bin())
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap()
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn ok(what: &str, out: &Output, codes: &[i32]) {

@@ -53,6 +53,21 @@ pub fn quarry_bin() -> PathBuf {
         .clone()
 }
 
+/// Runs the `quarry` binary with `args` in `cwd` to its end: its exit
+/// status and everything it printed.
+pub fn quarry(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(quarry_bin())
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+/// What a process printed, as text.
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
 /// A `quarry-agent` on loopback (`--insecure`), killed when dropped.
 pub struct Agent {
     /// The process.

@@ -218,6 +218,27 @@ fn closed_model(c: &mut Checker, l: &Spanned<RawLoad>, n: &Spanned<i64>) -> Opti
         .ok()
 }
 
+/// `load.max_in_flight` and `load.drop_late_after`, which bound every open
+/// loop (a rate or a replayed trace): `None` where the field was bad.
+pub(crate) fn open_loop_limits(
+    c: &mut Checker,
+    raw: &RawLoad,
+) -> (Option<Option<u32>>, Option<CatchUp>) {
+    let cap = match &raw.max_in_flight {
+        None => Some(None),
+        Some(m) => c
+            .int_in(m, "load.max_in_flight", 1, i64::from(MAX_CONCURRENCY))
+            .map(|m| Some(m as u32)),
+    };
+    let catch_up = match &raw.drop_late_after {
+        None => Some(CatchUp::SendLate),
+        Some(d) => c
+            .duration(d, "load.drop_late_after")
+            .map(|after| CatchUp::Drop { after }),
+    };
+    (cap, catch_up)
+}
+
 fn open_model(c: &mut Checker, l: &Spanned<RawLoad>, r: &Spanned<f64>) -> Option<LoadModel> {
     let raw = l.get_ref();
     let rate = *r.get_ref();
@@ -241,18 +262,7 @@ fn open_model(c: &mut Checker, l: &Spanned<RawLoad>, r: &Spanned<f64>) -> Option
             None
         }
     };
-    let cap = match &raw.max_in_flight {
-        None => Some(None),
-        Some(m) => c
-            .int_in(m, "load.max_in_flight", 1, i64::from(MAX_CONCURRENCY))
-            .map(|m| Some(m as u32)),
-    };
-    let catch_up = match &raw.drop_late_after {
-        None => Some(CatchUp::SendLate),
-        Some(d) => c
-            .duration(d, "load.drop_late_after")
-            .map(|after| CatchUp::Drop { after }),
-    };
+    let (cap, catch_up) = open_loop_limits(c, raw);
     if !rate_ok {
         return None;
     }

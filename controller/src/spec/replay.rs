@@ -6,8 +6,8 @@
 use std::time::Duration;
 
 use quarry_engine::{
-    Arrival, CatchUp, EndCondition, LoadModel, LoadProfile, MAX_CONCURRENCY, MAX_RATE_PER_S,
-    Replay, Stage, StageKind, WorkloadMix,
+    Arrival, EndCondition, LoadModel, LoadProfile, MAX_RATE_PER_S, Replay, Stage, StageKind,
+    WorkloadMix,
 };
 use toml::Spanned;
 
@@ -131,18 +131,7 @@ pub(crate) fn validate_replay(
     let scale = positive(c, raw.scale.as_ref(), "load.scale", MAX_SCALE);
     let from = raw.from.as_ref().map(|f| bound(c, f, "load.from"));
     let to = raw.to.as_ref().map(|t| bound(c, t, "load.to"));
-    let cap = match &raw.max_in_flight {
-        None => Some(None),
-        Some(m) => c
-            .int_in(m, "load.max_in_flight", 1, i64::from(MAX_CONCURRENCY))
-            .map(|m| Some(m as u32)),
-    };
-    let catch_up = match &raw.drop_late_after {
-        None => Some(CatchUp::SendLate),
-        Some(d) => c
-            .duration(d, "load.drop_late_after")
-            .map(|after| CatchUp::Drop { after }),
-    };
+    let (cap, catch_up) = super::load::open_loop_limits(c, raw);
     if path.get_ref().trim().is_empty() {
         c.error(path, "load.replay", "must name a trace file");
         return None;
