@@ -757,10 +757,44 @@ fn cloudwatch_report(dir: &Path, format: QuotasFormat) -> Result<ExitCode, Failu
     Ok(ExitCode::SUCCESS)
 }
 
+/// What kind of directory `quarry report` was given, by the files in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReportDir {
+    /// A run's results directory (`results.json`, or the files recovery
+    /// rebuilds it from).
+    Run,
+    /// A sweep directory (`sweep.json`).
+    Sweep,
+    /// A plan directory (`plan.json` of `quarry plan`, beside `plan.txt`).
+    Plan,
+}
+
+impl ReportDir {
+    /// The kind of `dir`: `sweep.json` makes a sweep; `results.json`,
+    /// `run.json` or `intervals.jsonl` a run (whose directory also holds
+    /// the run's resolved `plan.json`); else `plan.json` a plan. `None`:
+    /// none of them.
+    fn detect(dir: &Path) -> Option<Self> {
+        let has = |name: &str| dir.join(name).is_file();
+        if has(quarry::sweep::SWEEP_FILE) {
+            Some(ReportDir::Sweep)
+        } else if has(quarry::results::RESULTS_FILE)
+            || has(quarry::results::RUN_FILE)
+            || has(quarry::results::INTERVALS_FILE)
+        {
+            Some(ReportDir::Run)
+        } else if has(quarry::capacity_plan::PLAN_JSON) {
+            Some(ReportDir::Plan)
+        } else {
+            None
+        }
+    }
+}
+
 /// `quarry report DIR`: a run's, a sweep's or a plan's report, printed
 /// (text or JSON) or written as report.html.
 fn report(dir: &Path, html: bool, format: QuotasFormat) -> Result<ExitCode, Failure> {
-    use quarry::report::html::{ReportDir, plan_page, run_page, sweep_page, write_page};
+    use quarry::report::html::{plan_page, run_page, sweep_page, write_page};
     let usage = |e: anyhow::Error| Failure::Usage(e);
     let kind = ReportDir::detect(dir).ok_or_else(|| {
         usage(anyhow::anyhow!(

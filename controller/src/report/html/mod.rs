@@ -790,40 +790,6 @@ fn percentile_text(x: f64) -> String {
 #[cfg(test)]
 mod tests;
 
-/// What kind of directory `quarry report` was given, by the files in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ReportDir {
-    /// A run's results directory (`results.json`, or the files recovery
-    /// rebuilds it from).
-    Run,
-    /// A sweep directory (`sweep.json`).
-    Sweep,
-    /// A plan directory (`plan.json` of `quarry plan`, beside `plan.txt`).
-    Plan,
-}
-
-impl ReportDir {
-    /// The kind of `dir`: `sweep.json` makes a sweep; `results.json`,
-    /// `run.json` or `intervals.jsonl` a run (whose directory also holds
-    /// the run's resolved `plan.json`); else `plan.json` a plan. `None`:
-    /// none of them.
-    pub fn detect(dir: &Path) -> Option<Self> {
-        let has = |name: &str| dir.join(name).is_file();
-        if has(crate::sweep::SWEEP_FILE) {
-            Some(ReportDir::Sweep)
-        } else if has(crate::results::RESULTS_FILE)
-            || has(crate::results::RUN_FILE)
-            || has(crate::results::INTERVALS_FILE)
-        {
-            Some(ReportDir::Run)
-        } else if has(crate::capacity_plan::PLAN_JSON) {
-            Some(ReportDir::Plan)
-        } else {
-            None
-        }
-    }
-}
-
 /// Writes `page` as `dir/report.html`.
 pub fn write_page(dir: &Path, page: &Page) -> Result<PathBuf, ResultsError> {
     let path = dir.join(REPORT_HTML);
