@@ -309,44 +309,23 @@ fn csv_record(line: u64, columns: &[String], raw: &str) -> Result<Timed, TraceIs
         request_id: get("request_id"),
         ..TraceRecord::default()
     };
-    let at = match (get("timestamp"), get("offset")) {
-        (Some(t), None) => {
-            let at = parse_rfc3339(t.trim()).map_err(|m| TraceIssue::new(line, "timestamp", m))?;
-            record.timestamp = Some(t.trim().to_owned());
-            at
-        }
-        (None, Some(o)) => {
-            let secs: f64 = o.trim().parse().map_err(|_| {
+    record.timestamp = get("timestamp").map(|t| t.trim().to_owned());
+    record.offset = get("offset")
+        .map(|o| {
+            o.trim().parse::<f64>().map_err(|_| {
                 TraceIssue::new(line, "offset", format!("{o:?} is not a number of seconds"))
-            })?;
-            record.offset = Some(secs);
-            (secs * 1e9) as i128
-        }
-        (Some(_), Some(_)) => {
-            return Err(TraceIssue::new(
-                line,
-                "offset",
-                "give timestamp or offset, not both",
-            ));
-        }
-        (None, None) => {
-            return Err(TraceIssue::new(
-                line,
-                "timestamp",
-                "is required (or offset)",
-            ));
-        }
-    };
-    // The trace reader checks the rest (model id, counts, operation) with
-    // the same messages; check here too so the import names the CSV line.
+            })
+        })
+        .transpose()?;
+    // The trace reader's own check of one line (timestamp or offset, model
+    // id, counts, operation), so the import names the CSV line with the
+    // reader's messages and takes its time from the same parse.
     let json = serde_json::to_string(&record).unwrap_or_default();
-    super::parse_trace(&json, false).map_err(|issues| {
-        let first = issues.into_iter().next();
-        first.map_or_else(
-            || TraceIssue::new(line, "", "invalid"),
-            |i| TraceIssue { line, ..i },
-        )
-    })?;
+    let (when, _) = super::parse_line(line, &json)?;
+    let at = match when {
+        super::When::Time(unix_ns) => unix_ns,
+        super::When::Offset(ns) => i128::from(ns),
+    };
     Ok((at, record))
 }
 

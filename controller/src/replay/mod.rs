@@ -102,7 +102,7 @@ impl TraceIssue {
 
 /// When a line's request was sent.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum When {
+pub(super) enum When {
     /// Unix ns.
     Time(i128),
     /// ns since the trace's start.
@@ -251,7 +251,7 @@ pub fn parse_trace(text: &str, skip_bad: bool) -> Result<Trace, Vec<TraceIssue>>
     })
 }
 
-fn parse_line(line: u64, raw: &str) -> Result<(When, TraceLine), TraceIssue> {
+pub(super) fn parse_line(line: u64, raw: &str) -> Result<(When, TraceLine), TraceIssue> {
     let record: TraceRecord = serde_json::from_str(raw).map_err(|e| {
         let message = e.to_string();
         // serde names the field in its message ("missing field `model`").

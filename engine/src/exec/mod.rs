@@ -192,17 +192,8 @@ impl BedrockExecutor {
             cache_ttl: draw.entry.cache.map(|c| c.ttl),
             service_tier: target.service_tier,
         };
-        let body = Bytes::from(prompt.body(target.operation, target.family));
-        let request = PreparedRequest {
-            uri: target.uri.clone(),
-            host: self.host.clone(),
-            operation: target.operation,
-            family: target.family,
-            service_tier: target.service_tier,
-            body,
-        };
         (
-            request,
+            self.request_for(target, &prompt),
             u64::from(max_tokens),
             draw.entry.temperature,
             target,
@@ -211,6 +202,20 @@ impl BedrockExecutor {
 }
 
 impl BedrockExecutor {
+    /// The request that sends `prompt` to `target`: its body in the
+    /// operation's shape, its URI, host and tier (drawn and replayed
+    /// requests alike).
+    fn request_for(&self, target: &EntryTarget, prompt: &Prompt) -> PreparedRequest {
+        PreparedRequest {
+            uri: target.uri.clone(),
+            host: self.host.clone(),
+            operation: target.operation,
+            family: target.family,
+            service_tier: target.service_tier,
+            body: Bytes::from(prompt.body(target.operation, target.family)),
+        }
+    }
+
     /// A replayed trace request: its own model, its recorded prompt or text
     /// of exactly its input tokens less the framing the model adds, and its
     /// output tokens as `max_tokens` (see [`crate::replay`]).
@@ -248,16 +253,12 @@ impl BedrockExecutor {
             cache_ttl: None,
             service_tier: target.service_tier,
         };
-        let body = Bytes::from(prompt.body(target.operation, target.family));
-        let prepared = PreparedRequest {
-            uri: target.uri.clone(),
-            host: self.host.clone(),
-            operation: target.operation,
-            family: target.family,
-            service_tier: target.service_tier,
-            body,
-        };
-        (prepared, u64::from(max_tokens), entry.temperature, target)
+        (
+            self.request_for(target, &prompt),
+            u64::from(max_tokens),
+            entry.temperature,
+            target,
+        )
     }
 }
 
