@@ -73,6 +73,7 @@ fn plan(load: LoadProfile) -> RunPlan {
         on_throttle: Default::default(),
         tier_prices: quarry_engine::TierPrices::default(),
         replay: None,
+        sessions: None,
     }
 }
 

@@ -56,10 +56,10 @@ pub use headers::{HeaderError, ResponseHeaders};
 pub use model_id::{MAX_MODEL_ID_LEN, ModelId, ModelIdError, ModelIdKind};
 pub use native::{
     ANTHROPIC_VERSION, AnthropicBlock, AnthropicCacheCreation, AnthropicContent, AnthropicMessage,
-    AnthropicRequest, AnthropicResponse, AnthropicUsage, CacheControl, InvokeOutput, LlamaRequest,
-    LlamaResponse, MalformedInput, NOVA_SCHEMA_VERSION, NativeRequest, NativeResponse,
-    NovaInferenceConfig, NovaRequest, NovaResponse, NovaUsage, Prompt, TitanGenerationConfig,
-    TitanRequest, TitanResponse, TitanResult,
+    AnthropicRequest, AnthropicResponse, AnthropicUsage, CacheControl, Exchange, InvokeOutput,
+    LlamaRequest, LlamaResponse, MalformedInput, NOVA_SCHEMA_VERSION, NativeRequest,
+    NativeResponse, NovaInferenceConfig, NovaRequest, NovaResponse, NovaUsage, Prompt,
+    TitanGenerationConfig, TitanRequest, TitanResponse, TitanResult,
 };
 /// Bedrock HTTP header names (PROTOCOL.md §1.2, §2.5).
 pub mod header_names {

@@ -16,7 +16,7 @@ pub use anthropic::{
 pub use fields::MalformedInput;
 pub use llama::{LlamaRequest, LlamaResponse};
 pub use nova::{NOVA_SCHEMA_VERSION, NovaInferenceConfig, NovaRequest, NovaResponse, NovaUsage};
-pub use prompt::Prompt;
+pub use prompt::{Exchange, Prompt};
 pub use titan::{TitanGenerationConfig, TitanRequest, TitanResponse, TitanResult};
 
 use crate::headers::ResponseHeaders;

@@ -413,6 +413,8 @@ fn prompt_strategy() -> impl Strategy<Value = Prompt> {
                 temperature: temp.map(|t| f32::from(t) / 100.0),
                 cache_ttl,
                 service_tier: None,
+                history: Vec::new(),
+                conversation_cache: false,
             },
         )
 }

@@ -60,6 +60,7 @@ fn interval(agent: u64) -> IntervalSnapshot {
             operation: Some(Operation::ConverseStream),
             stage: Arc::from(if s < 10 { "hold" } else { "ramp" }),
             tier: None,
+            turn: None,
         };
         series.insert(key, delta);
     }

@@ -69,6 +69,7 @@ fn key(group: &str) -> SeriesKey {
         operation: Some(Operation::Converse),
         stage: Arc::from("steady"),
         tier: None,
+        turn: None,
     }
 }
 

@@ -16,6 +16,7 @@ mod pacing;
 mod recorder;
 mod scheduler;
 mod series;
+mod session;
 mod snapshot;
 mod stages;
 mod timeline;
@@ -40,9 +41,9 @@ mod workload;
 
 pub use share::{
     AuthMethod, BEARER_TOKEN_ENV, Connection, FEATURE_INTERLEAVE, FEATURE_REPLAY,
-    FEATURE_REQUEST_SLO, FEATURE_SERVICE_TIER, FEATURE_THROTTLE_PACING, FinishKind, PreparedShare,
-    SHARE_FEATURES, SHARE_SCHEMA_VERSION, SIM_REGION, Share, ShareError, ShareEvent, ShareFinished,
-    ShareSpec, SpanExport,
+    FEATURE_REQUEST_SLO, FEATURE_SERVICE_TIER, FEATURE_SESSIONS, FEATURE_THROTTLE_PACING,
+    FinishKind, PreparedShare, SHARE_FEATURES, SHARE_SCHEMA_VERSION, SIM_REGION, Share, ShareError,
+    ShareEvent, ShareFinished, ShareSpec, SpanExport,
 };
 
 pub use arrival::{ArrivalAt, ArrivalSchedule, Interleave};
@@ -62,16 +63,17 @@ pub use series::{
     CodecError, Count, HISTOGRAM_HIGHEST, HISTOGRAM_LOWEST, HISTOGRAM_SIGFIG, Metric,
     SeriesCounters, SeriesDelta, SeriesKey, TokenKind, USAGE_SOURCES, new_histogram,
 };
+pub use session::{Conversation, SessionEnd, SessionTotals};
 pub use snapshot::{Cumulative, IntervalSnapshot, merge_series};
 pub use stages::{StagePlan, StageSpan};
 pub use timeline::{
     Completion, ContentEvent, EarlierAttempt, PlannedRequest, ReportedUsage, RequestTicket,
-    ResponseInfo, Timeline,
+    ResponseInfo, Timeline, TurnRef,
 };
 
 pub use plan::{
-    CachePrefix, MAX_INPUT_TOKENS, MixEntry, PlanError, RequestSlo, RetryPolicy, RunPlan, Target,
-    Timeouts, TokenDistribution, WorkloadMix,
+    CachePrefix, MAX_INPUT_TOKENS, MAX_THINK_MS, MAX_TURNS, MixEntry, PlanError, RequestSlo,
+    RetryPolicy, RunPlan, SessionPlan, Target, Timeouts, TokenDistribution, WorkloadMix,
 };
 pub use pricing::{ModelPrices, PriceTable, TIER_PRICE_UNIT, TierPrices};
 /// The prompt-cache lifetime, as the protocol crate defines it.

@@ -67,6 +67,101 @@ pub struct RunPlan {
     /// [`crate::FEATURE_REPLAY`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<Replay>,
+    /// Multi-turn sessions: each open-loop arrival starts a conversation,
+    /// each closed-loop user holds one conversation after another, instead
+    /// of sending single requests. A share carrying it requires
+    /// [`crate::FEATURE_SESSIONS`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<SessionPlan>,
+}
+
+/// Most turns a session may have: each turn index is its own series (its
+/// own histograms), so the bound keeps a run's memory bounded.
+pub const MAX_TURNS: u32 = 64;
+
+/// Longest think time between turns, ms (one hour).
+pub const MAX_THINK_MS: u32 = 3_600_000;
+
+/// How the conversations of a session run go (see [`crate::session`]):
+/// each session picks one mix entry (model, operation, system prompt,
+/// shared prefix) and holds a conversation of [`SessionPlan::turns`] turns
+/// with it. Each turn's new question is drawn from the entry's
+/// `input_tokens`; its prompt carries every earlier question and answer.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "SessionPlanFields", into = "SessionPlanFields")]
+pub struct SessionPlan {
+    turns: TokenDistribution,
+    think_time_ms: Option<TokenDistribution>,
+    cache: bool,
+}
+
+/// [`SessionPlan`]'s fields as they travel, checked on the way in.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+struct SessionPlanFields {
+    turns: TokenDistribution,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    think_time_ms: Option<TokenDistribution>,
+    #[serde(default)]
+    cache: bool,
+}
+
+impl SessionPlan {
+    /// Checks the distributions: turns from 1 to [`MAX_TURNS`], think time
+    /// (whole milliseconds) up to [`MAX_THINK_MS`]. The error names the field.
+    pub fn new(
+        turns: TokenDistribution,
+        think_time_ms: Option<TokenDistribution>,
+        cache: bool,
+    ) -> Result<Self, (&'static str, String)> {
+        turns
+            .check_within(1, MAX_TURNS)
+            .map_err(|reason| ("turns", reason))?;
+        if let Some(think) = &think_time_ms {
+            think
+                .check_within(0, MAX_THINK_MS)
+                .map_err(|reason| ("think_time", format!("{reason} (ms)")))?;
+        }
+        Ok(SessionPlan {
+            turns,
+            think_time_ms,
+            cache,
+        })
+    }
+
+    /// Turns per session.
+    pub fn turns(&self) -> &TokenDistribution {
+        &self.turns
+    }
+
+    /// The pause between a turn's answer and the next question, ms;
+    /// `None`: the next question goes at once.
+    pub fn think_time_ms(&self) -> Option<&TokenDistribution> {
+        self.think_time_ms.as_ref()
+    }
+
+    /// Whether each turn marks cache checkpoints after the previous
+    /// question and its own ([`quarry_bedrock::Prompt::conversation_cache`]).
+    pub fn cache(&self) -> bool {
+        self.cache
+    }
+}
+
+impl TryFrom<SessionPlanFields> for SessionPlan {
+    type Error = String;
+    fn try_from(f: SessionPlanFields) -> Result<Self, String> {
+        SessionPlan::new(f.turns, f.think_time_ms, f.cache)
+            .map_err(|(field, reason)| format!("sessions.{field}: {reason}"))
+    }
+}
+
+impl From<SessionPlan> for SessionPlanFields {
+    fn from(p: SessionPlan) -> Self {
+        SessionPlanFields {
+            turns: p.turns,
+            think_time_ms: p.think_time_ms,
+            cache: p.cache,
+        }
+    }
 }
 
 /// Per-request SLO bounds (DistServe's goodput): a request meets them when
@@ -280,8 +375,14 @@ impl TokenDistribution {
         }
     }
 
-    /// Checks the parameters; the reason names the offending parameter.
+    /// Checks the parameters of a token count (1 to [`MAX_INPUT_TOKENS`]);
+    /// the reason names the offending parameter.
     pub fn check(&self) -> Result<(), String> {
+        self.check_within(1, MAX_INPUT_TOKENS)
+    }
+
+    /// Checks the parameters of a count drawn from `lowest..=highest`.
+    pub fn check_within(&self, lowest: u32, highest: u32) -> Result<(), String> {
         let (min, max) = match *self {
             TokenDistribution::Fixed { tokens } => (tokens, tokens),
             TokenDistribution::Uniform { min, max } => (min, max),
@@ -306,14 +407,14 @@ impl TokenDistribution {
                 (min, max)
             }
         };
-        if min == 0 {
-            return Err("token counts must be >= 1, got 0".to_owned());
+        if min < lowest {
+            return Err(format!("counts must be >= {lowest}, got {min}"));
         }
         if min > max {
             return Err(format!("min ({min}) must be <= max ({max})"));
         }
-        if max > MAX_INPUT_TOKENS {
-            return Err(format!("max must be <= {MAX_INPUT_TOKENS}, got {max}"));
+        if max > highest {
+            return Err(format!("max must be <= {highest}, got {max}"));
         }
         Ok(())
     }

@@ -24,6 +24,7 @@ use quarry_bedrock::{
 
 use crate::plan::RequestSlo;
 use crate::series::{Count, Metric, SeriesDelta, SeriesKey, TokenKind, new_histogram};
+use crate::session::{SessionEnd, SessionTotals};
 use crate::timeline::Completion;
 
 /// Folds completions into per-series histograms and counters.
@@ -158,6 +159,27 @@ impl Recorder {
         counters.add(Count::CostPicoUsd, completion.cost_pico_usd);
         if completion.outcome != Outcome::Ok {
             counters.add(Count::CostFailedPicoUsd, completion.cost_pico_usd);
+        }
+    }
+
+    /// Records a session once, in the series of its first turn: how it
+    /// ended and, for a completed one, its duration, tokens and cost.
+    pub fn record_session(&self, key: &SeriesKey, end: SessionEnd, totals: &SessionTotals) {
+        let mut state = self.lock();
+        let s = series_mut(&mut state.series, key);
+        let count = match end {
+            SessionEnd::Completed => Count::SessionsCompleted,
+            SessionEnd::Failed => Count::SessionsFailed,
+            SessionEnd::Unfinished => Count::SessionsUnfinished,
+        };
+        s.counters_mut().add(count, 1);
+        if end == SessionEnd::Completed {
+            s.record(
+                Metric::SessionDuration,
+                totals.ended_at.saturating_sub(totals.started_at),
+            );
+            s.record(Metric::SessionTokens, totals.tokens);
+            s.record(Metric::SessionCostNanoUsd, totals.cost_pico_usd / 1_000);
         }
     }
 
@@ -333,6 +355,7 @@ mod tests {
             operation: Some(Operation::ConverseStream),
             stage: Arc::from("hold"),
             tier: None,
+            turn: None,
         }
     }
 

@@ -57,6 +57,11 @@ pub struct SeriesKey {
     /// The service tier the requests asked for (`None`: the request named
     /// none, which Bedrock serves at Standard).
     pub tier: Option<ServiceTierType>,
+    /// The turn of a multi-turn session the requests were (1-based);
+    /// `None` for requests outside sessions. A session's own figures
+    /// (duration, tokens, cost, how it ended) are recorded once, in the
+    /// series of its first turn.
+    pub turn: Option<u32>,
 }
 
 impl SeriesKey {
@@ -68,6 +73,7 @@ impl SeriesKey {
             operation: None,
             stage,
             tier: None,
+            turn: None,
         }
     }
 }
@@ -76,8 +82,11 @@ impl fmt::Display for SeriesKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let op = self.operation.map_or("-", Operation::name);
         write!(f, "{}/{}/{}/{}", self.group, self.model, op, self.stage)?;
-        match self.tier {
-            Some(tier) => write!(f, "/{tier}"),
+        if let Some(tier) = self.tier {
+            write!(f, "/{tier}")?;
+        }
+        match self.turn {
+            Some(turn) => write!(f, "/turn {turn}"),
             None => Ok(()),
         }
     }
@@ -113,11 +122,19 @@ pub enum Metric {
     PoolWait,
     /// TCP + TLS + HTTP handshake, for requests that opened a connection.
     Connect,
+    /// A completed session, from its first turn's send to its last turn's
+    /// answer, think time included (in the series of its first turn).
+    SessionDuration,
+    /// A completed session's tokens as the service reported them: input,
+    /// cache read, cache write and output over every turn.
+    SessionTokens,
+    /// A completed session's cost over every turn, nano-dollars.
+    SessionCostNanoUsd,
 }
 
 impl Metric {
     /// Number of metrics.
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 16;
 
     /// Every metric, in wire order.
     pub const ALL: [Metric; Metric::COUNT] = [
@@ -134,6 +151,9 @@ impl Metric {
         Metric::ThrottledLatency,
         Metric::PoolWait,
         Metric::Connect,
+        Metric::SessionDuration,
+        Metric::SessionTokens,
+        Metric::SessionCostNanoUsd,
     ];
 
     /// The wire and report name.
@@ -152,7 +172,19 @@ impl Metric {
             Metric::ThrottledLatency => "throttled_latency_ns",
             Metric::PoolWait => "pool_wait_ns",
             Metric::Connect => "connect_ns",
+            Metric::SessionDuration => "session_duration_ns",
+            Metric::SessionTokens => "session_tokens",
+            Metric::SessionCostNanoUsd => "session_cost_nano_usd",
         }
+    }
+
+    /// True for the figures of a whole session rather than of a request;
+    /// a series allocates them only when a session is recorded.
+    pub fn is_per_session(self) -> bool {
+        matches!(
+            self,
+            Metric::SessionDuration | Metric::SessionTokens | Metric::SessionCostNanoUsd
+        )
     }
 
     fn index(self) -> usize {
@@ -255,6 +287,14 @@ pub enum Count {
     /// Successful requests served at another tier than the one they asked
     /// for (a Reserved request that overflowed to Standard).
     TierFallback,
+    /// Sessions whose every turn succeeded.
+    SessionsCompleted,
+    /// Sessions ended by a turn that failed (its final outcome not ok,
+    /// after any retries): the user got an error and left.
+    SessionsFailed,
+    /// Sessions the run's end (or a stop, or the request limit) cut off
+    /// before their last turn.
+    SessionsUnfinished,
 }
 
 impl Count {
@@ -282,7 +322,7 @@ const SCALARS: [Count; 8] = [
 ];
 
 /// The counters after the token counts, in slot order.
-const TAIL: [Count; 11] = [
+const TAIL: [Count; 14] = [
     Count::QuotaReserved,
     Count::QuotaSettled,
     Count::CostPicoUsd,
@@ -294,6 +334,9 @@ const TAIL: [Count; 11] = [
     Count::ThrottlesUnnamed,
     Count::Unavailable,
     Count::TierFallback,
+    Count::SessionsCompleted,
+    Count::SessionsFailed,
+    Count::SessionsUnfinished,
 ];
 
 const SCALARS_AT: usize = Outcome::ALL.len();
@@ -350,6 +393,9 @@ impl Count {
             Count::ThrottlesUnnamed => TAIL_AT + 8,
             Count::Unavailable => TAIL_AT + 9,
             Count::TierFallback => TAIL_AT + 10,
+            Count::SessionsCompleted => TAIL_AT + 11,
+            Count::SessionsFailed => TAIL_AT + 12,
+            Count::SessionsUnfinished => TAIL_AT + 13,
         }
     }
 
@@ -380,6 +426,9 @@ impl Count {
             Count::ThrottlesUnnamed => "throttles_unnamed".to_owned(),
             Count::Unavailable => "unavailable".to_owned(),
             Count::TierFallback => "tier_fallback".to_owned(),
+            Count::SessionsCompleted => "sessions_completed".to_owned(),
+            Count::SessionsFailed => "sessions_failed".to_owned(),
+            Count::SessionsUnfinished => "sessions_unfinished".to_owned(),
         }
     }
 }
@@ -687,11 +736,18 @@ impl fmt::Debug for SeriesDelta {
 }
 
 impl SeriesDelta {
-    /// An empty series, every histogram allocated at full size so that
-    /// recording never allocates.
+    /// An empty series, every per-request histogram allocated at full size
+    /// so that recording a request never allocates (a session's figures,
+    /// recorded once per session, allocate on their first record).
     pub fn new() -> Self {
         SeriesDelta {
-            histograms: std::array::from_fn(|_| Slot::Dense(Box::new(new_histogram()))),
+            histograms: std::array::from_fn(|i| {
+                if Metric::ALL[i].is_per_session() {
+                    Slot::Empty
+                } else {
+                    Slot::Dense(Box::new(new_histogram()))
+                }
+            }),
             counters: SeriesCounters::default(),
         }
     }
@@ -723,7 +779,8 @@ impl SeriesDelta {
     }
 
     /// Records `value`, clamping to the trackable range and counting clamps.
-    /// Never allocates in a series made by [`SeriesDelta::new`].
+    /// Never allocates in a series made by [`SeriesDelta::new`], but for a
+    /// session's figures.
     pub fn record(&mut self, metric: Metric, value: u64) {
         if value > HISTOGRAM_HIGHEST {
             self.counters.add(Count::SaturatedValues, 1);
@@ -912,6 +969,9 @@ mod tests {
             "throttles_unnamed",
             "unavailable",
             "tier_fallback",
+            "sessions_completed",
+            "sessions_failed",
+            "sessions_unfinished",
         ]);
         let ours: Vec<_> = (0..Count::COUNT).map(counter_name).collect();
         assert_eq!(ours, wire);

@@ -112,6 +112,7 @@ mod tests {
             operation: Some(Operation::Converse),
             stage: Arc::from(if i < 2 { "hold" } else { "cooldown" }),
             tier: None,
+            turn: None,
         }
     }
 

@@ -27,6 +27,18 @@ pub struct RequestTicket {
     pub slot: Option<u32>,
     /// The index of the replayed trace request it sends (replay only).
     pub replay: Option<u64>,
+    /// The session turn it is (multi-turn sessions only).
+    pub turn: Option<TurnRef>,
+}
+
+/// Which turn of which session a request is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TurnRef {
+    /// The session's number in its share, from 0, in start order: with the
+    /// share's seed it draws the session's mix entry and questions.
+    pub session: u64,
+    /// The turn, from 1.
+    pub index: u32,
 }
 
 /// A request the workload picked for a ticket: which model and operation it

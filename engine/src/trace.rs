@@ -520,6 +520,7 @@ mod tests {
             operation: Some(Operation::ConverseStream),
             stage: Arc::from("hold"),
             tier: None,
+            turn: None,
         }
     }
 
@@ -530,6 +531,7 @@ mod tests {
             stage: 1,
             slot: None,
             replay: None,
+            turn: None,
         }
     }
 

@@ -171,13 +171,44 @@ impl WorkloadSampler {
     /// the nonce (a handful of tokens) sends the nonce alone.
     pub fn draw(&self, seq: u64) -> Draw<'_> {
         let mut rng = ChaCha8Rng::seed_from_u64(mix64(self.stream_seed, seq));
+        let index = self.pick(&mut rng);
+        self.fill(index, &mut rng)
+    }
+
+    /// The mix entry session `session` of this stream talks to: one for
+    /// all its turns, drawn by weight like a request's.
+    pub fn session_entry(&self, session: u64) -> usize {
+        let mut rng = ChaCha8Rng::seed_from_u64(mix64(self.session_seed(), session));
+        self.pick(&mut rng)
+    }
+
+    /// The new question of turn `turn` of session `session`: its entry is
+    /// [`WorkloadSampler::session_entry`], its size a draw from the entry's
+    /// `input_tokens`, its text (and nonce) fresh for every turn.
+    pub fn draw_turn(&self, session: u64, turn: u32) -> Draw<'_> {
+        let index = self.session_entry(session);
+        let seed = mix64(mix64(self.session_seed(), session), u64::from(turn));
+        self.fill(index, &mut ChaCha8Rng::seed_from_u64(seed))
+    }
+
+    /// The seed of this stream's sessions, apart from its requests'.
+    fn session_seed(&self) -> u64 {
+        mix64(self.stream_seed, 0x5e55_1015)
+    }
+
+    /// A weighted pick of an entry.
+    fn pick(&self, rng: &mut ChaCha8Rng) -> usize {
         // The mix has a positive total weight (WorkloadMix invariant).
         let total = self.cumulative.last().copied().unwrap_or(1).max(1);
         let pick = rng.random_range(0..total);
         let index = self.cumulative.partition_point(|&c| c <= pick);
-        let index = index.min(self.entries.len() - 1);
+        index.min(self.entries.len() - 1)
+    }
+
+    /// The rest of a draw of entry `index`: token count, nonce and body.
+    fn fill(&self, index: usize, rng: &mut ChaCha8Rng) -> Draw<'_> {
         let entry = &self.entries[index];
-        let tokens = sample(&self.dists[index], &mut rng);
+        let tokens = sample(&self.dists[index], rng);
         let nonce = entry.nonce.then(|| Nonce(rng.random()));
         let nonce_len = if nonce.is_some() { Nonce::LEN } else { 0 };
         let body_len = (tokens as usize * CHARS_PER_TOKEN).saturating_sub(nonce_len);
@@ -199,6 +230,21 @@ impl WorkloadSampler {
             // The pool is ASCII, so every byte offset is a char boundary.
             body: &self.pool[start.min(end)..end],
         }
+    }
+}
+
+/// A distribution of whole numbers (token counts, turns, think times in
+/// ms), ready to sample.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct WholeNumbers(PreparedDist);
+
+impl WholeNumbers {
+    pub(crate) fn new(dist: &TokenDistribution) -> Self {
+        WholeNumbers(prepare(dist))
+    }
+
+    pub(crate) fn sample(&self, rng: &mut ChaCha8Rng) -> u32 {
+        sample(&self.0, rng)
     }
 }
 
@@ -249,7 +295,7 @@ fn clamp(x: f64, min: u32, max: u32) -> u32 {
 
 /// SplitMix64 of `a` combined with `b`: decorrelates neighbouring seeds and
 /// sequence numbers before they seed a generator.
-fn mix64(a: u64, b: u64) -> u64 {
+pub(crate) fn mix64(a: u64, b: u64) -> u64 {
     let mut z = a ^ b.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);

@@ -115,6 +115,7 @@ mod tests {
                         operation: "ConverseStream".into(),
                         stage: "hold".into(),
                         tier: String::new(),
+                        turn: 0,
                     }),
                     histograms: [("ttft".to_owned(), vec![1, 2, 3])].into(),
                     counters: [("ok".to_owned(), 9)].into(),

@@ -89,6 +89,7 @@ pub fn series_key_to_proto(key: &SeriesKey) -> pb::SeriesKey {
         operation: operation_name(key.operation).to_owned(),
         stage: key.stage.to_string(),
         tier: key.tier.map_or("", ServiceTierType::as_str).to_owned(),
+        turn: key.turn.unwrap_or(0),
     }
 }
 
@@ -115,6 +116,7 @@ pub fn series_key_from_proto(key: &pb::SeriesKey) -> Result<SeriesKey, WireError
         operation,
         stage: key.stage.as_str().into(),
         tier,
+        turn: (key.turn > 0).then_some(key.turn),
     })
 }
 

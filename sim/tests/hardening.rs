@@ -237,6 +237,8 @@ async fn idle_connections_and_slow_heads_are_closed_but_answers_in_flight_are_no
         temperature: None,
         cache_ttl: None,
         service_tier: None,
+        history: Vec::new(),
+        conversation_cache: false,
     }
     .converse_request()
     .to_vec();

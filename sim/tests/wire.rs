@@ -39,6 +39,8 @@ fn prompt(max_tokens: u32) -> Prompt {
         temperature: None,
         cache_ttl: None,
         service_tier: None,
+        history: Vec::new(),
+        conversation_cache: false,
     }
 }
 

@@ -37,6 +37,7 @@ fn plan(load: LoadProfile, model: &str) -> RunPlan {
         on_throttle: Default::default(),
         tier_prices: quarry_engine::TierPrices::default(),
         replay: None,
+        sessions: None,
     }
 }
 

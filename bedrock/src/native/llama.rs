@@ -56,6 +56,34 @@ impl LlamaRequest {
         prompt.push_str("<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
         prompt
     }
+
+    /// The Llama 3 chat template over a conversation: each turn's user
+    /// text and, for the earlier turns, the assistant's answer; the prompt
+    /// ends open for the last turn's answer. One turn without an answer is
+    /// [`LlamaRequest::chat_prompt`].
+    pub fn conversation_prompt(system: Option<&str>, turns: &[(&str, Option<&str>)]) -> String {
+        let size: usize = turns
+            .iter()
+            .map(|(q, a)| q.len() + a.map_or(0, str::len) + 120)
+            .sum();
+        let mut prompt = String::with_capacity(size + 200);
+        prompt.push_str("<|begin_of_text|>");
+        if let Some(system) = system {
+            prompt.push_str("<|start_header_id|>system<|end_header_id|>\n\n");
+            prompt.push_str(system);
+            prompt.push_str("<|eot_id|>");
+        }
+        for (user, answer) in turns {
+            prompt.push_str("<|start_header_id|>user<|end_header_id|>\n\n");
+            prompt.push_str(user);
+            prompt.push_str("<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n");
+            if let Some(answer) = answer {
+                prompt.push_str(answer);
+                prompt.push_str("<|eot_id|>");
+            }
+        }
+        prompt
+    }
 }
 
 /// The InvokeModel response body.

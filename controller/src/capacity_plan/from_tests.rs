@@ -87,6 +87,7 @@ fn write_run(dir: &Path, shape: &Shape) {
         operation: Some(Operation::ConverseStream),
         stage: Arc::from("hold"),
         tier: None,
+        turn: None,
     };
     let stage = |name: &str, kind, start: u64, end: u64| StageRecord {
         name: name.to_owned(),

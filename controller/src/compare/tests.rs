@@ -53,6 +53,7 @@ fn write_run(dir: &Path, scale: f64, throttled: u64) {
         operation: Some(Operation::ConverseStream),
         stage: Arc::from("hold"),
         tier: None,
+        turn: None,
     };
     let meta = RunMeta {
         schema_version: SCHEMA_VERSION,

@@ -215,6 +215,7 @@ mod tests {
             operation: Some(Operation::Converse),
             stage: Arc::from("hold"),
             tier: None,
+            turn: None,
         };
         IntervalSnapshot {
             index,

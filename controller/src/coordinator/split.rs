@@ -31,7 +31,7 @@ use quarry_engine::Interleave;
 use quarry_engine::{Arrival, EndCondition, LoadError, LoadModel, LoadProfile, Stage};
 use quarry_engine::{
     FEATURE_INTERLEAVE, FEATURE_REPLAY, FEATURE_REQUEST_SLO, FEATURE_SERVICE_TIER,
-    FEATURE_THROTTLE_PACING, Replay, ShareSpec,
+    FEATURE_SESSIONS, FEATURE_THROTTLE_PACING, Replay, ShareSpec,
 };
 use quarry_engine::{RunPlan, Target};
 
@@ -302,6 +302,7 @@ pub fn share_specs(
                     .chain((!plan.on_throttle.is_none()).then_some(FEATURE_THROTTLE_PACING))
                     .chain(uses_tiers(plan).then_some(FEATURE_SERVICE_TIER))
                     .chain(plan.replay.is_some().then_some(FEATURE_REPLAY))
+                    .chain(plan.sessions.is_some().then_some(FEATURE_SESSIONS))
                     .map(str::to_owned)
                     .collect(),
                 interleave,

@@ -156,6 +156,7 @@ mod tests {
             counters: BTreeMap::from([("outcome_ok".to_owned(), ok)]),
             histograms: BTreeMap::new(),
             tier: None,
+            turn: None,
         };
         let mut groups = vec![GroupRecord {
             name: "eu".into(),

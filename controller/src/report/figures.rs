@@ -165,6 +165,10 @@ pub struct RunFigures {
     /// the tier (`standard (none named)` for requests that named none), in
     /// tier order; empty when no request named a tier.
     pub tiers: Vec<SeriesFigures>,
+    /// Measured stages per turn of a multi-turn session, by turn index
+    /// (1-based), in order; empty outside sessions. The sessions' own
+    /// figures are in turn 1 (and in `overall`).
+    pub turns: Vec<(u32, Figures)>,
     /// Cooldown stages merged, when the plan has any.
     pub cooldown: Option<Figures>,
     /// Every stage, warmup included: what the simulator saw.
@@ -208,7 +212,7 @@ impl RunFigures {
         let is_cooldown = |k: Option<StageKind>| k == Some(StageKind::Cooldown);
         let mut cooldown = Figures::new(SeriesDelta::new(), window_of(&is_cooldown), true);
         let mut all = Figures::new(SeriesDelta::new(), doc.end.finished_at_ns, true);
-        let mut series = Vec::new();
+        let mut series: Vec<SeriesFigures> = Vec::new();
         let mut groups: Vec<SeriesFigures> = doc
             .groups
             .iter()
@@ -218,6 +222,7 @@ impl RunFigures {
             })
             .collect();
         let mut tiers: Vec<(Option<ServiceTierType>, Figures)> = Vec::new();
+        let mut turns: Vec<(u32, Figures)> = Vec::new();
         for record in &doc.series {
             let (key, delta) = record.decode()?;
             let kind = kind_of(&key.stage);
@@ -244,11 +249,34 @@ impl RunFigures {
                     tiers[at].1.delta.merge(&delta);
                     tiers[at].1.priced &= priced;
                 }
+                if let (true, Some(turn)) = (requests, key.turn) {
+                    let at = match turns.iter().position(|(t, _)| *t == turn) {
+                        Some(at) => at,
+                        None => {
+                            let empty = Figures::new(SeriesDelta::new(), overall.window_ns, true);
+                            turns.push((turn, empty));
+                            turns.len() - 1
+                        }
+                    };
+                    turns[at].1.delta.merge(&delta);
+                    turns[at].1.priced &= priced;
+                }
                 if requests {
-                    series.push(SeriesFigures {
-                        label: label(&key),
-                        figures: Figures::new(delta, stage_window(doc, &key.stage), priced),
+                    // A session's turns are one series here (per turn above).
+                    let label = label(&SeriesKey {
+                        turn: None,
+                        ..key.clone()
                     });
+                    match series.iter_mut().find(|s| s.label == label) {
+                        Some(s) => {
+                            s.figures.delta.merge(&delta);
+                            s.figures.priced &= priced;
+                        }
+                        None => series.push(SeriesFigures {
+                            label,
+                            figures: Figures::new(delta, stage_window(doc, &key.stage), priced),
+                        }),
+                    }
                 }
             } else if is_cooldown(kind) {
                 cooldown.delta.merge(&delta);
@@ -269,11 +297,13 @@ impl RunFigures {
         } else {
             Vec::new()
         };
+        turns.sort_by_key(|(t, _)| *t);
         Ok(RunFigures {
             overall,
             series,
             groups,
             tiers,
+            turns,
             cooldown: has_cooldown.then_some(cooldown),
             all_stages: all,
             measured_stages: doc

@@ -5,7 +5,9 @@
 use std::fmt::Write as _;
 
 use quarry_bedrock::{Outcome, UsageSource};
-use quarry_engine::{Count, LoadModel, Metric, Target, TokenKind, USAGE_SOURCES};
+use quarry_engine::{
+    Count, LoadModel, Metric, Target, TokenDistribution, TokenKind, USAGE_SOURCES,
+};
 
 use super::figures::{Figures, RunFigures, stat};
 use super::format::{count, duration_ns, percent, rate, usd};
@@ -54,6 +56,7 @@ pub fn render_report(doc: &ResultsDocument, figures: &RunFigures) -> String {
     }
     groups(&mut out, doc, figures);
     tiers(&mut out, figures);
+    sessions(&mut out, doc, figures);
     if let Some(c) = &figures.cooldown {
         out.push_str("\n== Cooldown (reported apart, not in the figures above) ==\n");
         section(&mut out, c);
@@ -327,6 +330,157 @@ fn quota_wall(out: &mut String, doc: &ResultsDocument, f: &Figures) {
         LoadModel::Closed { .. } => doc.plan.on_throttle.describe(),
     };
     let _ = writeln!(out, "  pacing after a throttle: {pacing}");
+    walls_met(out, doc);
+}
+
+/// When the run first met each quota wall, by the throttle messages.
+fn walls_met(out: &mut String, doc: &ResultsDocument) {
+    for w in &doc.walls_met {
+        let name = match w.wall.as_str() {
+            "tokens_per_minute" => "tokens per minute (TPM)",
+            "requests_per_minute" => "requests per minute (RPM)",
+            "tokens_per_day" => "the daily token cap (TPD)",
+            other => other,
+        };
+        let _ = writeln!(
+            out,
+            "  first met {name}: in the interval {}–{} into the run ({} throttles named it), \
+             after {} quota tokens settled and {} tokens reported (every stage)",
+            duration_ns(w.interval_start_ns),
+            duration_ns(w.interval_end_ns),
+            count(w.throttles_in_interval),
+            count(w.quota_settled_before),
+            count(w.tokens_before),
+        );
+    }
+}
+
+/// A distribution of whole numbers as the spec writes it.
+fn dist_text(d: &TokenDistribution) -> String {
+    match *d {
+        TokenDistribution::Fixed { tokens } => tokens.to_string(),
+        TokenDistribution::Uniform { min, max } => format!("uniform {min}–{max}"),
+        TokenDistribution::Normal {
+            mean,
+            stddev,
+            min,
+            max,
+        } => format!("normal mean {mean} sd {stddev} ({min}–{max})"),
+        TokenDistribution::LogNormal {
+            mean,
+            stddev,
+            min,
+            max,
+        } => format!("lognormal mean {mean} sd {stddev} ({min}–{max})"),
+    }
+}
+
+/// Multi-turn sessions: how they ended, per-session figures, and each
+/// turn's figures against its index.
+fn sessions(out: &mut String, doc: &ResultsDocument, figures: &RunFigures) {
+    let Some(plan) = &doc.plan.sessions else {
+        return;
+    };
+    let f = &figures.overall;
+    let (completed, failed, unfinished) = (
+        f.count(Count::SessionsCompleted),
+        f.count(Count::SessionsFailed),
+        f.count(Count::SessionsUnfinished),
+    );
+    out.push_str("\n== Sessions (measured stages, by the stage of their first turn) ==\n");
+    let _ = writeln!(
+        out,
+        "{} started: {} completed, {} failed (a turn's final answer was an error), {} unfinished (the run ended first)",
+        count(completed + failed + unfinished),
+        count(completed),
+        count(failed),
+        count(unfinished),
+    );
+    let think = plan
+        .think_time_ms()
+        .map_or("none".to_owned(), |d| format!("{} ms", dist_text(d)));
+    let _ = writeln!(
+        out,
+        "  plan: turns {}; think time {think}; conversation cache points {}",
+        dist_text(plan.turns()),
+        if plan.cache() { "on" } else { "off" },
+    );
+    if completed > 0 {
+        let row = |metric: Metric, show: &dyn Fn(u64) -> String| {
+            let h = f.histogram(metric);
+            let at = |s| stat(h, s).map_or("-".to_owned(), show);
+            format!(
+                "p50 {} p95 {} p99 {} max {} mean {}",
+                at(LatencyStat::P50),
+                at(LatencyStat::P95),
+                at(LatencyStat::P99),
+                at(LatencyStat::Max),
+                at(LatencyStat::Mean),
+            )
+        };
+        let _ = writeln!(
+            out,
+            "  per completed session: duration (first send to last answer, think time included) {}",
+            row(Metric::SessionDuration, &duration_ns)
+        );
+        let _ = writeln!(
+            out,
+            "  per completed session: tokens (input, cache read and write, output, as reported) {}",
+            row(Metric::SessionTokens, &count)
+        );
+        if f.priced {
+            let _ = writeln!(
+                out,
+                "  per completed session: cost {}",
+                row(Metric::SessionCostNanoUsd, &|n| usd(n as f64 / 1e9))
+            );
+        } else {
+            out.push_str("  per completed session: cost unknown (a model has no price)\n");
+        }
+    }
+    if figures.turns.is_empty() {
+        return;
+    }
+    out.push_str(
+        "  per turn (tokens: mean over the turn's successful requests that reported usage):\n",
+    );
+    let _ = writeln!(
+        out,
+        "  {:>4} {:>9} {:>9} {:>10} {:>10} {:>10} {:>12} {:>12} {:>10}",
+        "turn",
+        "requests",
+        "ok",
+        "TTFT p50",
+        "TTFT p99",
+        "E2E p50",
+        "input",
+        "cache read",
+        "output"
+    );
+    for (turn, t) in &figures.turns {
+        let with_usage = t
+            .outcome(Outcome::Ok)
+            .saturating_sub(t.count(Count::UsageMissing));
+        let mean = |n: u64| n.checked_div(with_usage).map_or("-".to_owned(), count);
+        let input = t.tokens(TokenKind::Input)
+            + t.tokens(TokenKind::CacheRead)
+            + t.tokens(TokenKind::CacheWrite);
+        let lat =
+            |m: Metric, s: LatencyStat| stat(t.histogram(m), s).map_or("-".to_owned(), duration_ns);
+        let _ = writeln!(
+            out,
+            "  {:>4} {:>9} {:>9} {:>10} {:>10} {:>10} {:>12} {:>12} {:>10}",
+            turn,
+            count(t.requests()),
+            count(t.outcome(Outcome::Ok)),
+            lat(Metric::TtftFromSend, LatencyStat::P50),
+            lat(Metric::TtftFromSend, LatencyStat::P99),
+            lat(Metric::E2eFromSend, LatencyStat::P50),
+            mean(input),
+            mean(t.tokens(TokenKind::CacheRead)),
+            mean(t.tokens(TokenKind::Output)),
+        );
+    }
 }
 
 /// A weight with at most six decimals and no trailing zeros (a group's

@@ -39,6 +39,7 @@ fn key(stage: &str) -> SeriesKey {
         operation: Some(Operation::ConverseStream),
         stage: Arc::from(stage),
         tier: None,
+        turn: None,
     }
 }
 

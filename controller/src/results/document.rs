@@ -62,6 +62,33 @@ pub struct ResultsDocument {
     /// stopped it.
     #[serde(default)]
     pub partial_shares: Vec<PartialShare>,
+    /// Each quota wall the run met, in the order it met them: the first
+    /// interval whose throttles named it (from the throttle messages), and
+    /// what the run had consumed before that interval. Absent in documents
+    /// written before it was kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub walls_met: Vec<WallMet>,
+}
+
+/// When a run first met a quota wall.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WallMet {
+    /// `tokens_per_minute`, `requests_per_minute` or `tokens_per_day`.
+    pub wall: String,
+    /// The interval's index.
+    pub interval: u64,
+    /// The interval's start, ns since the run's origin.
+    pub interval_start_ns: u64,
+    /// The interval's end, ns since the run's origin.
+    pub interval_end_ns: u64,
+    /// Throttled attempts that named the wall in that interval.
+    pub throttles_in_interval: u64,
+    /// Quota tokens settled (input + cache write + output × burndown) by
+    /// every request recorded before that interval.
+    pub quota_settled_before: u64,
+    /// Tokens reported (input, cache read, cache write, output) by every
+    /// request recorded before that interval.
+    pub tokens_before: u64,
 }
 
 /// An agent group of a distributed run: its part of the plan and its totals.
@@ -272,6 +299,11 @@ pub struct SeriesRecord {
     /// written before tiers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tier: Option<String>,
+    /// The turn of a multi-turn session (1-based); absent outside
+    /// sessions. A session's own figures (`sessions_*` counters,
+    /// `session_*` histograms) are in the series of its first turn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub turn: Option<u32>,
     /// Whether the price table knows the model and its tier (costs are 0
     /// otherwise).
     pub priced: bool,
@@ -305,6 +337,7 @@ impl SeriesRecord {
             operation: key.operation.map(|o| o.name().to_owned()),
             stage: key.stage.to_string(),
             tier: key.tier.map(|t| t.as_str().to_owned()),
+            turn: key.turn,
             priced,
             counters,
             histograms,
@@ -347,6 +380,7 @@ impl SeriesRecord {
             operation,
             stage: Arc::from(self.stage.as_str()),
             tier,
+            turn: self.turn,
         };
         Ok((key, delta))
     }

@@ -29,7 +29,7 @@ pub use document::{
     Ended, GroupRecord, HISTOGRAM_ENCODING, HealthRecord, HealthSummary, HistogramConfig,
     IntervalRecord, IntervalSummary, PartialShare, PlannedLoad, ResultsDocument, RunEnd, RunMeta,
     SCHEMA_VERSION, SaturationCounts, SaturationRecord, SeriesRecord, SimLane, SimQuotaPool,
-    SimulatorView, StageRecord, ThresholdResult, ThresholdRule,
+    SimulatorView, StageRecord, ThresholdResult, ThresholdRule, WallMet,
 };
 pub use hgrm::{TICKS_PER_HALF_DISTANCE, render_hgrm};
 pub use reader::{

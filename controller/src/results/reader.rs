@@ -277,5 +277,6 @@ pub fn assemble(a: Assembly<'_>) -> Result<ResultsDocument, ResultsError> {
         thresholds: Vec::new(),
         groups: Vec::new(),
         partial_shares: Vec::new(),
+        walls_met: Vec::new(),
     })
 }

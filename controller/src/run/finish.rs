@@ -80,6 +80,7 @@ pub(super) fn write_results(
         simulator: finish.simulator,
         priced: &|k| writer.is_priced(k),
     })?;
+    document.walls_met = finish.totals.walls_met.clone();
     if let Some((mut groups, outcome)) = finish.fleet.clone() {
         add_group_totals(&mut groups, &document.series);
         document.groups = groups;

@@ -8,7 +8,10 @@
 
 use std::collections::BTreeMap;
 
-use quarry_engine::{HealthSample, IntervalSnapshot, SeriesDelta, SeriesKey, merge_series};
+use quarry_engine::{
+    Count, HealthSample, IntervalSnapshot, SeriesDelta, SeriesKey, TokenKind, USAGE_SOURCES,
+    merge_series,
+};
 use tokio::sync::mpsc;
 
 use super::RunError;
@@ -17,7 +20,7 @@ use super::stop::{StopLevel, StopSignal};
 use super::trace::{SharedTelemetry, lock};
 use crate::live::{LiveContext, LiveView};
 use crate::report::interval_summary;
-use crate::results::{IntervalSummary, ResultsWriter};
+use crate::results::{IntervalSummary, ResultsWriter, WallMet};
 
 /// Takes each merged interval, in order.
 pub(super) trait IntervalSink {
@@ -97,6 +100,51 @@ pub(super) struct Totals {
     pub(super) last_end: u64,
     /// The user aborted (a second Ctrl-C) before the shares ended.
     pub(super) aborted: bool,
+    /// Each quota wall the run met, at the first interval whose throttles
+    /// named it.
+    pub(super) walls_met: Vec<WallMet>,
+}
+
+/// The throttle counters that name a quota, and the wall each names.
+const WALLS: [(Count, &str); 3] = [
+    (Count::ThrottlesTpm, "tokens_per_minute"),
+    (Count::ThrottlesRpm, "requests_per_minute"),
+    (Count::ThrottlesTpd, "tokens_per_day"),
+];
+
+impl Totals {
+    /// Notes the walls `snapshot` meets for the first time, with what the
+    /// run had consumed before it (every stage, every series).
+    fn note_walls(&mut self, snapshot: &IntervalSnapshot) {
+        for (count, wall) in WALLS {
+            if self.walls_met.iter().any(|w| w.wall == wall) {
+                continue;
+            }
+            let throttles: u64 = snapshot
+                .series
+                .values()
+                .map(|d| d.counters().get(count))
+                .sum();
+            if throttles == 0 {
+                continue;
+            }
+            let sum = |c: Count| -> u64 { self.series.values().map(|d| d.counters().get(c)).sum() };
+            let tokens = USAGE_SOURCES
+                .iter()
+                .flat_map(|s| TokenKind::ALL.map(|k| Count::Tokens(*s, k)))
+                .map(sum)
+                .sum();
+            self.walls_met.push(WallMet {
+                wall: wall.to_owned(),
+                interval: snapshot.index,
+                interval_start_ns: snapshot.start,
+                interval_end_ns: snapshot.end,
+                throttles_in_interval: throttles,
+                quota_settled_before: sum(Count::QuotaSettled),
+                tokens_before: tokens,
+            });
+        }
+    }
 }
 
 impl IntervalSink for Totals {
@@ -105,6 +153,7 @@ impl IntervalSink for Totals {
         snapshot: &IntervalSnapshot,
         _summary: &IntervalSummary,
     ) -> Result<(), RunError> {
+        self.note_walls(snapshot);
         merge_series(&mut self.series, &snapshot.series);
         self.health.push(snapshot.health);
         self.last_end = self.last_end.max(snapshot.end);

@@ -10,6 +10,7 @@ mod error;
 mod load;
 mod raw;
 mod replay;
+mod sessions;
 mod sweep;
 mod target;
 mod telemetry;

@@ -28,6 +28,7 @@ pub(crate) struct RawSpec {
     pub(crate) telemetry: Option<Spanned<super::telemetry::RawTelemetry>>,
     pub(crate) sweep: Option<Spanned<super::sweep::RawSweep>>,
     pub(crate) slo: Option<Spanned<super::sweep::RawSlo>>,
+    pub(crate) sessions: Option<Spanned<super::sessions::RawSessions>>,
 }
 
 /// `[target]`.

@@ -229,6 +229,10 @@ pub(crate) fn validate(raw: RawSpec, c: &mut Checker) -> Option<(RunPlan, Thresh
     let pricing = pricing(c, raw.pricing.as_ref());
     let tier_prices = tier_pricing(c, raw.tier_pricing.as_ref());
     let thresholds = thresholds(c, raw.thresholds.as_ref());
+    let sessions = match &raw.sessions {
+        None => Some(None),
+        Some(s) => super::sessions::validate_sessions(c, s, replay.is_some()).map(Some),
+    };
     if let (Some(mix), Some(pricing)) = (&mix, &pricing) {
         super::workload::warn_unpriced(c, raw.workload.as_ref(), mix, pricing);
     }
@@ -247,6 +251,7 @@ pub(crate) fn validate(raw: RawSpec, c: &mut Checker) -> Option<(RunPlan, Thresh
             Some(r) => Some(r?.replay),
             None => None,
         },
+        sessions: sessions?,
     };
     Some((plan, thresholds?))
 }

@@ -261,7 +261,11 @@ fn cache(
     }))
 }
 
-fn tokens(c: &mut Checker, field: &str, t: &Spanned<RawTokens>) -> Option<TokenDistribution> {
+pub(super) fn tokens(
+    c: &mut Checker,
+    field: &str,
+    t: &Spanned<RawTokens>,
+) -> Option<TokenDistribution> {
     let dist = match t.get_ref() {
         RawTokens::Fixed(n) => {
             let n = c.int_in(

@@ -32,6 +32,8 @@ pub(crate) struct PreparedRequest {
     /// its stream); Converse carries it in the body.
     pub(crate) service_tier: Option<ServiceTierType>,
     pub(crate) body: Bytes,
+    /// Keep the answer's text (a session turn: the next turn sends it back).
+    pub(crate) keep_answer: bool,
 }
 
 /// Deadlines for one attempt, on tokio's clock.
@@ -52,6 +54,8 @@ pub(crate) struct AttemptResult {
     pub(crate) retry_after_ms: Option<u64>,
     /// Request id, stop reason and error code, for request spans.
     pub(crate) response: ResponseInfo,
+    /// The answer's text, when the request asked to keep it.
+    pub(crate) answer: Option<String>,
 }
 
 impl AttemptResult {
@@ -63,15 +67,27 @@ impl AttemptResult {
             retry: Retry::No,
             retry_after_ms: None,
             response: ResponseInfo::default(),
+            answer: None,
         }
     }
 }
 
-/// What a response reports as it is read: usage and the tracing details.
+/// What a response reports as it is read: usage, the tracing details and,
+/// when kept, the answer's text.
 #[derive(Default)]
 struct Reading {
     usage: Option<ReportedUsage>,
     response: ResponseInfo,
+    answer: Option<String>,
+}
+
+impl Reading {
+    /// Appends streamed answer text, when the answer is kept.
+    fn answer_text(&mut self, text: &str) {
+        if let Some(answer) = &mut self.answer {
+            answer.push_str(text);
+        }
+    }
 }
 
 /// The headers every attempt of `request` carries before signing.
@@ -183,24 +199,15 @@ async fn read_success(
     match request.operation {
         Operation::ConverseStream => {
             let decoder = ConverseStreamDecoder::new();
-            read_stream(&mut body, timeline, clock, deadlines, decoder).await
+            let keep = request.keep_answer;
+            read_stream(&mut body, timeline, clock, deadlines, decoder, keep).await
         }
         Operation::InvokeModelWithResponseStream => {
             let decoder = InvokeStreamDecoder::new(request.family);
-            read_stream(&mut body, timeline, clock, deadlines, decoder).await
+            let keep = request.keep_answer;
+            read_stream(&mut body, timeline, clock, deadlines, decoder, keep).await
         }
-        operation => {
-            read_unary(
-                operation,
-                request.family,
-                head,
-                body,
-                timeline,
-                clock,
-                deadlines,
-            )
-            .await
-        }
+        _ => read_unary(request, head, body, timeline, clock, deadlines).await,
     }
 }
 
@@ -213,12 +220,16 @@ async fn read_stream<D>(
     clock: RunClock,
     deadlines: Deadlines,
     mut decoder: D,
+    keep_answer: bool,
 ) -> AttemptResult
 where
     D: StreamDecoder,
     D::Event: RecordEvent,
 {
-    let mut reading = Reading::default();
+    let mut reading = Reading {
+        answer: keep_answer.then(String::new),
+        ..Reading::default()
+    };
     let outcome = 'read: loop {
         let deadline = match deadlines.first_token {
             Some(first) if timeline.first_token_at.is_none() => first.min(deadlines.request),
@@ -258,6 +269,7 @@ where
         retry: Retry::No,
         retry_after_ms: None,
         response: reading.response,
+        answer: reading.answer,
     }
 }
 
@@ -289,9 +301,11 @@ fn on_converse_event(
 ) -> Option<Outcome> {
     match event {
         ConverseStreamEvent::ContentBlockDelta { delta, .. } => match delta {
-            BlockDelta::Text(text) | BlockDelta::ToolUseInput(text) => {
-                timeline.on_content(at, estimate_tokens(&text))
+            BlockDelta::Text(text) => {
+                timeline.on_content(at, estimate_tokens(&text));
+                reading.answer_text(&text);
             }
+            BlockDelta::ToolUseInput(text) => timeline.on_content(at, estimate_tokens(&text)),
             BlockDelta::ReasoningText(_)
             | BlockDelta::ReasoningSignature(_)
             | BlockDelta::RedactedReasoning(_) => timeline.on_reasoning(at),
@@ -329,7 +343,10 @@ fn on_invoke_event(
     reading: &mut Reading,
 ) -> Option<Outcome> {
     match event {
-        InvokeStreamEvent::TextDelta(text) => timeline.on_content(at, estimate_tokens(&text)),
+        InvokeStreamEvent::TextDelta(text) => {
+            timeline.on_content(at, estimate_tokens(&text));
+            reading.answer_text(&text);
+        }
         InvokeStreamEvent::ReasoningDelta(_) => timeline.on_reasoning(at),
         InvokeStreamEvent::Metrics(metrics) => {
             timeline.on_event(at);
@@ -353,8 +370,7 @@ fn on_invoke_event(
 /// Reads a non-streaming response: the whole body is the first (and last)
 /// token, so TTFT and E2E coincide for these operations.
 async fn read_unary(
-    operation: Operation,
-    family: ModelFamily,
+    request: &PreparedRequest,
     head: &http::response::Parts,
     body: ResponseBody,
     mut timeline: Timeline,
@@ -370,13 +386,16 @@ async fn read_unary(
         Ok(Ok(bytes)) => bytes,
     };
     let at = clock.now_ns();
+    let (operation, family) = (request.operation, request.family);
     let mut stop_reason = None;
     let mut service_tier = None;
+    let mut answer = None;
     let parsed = match operation {
         Operation::Converse => serde_json::from_slice::<ConverseResponse>(&bytes)
             .map(|r| {
                 stop_reason = Some(Box::from(r.stop_reason.as_str()));
                 service_tier = r.service_tier.map(|t| t.kind);
+                answer = request.keep_answer.then(|| r.text());
                 Some((r.usage.to_usage(), UsageSource::ConverseUsage))
             })
             .map_err(|e| e.to_string()),
@@ -396,6 +415,7 @@ async fn read_unary(
             (Ok(native), Ok(headers)) => {
                 let output = native.summarize(&headers);
                 stop_reason = output.stop_reason.map(String::into_boxed_str);
+                answer = request.keep_answer.then_some(output.text);
                 Ok(output.usage.zip(output.usage_source))
             }
             (Err(e), _) => Err(e.to_string()),
@@ -418,6 +438,7 @@ async fn read_unary(
                     service_tier,
                     ..ResponseInfo::default()
                 },
+                answer,
             }
         }
         Err(err) => {

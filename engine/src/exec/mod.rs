@@ -16,7 +16,8 @@ use bytes::Bytes;
 use http::HeaderValue;
 use http::Method;
 use quarry_bedrock::{
-    Endpoint, Framing, ModelFamily, ModelId, Operation, Outcome, Prompt, Retry, ServiceTierType,
+    Endpoint, Exchange, Framing, ModelFamily, ModelId, Operation, Outcome, Prompt, Retry,
+    ServiceTierType,
 };
 use tokio::time::Instant;
 
@@ -26,8 +27,9 @@ use crate::plan::{MixEntry, RetryPolicy, RunPlan, Timeouts};
 use crate::pricing::{PriceTable, TierPrices};
 use crate::replay::{Replay, ReplayRequest, text_tokens, write_exact_text};
 use crate::scheduler::{Executor, Workload};
+use crate::session::Conversation;
 use crate::timeline::{Completion, EarlierAttempt, PlannedRequest, RequestTicket};
-use crate::workload::WorkloadSampler;
+use crate::workload::{Draw, WorkloadSampler};
 use quarry_bedrock::CacheTtl;
 
 pub use credentials::{CredentialCache, CredentialSource, CredentialsError};
@@ -97,6 +99,8 @@ pub struct BedrockExecutor {
     retry: RetryPolicy,
     timeouts: Timeouts,
     seed: u64,
+    /// Session turns mark conversation cache checkpoints.
+    conversation_cache: bool,
 }
 
 impl BedrockExecutor {
@@ -168,6 +172,7 @@ impl BedrockExecutor {
             retry: plan.retry,
             timeouts: plan.timeouts,
             seed: plan.seed,
+            conversation_cache: plan.sessions.is_some_and(|s| s.cache()),
         })
     }
 
@@ -180,24 +185,36 @@ impl BedrockExecutor {
         }
         let draw = self.sampler.draw(ticket.seq);
         let target = &self.entries[draw.entry_index];
-        let mut user_text = String::with_capacity(draw.body.len() + 24);
-        draw.write_user_text(&mut user_text);
-        let max_tokens = draw.entry.max_tokens.get();
-        let prompt = Prompt {
-            system: draw.system_prompt.map(str::to_owned),
-            cached_prefix: draw.cache_prefix.map(str::to_owned),
-            user_text,
-            max_tokens,
-            temperature: draw.entry.temperature,
-            cache_ttl: draw.entry.cache.map(|c| c.ttl),
-            service_tier: target.service_tier,
-        };
+        let prompt = Self::drawn_prompt(&draw, target, Vec::new(), false);
         (
             self.request_for(target, &prompt),
-            u64::from(max_tokens),
+            u64::from(prompt.max_tokens),
             draw.entry.temperature,
             target,
         )
+    }
+
+    /// The prompt of a drawn request: the entry's system prompt and shared
+    /// prefix, the drawn text, and a session turn's earlier exchanges.
+    fn drawn_prompt(
+        draw: &Draw<'_>,
+        target: &EntryTarget,
+        history: Vec<Exchange>,
+        conversation_cache: bool,
+    ) -> Prompt {
+        let mut user_text = String::with_capacity(draw.body.len() + 24);
+        draw.write_user_text(&mut user_text);
+        Prompt {
+            system: draw.system_prompt.map(str::to_owned),
+            cached_prefix: draw.cache_prefix.map(str::to_owned),
+            user_text,
+            max_tokens: draw.entry.max_tokens.get(),
+            temperature: draw.entry.temperature,
+            cache_ttl: draw.entry.cache.map(|c| c.ttl),
+            service_tier: target.service_tier,
+            history,
+            conversation_cache,
+        }
     }
 }
 
@@ -213,6 +230,7 @@ impl BedrockExecutor {
             family: target.family,
             service_tier: target.service_tier,
             body: Bytes::from(prompt.body(target.operation, target.family)),
+            keep_answer: false,
         }
     }
 
@@ -252,6 +270,8 @@ impl BedrockExecutor {
             temperature: entry.temperature,
             cache_ttl: None,
             service_tier: target.service_tier,
+            history: Vec::new(),
+            conversation_cache: false,
         };
         (
             self.request_for(target, &prompt),
@@ -270,17 +290,67 @@ impl Executor<usize> for BedrockExecutor {
         clock: RunClock,
     ) -> Completion {
         let (request, max_tokens, temperature, target) = self.prepare(&ticket);
+        let (completion, _) = self
+            .send(&ticket, &request, max_tokens, temperature, target, clock)
+            .await;
+        completion
+    }
+
+    async fn execute_turn(
+        &self,
+        ticket: RequestTicket,
+        request: PlannedRequest<usize>,
+        conversation: &mut Conversation,
+        clock: RunClock,
+    ) -> Completion {
+        let Some(turn) = ticket.turn else {
+            return self.execute(ticket, request, clock).await;
+        };
+        let draw = self.sampler.draw_turn(turn.session, turn.index);
+        let target = &self.entries[draw.entry_index];
+        let history = conversation.exchanges().to_vec();
+        let prompt = Self::drawn_prompt(&draw, target, history, self.conversation_cache);
+        let mut prepared = self.request_for(target, &prompt);
+        prepared.keep_answer = true;
+        let max_tokens = u64::from(prompt.max_tokens);
+        let temperature = draw.entry.temperature;
+        let (completion, answer) = self
+            .send(&ticket, &prepared, max_tokens, temperature, target, clock)
+            .await;
+        if completion.outcome == Outcome::Ok {
+            conversation.push(Exchange {
+                question: prompt.user_text,
+                answer: answer.unwrap_or_default(),
+            });
+        }
+        completion
+    }
+}
+
+impl BedrockExecutor {
+    /// Sends a prepared request with the plan's retry policy and prices
+    /// the result; returns the completion and the final attempt's answer
+    /// text (when the request kept it).
+    async fn send(
+        &self,
+        ticket: &RequestTicket,
+        request: &PreparedRequest,
+        max_tokens: u64,
+        temperature: Option<f32>,
+        target: &EntryTarget,
+        clock: RunClock,
+    ) -> (Completion, Option<String>) {
         let mut earlier_attempts = Vec::new();
         let max_attempts = self.retry.max_attempts();
         let mut attempt_no = 1;
         let result = loop {
-            let headers = match self.signed_headers(&request, clock).await {
+            let headers = match self.signed_headers(request, clock).await {
                 Ok(headers) => headers,
                 Err(err) => {
                     tracing::warn!(error = %err, "cannot sign");
                     let now = clock.now_ns();
                     let timeline = crate::timeline::Timeline::started(ticket.intended_at, now);
-                    return Completion::new(timeline, Outcome::ClientError);
+                    return (Completion::new(timeline, Outcome::ClientError), None);
                 }
             };
             let start = Instant::now();
@@ -290,7 +360,7 @@ impl Executor<usize> for BedrockExecutor {
             };
             let result = attempt::run(
                 &self.transport,
-                &request,
+                request,
                 headers,
                 ticket.intended_at,
                 clock,
@@ -342,7 +412,7 @@ impl Executor<usize> for BedrockExecutor {
                 .unwrap_or(0);
             completion.usage = Some(usage);
         }
-        completion
+        (completion, result.answer)
     }
 }
 
@@ -401,7 +471,10 @@ impl Workload for MixWorkload {
             .and_then(|i| self.replay.as_ref().and_then(|r| r.get(i)))
             .map(|r| r.entry as usize)
             .filter(|&e| e < self.models.len());
-        let index = replayed.unwrap_or_else(|| self.sampler.draw(ticket.seq).entry_index);
+        let index = replayed.unwrap_or_else(|| match ticket.turn {
+            Some(turn) => self.sampler.session_entry(turn.session),
+            None => self.sampler.draw(ticket.seq).entry_index,
+        });
         let (model, operation, service_tier) = &self.models[index];
         PlannedRequest {
             model: model.clone(),

@@ -160,6 +160,7 @@ fn plan(model: &str, operation: Operation, retry: RetryPolicy, timeouts: Timeout
         on_throttle: Default::default(),
         tier_prices: TierPrices::default(),
         replay: None,
+        sessions: None,
     }
 }
 
@@ -182,6 +183,7 @@ async fn run_one(plan: &RunPlan, addr: SocketAddr) -> Completion {
         stage: 0,
         slot: Some(0),
         replay: None,
+        turn: None,
     };
     let request = workload.pick(&ticket);
     let clock = RunClock::start(UNIX_EPOCH + Duration::from_secs(1_763_769_600));
@@ -440,6 +442,7 @@ fn the_tier_header_goes_on_invoke_model_only() {
         family: ModelFamily::Llama,
         service_tier: Some(ServiceTierType::Flex),
         body: Bytes::new(),
+        keep_answer: false,
     };
     for op in [
         Operation::InvokeModel,

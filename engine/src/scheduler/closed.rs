@@ -3,14 +3,19 @@
 //! lockstep. Stages change how many slots are active; a slot whose index
 //! is at or above the current level finishes its request and then waits.
 //! After a throttled request a user pauses when the plan paces throttles
-//! ([`crate::ThrottlePacing`]); by default it sends again at once.
+//! ([`crate::ThrottlePacing`]); by default it sends again at once. In a
+//! session run each user holds one conversation after another
+//! ([`crate::session`]); a session that ended on a throttled turn counts as
+//! a throttled request for the pause.
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use tokio::task::JoinSet;
 
 use quarry_bedrock::Outcome;
 
+use super::session::SessionStart;
 use super::{EndReason, Executor, Shared, Workload, drain};
 use crate::clock::duration_ns;
 use crate::health::InFlightUnit;
@@ -74,20 +79,39 @@ where
                 () = shared.clock.sleep_coarse_until(active_at) => continue,
             }
         }
-        let Some(seq) = shared.claim_seq() else {
-            return;
+        let stage = shared.plan.stage_at(now).unwrap_or(0);
+        let (outcome, seq) = match &shared.sessions {
+            Some(draws) => {
+                // A session holds its in-flight unit turn by turn.
+                unit = None;
+                let start = SessionStart {
+                    intended_at: None,
+                    stage,
+                    slot: Some(slot),
+                };
+                let Some(outcome) = shared.run_session(draws, start).await else {
+                    return;
+                };
+                (outcome, shared.next_seq.load(Ordering::Acquire))
+            }
+            None => {
+                let Some(seq) = shared.claim_seq() else {
+                    return;
+                };
+                let ticket = RequestTicket {
+                    seq,
+                    intended_at: None,
+                    stage,
+                    slot: Some(slot),
+                    replay: None,
+                    turn: None,
+                };
+                if unit.is_none() {
+                    unit = Some(shared.gauge.hold());
+                }
+                (shared.send(ticket).await, seq)
+            }
         };
-        let ticket = RequestTicket {
-            seq,
-            intended_at: None,
-            stage: shared.plan.stage_at(now).unwrap_or(0),
-            slot: Some(slot),
-            replay: None,
-        };
-        if unit.is_none() {
-            unit = Some(shared.gauge.hold());
-        }
-        let outcome = shared.send(ticket).await;
         if !matches!(outcome, Outcome::Throttled | Outcome::DailyQuota) {
             throttled_in_a_row = 0;
             continue;

@@ -12,6 +12,7 @@
 
 mod closed;
 mod open;
+mod session;
 #[cfg(test)]
 mod tests;
 mod ticker;
@@ -30,9 +31,10 @@ use crate::clock::{RunClock, SPIN_WINDOW, duration_ns};
 use crate::health::{HealthPolicy, InFlightGauge};
 use crate::load::{EndCondition, LoadModel, LoadProfile, StageKind};
 use crate::pacing::ThrottlePacing;
-use crate::plan::RequestSlo;
+use crate::plan::{RequestSlo, SessionPlan};
 use crate::recorder::{RecordGuard, Recorder};
 use crate::series::{SeriesDelta, SeriesKey};
+use crate::session::Conversation;
 use crate::snapshot::{Cumulative, IntervalSnapshot};
 use crate::timeline::{Completion, PlannedRequest, RequestTicket};
 use crate::trace::SpanRecorder;
@@ -64,6 +66,21 @@ pub trait Executor<I>: Send + Sync + 'static {
         request: PlannedRequest<I>,
         clock: RunClock,
     ) -> impl Future<Output = Completion> + Send;
+
+    /// Sends turn `ticket.turn` of a session: the `conversation` so far,
+    /// then a new question; on success, adds the question and its answer
+    /// to `conversation`. The default sends `request` as a single request
+    /// (for executors that hold no conversation).
+    fn execute_turn(
+        &self,
+        ticket: RequestTicket,
+        request: PlannedRequest<I>,
+        conversation: &mut Conversation,
+        clock: RunClock,
+    ) -> impl Future<Output = Completion> + Send {
+        let _ = conversation;
+        self.execute(ticket, request, clock)
+    }
 }
 
 /// How the engine itself behaves (process behaviour, not workload).
@@ -100,6 +117,8 @@ pub struct EngineConfig {
     /// loop then dispatches request `i` at `replay_at[i]` (its ticket's
     /// `replay` is `i`) instead of walking the load's rate.
     pub replay_at: Option<Arc<[u64]>>,
+    /// Multi-turn sessions instead of single requests ([`crate::session`]).
+    pub sessions: Option<SessionPlan>,
 }
 
 impl Default for EngineConfig {
@@ -118,6 +137,7 @@ impl Default for EngineConfig {
             request_slo: None,
             on_throttle: ThrottlePacing::None,
             replay_at: None,
+            sessions: None,
         }
     }
 }
@@ -237,6 +257,12 @@ impl Engine {
             executor,
             stop: stop_rx,
             next_seq: AtomicU64::new(0),
+            sessions: self
+                .config
+                .sessions
+                .as_ref()
+                .map(session::SessionDraws::new),
+            next_session: AtomicU64::new(0),
         });
         let ticker = tokio::spawn(ticker::run(
             ticker::TickerParts {
@@ -303,6 +329,10 @@ struct Shared<W: Workload, E> {
     stop: watch::Receiver<bool>,
     /// The next request's sequence number; also the count sent so far.
     next_seq: AtomicU64,
+    /// The session plan, ready to draw from (session runs only).
+    sessions: Option<session::SessionDraws>,
+    /// The next session's number.
+    next_session: AtomicU64,
 }
 
 impl<W: Workload, E: Executor<W::Item>> Shared<W, E> {
@@ -348,6 +378,7 @@ impl<W: Workload, E: Executor<W::Item>> Shared<W, E> {
             operation: Some(planned.operation),
             stage: self.stage_name(ticket.stage),
             tier: planned.service_tier,
+            turn: ticket.turn.map(|t| t.index),
         };
         (planned, RecordGuard::new(Arc::clone(&self.recorder), key))
     }
@@ -356,11 +387,16 @@ impl<W: Workload, E: Executor<W::Item>> Shared<W, E> {
     async fn send(&self, ticket: RequestTicket) -> Outcome {
         let (planned, guard) = self.prepare(ticket);
         let completion = self.executor.execute(ticket, planned, self.clock).await;
-        if let (Some(spans), Some(key)) = (&self.config.spans, guard.key()) {
-            spans.offer(&ticket, key, &completion);
-        }
-        guard.finish(&completion);
+        self.finish(&ticket, guard, &completion);
         completion.outcome
+    }
+
+    /// Records a request's completion (and offers it to the span sampler).
+    fn finish(&self, ticket: &RequestTicket, guard: RecordGuard, completion: &Completion) {
+        if let (Some(spans), Some(key)) = (&self.config.spans, guard.key()) {
+            spans.offer(ticket, key, completion);
+        }
+        guard.finish(completion);
     }
 }
 

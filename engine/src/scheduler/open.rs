@@ -1,13 +1,16 @@
 //! The open loop: one dispatcher sleeping to each arrival's absolute
 //! deadline and spawning the request, never waiting for responses. The
 //! `max_in_flight` cap and the catch-up policy decide what happens to an
-//! arrival that cannot go on time; either way it is counted.
+//! arrival that cannot go on time; either way it is counted. In a session
+//! run an arrival starts a session ([`crate::session`]), and the cap holds
+//! for the whole session.
 
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 
+use super::session::SessionStart;
 use super::{EndReason, Executor, Shared, Workload, drain};
 use crate::arrival::{ArrivalAt, ArrivalSchedule};
 use crate::clock::{RunClock, duration_ns};
@@ -75,6 +78,21 @@ where
                 count_dropped(shared, next.stage);
                 continue;
             }
+            if shared.sessions.is_some() {
+                let start = SessionStart {
+                    intended_at: Some(next.at_ns),
+                    stage: next.stage,
+                    slot: None,
+                };
+                let shared = Arc::clone(shared);
+                tasks.spawn(async move {
+                    let _permit = permit;
+                    if let Some(draws) = &shared.sessions {
+                        shared.run_session(draws, start).await;
+                    }
+                });
+                continue;
+            }
             let Some(seq) = shared.claim_seq() else {
                 break 'arrivals EndReason::RequestLimit;
             };
@@ -84,6 +102,7 @@ where
                 stage: next.stage,
                 slot: None,
                 replay,
+                turn: None,
             };
             let unit = shared.gauge.hold();
             let shared = Arc::clone(shared);

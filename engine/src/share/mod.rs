@@ -33,7 +33,7 @@ pub use connection::{AuthMethod, BEARER_TOKEN_ENV, Connection, SIM_REGION, Share
 pub use events::{FinishKind, ShareEvent, ShareFinished};
 pub use spec::{
     FEATURE_INTERLEAVE, FEATURE_REPLAY, FEATURE_REQUEST_SLO, FEATURE_SERVICE_TIER,
-    FEATURE_THROTTLE_PACING, SHARE_FEATURES, SHARE_SCHEMA_VERSION, ShareSpec,
+    FEATURE_SESSIONS, FEATURE_THROTTLE_PACING, SHARE_FEATURES, SHARE_SCHEMA_VERSION, ShareSpec,
 };
 
 /// Where a traced share's sampled request spans go, and the identity

@@ -76,6 +76,10 @@ pub const FEATURE_SERVICE_TIER: &str = "service_tier";
 /// requires: an agent that ignored it would fire the load's rate with
 /// requests drawn from the mix, not the trace.
 pub const FEATURE_REPLAY: &str = "replay";
+/// The feature a share whose plan runs multi-turn sessions
+/// ([`RunPlan::sessions`]) requires: an agent that ignored it would send
+/// single requests instead of conversations.
+pub const FEATURE_SESSIONS: &str = "sessions";
 
 /// Every share feature this build understands (its agents also list them as
 /// `Describe` capabilities).
@@ -85,6 +89,7 @@ pub const SHARE_FEATURES: &[&str] = &[
     FEATURE_THROTTLE_PACING,
     FEATURE_SERVICE_TIER,
     FEATURE_REPLAY,
+    FEATURE_SESSIONS,
 ];
 
 impl ShareSpec {
@@ -108,6 +113,7 @@ impl ShareSpec {
             interval: std::time::Duration::from_millis(self.interval_ms.max(1)),
             request_slo: self.plan.request_slo,
             on_throttle: self.plan.on_throttle,
+            sessions: self.plan.sessions,
             replay_at: self.plan.replay.as_ref().map(|r| {
                 r.requests()
                     .iter()

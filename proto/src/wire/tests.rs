@@ -18,6 +18,7 @@ fn key(i: u8) -> SeriesKey {
         },
         stage: Arc::from(if i < 2 { "hold" } else { "ramp" }),
         tier: (i == 1).then_some(ServiceTierType::Flex),
+        turn: (i == 2).then_some(3),
     }
 }
 

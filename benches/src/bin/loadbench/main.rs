@@ -265,6 +265,8 @@ fn write_request(args: &Args) -> anyhow::Result<()> {
         temperature: draw.entry.temperature,
         cache_ttl: None,
         service_tier: None,
+        history: Vec::new(),
+        conversation_cache: false,
     };
     let model = ModelId::parse(&args.model).map_err(|e| anyhow::anyhow!("{e}"))?;
     let family = model
