@@ -981,3 +981,81 @@ fn a_replay_refuses_rate_fields_and_workloads_and_replay_fields_need_a_replay() 
         "{err}"
     );
 }
+
+#[test]
+fn sessions_reach_the_plan() {
+    let spec = format!(
+        "[load]\nconcurrency = 2\nduration = \"10s\"\n{WORKLOAD}[sessions]\n\
+         turns = {{ dist = \"uniform\", min = 3, max = 9 }}\n\
+         think_time = {{ dist = \"lognormal\", mean = \"20s\", stddev = \"10s\", min = \"1s\", max = \"2m\" }}\n\
+         cache = true\n"
+    );
+    let plan = parse_spec(Path::new("spec.toml"), &spec).unwrap().plan;
+    let sessions = plan.sessions.unwrap();
+    assert_eq!(
+        sessions.turns(),
+        &TokenDistribution::Uniform { min: 3, max: 9 }
+    );
+    assert_eq!(
+        sessions.think_time_ms(),
+        Some(&TokenDistribution::LogNormal {
+            mean: 20_000.0,
+            stddev: 10_000.0,
+            min: 1_000,
+            max: 120_000
+        })
+    );
+    assert!(sessions.cache());
+    let spec = format!(
+        "[load]\nconcurrency = 2\nduration = \"10s\"\n{WORKLOAD}[sessions]\nturns = 4\nthink_time = \"0s\"\n"
+    );
+    let plan = parse_spec(Path::new("spec.toml"), &spec).unwrap().plan;
+    let sessions = plan.sessions.unwrap();
+    assert_eq!(sessions.turns(), &TokenDistribution::Fixed { tokens: 4 });
+    assert_eq!(
+        sessions.think_time_ms(),
+        Some(&TokenDistribution::Fixed { tokens: 0 })
+    );
+    assert!(!sessions.cache());
+}
+
+#[test]
+fn bad_sessions_are_rejected_with_their_line() {
+    let base = format!("[load]\nconcurrency = 1\nrequests = 1\n{WORKLOAD}[sessions]\n");
+    rejects(
+        &format!("{base}cache = true\n"),
+        "spec.toml:9: sessions.turns: is required: a count like 8 or a distribution table",
+    );
+    rejects(
+        &format!("{base}turns = 65\n"),
+        "spec.toml:10: sessions.turns: must be at most 64 turns",
+    );
+    rejects(
+        &format!("{base}turns = 0\n"),
+        "spec.toml:10: sessions.turns: must be >= 1, got 0",
+    );
+    rejects(
+        &format!("{base}turns = 3\nthink_time = \"soon\"\n"),
+        "spec.toml:11: sessions.think_time:",
+    );
+    rejects(
+        &format!("{base}turns = 3\nthink_time = \"2h\"\n"),
+        "spec.toml:11: sessions.think_time: must be at most 1h, got 2h",
+    );
+    rejects(
+        &format!("{base}turns = 3\nthink_time = {{ dist = \"uniform\", min = \"5s\" }}\n"),
+        "spec.toml:11: sessions.think_time.max: is required for dist = \"uniform\"",
+    );
+    rejects(
+        &format!("{base}turns = 3\nthink_time = {{ dist = \"gamma\", mean = \"5s\" }}\n"),
+        "sessions.think_time.dist: unknown distribution \"gamma\"",
+    );
+    rejects(
+        &format!("{base}turns = 3\nusers = 4\n"),
+        "spec.toml:11: sessions.users: unknown field `users`",
+    );
+    rejects(
+        "[load]\nreplay = \"missing.jsonl\"\n[sessions]\nturns = 3\n",
+        "spec.toml:3: sessions: conflicts with load.replay",
+    );
+}

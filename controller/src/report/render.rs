@@ -345,11 +345,13 @@ fn walls_met(out: &mut String, doc: &ResultsDocument) {
         let _ = writeln!(
             out,
             "  first met {name}: in the interval {}–{} into the run ({} throttles named it), \
-             after {} quota tokens settled and {} tokens reported (every stage)",
+             with between {} and {} quota tokens settled (before and through that interval, \
+             every stage); {} tokens reported before it",
             duration_ns(w.interval_start_ns),
             duration_ns(w.interval_end_ns),
             count(w.throttles_in_interval),
             count(w.quota_settled_before),
+            count(w.quota_settled_through),
             count(w.tokens_before),
         );
     }

@@ -86,6 +86,9 @@ pub struct WallMet {
     /// Quota tokens settled (input + cache write + output × burndown) by
     /// every request recorded before that interval.
     pub quota_settled_before: u64,
+    /// The same through the end of that interval: the wall was met with
+    /// between `quota_settled_before` and this many settled.
+    pub quota_settled_through: u64,
     /// Tokens reported (input, cache read, cache write, output) by every
     /// request recorded before that interval.
     pub tokens_before: u64,

@@ -141,6 +141,12 @@ impl Totals {
                 interval_end_ns: snapshot.end,
                 throttles_in_interval: throttles,
                 quota_settled_before: sum(Count::QuotaSettled),
+                quota_settled_through: sum(Count::QuotaSettled)
+                    + snapshot
+                        .series
+                        .values()
+                        .map(|d| d.counters().get(Count::QuotaSettled))
+                        .sum::<u64>(),
                 tokens_before: tokens,
             });
         }

@@ -55,6 +55,14 @@ impl http_body::Body for ChannelBody {
 
 /// Serves `scripts[n]` to the n-th request (the last one repeats).
 async fn fake_bedrock(scripts: Vec<Script>) -> (SocketAddr, Arc<AtomicU32>) {
+    fake_bedrock_logging(scripts, None).await
+}
+
+/// [`fake_bedrock`], keeping every request body in `log` when given.
+async fn fake_bedrock_logging(
+    scripts: Vec<Script>,
+    log: Option<Arc<std::sync::Mutex<Vec<Bytes>>>>,
+) -> (SocketAddr, Arc<AtomicU32>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let served = Arc::new(AtomicU32::new(0));
@@ -62,14 +70,20 @@ async fn fake_bedrock(scripts: Vec<Script>) -> (SocketAddr, Arc<AtomicU32>) {
     let scripts = Arc::new(scripts);
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
-            let (scripts, counter) = (scripts.clone(), counter.clone());
+            let (scripts, counter, log) = (scripts.clone(), counter.clone(), log.clone());
             tokio::spawn(async move {
                 let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
                     let n = counter.fetch_add(1, Ordering::SeqCst) as usize;
                     let script = scripts[n.min(scripts.len() - 1)].clone();
+                    let log = log.clone();
                     async move {
                         assert!(req.headers().contains_key("authorization"));
                         assert!(req.headers().contains_key("x-amz-date"));
+                        if let Some(log) = log {
+                            use http_body_util::BodyExt as _;
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            log.lock().unwrap().push(body);
+                        }
                         let (tx, rx) = mpsc::channel(64);
                         let mut response = hyper::Response::builder();
                         match script {
@@ -458,4 +472,122 @@ fn the_tier_header_goes_on_invoke_model_only() {
                 .is_none()
         );
     }
+}
+
+/// A unary Converse answer with `text`.
+fn converse_answer(text: &'static str) -> Script {
+    Script::Unary {
+        status: 200,
+        headers: Vec::new(),
+        body: text,
+    }
+}
+
+#[tokio::test]
+async fn a_session_turn_sends_every_earlier_question_and_answer_verbatim() {
+    // Three answers, one per turn, each a whole Converse response.
+    let answers = [
+        r#"{"output":{"message":{"role":"assistant","content":[{"text":"First answer."}]}},"stopReason":"end_turn","usage":{"inputTokens":30,"outputTokens":3,"totalTokens":33},"metrics":{"latencyMs":1}}"#,
+        r#"{"output":{"message":{"role":"assistant","content":[{"text":"Second "},{"text":"answer."}]}},"stopReason":"end_turn","usage":{"inputTokens":40,"outputTokens":3,"totalTokens":43},"metrics":{"latencyMs":1}}"#,
+        r#"{"output":{"message":{"role":"assistant","content":[{"text":"Third answer."}]}},"stopReason":"end_turn","usage":{"inputTokens":50,"outputTokens":3,"totalTokens":53},"metrics":{"latencyMs":1}}"#,
+    ];
+    let log = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (addr, _) = fake_bedrock_logging(
+        answers.iter().map(|a| converse_answer(a)).collect(),
+        Some(log.clone()),
+    )
+    .await;
+    let mut plan = plan(
+        LLAMA,
+        Operation::Converse,
+        RetryPolicy::Off,
+        Timeouts::default(),
+    );
+    plan.sessions = Some(
+        crate::plan::SessionPlan::new(TokenDistribution::Fixed { tokens: 3 }, None, true).unwrap(),
+    );
+    let endpoint = Endpoint::custom(&format!("http://{addr}"), "us-east-1").unwrap();
+    let sampler = Arc::new(WorkloadSampler::new(&plan.mix, plan.seed, 0));
+    let credentials = Credentials::new("AKIDEXAMPLE", "secret", None, None, "test");
+    let executor = BedrockExecutor::new(
+        &plan,
+        &endpoint,
+        sampler.clone(),
+        SignerSource::fixed("us-east-1", credentials),
+        &TransportConfig::default(),
+    )
+    .unwrap();
+    let workload = MixWorkload::new(sampler.clone(), &plan);
+    let clock = RunClock::start(UNIX_EPOCH + Duration::from_secs(1_763_769_600));
+    let mut conversation = Conversation::default();
+    for index in 1..=3 {
+        let ticket = RequestTicket {
+            seq: u64::from(index) - 1,
+            intended_at: None,
+            stage: 0,
+            slot: Some(0),
+            replay: None,
+            turn: Some(crate::timeline::TurnRef { session: 5, index }),
+        };
+        let request = workload.pick(&ticket);
+        let done = executor
+            .execute_turn(ticket, request, &mut conversation, clock)
+            .await;
+        assert_eq!(done.outcome, Outcome::Ok);
+        assert_eq!(conversation.exchanges().len(), index as usize);
+    }
+    let bodies: Vec<serde_json::Value> = log
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|b| serde_json::from_slice(b).unwrap())
+        .collect();
+    assert_eq!(bodies.len(), 3);
+    // Each turn's messages: the earlier questions and answers, in order,
+    // then its own question; questions are the session's draws, verbatim.
+    let question = |turn: u32| {
+        let mut q = String::new();
+        sampler.draw_turn(5, turn).write_user_text(&mut q);
+        q
+    };
+    let said = ["First answer.", "Second answer.", "Third answer."];
+    for (k, body) in bodies.iter().enumerate() {
+        let messages = body["messages"].as_array().unwrap();
+        assert_eq!(messages.len(), 2 * k + 1, "turn {}", k + 1);
+        for (i, m) in messages.iter().enumerate() {
+            let texts: Vec<&str> = m["content"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|b| b["text"].as_str())
+                .collect();
+            if i % 2 == 0 {
+                assert_eq!(m["role"], "user");
+                assert_eq!(
+                    texts,
+                    [question(i as u32 / 2 + 1).as_str()],
+                    "turn {}",
+                    k + 1
+                );
+            } else {
+                assert_eq!(m["role"], "assistant");
+                assert_eq!(texts, [said[i / 2]], "turn {}", k + 1);
+            }
+        }
+        // Checkpoints after the previous question and after this one.
+        let points: Vec<usize> = messages
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m["content"].to_string().contains("cachePoint"))
+            .map(|(i, _)| i)
+            .collect();
+        let expected: Vec<usize> = (k.saturating_sub(1)..=k).map(|q| 2 * q).collect();
+        assert_eq!(points, expected, "turn {}", k + 1);
+    }
+    assert_ne!(question(1), question(2), "every turn asks something new");
+    assert_eq!(
+        conversation.exchanges()[1].answer,
+        "Second answer.",
+        "an answer in several blocks is kept whole"
+    );
 }

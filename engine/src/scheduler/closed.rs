@@ -123,7 +123,12 @@ where
         };
         // A pausing user has nothing in flight.
         unit = None;
-        let until = shared.clock.now_ns().saturating_add(duration_ns(pause));
+        // A pause never outlasts the run: the user is done at its end.
+        let until = shared
+            .clock
+            .now_ns()
+            .saturating_add(duration_ns(pause))
+            .min(shared.plan.end_ns());
         tokio::select! {
             biased;
             _ = stop.wait_for(|s| *s) => return,

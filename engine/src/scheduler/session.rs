@@ -94,7 +94,12 @@ impl<W: Workload, E: Executor<W::Item>> Shared<W, E> {
             if index > 1 {
                 if let Some(think) = &draws.think_ms {
                     let pause_ns = u64::from(think.sample(&mut rng)) * 1_000_000;
-                    let until = self.clock.now_ns().saturating_add(pause_ns);
+                    // Thinking never outlasts the run.
+                    let until = self
+                        .clock
+                        .now_ns()
+                        .saturating_add(pause_ns)
+                        .min(self.plan.end_ns());
                     tokio::select! {
                         biased;
                         _ = stop.wait_for(|s| *s) => break,

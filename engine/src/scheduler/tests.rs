@@ -472,3 +472,126 @@ fn measured_excludes_warmup_and_cooldown() {
         assert_eq!(ok_count(&report), 30);
     });
 }
+
+fn sessions(turns: u32, think_ms: Option<u32>) -> Option<SessionPlan> {
+    Some(
+        SessionPlan::new(
+            crate::plan::TokenDistribution::Fixed { tokens: turns },
+            think_ms.map(|ms| crate::plan::TokenDistribution::Fixed { tokens: ms }),
+            false,
+        )
+        .unwrap(),
+    )
+}
+
+/// The sends of each session, in turn order: (turn index, sent_at).
+fn by_session(server: &FakeServer) -> std::collections::BTreeMap<u64, Vec<(u32, u64)>> {
+    let mut out = std::collections::BTreeMap::<u64, Vec<(u32, u64)>>::new();
+    for (ticket, sent) in server.sends() {
+        let turn = ticket.turn.expect("every send of a session run is a turn");
+        out.entry(turn.session)
+            .or_default()
+            .push((turn.index, sent));
+    }
+    out
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_closed_loop_user_holds_one_session_after_another_with_think_time_between_turns() {
+    // Each turn takes 100 ms; a user thinks 2 s between turns: a session of
+    // 3 turns is 100 + 2000 + 100 + 2000 + 100 ms = 4.3 s.
+    let server = FakeServer::new(|_, sent| sent + 100 * MS);
+    let profile = LoadProfile::steady(
+        LoadModel::closed(2).unwrap(),
+        Some(Duration::from_secs(10)),
+        None,
+    )
+    .unwrap();
+    let config = EngineConfig {
+        sessions: sessions(3, Some(2_000)),
+        ..EngineConfig::default()
+    };
+    let (report, _) = run(profile, config, &server, None).await;
+    let sessions = by_session(&server);
+    // Two users: sessions at 0 and 4.3 s each (a third would start at 8.6 s
+    // and be cut off by the end at 10 s after its first turn).
+    assert_eq!(sessions.len(), 6, "{sessions:?}");
+    for turns in sessions.values() {
+        let indices: Vec<u32> = turns.iter().map(|t| t.0).collect();
+        assert_eq!(indices, (1..=indices.len() as u32).collect::<Vec<_>>());
+        for pair in turns.windows(2) {
+            assert_eq!(pair[1].1 - pair[0].1, 2_100 * MS, "answer + think time");
+        }
+    }
+    let total = report.cumulative.total_where(|_| true);
+    let c = total.counters();
+    assert_eq!(c.get(Count::SessionsCompleted), 4);
+    assert_eq!(c.get(Count::SessionsUnfinished), 2, "cut off by the end");
+    assert_eq!(c.get(Count::SessionsFailed), 0);
+    let duration = total.histogram(Metric::SessionDuration);
+    assert_eq!(duration.len(), 4, "completed sessions only");
+    assert!(duration.equivalent(duration.min(), 4_300 * MS));
+    assert!(duration.equivalent(duration.max(), 4_300 * MS));
+    // One series per turn index; the sessions are counted in turn 1's.
+    let turn_of = |k: &SeriesKey| k.turn;
+    let mut turns: Vec<Option<u32>> = report.cumulative.series.keys().map(turn_of).collect();
+    turns.dedup();
+    assert_eq!(turns, [Some(1), Some(2), Some(3)]);
+    let first = report
+        .cumulative
+        .series
+        .iter()
+        .find(|(k, _)| k.turn == Some(1))
+        .unwrap()
+        .1;
+    assert_eq!(first.counters().get(Count::SessionsCompleted), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_open_loop_arrival_starts_a_session_and_the_cap_counts_sessions() {
+    // 10 sessions/s for 2 s, 4 turns of 50 ms without think time: each
+    // session lasts 200 ms, so about 2 are in progress at any time.
+    let server = FakeServer::new(|_, sent| sent + 50 * MS);
+    let model = LoadModel::open(10.0, Arrival::Constant, Some(1), CatchUp::SendLate).unwrap();
+    let profile = LoadProfile::steady(model, Some(Duration::from_secs(2)), None).unwrap();
+    let config = EngineConfig {
+        sessions: sessions(4, None),
+        ..EngineConfig::default()
+    };
+    let (report, _) = run(profile, config, &server, None).await;
+    let sessions = by_session(&server);
+    // With the cap at one session, a session starts only when the last
+    // one ended: one every 200 ms, late, whatever the 100 ms schedule.
+    assert_eq!(server.max_active.load(Ordering::SeqCst), 1);
+    let starts: Vec<(u64, usize)> = sessions.values().map(|t| (t[0].1, t.len())).collect();
+    // Twenty arrivals in 2 s. Ten sessions fit, back to back; the other ten
+    // arrivals wait for the cap (send-late) and go after the end: their
+    // first turn is sent, late, and no later turn starts once the run is
+    // over, so they are unfinished.
+    let expected: Vec<(u64, usize)> = (0..10)
+        .map(|i| (i * 200 * MS, 4))
+        .chain((0..10).map(|i| (2 * S + i * 50 * MS, 1)))
+        .collect();
+    assert_eq!(starts, expected);
+    let sends = server.sends();
+    let first_turns: Vec<_> = sends
+        .iter()
+        .filter(|(t, _)| t.turn.unwrap().index == 1)
+        .collect();
+    // The first turn's schedule is the arrival's; the later turns are due
+    // when sent (no think time), so they have no schedule lag.
+    for (t, sent) in &sends {
+        let lag = sent - t.intended_at.unwrap();
+        if t.turn.unwrap().index > 1 {
+            assert_eq!(lag, 0);
+        }
+    }
+    assert!(
+        first_turns
+            .iter()
+            .any(|(t, sent)| sent > &t.intended_at.unwrap())
+    );
+    let c = report.cumulative.total_where(|_| true);
+    assert_eq!(c.counters().get(Count::SessionsCompleted), 10);
+    assert_eq!(c.counters().get(Count::SessionsUnfinished), 10);
+}
