@@ -467,8 +467,9 @@ fn a_plan_from_a_sweep_orders_its_walls_as_the_sweep_met_them() {
 /// Sonnet (9): at 0, 10, 30, 40, 45, 70, 95, 150 and 180 s; inputs 1000,
 /// 1200, 800, 1500, 900, 1100, 1300, 1000, 2000; outputs 200, 300, 250,
 /// 400, 150, 220, 350, 180, 500; sessions s1 (3 requests), s2, s3, s4 (2
-/// each). Llama (3): at 20, 50 and 120 s; inputs 500, 700, 600; outputs
-/// 100, 120, 80.
+/// each); a 1,024-token cache prefix on the requests at 10, 40 and 70 s.
+/// Llama (3): at 20, 50 and 120 s; inputs 500, 700, 600; outputs 100, 120,
+/// 80.
 const PLAN_TRACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/plan-trace.jsonl");
 
 /// One class takes the trace's Sonnet requests; Llama gets a class of its own.
@@ -581,6 +582,15 @@ fn a_plan_from_a_trace_takes_its_demand_per_model_and_names_the_trace() {
             .filter(|s| s.id.contains("session"))
             .count(),
         2
+    );
+    // The prefix: written at 10 s, read at 40 and 70 s (within 5 minutes of
+    // its last use), so the class caches at a hit ratio of 2/3.
+    let hit = source(&format!("measured:{sonnet_label}:cache hit ratio"));
+    assert!(
+        hit.location.as_deref().unwrap().ends_with(
+            "; cache: its 3 cache_prefix lines in time order through a 300-second cache, 2 reads and 1 writes"
+        ),
+        "{hit:?}"
     );
     // What the plan assumed: max_tokens, and the class made for Llama.
     for want in [

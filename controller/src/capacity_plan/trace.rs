@@ -20,7 +20,10 @@
 //!   the smallest `max_tokens` every request is consistent with; the plan
 //!   shows it as assumed and says so. A class that enters `max_tokens` wins;
 //! - **sessions**, when lines carry `session`: distinct ids, requests per
-//!   session, and sessions per day (ids ÷ span × 86,400 s).
+//!   session, and sessions per day (ids ÷ span × 86,400 s);
+//! - **cache reads and writes**, when lines carry `cache_prefix`: the
+//!   model's lines in time order through a 5-minute prompt cache (the TTL a
+//!   replay sends), as the simulator keeps it.
 //!
 //! [`cover_classes`] then gives each profile its class. A class takes a
 //! trace's demand by naming the trace (`measured = "trace.jsonl"`: the
@@ -46,6 +49,10 @@ use crate::replay::{Trace, TraceLine, read_trace};
 
 /// The window a peak is read over, in seconds: a minute, as RPM quotas count.
 pub const PEAK_WINDOW_S: u64 = 60;
+
+/// The prompt cache's TTL a replayed prefix is sent with (the default), in
+/// seconds.
+pub const CACHE_TTL_S: u64 = 300;
 
 const NS_PER_S: f64 = 1e9;
 
@@ -265,9 +272,30 @@ fn model_profile(
             )
         })
         .unwrap_or_default();
+    let cache = cache_use(model, lines);
+    let cache_how = cache
+        .map(|c| {
+            format!(
+                "; cache: its {} cache_prefix lines in time order through a {CACHE_TTL_S}-second cache, {} reads and {} writes{}",
+                c.prefixed,
+                c.reads,
+                c.writes,
+                if c.below_minimum > 0 {
+                    format!(
+                        ", {} below the model's minimum prefix and not cached",
+                        c.below_minimum
+                    )
+                } else {
+                    String::new()
+                }
+            )
+        })
+        .unwrap_or_default();
     let source = format!(
-        "{whole}; {n} of them to {model}: average over the span; peak {peak_how}; tokens: means over its {n} requests{sessions_how}"
+        "{whole}; {n} of them to {model}: average over the span; peak {peak_how}; tokens: means over its {n} requests{sessions_how}{cache_how}"
     );
+    let caching = cache.filter(|c| c.read_tokens + c.write_tokens > 0);
+    let per_request = |t: u64| t as f64 / n as f64;
     let stat = |s: &TokenStat| {
         format!(
             "mean {}, p50 {}, p95 {}, max {}",
@@ -302,8 +330,8 @@ fn model_profile(
         average_rpm: Some(average),
         input_tokens: input,
         output_tokens: output,
-        cache_read_tokens: None,
-        cache_write_tokens: None,
+        cache_read_tokens: caching.map(|c| per_request(c.read_tokens)),
+        cache_write_tokens: caching.map(|c| per_request(c.write_tokens)),
         max_tokens: Some(largest_output),
         max_tokens_assumed: Some(format!(
             "a trace records the tokens produced, not the max_tokens asked for; {trace_label} taken as sending {largest_output}, the largest output of its requests to {model} (the least every one of them is consistent with: enter the class's max_tokens if the callers send more)"
@@ -312,6 +340,59 @@ fn model_profile(
         sessions,
     };
     (profile, summary)
+}
+
+/// How a model's `cache_prefix` lines use the prompt cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct CacheUse {
+    /// Lines with a prefix.
+    prefixed: u64,
+    /// Those that read their prefix from the cache.
+    reads: u64,
+    /// The tokens they read.
+    read_tokens: u64,
+    /// Those that wrote it.
+    writes: u64,
+    /// The tokens they wrote.
+    write_tokens: u64,
+    /// Those whose prefix is below the model's minimum: not cached.
+    below_minimum: u64,
+}
+
+/// The model's lines (in time order) through a prompt cache of
+/// [`CACHE_TTL_S`], as the simulator keeps it: a prefix (its id and tokens)
+/// seen within the TTL of its last use is read, and its TTL restarts;
+/// otherwise it is written. A prefix below the model's minimum
+/// ([`quarry_engine::prompt_cache_support`]) is neither. `None` when no
+/// line has a prefix.
+fn cache_use(model: &str, lines: &[&TraceLine]) -> Option<CacheUse> {
+    let min = match quarry_engine::prompt_cache_support(model) {
+        quarry_engine::PromptCacheSupport::Supported { min_tokens, .. } => min_tokens.unwrap_or(0),
+        _ => 0,
+    };
+    let ttl = CACHE_TTL_S * 1_000_000_000;
+    let mut last: BTreeMap<(&str, u32), u64> = BTreeMap::new();
+    let mut out = CacheUse::default();
+    for l in lines {
+        let Some(p) = &l.cache_prefix else { continue };
+        out.prefixed += 1;
+        let tokens = p.tokens.get();
+        if tokens < min {
+            out.below_minimum += 1;
+            continue;
+        }
+        match last.insert((p.id.as_str(), tokens), l.at_ns) {
+            Some(at) if l.at_ns - at < ttl => {
+                out.reads += 1;
+                out.read_tokens += u64::from(tokens);
+            }
+            _ => {
+                out.writes += 1;
+                out.write_tokens += u64::from(tokens);
+            }
+        }
+    }
+    (out.prefixed > 0).then_some(out)
 }
 
 /// `FILE:LINE: path` of an entered field, or `FILE: path` without a line.

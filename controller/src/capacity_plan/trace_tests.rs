@@ -353,3 +353,47 @@ fn busiest_windows_and_nearest_ranks() {
     assert_eq!(nearest_rank(&[7], 0.5), Some(7.0));
     assert_eq!(nearest_rank(&[], 0.5), None);
 }
+
+#[test]
+fn cache_prefixes_give_the_reads_and_writes_of_a_five_minute_cache() {
+    let line = |at: f64, prefix: &str| {
+        format!(
+            r#"{{"offset":{at},"model":"{SONNET}","input_tokens":3000,"output_tokens":10{prefix}}}"#
+        )
+    };
+    let p = |id: &str, n: u32| format!(r#","cache_prefix":"{id}","cache_prefix_tokens":{n}"#);
+    let text = [
+        line(0.0, &p("sys", 2_000)),   // written
+        line(100.0, &p("sys", 2_000)), // read: 100 s after its last use
+        line(450.0, &p("sys", 2_000)), // written again: 350 s since
+        line(500.0, &p("small", 500)), // below Sonnet 4.5's 1,024: not cached
+        line(600.0, &p("sys", 1_500)), // another length: another entry
+        line(700.0, ""),
+    ]
+    .join("\n");
+    let trace = parse_trace(&text, false).unwrap();
+    let d = trace_demand(Path::new("c.jsonl"), "c.jsonl", &trace).unwrap();
+    let s = &d.profiles[0];
+    assert_eq!(s.cache_read_tokens, Some(2_000.0 / 6.0));
+    assert_eq!(s.cache_write_tokens, Some(5_500.0 / 6.0));
+    assert_eq!(s.cache_hit_ratio(), Some(2_000.0 / 7_500.0));
+    assert!(
+        s.source.ends_with(
+            "; cache: its 5 cache_prefix lines in time order through a 300-second cache, 1 reads and 3 writes, 1 below the model's minimum prefix and not cached"
+        ),
+        "{}",
+        s.source
+    );
+    // The plan sees the class as caching, at the trace's hit ratio.
+    let mut input = plan_input("");
+    cover_classes(&mut input, std::slice::from_ref(&d), Path::new("PLAN.toml")).unwrap();
+    input.measured.demand = d.profiles.clone();
+    let plan = quarry_capacity::plan(&input);
+    let hit = plan
+        .sources
+        .iter()
+        .find(|s| s.id == format!("measured:c.jsonl:{SONNET}:cache hit ratio"));
+    assert!(hit.is_some(), "{:#?}", plan.sources);
+    // Without prefixes, no cache figures at all.
+    assert_eq!(demand(ROWS).unwrap().profiles[0].cache_read_tokens, None);
+}
