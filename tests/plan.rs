@@ -3,6 +3,8 @@
 //! directory per level), then a plan of `examples/plan.toml` from them. The
 //! plan must read back, cite the runs it measured from, and print the text
 //! `plan.json` renders to. Bad input exits 2 (plan file) or 3 (`--from`).
+//! And a plan whose demand is a trace checked into `tests/data`, its figures
+//! worked out from the trace by hand.
 
 use std::path::Path;
 
@@ -456,4 +458,222 @@ fn a_plan_from_a_sweep_orders_its_walls_as_the_sweep_met_them() {
             "{w:#?}"
         );
     }
+}
+
+// ---------------------------------------------------------------------------
+// A trace as the plan's demand (issue 18): `quarry plan --from trace.jsonl`.
+
+/// `tests/data/plan-trace.jsonl`: 12 requests from 14:00:00Z to 14:03:00Z.
+/// Sonnet (9): at 0, 10, 30, 40, 45, 70, 95, 150 and 180 s; inputs 1000,
+/// 1200, 800, 1500, 900, 1100, 1300, 1000, 2000; outputs 200, 300, 250,
+/// 400, 150, 220, 350, 180, 500; sessions s1 (3 requests), s2, s3, s4 (2
+/// each); a 1,024-token cache prefix on the requests at 10, 40 and 70 s.
+/// Llama (3): at 20, 50 and 120 s; inputs 500, 700, 600; outputs 100, 120,
+/// 80.
+const PLAN_TRACE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/data/plan-trace.jsonl");
+
+/// One class takes the trace's Sonnet requests; Llama gets a class of its own.
+const TRACE_PLAN: &str = r#"title = "Chat, planned from a trace"
+start = "2026-12-01"
+region = "us-east-1"
+
+[growth]
+monthly_rate = 0.2
+
+[[class]]
+name = "chat"
+measured = "plan-trace.jsonl"
+models = ["us.anthropic.claude-sonnet-4-5-20250929-v1:0"]
+
+[class.slo]
+ttft_p99_ms = 2000
+
+[[quota]]
+model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+tpm = 1000000
+"#;
+
+#[test]
+fn a_plan_from_a_trace_takes_its_demand_per_model_and_names_the_trace() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plan_path = tmp.path().join("plan.toml");
+    std::fs::write(&plan_path, TRACE_PLAN).unwrap();
+    let out = tmp.path().join("out");
+    let planned = quarry(
+        &[
+            "plan",
+            plan_path.to_str().unwrap(),
+            "--from",
+            PLAN_TRACE,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    let (stdout, stderr) = (text(&planned.stdout), text(&planned.stderr));
+    assert_eq!(
+        planned.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let plan = from_json(&std::fs::read_to_string(out.join("plan.json")).unwrap()).unwrap();
+    let txt = std::fs::read_to_string(out.join("plan.txt")).unwrap();
+    assert_eq!(txt, render_text(&plan));
+    assert_eq!(stdout, txt);
+
+    let sonnet_label = format!("plan-trace.jsonl:{SONNET}");
+    let llama_label = format!("plan-trace.jsonl:{LLAMA}");
+    let names: Vec<&str> = plan.classes.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["chat", llama_label.as_str()]);
+    let (chat, llama) = (&plan.classes[0], &plan.classes[1]);
+    let measured = |f: &quarry_capacity::Figure| (f.value, f.basis);
+    // Sonnet: 9 requests over the 180 s span = 3 RPM; the busiest minute
+    // [14:00:00, 14:01:00) holds 5 (0, 10, 30, 40, 45 s).
+    assert_eq!(measured(&chat.average_rpm), (3.0, Basis::Measured));
+    assert_eq!(measured(&chat.peak_rpm), (5.0, Basis::Measured));
+    // 10,800 input and 2,550 output tokens over 9 requests.
+    assert_eq!(measured(&chat.input_tokens), (1_200.0, Basis::Measured));
+    assert!((chat.output_tokens.value - 2_550.0 / 9.0).abs() < 1e-6);
+    // Reserved: the mean input and max_tokens taken as the largest output (500).
+    assert_eq!(chat.reservation.as_ref().unwrap().value, 1_700.0);
+    // Llama: 3 requests ÷ 180 s = 1 RPM; 20 and 50 s share a minute.
+    assert_eq!(measured(&llama.average_rpm), (1.0, Basis::Measured));
+    assert_eq!(measured(&llama.peak_rpm), (2.0, Basis::Measured));
+    assert_eq!(llama.input_tokens.value, 600.0);
+    assert_eq!(llama.output_tokens.value, 100.0);
+    // 600 + the largest output, 120; settled at 600 + 100 (burndown 1).
+    assert_eq!(llama.reservation.as_ref().unwrap().value, 720.0);
+    assert_eq!(llama.settlement.value, 700.0);
+
+    // The rates cite the trace: file, requests, span and window.
+    let source = |id: &str| {
+        plan.sources
+            .iter()
+            .find(|s| s.id == id)
+            .unwrap_or_else(|| panic!("{id} in {:#?}", plan.sources))
+    };
+    let peak = source(&format!("measured:{sonnet_label}:peak requests per minute"));
+    let at = peak.location.as_deref().unwrap();
+    assert!(
+        at.starts_with(&format!(
+            "{PLAN_TRACE}: 12 requests (lines 1–12), 2026-11-30T14:00:00Z to 2026-11-30T14:03:00Z (a span of 180 s); 9 of them to {SONNET}"
+        )),
+        "{at}"
+    );
+    assert!(
+        at.contains(
+            "peak 5 in its busiest 60-second window, [2026-11-30T14:00:00Z, +60 s) from line 1;"
+        ),
+        "{at}"
+    );
+    let llama_peak = source(&format!("measured:{llama_label}:peak requests per minute"));
+    assert!(
+        llama_peak.location.as_deref().unwrap().contains(
+            "peak 2 in its busiest 60-second window, [2026-11-30T14:00:20Z, +60 s) from line 3;"
+        ),
+        "{llama_peak:?}"
+    );
+    assert!(txt.contains(&format!("measured, {at}")), "{txt}");
+    // Sessions: 4 ids over 180 s = 1,920 a day, 2.25 requests each.
+    assert_eq!(
+        plan.sources
+            .iter()
+            .filter(|s| s.id.starts_with(&format!("measured:{sonnet_label}:")))
+            .filter(|s| s.id.contains("session"))
+            .count(),
+        2
+    );
+    // The prefix: written at 10 s, read at 40 and 70 s (within 5 minutes of
+    // its last use), so the class caches at a hit ratio of 2/3.
+    let hit = source(&format!("measured:{sonnet_label}:cache hit ratio"));
+    assert!(
+        hit.location.as_deref().unwrap().ends_with(
+            "; cache: its 3 cache_prefix lines in time order through a 300-second cache, 2 reads and 1 writes"
+        ),
+        "{hit:?}"
+    );
+    // What the plan assumed: max_tokens, and the class made for Llama.
+    for want in [
+        "class chat: max_tokens is not entered: a trace records the tokens produced",
+        &format!("class {llama_label}: made for the requests of plan-trace.jsonl"),
+    ] {
+        assert!(
+            plan.assumptions.iter().any(|a| a.starts_with(want)),
+            "{want:?} in {:#?}",
+            plan.assumptions
+        );
+    }
+    assert!(
+        stderr.contains("trace \"plan-trace.jsonl\", 12 requests over 180 s"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{sonnet_label}: 9 requests, average 3 RPM, peak 5 RPM"
+        )) && stderr.contains("input tokens mean 1200, p50 1100, p95 2000, max 2000"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_trace_conflicting_with_the_plan_file_or_with_a_bad_line_names_both() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A class with demand of its own on a model the trace supplies.
+    let conflict = TRACE_PLAN.replace(
+        "measured = \"plan-trace.jsonl\"",
+        "peak_rpm = 10\naverage_rpm = 4\ninput_tokens = 900\noutput_tokens = 200",
+    );
+    let line = conflict
+        .lines()
+        .position(|l| l.starts_with("peak_rpm"))
+        .unwrap()
+        + 1;
+    let plan_path = tmp.path().join("plan.toml");
+    std::fs::write(&plan_path, conflict).unwrap();
+    let out = tmp.path().join("out");
+    let planned = quarry(
+        &[
+            "plan",
+            plan_path.to_str().unwrap(),
+            "--from",
+            PLAN_TRACE,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    let stderr = text(&planned.stderr);
+    assert_eq!(planned.status.code(), Some(2), "{stderr}");
+    let want = format!(
+        "{}:{line}: class[0].peak_rpm: class \"chat\" uses {SONNET} with demand of its own, and --from {PLAN_TRACE} supplies {SONNET}'s demand too (9 requests)",
+        plan_path.display()
+    );
+    assert!(stderr.contains(&want), "{want:?} in {stderr}");
+    assert!(!out.exists(), "nothing is written");
+
+    // A bad trace line: FILE:LINE: field: message, exit 3.
+    std::fs::write(&plan_path, TRACE_PLAN).unwrap();
+    let trace = tmp.path().join("plan-trace.jsonl");
+    let mut lines = std::fs::read_to_string(PLAN_TRACE).unwrap();
+    lines = lines.replacen("\"output_tokens\":80", "\"output_tokens\":0", 1);
+    std::fs::write(&trace, lines).unwrap();
+    let planned = quarry(
+        &[
+            "plan",
+            plan_path.to_str().unwrap(),
+            "--from",
+            trace.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        tmp.path(),
+    );
+    let stderr = text(&planned.stderr);
+    assert_eq!(planned.status.code(), Some(3), "{stderr}");
+    let want = format!(
+        "{}:10: output_tokens: must be between 1 and 1000000",
+        trace.display()
+    );
+    assert!(stderr.contains(&want), "{want:?} in {stderr}");
+    assert!(!out.exists(), "nothing is written");
 }

@@ -16,6 +16,11 @@
 //!
 //! How late each request actually went out (sent − intended) depends on the
 //! machine: it is printed, not asserted.
+//!
+//! And a trace whose lines share cacheable prefixes (`cache_prefix`): the
+//! second request of a prefix reads it from the simulator's cache, and every
+//! request's input tokens (billed, read and written) still add up to its
+//! line's.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -24,7 +29,7 @@ use quarry::coordinator::split::{ShareSlot, share_specs};
 use quarry_engine::exec::{BedrockExecutor, MixWorkload};
 use quarry_engine::http::TransportConfig;
 use quarry_engine::{
-    Completion, Connection, Engine, Executor, PlannedRequest, RequestTicket, RunClock,
+    Completion, Connection, Engine, Executor, PlannedRequest, RequestTicket, RunClock, ShareSpec,
     WorkloadSampler,
 };
 use quarry_sim::{SimConfig, SimServer};
@@ -40,6 +45,10 @@ struct Sent {
     sent_at: u64,
     input_tokens: Option<u64>,
     output_tokens: Option<u64>,
+    /// Every input token: billed, read from and written to the cache.
+    total_input_tokens: Option<u64>,
+    cache_read: Option<u64>,
+    cache_write: Option<u64>,
     ok: bool,
 }
 
@@ -63,10 +72,56 @@ impl Executor<usize> for Recording {
             sent_at: c.timeline.sent_at,
             input_tokens: c.usage.as_ref().map(|u| u.tokens.input_tokens),
             output_tokens: c.usage.as_ref().map(|u| u.tokens.output_tokens),
+            total_input_tokens: c.usage.as_ref().map(|u| u.tokens.total_input_tokens()),
+            cache_read: c.usage.as_ref().map(|u| u.tokens.cache_read_input_tokens),
+            cache_write: c.usage.as_ref().map(|u| u.tokens.cache_write_input_tokens),
             ok: c.outcome == quarry_bedrock::Outcome::Ok,
         });
         c
     }
+}
+
+/// Runs one share through the engine's open loop and the Bedrock executor
+/// (the share's `sim_url` is the simulator's); returns every request sent.
+async fn drive(share: &ShareSpec, k: usize) -> Vec<Sent> {
+    let connection = Connection::for_target(&share.plan.target, share.sim_url.as_deref())
+        .await
+        .unwrap();
+    let sampler = Arc::new(WorkloadSampler::new(
+        &share.plan.mix,
+        share.plan.seed,
+        k as u64,
+    ));
+    let executor = Arc::new(Recording {
+        inner: BedrockExecutor::new(
+            &share.plan,
+            &connection.endpoint,
+            sampler.clone(),
+            connection.signer,
+            &TransportConfig::default(),
+        )
+        .unwrap(),
+        log: Mutex::new(Vec::new()),
+    });
+    let workload = Arc::new(MixWorkload::new(sampler, &share.plan));
+    #[allow(clippy::disallowed_methods)] // the clock's one wall-clock anchor
+    let now = std::time::SystemTime::now();
+    let engine = Engine::new(
+        share.plan.load.clone(),
+        share.engine_config(),
+        RunClock::start(now),
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let report = engine
+        .run(workload, executor.clone(), tx, std::future::pending())
+        .await;
+    drain.await.unwrap();
+    let sent = executor.log.lock().unwrap().clone();
+    assert_eq!(report.sent, sent.len() as u64);
+    let dealt = share.plan.replay.as_ref().map_or(0, |r| r.requests().len());
+    assert_eq!(sent.len(), dealt);
+    sent
 }
 
 /// One trace line as written: offset (s), input and output tokens, session.
@@ -164,41 +219,7 @@ async fn replayed_requests_keep_the_traces_times_and_tokens() {
         );
         let part = share.plan.replay.as_ref().unwrap();
         assert!(!part.requests().is_empty(), "share {k} was dealt nothing");
-        let connection = Connection::for_target(&share.plan.target, share.sim_url.as_deref())
-            .await
-            .unwrap();
-        let sampler = Arc::new(WorkloadSampler::new(
-            &share.plan.mix,
-            share.plan.seed,
-            k as u64,
-        ));
-        let executor = Arc::new(Recording {
-            inner: BedrockExecutor::new(
-                &share.plan,
-                &connection.endpoint,
-                sampler.clone(),
-                connection.signer,
-                &TransportConfig::default(),
-            )
-            .unwrap(),
-            log: Mutex::new(Vec::new()),
-        });
-        let workload = Arc::new(MixWorkload::new(sampler, &share.plan));
-        #[allow(clippy::disallowed_methods)] // the clock's one wall-clock anchor
-        let now = std::time::SystemTime::now();
-        let engine = Engine::new(
-            share.plan.load.clone(),
-            share.engine_config(),
-            RunClock::start(now),
-        );
-        let (tx, mut rx) = tokio::sync::mpsc::channel(64);
-        let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
-        let report = engine
-            .run(workload, executor.clone(), tx, std::future::pending())
-            .await;
-        drain.await.unwrap();
-        assert_eq!(report.sent, part.requests().len() as u64);
-        for sent in executor.log.lock().unwrap().iter() {
+        for sent in &drive(share, k).await {
             let request = &part.requests()[sent.replay as usize];
             assert_eq!(sent.intended_at, Some(request.at_ns));
             owner.insert(request.line, k);
@@ -244,5 +265,167 @@ async fn replayed_requests_keep_the_traces_times_and_tokens() {
         pct(0.99),
         pct(1.0)
     );
+    drop(sim);
+}
+
+const HAIKU_35: &str = "anthropic.claude-3-5-haiku-20241022-v1:0";
+const NOVA_MICRO: &str = "amazon.nova-micro-v1:0";
+
+/// One line of the cache trace: offset (s), model, operation, input
+/// tokens, prefix (id, tokens), and the cache read and write the simulator
+/// must report.
+type CacheLine = (
+    f64,
+    &'static str,
+    &'static str,
+    u64,
+    Option<(&'static str, u64)>,
+    u64,
+    u64,
+);
+
+/// The simulator's minimum prefix is 2,048 tokens on Claude 3.5 Haiku and
+/// 1,536 on Nova Micro (docs/sim-defaults.md). Lines are half a second
+/// apart, each answered in a few milliseconds, so each prefix is cached
+/// before its next request arrives.
+const CACHE_TRACE: &[CacheLine] = &[
+    // The first request of sys-a writes its 2,100 tokens ...
+    (
+        0.0,
+        HAIKU_35,
+        "ConverseStream",
+        3_000,
+        Some(("sys-a", 2_100)),
+        0,
+        2_100,
+    ),
+    // ... the next reads them, by Converse and by the native Messages body
+    // (the same text: one cache entry).
+    (
+        0.5,
+        HAIKU_35,
+        "Converse",
+        2_500,
+        Some(("sys-a", 2_100)),
+        2_100,
+        0,
+    ),
+    (
+        1.0,
+        HAIKU_35,
+        "InvokeModel",
+        2_600,
+        Some(("sys-a", 2_100)),
+        2_100,
+        0,
+    ),
+    // Another prefix on Nova Micro: written, then read.
+    (
+        1.5,
+        NOVA_MICRO,
+        "Converse",
+        2_000,
+        Some(("sys-b", 1_600)),
+        0,
+        1_600,
+    ),
+    (
+        2.0,
+        NOVA_MICRO,
+        "InvokeModelWithResponseStream",
+        1_800,
+        Some(("sys-b", 1_600)),
+        1_600,
+        0,
+    ),
+    // Below the model's minimum the cache point is ignored: nothing cached.
+    (
+        2.5,
+        HAIKU_35,
+        "ConverseStream",
+        1_500,
+        Some(("small", 1_000)),
+        0,
+        0,
+    ),
+    (
+        3.0,
+        HAIKU_35,
+        "ConverseStream",
+        1_500,
+        Some(("small", 1_000)),
+        0,
+        0,
+    ),
+    // And a line without a prefix.
+    (3.5, HAIKU_35, "ConverseStream", 500, None, 0, 0),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_cache_prefixes_are_read_from_the_cache_with_the_input_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut text = String::new();
+    for (at, model, op, input, prefix, _, _) in CACHE_TRACE {
+        let prefix = prefix
+            .map(|(id, n)| format!(r#","cache_prefix":"{id}","cache_prefix_tokens":{n}"#))
+            .unwrap_or_default();
+        text.push_str(&format!(
+            r#"{{"offset":{at},"model":"{model}","operation":"{op}","input_tokens":{input},"output_tokens":4{prefix}}}"#
+        ));
+        text.push('\n');
+    }
+    std::fs::write(dir.path().join("trace.jsonl"), &text).unwrap();
+    let spec = "seed = 3\n[load]\nreplay = \"trace.jsonl\"\n";
+    let valid = quarry::spec::parse_spec(&dir.path().join("replay.toml"), spec)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let config = SimConfig::from_toml(
+        &[HAIKU_35, NOVA_MICRO]
+            .iter()
+            .map(|m| {
+                format!(
+                    "[[models]]\nid = \"{m}\"\nlatency = {{ kind = \"fixed\", ttft_ms = 2.0, gap_ms = 0.5 }}\noutput = {{ kind = \"fixed\", tokens = 100000 }}\n"
+                )
+            })
+            .collect::<String>(),
+        "sim.toml",
+    )
+    .unwrap();
+    let sim = SimServer::start(&config).await.unwrap();
+    let shares = share_specs(
+        "cache-test",
+        &valid.plan,
+        &[ShareSlot::new(1.0, "default")],
+        1_000,
+        Some(&sim.url()),
+    )
+    .unwrap();
+    assert!(
+        shares[0]
+            .requires
+            .iter()
+            .any(|f| f == quarry_engine::FEATURE_REPLAY_CACHE_PREFIX),
+        "{:?}",
+        shares[0].requires
+    );
+    let mut sent = drive(&shares[0], 0).await;
+    sent.sort_by_key(|s| s.replay);
+    assert_eq!(sent.len(), CACHE_TRACE.len());
+    for (i, (s, (_, model, op, input, _, read, write))) in sent.iter().zip(CACHE_TRACE).enumerate()
+    {
+        let line = i + 1;
+        assert!(s.ok, "line {line}: {s:?}");
+        assert_eq!(
+            s.total_input_tokens,
+            Some(*input),
+            "line {line} ({model} {op}): input tokens, billed + read + written"
+        );
+        assert_eq!(
+            (s.cache_read, s.cache_write),
+            (Some(*read), Some(*write)),
+            "line {line} ({model} {op}): cache read and write"
+        );
+        assert_eq!(s.input_tokens, Some(input - read - write), "line {line}");
+        assert_eq!(s.output_tokens, Some(4), "line {line}");
+    }
     drop(sim);
 }

@@ -54,6 +54,10 @@ pub struct PlanInput {
     pub self_hosted: Vec<SelfHostOffer>,
     /// Measured inputs (`--from`): curves and demand profiles.
     pub measured: Measured,
+    /// Assumptions the caller made while loading the inputs (a class made
+    /// for a trace's model no class takes ...): the plan lists them with
+    /// its own.
+    pub assumptions: Vec<String>,
     /// Where each entered value came from, by field path (`class[0].peak_rpm`).
     pub origins: BTreeMap<String, Origin>,
 }

@@ -66,7 +66,9 @@ mod walls;
 
 pub use date::CivilDate;
 pub use figure::{Basis, Figure, Source, SourceKind, Unit, round_sig};
-pub use file::{PlanDiagnostic, PlanFileError, parse_plan_file};
+pub use file::{
+    PlanDiagnostic, PlanFileContext, PlanFileError, parse_plan_file, parse_plan_file_with,
+};
 pub use input::{
     Budget, CacheProfile, CacheTtl, Demand, Growth, GrowthAt, GrowthCurve, GrowthLevel,
     LatencyMetric, LatencyObjective, ModelEntry, Origin, Percentile, PlanInput, PriceBook,
@@ -75,7 +77,7 @@ pub use input::{
 };
 pub use measured::{
     CurveLevel, LatencyPercentiles, LoadVariable, Measured, MeasuredCurve, MeasuredDemand,
-    RequestShape, TokenStat,
+    MeasuredSessions, RequestShape, TokenStat,
 };
 pub use plan::{
     Binding, Carries, Check, ClassSummary, DEMAND_SAMPLES, FileBy, FixedCap, MissingInput,

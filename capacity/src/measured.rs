@@ -174,9 +174,33 @@ pub struct MeasuredDemand {
     /// `max_tokens` the requests sent, when one value.
     #[serde(default)]
     pub max_tokens: Option<u64>,
+    /// When set, the requests' `max_tokens` was not recorded (a trace holds
+    /// what was produced, not what was asked) and [`Self::max_tokens`] is
+    /// this assumption: the plan shows the figure as assumed, not measured,
+    /// and lists the text among its assumptions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tokens_assumed: Option<String>,
     /// Mean end-to-end seconds per request.
     #[serde(default)]
     pub mean_e2e_seconds: Option<f64>,
+    /// Sessions, when the requests carry session ids (a trace's `session`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<MeasuredSessions>,
+}
+
+/// The sessions of a demand profile: the requests that carry a session id,
+/// grouped by it.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct MeasuredSessions {
+    /// Distinct session ids.
+    pub sessions: u64,
+    /// Requests that carry a session id.
+    pub requests: u64,
+    /// Sessions per day: distinct sessions over the measured time, scaled
+    /// to 24 hours.
+    pub per_day: f64,
+    /// Requests per session (mean).
+    pub requests_per_session: f64,
 }
 
 impl MeasuredDemand {

@@ -19,6 +19,9 @@ use crate::walls::{cost_walls, quota_checks, sort_walls};
 /// would enable the missing part in [`Plan::missing`].
 pub fn plan(input: &PlanInput) -> Plan {
     let mut ctx = Ctx::new(input);
+    for text in &input.assumptions {
+        ctx.assume(text.as_str());
+    }
     let classes = resolve_classes(&mut ctx);
     let (months, horizon) = horizon_factor(&mut ctx);
     let base = base_scenario(&mut ctx, &classes);

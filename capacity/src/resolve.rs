@@ -168,13 +168,22 @@ fn max_tokens(
             v as f64,
             Unit::TokensPerRequest,
         )),
-        (None, Some((m, v))) => Some(ctx.measured(
-            &m.label,
-            &m.source,
-            "max_tokens",
-            v as f64,
-            Unit::TokensPerRequest,
-        )),
+        (None, Some((m, v))) => Some(match &m.max_tokens_assumed {
+            // Not recorded: the profile's stand-in, shown as what it is.
+            Some(why) => ctx.assumed(
+                &format!("max_tokens:{}", m.label),
+                &format!("class {}: max_tokens is not entered: {why}", class.name),
+                v as f64,
+                Unit::TokensPerRequest,
+            ),
+            None => ctx.measured(
+                &m.label,
+                &m.source,
+                "max_tokens",
+                v as f64,
+                Unit::TokensPerRequest,
+            ),
+        }),
         (None, None) => None,
     }
 }
@@ -338,6 +347,24 @@ fn measured_demand(
             class.name, m.duration_s, m.label
         ));
     }
+    let sessions = m.sessions.map(|s| {
+        (
+            ctx.measured(
+                &m.label,
+                &m.source,
+                "sessions per day",
+                s.per_day,
+                Unit::SessionsPerDay,
+            ),
+            ctx.measured(
+                &m.label,
+                &m.source,
+                "requests per session",
+                s.requests_per_session,
+                Unit::RequestsPerSession,
+            ),
+        )
+    });
     Some((
         ctx.measured(
             &m.label,
@@ -353,7 +380,7 @@ fn measured_demand(
             average,
             Unit::RequestsPerMinute,
         ),
-        None,
+        sessions,
     ))
 }
 

@@ -109,6 +109,16 @@ fn missing_and_conflicting_fields() {
         "PLAN.toml:1: class[0].peak_rpm: give demand in one form only",
     );
     assert_error("title = \"x\"\n", "PLAN.toml: class: no [[class]]");
+    // ... unless a trace supplies the classes.
+    let traced = quarry_capacity::parse_plan_file_with(
+        "PLAN.toml",
+        "title = \"x\"\n",
+        quarry_capacity::PlanFileContext {
+            demand_from_trace: true,
+        },
+    )
+    .unwrap();
+    assert!(traced.classes.is_empty());
     let sessions = CLASS.replace("peak_rpm = 10\naverage_rpm = 5\n", "sessions_per_day = 100\nrequests_per_session = 10\nsession_minutes = 60\npeak_concurrent_sessions = 2\n");
     assert_error(
         &sessions,

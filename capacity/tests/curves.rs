@@ -222,7 +222,9 @@ models = ["meta.llama3-3-70b-instruct-v1:0"]
         cache_read_tokens: None,
         cache_write_tokens: None,
         max_tokens: Some(400),
+        max_tokens_assumed: None,
         mean_e2e_seconds: Some(3.0),
+        sessions: None,
     });
     let p = plan(&support::with_builtin_prices(input));
     let c = &p.classes[0];
@@ -243,4 +245,66 @@ models = ["meta.llama3-3-70b-instruct-v1:0"]
         "{:?}",
         p.assumptions
     );
+}
+
+#[test]
+fn a_trace_profile_gives_sessions_and_an_assumed_max_tokens() {
+    let text = r#"
+[[class]]
+name = "chat"
+measured = "trace.jsonl:meta.llama3-3-70b-instruct-v1:0"
+models = ["meta.llama3-3-70b-instruct-v1:0"]
+"#;
+    let label = "trace.jsonl:meta.llama3-3-70b-instruct-v1:0";
+    let mut input = parse_plan_file("PLAN.toml", text).unwrap();
+    input.measured.demand.push(MeasuredDemand {
+        label: label.to_owned(),
+        source: "trace.jsonl: 40 requests".to_owned(),
+        model: Some(LLAMA.to_owned()),
+        duration_s: 3_600.0,
+        requests: 40,
+        peak_rpm: Some(4.0),
+        average_rpm: Some(40.0 / 60.0),
+        input_tokens: TokenStat::mean(900.0),
+        output_tokens: TokenStat::mean(180.0),
+        cache_read_tokens: None,
+        cache_write_tokens: None,
+        max_tokens: Some(512),
+        max_tokens_assumed: Some("the trace records no max_tokens".to_owned()),
+        mean_e2e_seconds: None,
+        sessions: Some(quarry_capacity::MeasuredSessions {
+            sessions: 10,
+            requests: 40,
+            per_day: 240.0,
+            requests_per_session: 4.0,
+        }),
+    });
+    input
+        .assumptions
+        .push("a class was made for the trace".to_owned());
+    let p = plan(&support::with_builtin_prices(input));
+    // max_tokens is the profile's stand-in: assumed, not measured, and said.
+    let reservation = p.classes[0].reservation.as_ref().unwrap();
+    assert_eq!(reservation.value, 900.0 + 512.0);
+    let id = format!("assumed:max_tokens:{label}");
+    assert!(reservation.from.contains(&id), "{reservation:?}");
+    assert!(
+        p.assumptions
+            .iter()
+            .any(|a| a == "class chat: max_tokens is not entered: the trace records no max_tokens"),
+        "{:?}",
+        p.assumptions
+    );
+    // The caller's assumptions come first, as given.
+    assert_eq!(p.assumptions[0], "a class was made for the trace");
+    // The sessions are cited as measured in the profile.
+    for what in ["sessions per day", "requests per session"] {
+        let id = format!("measured:{label}:{what}");
+        let source = p.sources.iter().find(|s| s.id == id);
+        assert!(
+            source.is_some_and(|s| s.location.as_deref() == Some("trace.jsonl: 40 requests")),
+            "{id}: {:?}",
+            p.sources
+        );
+    }
 }

@@ -122,15 +122,16 @@ enum Command {
         #[arg(long, value_enum)]
         format: Option<QuotasFormat>,
     },
-    /// Compute a capacity plan from a plan file and measured runs and
-    /// sweeps: write plan.json and plan.txt, and print plan.txt.
+    /// Compute a capacity plan from a plan file, measured runs and sweeps,
+    /// and traces: write plan.json and plan.txt, and print plan.txt.
     #[command(after_help = quarry::capacity_plan::PLAN_EXIT_CODES)]
     Plan {
         /// The plan file (TOML; see examples/plan.toml).
         plan: PathBuf,
         /// A results directory of `quarry run` or a sweep directory to take
-        /// measurements from (repeatable).
-        #[arg(long, value_name = "DIR")]
+        /// measurements from, or a trace file (JSON lines, as `[load]
+        /// replay` reads) to take demand from (repeatable).
+        #[arg(long, value_name = "DIR|TRACE")]
         from: Vec<PathBuf>,
         /// Output directory (default: plans/<plan>-<id>/); must be empty.
         #[arg(long)]

@@ -78,7 +78,8 @@ pub use plan::{
 pub use pricing::{ModelPrices, PriceTable, TIER_PRICE_UNIT, TierPrices};
 /// The prompt-cache lifetime, as the protocol crate defines it.
 pub use quarry_bedrock::CacheTtl;
-pub use replay::{Replay, ReplayError, ReplayRequest, text_tokens, write_exact_text};
+pub use replay::{Replay, ReplayError, ReplayPrefix, ReplayRequest, text_tokens, write_exact_text};
+pub use share::FEATURE_REPLAY_CACHE_PREFIX;
 pub use workload::{
     CHARS_PER_TOKEN, Draw, Nonce, PromptCacheSupport, WorkloadSampler, prompt_cache_support,
 };

@@ -17,6 +17,11 @@
 //! tokenizers count the same text differently (about a token per four or
 //! five characters of prose), so against Bedrock the count is approximate.
 //! Output tokens go out as `max_tokens`: a model stops at or before it.
+//!
+//! A shared cacheable prefix ([`ReplayPrefix`], the trace's `cache_prefix`):
+//! the request's text is the prefix — text of exactly its tokens, the same
+//! for every request of one prefix id, so the model can cache it — then a
+//! cache point, then the user text, which holds the rest of `input_tokens`.
 
 use std::num::NonZeroU32;
 
@@ -46,6 +51,45 @@ pub struct ReplayRequest {
     pub text_seed: u64,
     /// The trace line the request came from (1-based), for reports.
     pub line: u64,
+    /// A shared prefix sent before the user text with a cache point after
+    /// it; its tokens are part of `input_tokens`. A share carrying one
+    /// requires [`crate::FEATURE_REPLAY_CACHE_PREFIX`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_prefix: Option<ReplayPrefix>,
+}
+
+/// A replayed request's shared cacheable prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayPrefix {
+    /// Tokens of the prefix, under the simulator's rule.
+    pub tokens: NonZeroU32,
+    /// Seeds the prefix text: one per prefix id, so every request of the id
+    /// sends the same text (a shorter prefix of an id is the start of a
+    /// longer one).
+    pub seed: u64,
+}
+
+impl ReplayRequest {
+    /// The generated text of a request without a recorded prompt, when the
+    /// model adds `framing` tokens of template: the cached prefix, if any
+    /// (exactly its tokens), and the user text, which holds the rest of
+    /// `input_tokens` less the framing (at least one token, see
+    /// [`text_tokens`]).
+    pub fn generated_text(&self, framing: u64) -> (Option<String>, String) {
+        let prefix_tokens = self.cache_prefix.map_or(0, |p| p.tokens.get());
+        let prefix = self.cache_prefix.map(|p| {
+            let mut text = String::new();
+            write_exact_text(&mut text, p.tokens.get(), p.seed);
+            text
+        });
+        let mut text = String::new();
+        write_exact_text(
+            &mut text,
+            text_tokens(self.input_tokens.saturating_sub(prefix_tokens), framing),
+            self.text_seed,
+        );
+        (prefix, text)
+    }
 }
 
 /// A replay's requests in send order.
@@ -173,7 +217,47 @@ mod tests {
             session: None,
             text_seed: at_ns,
             line: 1,
+            cache_prefix: None,
         }
+    }
+
+    #[test]
+    fn a_prefix_is_the_same_text_per_seed_and_the_rest_of_the_input_follows() {
+        let mut r = request(1);
+        r.input_tokens = 3_000;
+        let none = r.generated_text(7);
+        assert_eq!(none.0, None);
+        assert_eq!(quarry_sim::count_tokens(&none.1), 2_993);
+        r.cache_prefix = Some(ReplayPrefix {
+            tokens: NonZeroU32::new(2_048).unwrap(),
+            seed: 99,
+        });
+        let (prefix, user) = r.generated_text(7);
+        let prefix = prefix.unwrap();
+        // Prefix + user text + framing = the trace's input tokens.
+        assert_eq!(quarry_sim::count_tokens(&prefix), 2_048);
+        assert_eq!(quarry_sim::count_tokens(&user), 3_000 - 2_048 - 7);
+        // Another request of the same prefix: the same prefix, its own text.
+        let mut other = r.clone();
+        other.text_seed = 2;
+        let (same, own) = other.generated_text(7);
+        assert_eq!(same.as_deref(), Some(prefix.as_str()));
+        assert_ne!(own, user);
+        // A shorter prefix of the same seed is the start of the longer one.
+        other.cache_prefix = Some(ReplayPrefix {
+            tokens: NonZeroU32::new(1_024).unwrap(),
+            seed: 99,
+        });
+        let shorter = other.generated_text(7).0.unwrap();
+        assert!(prefix.starts_with(&shorter));
+        // A prefix leaving less than the framing sends one token of text.
+        other.input_tokens = 1_026;
+        assert_eq!(quarry_sim::count_tokens(&other.generated_text(7).1), 1);
+        // The prefix crosses the wire, and an older plan without it reads.
+        let json = serde_json::to_string(&r).unwrap();
+        assert_eq!(serde_json::from_str::<ReplayRequest>(&json).unwrap(), r);
+        let plain = serde_json::to_string(&request(1)).unwrap();
+        assert!(!plain.contains("cache_prefix"), "{plain}");
     }
 
     #[test]

@@ -21,6 +21,25 @@ use raw::{RawBudget, RawGrowth, RawPlan, RawTiers};
 
 /// Validates plan `text`; `path` only labels the findings. Pure: reads nothing.
 pub fn parse_plan_file(path: impl AsRef<Path>, text: &str) -> Result<PlanInput, PlanFileError> {
+    parse_plan_file_with(path, text, PlanFileContext::default())
+}
+
+/// What the caller supplies beside the plan file, which changes what the
+/// file itself must hold.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlanFileContext {
+    /// A trace supplies demand (`quarry plan --from trace.jsonl`): the file
+    /// may have no `[[class]]`, since each model of the trace that no class
+    /// takes gets a class of its own.
+    pub demand_from_trace: bool,
+}
+
+/// [`parse_plan_file`], with what the caller supplies beside the file.
+pub fn parse_plan_file_with(
+    path: impl AsRef<Path>,
+    text: &str,
+    context: PlanFileContext,
+) -> Result<PlanInput, PlanFileError> {
     let mut c = Checker::new(path.as_ref().display().to_string(), text);
     let raw = match toml::from_str::<RawPlan>(text) {
         Ok(raw) => raw,
@@ -34,7 +53,7 @@ pub fn parse_plan_file(path: impl AsRef<Path>, text: &str) -> Result<PlanInput, 
             return Err(c.into_error());
         }
     };
-    let input = validate(&mut c, raw);
+    let input = validate(&mut c, raw, context);
     if c.has_errors() {
         return Err(c.into_error());
     }
@@ -44,14 +63,14 @@ pub fn parse_plan_file(path: impl AsRef<Path>, text: &str) -> Result<PlanInput, 
     })
 }
 
-fn validate(c: &mut Checker, raw: RawPlan) -> PlanInput {
+fn validate(c: &mut Checker, raw: RawPlan, context: PlanFileContext) -> PlanInput {
     let start = raw.start.as_ref().and_then(|s| date(c, s, "start"));
     let classes = class::validate_classes(c, raw.class.as_deref().unwrap_or_default());
-    if raw.class.as_ref().is_none_or(Vec::is_empty) {
+    if raw.class.as_ref().is_none_or(Vec::is_empty) && !context.demand_from_trace {
         c.error_at(
             None,
             "class",
-            "no [[class]]: a plan needs at least one workload class",
+            "no [[class]]: a plan needs at least one workload class (or a --from trace, whose models get classes of their own)",
         );
     }
     let class_names: Vec<String> = classes.iter().map(|k| k.name.clone()).collect();
@@ -93,6 +112,7 @@ fn validate(c: &mut Checker, raw: RawPlan) -> PlanInput {
             &class_names,
         ),
         measured: Default::default(),
+        assumptions: Vec::new(),
         origins: Default::default(),
     }
 }

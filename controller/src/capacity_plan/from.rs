@@ -14,9 +14,14 @@
 //!   `quarry sweep` ran again longer (`NN-...-extended`) replaces its short
 //!   first run.
 //!
+//! - A **trace file** (a file, not a directory: JSON lines,
+//!   docs/trace-schema.md) gives a demand profile per model it sends to
+//!   (module [`super::trace`]).
+//!
 //! Every profile, curve and level cites where it was measured: the
 //! directory, the run id, and the requests counted (all outcomes, and how
-//! many succeeded) in which measured stages over how many seconds.
+//! many succeeded) in which measured stages over how many seconds; or the
+//! trace file, its requests, span and busiest window.
 //!
 //! A run that did not complete (stopped, aborted, recovered, degraded) is
 //! refused; a sweep level stopped as over-saturated (`overloaded`) is kept
@@ -35,6 +40,7 @@ use quarry_capacity::{
 };
 use quarry_engine::{LoadModel, Metric, StageKind, TokenKind};
 
+use super::trace::{TraceDemand, read_trace_demand};
 use crate::report::{Figures, evaluate, stat};
 use crate::results::{Ended, RESULTS_FILE, ResultsDocument, ResultsError, read_results};
 use crate::thresholds::LatencyStat;
@@ -49,9 +55,13 @@ pub const EXTENDED_SUFFIX: &str = "-extended";
 /// and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
 pub enum FromError {
-    /// The path does not exist or is not a directory.
-    #[error("--from {0}: not a directory")]
+    /// The path is neither a directory nor a file.
+    #[error("--from {0}: no such directory or trace file")]
     NotADirectory(PathBuf),
+    /// A trace file cannot be read as demand: each line a finding
+    /// (`FILE:LINE: field: message`, or the file and why).
+    #[error("{}", .0.join("\n"))]
+    Trace(Vec<String>),
     /// Neither a results directory nor a sweep directory.
     #[error(
         "--from {0}: neither a results directory (no {RESULTS_FILE}) nor a sweep directory (no {LEVELS_DIR}/*/{RESULTS_FILE})"
@@ -78,7 +88,7 @@ pub enum FromError {
     },
     /// Two inputs would be known by the same label.
     #[error(
-        "--from {second}: its label {label:?} is already taken by {first} (labels are directory names: rename one)"
+        "--from {second}: its label {label:?} is already taken by {first} (labels are directory and file names: rename one)"
     )]
     DuplicateLabel {
         /// The label.
@@ -100,9 +110,13 @@ pub struct Loaded {
     /// One line per thing worth knowing: what each input supplied, levels
     /// that are skipped or failed entirely, curves a run could not give.
     pub notes: Vec<String>,
+    /// The traces read, in order (their profiles are also in
+    /// `measured.demand`): [`super::trace::cover_classes`] gives each
+    /// profile its class.
+    pub traces: Vec<TraceDemand>,
 }
 
-/// Reads every `--from` directory, in order.
+/// Reads every `--from` directory and trace file, in order.
 pub fn load_from(dirs: &[PathBuf]) -> Result<Loaded, FromError> {
     let mut loaded = Loaded::default();
     let mut sweeps = Vec::new();
@@ -119,6 +133,25 @@ pub fn load_from(dirs: &[PathBuf]) -> Result<Loaded, FromError> {
         }
         labels.push((label.clone(), dir.clone()));
         match kind_of(dir)? {
+            Input::Trace => {
+                let trace = read_trace_demand(dir, &label).map_err(FromError::Trace)?;
+                loaded.notes.push(format!(
+                    "{}: trace {label:?}, {} requests over {} s: a demand profile per model",
+                    dir.display(),
+                    trace.requests,
+                    trim(trace.span_s)
+                ));
+                for (profile, summary) in &trace.summaries {
+                    loaded
+                        .notes
+                        .push(format!("{}: {profile}: {summary}", dir.display()));
+                }
+                loaded
+                    .measured
+                    .demand
+                    .extend(trace.profiles.iter().cloned());
+                loaded.traces.push(trace);
+            }
             Input::Run => {
                 let run = MeasuredRun::read(dir, false)?;
                 let demand = run.demand(&label)?;
@@ -169,15 +202,17 @@ fn variable_name(v: LoadVariable) -> &'static str {
     }
 }
 
-/// The name classes use for an input: its directory's name.
+/// The name classes use for an input: its directory's (or trace file's) name.
 fn label_of(dir: &Path) -> String {
     dir.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| dir.display().to_string())
 }
 
-/// What a `--from` directory is.
+/// What a `--from` input is.
 enum Input {
+    /// A trace file.
+    Trace,
     /// A results directory.
     Run,
     /// A sweep directory: its level directories, in name order.
@@ -185,6 +220,9 @@ enum Input {
 }
 
 fn kind_of(dir: &Path) -> Result<Input, FromError> {
+    if dir.is_file() {
+        return Ok(Input::Trace);
+    }
     if !dir.is_dir() {
         return Err(FromError::NotADirectory(dir.to_owned()));
     }
@@ -392,6 +430,8 @@ impl MeasuredRun {
             cache_read_tokens: caching.then(|| per_ok(cache_read)),
             cache_write_tokens: caching.then(|| per_ok(cache_write)),
             max_tokens: self.max_tokens(),
+            max_tokens_assumed: None,
+            sessions: None,
             mean_e2e_seconds: self
                 .latency_ms(Metric::E2eFromSend, LatencyStat::Mean)
                 .map(|ms| ms / 1e3),
@@ -614,7 +654,7 @@ fn sweep_curve(
 }
 
 /// A number without a trailing `.0` and with at most 3 decimals.
-fn trim(v: f64) -> String {
+pub(crate) fn trim(v: f64) -> String {
     let s = format!("{v:.3}");
     s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }

@@ -1,11 +1,12 @@
-//! `quarry plan PLAN.toml [--from DIR ...] [--out DIR]`: a capacity plan
-//! from a plan file, the built-in prices and measurements.
+//! `quarry plan PLAN.toml [--from DIR|TRACE ...] [--out DIR]`: a capacity
+//! plan from a plan file, the built-in prices and measurements.
 //!
 //! The chain: the plan file is validated ([`quarry_capacity::parse_plan_file`]:
-//! every mistake as `FILE:LINE: field: message`); the built-in price table
-//! ([`quarry_engine::PriceTable`]) fills the prices of every model the plan
-//! may use; each `--from` directory adds its measurements (module [`from`]);
-//! the planner computes the plan; `plan.json` is written, read back, and
+//! every mistake as `FILE:LINE: field: message`); each `--from` directory
+//! or trace file adds its measurements (module [`from`]), and each trace's
+//! demand profiles get their classes (module [`trace`]); the built-in price
+//! table ([`quarry_engine::PriceTable`]) fills the prices of every model the
+//! plan may use; the planner computes the plan; `plan.json` is written, read back, and
 //! `plan.txt` rendered from what was read, so the text always reproduces
 //! from the JSON alone. The planner itself is pure; all file access is here.
 //!
@@ -17,12 +18,14 @@
 //! ```
 
 pub mod from;
+pub mod trace;
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use quarry_capacity::{
-    Origin, PlanFileError, PlanInput, PlanJsonError, PoolKey, QuotaEntry, TokenPrices,
+    Origin, PlanFileContext, PlanFileError, PlanInput, PlanJsonError, PoolKey, QuotaEntry,
+    TokenPrices,
 };
 use quarry_engine::PriceTable;
 
@@ -40,18 +43,21 @@ pub const BUILTIN_PRICES_SOURCE: &str = "Quarry's built-in on-demand price table
 pub const PLAN_EXIT_CODES: &str = "\
 Exit codes:
   0  the plan was written (plan.json, plan.txt) and printed
-  2  usage or plan-file error (each finding as FILE:LINE: field: message), or
-     --out is not empty; nothing was planned
-  3  a --from input is unusable (not a results or sweep directory, unreadable,
-     a run that did not complete or measured nothing), or the plan could not be
-     written; nothing was planned, or the error names the file not written";
+  2  usage or plan-file error (each finding as FILE:LINE: field: message),
+     a model's demand defined twice (by a class and a --from trace, or two
+     traces), or --out is not empty; nothing was planned
+  3  a --from input is unusable (not a results or sweep directory or a trace
+     file, unreadable, a bad trace line, a run that did not complete or
+     measured nothing), or the plan could not be written; nothing was
+     planned, or the error names the file not written";
 
 /// What `quarry plan` is asked to do.
 #[derive(Debug, Clone)]
 pub struct PlanOptions {
     /// The plan file.
     pub plan_path: PathBuf,
-    /// Results and sweep directories to take measurements from, in order.
+    /// Results and sweep directories and trace files to take measurements
+    /// from, in order.
     pub from: Vec<PathBuf>,
     /// The output directory; `None`: `plans/<id>/`.
     pub out: Option<PathBuf>,
@@ -102,6 +108,11 @@ pub enum PlanCommandError {
     /// A `--from` input cannot be used.
     #[error("{0}\nnothing was planned")]
     From(#[from] FromError),
+    /// A model's demand is defined twice (a class and a trace, two
+    /// traces, two classes taking one trace profile): each finding names
+    /// both.
+    #[error("{}\nnothing was planned", .0.join("\n"))]
+    Demand(Vec<String>),
     /// A file of the plan could not be written or read back.
     #[error("{path}: {source}")]
     Write {
@@ -127,7 +138,8 @@ impl PlanCommandError {
             PlanCommandError::ReadPlan { .. }
             | PlanCommandError::PlanFile(_)
             | PlanCommandError::OutNotEmpty(_)
-            | PlanCommandError::Quotas { .. } => 2,
+            | PlanCommandError::Quotas { .. }
+            | PlanCommandError::Demand(_) => 2,
             PlanCommandError::From(_)
             | PlanCommandError::Write { .. }
             | PlanCommandError::ReadBack { .. } => 3,
@@ -143,7 +155,12 @@ pub fn run_plan(opts: &PlanOptions) -> Result<PlanOutcome, PlanCommandError> {
             path: opts.plan_path.clone(),
             source,
         })?;
-    let mut input = quarry_capacity::parse_plan_file(&opts.plan_path, &text)
+    // A trace supplies classes for the models no class takes, so a plan
+    // file with a trace may have none of its own.
+    let context = PlanFileContext {
+        demand_from_trace: opts.from.iter().any(|p| p.is_file()),
+    };
+    let mut input = quarry_capacity::parse_plan_file_with(&opts.plan_path, &text, context)
         .map_err(PlanCommandError::PlanFile)?;
     let dir = opts
         .out
@@ -156,8 +173,13 @@ pub fn run_plan(opts: &PlanOptions) -> Result<PlanOutcome, PlanCommandError> {
     }
     let mut loaded = load_from(&opts.from)?;
     notes.append(&mut loaded.notes);
-    add_builtin_prices(&mut input, &PriceTable::default());
     input.measured = loaded.measured;
+    // Before the prices: a trace may add classes, and so models to price.
+    notes.extend(
+        trace::cover_classes(&mut input, &loaded.traces, &opts.plan_path)
+            .map_err(PlanCommandError::Demand)?,
+    );
+    add_builtin_prices(&mut input, &PriceTable::default());
     let plan = quarry_capacity::plan(&input);
     let write_err = |path: &Path| {
         let path = path.to_owned();

@@ -27,6 +27,7 @@
 //! its position on the golden-ratio Weyl sequence (round-robin by weight,
 //! no bursts); the slices are the shares' weight fractions.
 
+use quarry_engine::FEATURE_REPLAY_CACHE_PREFIX;
 use quarry_engine::Interleave;
 use quarry_engine::{Arrival, EndCondition, LoadError, LoadModel, LoadProfile, Stage};
 use quarry_engine::{
@@ -301,6 +302,7 @@ pub fn share_specs(
                     .chain(plan.request_slo.iter().map(|_| FEATURE_REQUEST_SLO))
                     .chain((!plan.on_throttle.is_none()).then_some(FEATURE_THROTTLE_PACING))
                     .chain(uses_tiers(plan).then_some(FEATURE_SERVICE_TIER))
+                    .chain(replays_cache_prefixes(plan).then_some(FEATURE_REPLAY_CACHE_PREFIX))
                     .chain(plan.replay.is_some().then_some(FEATURE_REPLAY))
                     .chain(plan.sessions.is_some().then_some(FEATURE_SESSIONS))
                     .map(str::to_owned)
@@ -519,6 +521,14 @@ fn largest_remainder(total: u64, weights: &[f64]) -> Vec<u64> {
 /// Standard, so its shares require [`FEATURE_SERVICE_TIER`].
 fn uses_tiers(plan: &RunPlan) -> bool {
     !plan.tier_prices.is_default() || plan.mix.entries().iter().any(|e| e.service_tier.is_some())
+}
+
+/// Whether a replayed request sends a cached prefix: then every share
+/// requires [`FEATURE_REPLAY_CACHE_PREFIX`].
+fn replays_cache_prefixes(plan: &RunPlan) -> bool {
+    plan.replay
+        .as_ref()
+        .is_some_and(|r| r.requests().iter().any(|q| q.cache_prefix.is_some()))
 }
 
 #[cfg(test)]
@@ -1163,6 +1173,7 @@ mod tests {
                     session: session(i),
                     text_seed: i,
                     line: i + 1,
+                    cache_prefix: None,
                 })
                 .collect(),
         )
@@ -1222,5 +1233,28 @@ mod tests {
             .map(|s| s.plan.replay.as_ref().unwrap().requests().len())
             .sum();
         assert_eq!(total, 30);
+        assert!(
+            specs
+                .iter()
+                .all(|s| !s.requires.contains(&FEATURE_REPLAY_CACHE_PREFIX.to_owned()))
+        );
+        // A cached prefix on any request: every share requires its feature,
+        // and an agent that predates it refuses the share.
+        let mut requests = replay_of(30, |_| None).requests().to_vec();
+        requests[7].cache_prefix = Some(quarry_engine::ReplayPrefix {
+            tokens: std::num::NonZeroU32::new(4).unwrap(),
+            seed: 1,
+        });
+        plan.replay = Some(Replay::new(requests).unwrap());
+        let specs = share_specs("r", &plan, &slots, 1_000, None).unwrap();
+        let older: Vec<&str> = quarry_engine::SHARE_FEATURES
+            .iter()
+            .copied()
+            .filter(|f| *f != FEATURE_REPLAY_CACHE_PREFIX)
+            .collect();
+        for s in &specs {
+            assert!(s.requires.contains(&FEATURE_REPLAY_CACHE_PREFIX.to_owned()));
+            assert_eq!(s.unsupported(&older), [FEATURE_REPLAY_CACHE_PREFIX]);
+        }
     }
 }

@@ -8,13 +8,20 @@
 //! read through gzip. Each record becomes one trace line:
 //! `timestamp`, `modelId`, `operation`, `requestId`, input tokens
 //! `input.inputTokenCount` + `input.cacheReadInputTokenCount` +
-//! `input.cacheWriteInputTokenCount` (everything the model read, as a
-//! replay sends it uncached) and output tokens `output.outputTokenCount`.
+//! `input.cacheWriteInputTokenCount` (everything the model read) and
+//! output tokens `output.outputTokenCount`. A record that read or wrote the
+//! prompt cache gets a `cache_prefix` of `cacheRead + cacheWrite` tokens,
+//! named by a hash of the request body up to its last cache point when the
+//! record holds the body (`input.inputBodyJson`; the text itself is not
+//! kept), else by its size (`size-N`: prefixes of one size on one model are
+//! taken to be one prefix).
 
 use std::io::Read as _;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
+
+use quarry_engine::{PromptCacheSupport, prompt_cache_support};
 
 use super::{MAX_TRACE_BYTES, TraceIssue, TraceRecord, parse_rfc3339};
 
@@ -184,9 +191,9 @@ fn invocation_record(line: u64, raw: &str) -> Result<Timed, TraceIssue> {
             ),
         ));
     }
-    let input = count(&["input", "inputTokenCount"], true)?
-        + count(&["input", "cacheReadInputTokenCount"], false)?
+    let cached = count(&["input", "cacheReadInputTokenCount"], false)?
         + count(&["input", "cacheWriteInputTokenCount"], false)?;
+    let input = count(&["input", "inputTokenCount"], true)? + cached;
     if input == 0 {
         return Err(issue(
             "input.inputTokenCount",
@@ -204,6 +211,10 @@ fn invocation_record(line: u64, raw: &str) -> Result<Timed, TraceIssue> {
         .get("requestId")
         .and_then(Value::as_str)
         .map(str::to_owned);
+    let (cache_prefix, cache_prefix_tokens) = match cached_prefix(&v, &model, cached, input) {
+        Some((id, tokens)) => (Some(id), Some(tokens)),
+        None => (None, None),
+    };
     Ok((
         at,
         TraceRecord {
@@ -212,9 +223,84 @@ fn invocation_record(line: u64, raw: &str) -> Result<Timed, TraceIssue> {
             operation: Some(operation),
             input_tokens: input,
             output_tokens: output,
+            cache_prefix,
+            cache_prefix_tokens,
             request_id,
             ..TraceRecord::default()
         },
+    ))
+}
+
+/// The cached prefix of a record that read or wrote `cached` tokens of the
+/// prompt cache, of `input` in all: its id and tokens. None when nothing was
+/// cached, or the model caches no prompts (the tokens are then plain
+/// input). The prefix is at most `input - 1` tokens (a trace line's prefix
+/// leaves the rest of the request a token).
+fn cached_prefix(record: &Value, model: &str, cached: u64, input: u64) -> Option<(String, u64)> {
+    if cached == 0 || prompt_cache_support(model) == PromptCacheSupport::Unsupported {
+        return None;
+    }
+    let tokens = cached.min(input.saturating_sub(1));
+    if tokens == 0 {
+        return None;
+    }
+    let body = record
+        .pointer("/input/inputBodyJson")
+        .and_then(|b| match b {
+            // Some deliveries hold the body as JSON text.
+            Value::String(text) => serde_json::from_str(text).ok(),
+            other => Some(other.clone()),
+        });
+    let id = body
+        .as_ref()
+        .and_then(body_prefix_id)
+        .unwrap_or_else(|| format!("size-{cached}"));
+    Some((id, tokens))
+}
+
+/// `body-<hash>`: FNV-1a of what a request body holds before its last cache
+/// point, in the order Bedrock caches (tools, system, messages with their
+/// roles), each block as its JSON. Converse and Nova mark a point with a
+/// `cachePoint` block after what it covers; Anthropic with `cache_control`
+/// on the block it covers. None when the body has no cache point.
+fn body_prefix_id(body: &Value) -> Option<String> {
+    let mut items: Vec<String> = Vec::new();
+    let mut cut: Option<usize> = None;
+    let mut visit = |item: &Value, items: &mut Vec<String>| {
+        if item.get("cachePoint").is_some() {
+            cut = Some(items.len());
+            return;
+        }
+        items.push(item.to_string());
+        if item.get("cache_control").is_some() {
+            cut = Some(items.len());
+        }
+    };
+    let blocks = |v: Option<&Value>| -> Vec<Value> {
+        match v {
+            Some(Value::Array(a)) => a.clone(),
+            Some(other @ Value::String(_)) => vec![other.clone()],
+            _ => Vec::new(),
+        }
+    };
+    for tools in [body.pointer("/toolConfig/tools"), body.get("tools")] {
+        for t in blocks(tools) {
+            visit(&t, &mut items);
+        }
+    }
+    for s in blocks(body.get("system")) {
+        visit(&s, &mut items);
+    }
+    for m in blocks(body.get("messages")) {
+        items.push(format!("role {}", m.get("role").unwrap_or(&Value::Null)));
+        for c in blocks(m.get("content")) {
+            visit(&c, &mut items);
+        }
+    }
+    let cut = cut?;
+    Some(format!(
+        "body-{:016x}",
+        super::fnv1a(&items[..cut].join("\0"))
     ))
 }
 
@@ -229,6 +315,8 @@ const CSV_COLUMNS: &[&str] = &[
     "output_tokens",
     "prompt",
     "session",
+    "cache_prefix",
+    "cache_prefix_tokens",
     "request_id",
 ];
 
@@ -306,6 +394,11 @@ fn csv_record(line: u64, columns: &[String], raw: &str) -> Result<Timed, TraceIs
         output_tokens: number("output_tokens")?,
         prompt: get("prompt"),
         session: get("session"),
+        cache_prefix: get("cache_prefix"),
+        cache_prefix_tokens: get("cache_prefix_tokens")
+            .is_some()
+            .then(|| number("cache_prefix_tokens"))
+            .transpose()?,
         request_id: get("request_id"),
         ..TraceRecord::default()
     };
@@ -385,9 +478,16 @@ mod tests {
             first.request_id.as_deref(),
             Some("5f1c7c1e-0001-4c0e-9d7a-8a1f00000001")
         );
-        // Cache reads and writes are input the model read.
+        // Cache reads and writes are input the model read, and a prefix:
+        // the record holds no body, so it is named by its size.
         let (_, cached) = &parsed[2];
         assert_eq!(cached.input_tokens, 150 + 2_048);
+        assert_eq!(cached.cache_prefix.as_deref(), Some("size-2048"));
+        assert_eq!(cached.cache_prefix_tokens, Some(2_048));
+        assert_eq!(
+            (first.cache_prefix.as_ref(), first.cache_prefix_tokens),
+            (None, None)
+        );
         // The CloudWatch export's time prefix is skipped.
         let (_, exported) = &parsed[4];
         assert_eq!(exported.model, "meta.llama3-3-70b-instruct-v1:0");
@@ -399,6 +499,92 @@ mod tests {
         let trace = super::super::parse_trace(&imported.to_jsonl(), false).unwrap();
         assert_eq!(trace.lines.len(), 5);
         assert_eq!(trace.lines[1].at_ns, 850_000_000);
+    }
+
+    /// A Converse invocation-log record that read `read` and wrote `write`
+    /// cached tokens, with `body` as its `inputBodyJson` (or none).
+    fn cached_record(model: &str, read: u64, write: u64, plain: u64, body: Option<&str>) -> String {
+        let body = body
+            .map(|b| format!(r#","inputBodyJson":{b}"#))
+            .unwrap_or_default();
+        format!(
+            r#"{{"timestamp":"2026-01-01T00:00:00Z","modelId":"{model}","operation":"Converse","input":{{"inputTokenCount":{plain},"cacheReadInputTokenCount":{read},"cacheWriteInputTokenCount":{write}{body}}},"output":{{"outputTokenCount":9}}}}"#
+        )
+    }
+
+    #[test]
+    fn cached_tokens_become_a_prefix_named_by_the_body_before_its_cache_point() {
+        const SONNET: &str = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
+        let converse = |system: &str, question: &str| {
+            format!(
+                r#"{{"system":[{{"text":"{system}"}},{{"cachePoint":{{"type":"default"}}}}],"messages":[{{"role":"user","content":[{{"text":"{question}"}}]}}]}}"#
+            )
+        };
+        let anthropic = |system: &str, question: &str| {
+            format!(
+                r#"{{"anthropic_version":"bedrock-2023-05-31","max_tokens":9,"system":[{{"type":"text","text":"{system}","cache_control":{{"type":"ephemeral"}}}}],"messages":[{{"role":"user","content":"{question}"}}]}}"#
+            )
+        };
+        let records = [
+            cached_record(SONNET, 0, 1_500, 40, Some(&converse("You help.", "Hi"))),
+            cached_record(SONNET, 1_500, 0, 55, Some(&converse("You help.", "Bye"))),
+            cached_record(SONNET, 0, 1_700, 40, Some(&converse("You don't.", "Hi"))),
+            // The body as JSON text, Anthropic's cache_control on the block it covers.
+            cached_record(
+                SONNET,
+                1_200,
+                0,
+                30,
+                Some(&serde_json::to_string(&anthropic("You help.", "Hi")).unwrap()),
+            ),
+            cached_record(SONNET, 1_200, 0, 30, Some(&anthropic("You help.", "Other"))),
+            // A body without a cache point: named by its size.
+            cached_record(SONNET, 800, 0, 30, Some(r#"{"messages":[]}"#)),
+            // Everything cached: the prefix leaves one token.
+            cached_record(SONNET, 900, 0, 0, None),
+            // A model without prompt caching: plain input.
+            cached_record("meta.llama3-3-70b-instruct-v1:0", 700, 0, 30, None),
+        ]
+        .join(
+            "
+",
+        );
+        let parsed: Vec<TraceRecord> = parse_invocation_logs(&records)
+            .into_iter()
+            .map(|r| r.unwrap().1)
+            .collect();
+        let prefix = |i: usize| {
+            (
+                parsed[i].cache_prefix.clone().unwrap_or_default(),
+                parsed[i].cache_prefix_tokens,
+                parsed[i].input_tokens,
+            )
+        };
+        let (a, tokens, input) = prefix(0);
+        assert!(
+            a.starts_with("body-") && a.len() == "body-".len() + 16,
+            "{a}"
+        );
+        assert_eq!((tokens, input), (Some(1_500), 1_540));
+        // The same system prompt before the cache point: the same id,
+        // whatever follows it and whether it was read or written.
+        assert_eq!(prefix(1).0, a);
+        assert_ne!(prefix(2).0, a);
+        let (native, tokens, _) = prefix(3);
+        assert!(native.starts_with("body-") && native != a, "{native}");
+        assert_eq!(tokens, Some(1_200));
+        assert_eq!(prefix(4).0, native);
+        assert_eq!(prefix(5).0, "size-800");
+        assert_eq!(prefix(6), ("size-900".to_owned(), Some(899), 900));
+        assert_eq!(prefix(7), (String::new(), None, 730));
+        // Each imported line is a valid trace line.
+        let imported = Imported {
+            records: parsed,
+            skipped: vec![],
+        };
+        let trace = super::super::parse_trace(&imported.to_jsonl(), false).unwrap();
+        assert_eq!(trace.lines.len(), 8);
+        assert!(trace.lines[0].cache_prefix.is_some());
     }
 
     #[test]
@@ -497,6 +683,20 @@ mod tests {
         assert_eq!((e.line, e.field.as_str()), (4, "input_tokens"));
         let e = parsed[3].as_ref().unwrap_err();
         assert_eq!((e.line, e.field.as_str()), (5, "output_tokens"));
+        let prefixed = parse_csv(
+            "offset,model,input_tokens,output_tokens,cache_prefix,cache_prefix_tokens\n\
+             0,anthropic.claude-3-5-haiku-20241022-v1:0,3000,10,sys,2048\n\
+             1,anthropic.claude-3-5-haiku-20241022-v1:0,3000,10,,\n\
+             2,anthropic.claude-3-5-haiku-20241022-v1:0,3000,10,sys,\n",
+        );
+        let (_, with) = prefixed[0].as_ref().unwrap();
+        assert_eq!(
+            (with.cache_prefix.as_deref(), with.cache_prefix_tokens),
+            (Some("sys"), Some(2_048))
+        );
+        assert_eq!(prefixed[1].as_ref().unwrap().1.cache_prefix, None);
+        let e = prefixed[2].as_ref().unwrap_err();
+        assert_eq!((e.line, e.field.as_str()), (4, "cache_prefix_tokens"));
         let header = parse_csv("offset,model,tokens\n");
         let e = header[0].as_ref().unwrap_err();
         assert_eq!((e.line, e.field.as_str()), (1, "tokens"));

@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use quarry_bedrock::Operation;
 use quarry_engine::{
-    MAX_INPUT_TOKENS, MixEntry, Replay, ReplayRequest, TokenDistribution, WorkloadMix,
+    MAX_INPUT_TOKENS, MixEntry, PromptCacheSupport, Replay, ReplayPrefix, ReplayRequest,
+    TokenDistribution, WorkloadMix, prompt_cache_support,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -59,6 +60,14 @@ pub struct TraceRecord {
     /// agent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
+    /// The id of a shared cacheable prefix: requests of one id send the
+    /// same prefix text, then a cache point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_prefix: Option<String>,
+    /// Tokens of the prefix, part of `input_tokens`; required with
+    /// `cache_prefix`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_prefix_tokens: Option<u64>,
     /// The recorded request id, kept for reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
@@ -129,6 +138,18 @@ pub struct TraceLine {
     pub prompt: Option<String>,
     /// The session id, when recorded.
     pub session: Option<String>,
+    /// The shared cacheable prefix, when recorded.
+    pub cache_prefix: Option<TracePrefix>,
+}
+
+/// A trace line's shared cacheable prefix (`cache_prefix`,
+/// `cache_prefix_tokens`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TracePrefix {
+    /// The prefix id: lines of one id send the same text.
+    pub id: String,
+    /// Its tokens, fewer than the line's input tokens.
+    pub tokens: NonZeroU32,
 }
 
 /// A trace file read: its valid lines in time order, and the bad ones it
@@ -338,6 +359,7 @@ pub(super) fn parse_line(line: u64, raw: &str) -> Result<(When, TraceLine), Trac
                 ),
             )
         })?;
+    let cache_prefix = cache_prefix(line, &record)?;
     Ok((
         when,
         TraceLine {
@@ -349,8 +371,72 @@ pub(super) fn parse_line(line: u64, raw: &str) -> Result<(When, TraceLine), Trac
             output_tokens,
             prompt: record.prompt,
             session: record.session,
+            cache_prefix,
         },
     ))
+}
+
+/// A line's `cache_prefix` and `cache_prefix_tokens`, checked: both or
+/// neither, a non-empty id, at least one token and fewer than the line's
+/// input tokens (the rest of the request needs one), no recorded prompt (it
+/// is sent as recorded), and a model that caches prompts.
+fn cache_prefix(line: u64, record: &TraceRecord) -> Result<Option<TracePrefix>, TraceIssue> {
+    let (id, tokens) = match (&record.cache_prefix, record.cache_prefix_tokens) {
+        (None, None) => return Ok(None),
+        (None, Some(_)) => {
+            return Err(TraceIssue::new(
+                line,
+                "cache_prefix_tokens",
+                "only applies with cache_prefix (the prefix's id)",
+            ));
+        }
+        (Some(_), None) => {
+            return Err(TraceIssue::new(
+                line,
+                "cache_prefix_tokens",
+                "is required with cache_prefix: the prefix's tokens (part of input_tokens)",
+            ));
+        }
+        (Some(id), Some(tokens)) => (id, tokens),
+    };
+    if id.trim().is_empty() {
+        return Err(TraceIssue::new(line, "cache_prefix", "must not be empty"));
+    }
+    if record.prompt.is_some() {
+        return Err(TraceIssue::new(
+            line,
+            "cache_prefix",
+            "not with prompt: a recorded prompt is sent as recorded, its shared part included",
+        ));
+    }
+    let tokens = u32::try_from(tokens)
+        .ok()
+        .and_then(NonZeroU32::new)
+        .filter(|t| u64::from(t.get()) < record.input_tokens)
+        .ok_or_else(|| {
+            TraceIssue::new(
+                line,
+                "cache_prefix_tokens",
+                format!(
+                    "must be between 1 and input_tokens - 1 ({}): the prefix is part of the input, and the rest of the request needs a token; got {tokens}",
+                    record.input_tokens - 1
+                ),
+            )
+        })?;
+    if let PromptCacheSupport::Unsupported = prompt_cache_support(&record.model) {
+        return Err(TraceIssue::new(
+            line,
+            "cache_prefix",
+            format!(
+                "model {:?} does not support prompt caching (PROTOCOL.md §5.8)",
+                record.model
+            ),
+        ));
+    }
+    Ok(Some(TracePrefix {
+        id: id.clone(),
+        tokens,
+    }))
 }
 
 /// serde_json's message without its " at line 1 column 7" tail (a trace
@@ -504,6 +590,11 @@ pub fn build(trace: &Trace, opts: &ReplayOptions, seed: u64) -> Result<BuiltRepl
                     mix64(line_seed, copy)
                 },
                 line: l.line,
+                // Copies share their line's prefix: it is shared text.
+                cache_prefix: l.cache_prefix.as_ref().map(|p| ReplayPrefix {
+                    tokens: p.tokens,
+                    seed: mix64(seed, fnv1a(&p.id)),
+                }),
             });
         }
     }
@@ -529,8 +620,9 @@ pub fn build(trace: &Trace, opts: &ReplayOptions, seed: u64) -> Result<BuiltRepl
     })
 }
 
-/// FNV-1a of a session id: the same id hashes alike on every controller.
-fn fnv1a(text: &str) -> u64 {
+/// FNV-1a of a session or prefix id: the same id hashes alike on every
+/// controller.
+pub(crate) fn fnv1a(text: &str) -> u64 {
     text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
     })

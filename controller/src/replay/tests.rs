@@ -165,3 +165,94 @@ fn models_and_operations_make_the_mix_entries() {
     assert_eq!(b.replay.requests()[1].session, Some(fnv1a("s")));
     assert_eq!(b.replay.requests()[0].session, None);
 }
+
+const HAIKU_35: &str = "anthropic.claude-3-5-haiku-20241022-v1:0";
+
+fn prefixed(offset: f64, input: u64, prefix: &str) -> String {
+    format!(
+        r#"{{"offset":{offset},"model":"{HAIKU_35}","input_tokens":{input},"output_tokens":5{prefix}}}"#
+    )
+}
+
+#[test]
+fn cache_prefixes_are_checked_and_one_id_sends_one_text() {
+    let text = [
+        prefixed(
+            0.0,
+            3_000,
+            r#","cache_prefix":"sys","cache_prefix_tokens":2048"#,
+        ),
+        prefixed(
+            1.0,
+            2_500,
+            r#","cache_prefix":"sys","cache_prefix_tokens":2048"#,
+        ),
+        prefixed(
+            2.0,
+            2_500,
+            r#","cache_prefix":"other","cache_prefix_tokens":2048"#,
+        ),
+        prefixed(3.0, 2_500, ""),
+    ]
+    .join("\n");
+    let t = parse_trace(&text, false).unwrap();
+    assert_eq!(
+        t.lines[0].cache_prefix,
+        Some(TracePrefix {
+            id: "sys".to_owned(),
+            tokens: NonZeroU32::new(2048).unwrap()
+        })
+    );
+    let build_with = |scale: f64, seed: u64| {
+        let opts = ReplayOptions {
+            scale,
+            ..ReplayOptions::default()
+        };
+        build(&t, &opts, seed).unwrap().replay
+    };
+    let r = build_with(1.0, 7);
+    let p: Vec<Option<ReplayPrefix>> = r.requests().iter().map(|q| q.cache_prefix).collect();
+    let (sys, other) = (p[0].unwrap(), p[2].unwrap());
+    assert_eq!(p[1], Some(sys), "one id, one prefix");
+    assert_ne!(sys.seed, other.seed, "another id, another text");
+    assert_eq!((sys.tokens.get(), p[3]), (2048, None));
+    // The run's seed picks the text; copies share their line's prefix.
+    assert_ne!(build_with(1.0, 8).requests()[0].cache_prefix, Some(sys));
+    let doubled = build_with(2.0, 7);
+    assert_eq!(doubled.requests()[0].cache_prefix, Some(sys));
+    assert_eq!(doubled.requests()[1].cache_prefix, Some(sys));
+
+    let bad = [
+        prefixed(0.0, 3_000, r#","cache_prefix":"sys""#),
+        prefixed(0.0, 3_000, r#","cache_prefix_tokens":2048"#),
+        prefixed(0.0, 3_000, r#","cache_prefix":" ","cache_prefix_tokens":2048"#),
+        prefixed(0.0, 3_000, r#","cache_prefix":"sys","cache_prefix_tokens":3000"#),
+        prefixed(0.0, 3_000, r#","cache_prefix":"sys","cache_prefix_tokens":0"#),
+        prefixed(
+            0.0,
+            3_000,
+            r#","cache_prefix":"sys","cache_prefix_tokens":20,"prompt":"hi""#,
+        ),
+        format!(
+            r#"{{"offset":0,"model":"{MODEL}","input_tokens":3000,"output_tokens":5,"cache_prefix":"sys","cache_prefix_tokens":2048}}"#
+        ),
+    ]
+    .join("\n");
+    let issues = parse_trace(&bad, false).unwrap_err();
+    let rendered: Vec<String> = issues
+        .iter()
+        .map(|i| i.render(Path::new("t.jsonl")))
+        .collect();
+    assert_eq!(
+        rendered,
+        [
+            "t.jsonl:1: cache_prefix_tokens: is required with cache_prefix: the prefix's tokens (part of input_tokens)",
+            "t.jsonl:2: cache_prefix_tokens: only applies with cache_prefix (the prefix's id)",
+            "t.jsonl:3: cache_prefix: must not be empty",
+            "t.jsonl:4: cache_prefix_tokens: must be between 1 and input_tokens - 1 (2999): the prefix is part of the input, and the rest of the request needs a token; got 3000",
+            "t.jsonl:5: cache_prefix_tokens: must be between 1 and input_tokens - 1 (2999): the prefix is part of the input, and the rest of the request needs a token; got 0",
+            "t.jsonl:6: cache_prefix: not with prompt: a recorded prompt is sent as recorded, its shared part included",
+            "t.jsonl:7: cache_prefix: model \"meta.llama3-3-70b-instruct-v1:0\" does not support prompt caching (PROTOCOL.md §5.8)",
+        ]
+    );
+}

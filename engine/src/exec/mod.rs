@@ -25,7 +25,7 @@ use crate::clock::RunClock;
 use crate::http::{Transport, TransportConfig};
 use crate::plan::{MixEntry, RetryPolicy, RunPlan, Timeouts};
 use crate::pricing::{PriceTable, TierPrices};
-use crate::replay::{Replay, ReplayRequest, text_tokens, write_exact_text};
+use crate::replay::{Replay, ReplayRequest};
 use crate::scheduler::{Executor, Workload};
 use crate::session::Conversation;
 use crate::timeline::{Completion, EarlierAttempt, PlannedRequest, RequestTicket};
@@ -235,8 +235,9 @@ impl BedrockExecutor {
     }
 
     /// A replayed trace request: its own model, its recorded prompt or text
-    /// of exactly its input tokens less the framing the model adds, and its
-    /// output tokens as `max_tokens` (see [`crate::replay`]).
+    /// of exactly its input tokens less the framing the model adds (a cached
+    /// prefix, then the rest), and its output tokens as `max_tokens` (see
+    /// [`crate::replay`]).
     fn prepare_replayed(
         &self,
         request: &ReplayRequest,
@@ -244,27 +245,21 @@ impl BedrockExecutor {
         // The index was checked against the entries when the executor was built.
         let target = &self.entries[request.entry as usize];
         let entry = &self.mix[request.entry as usize];
-        let user_text = match &request.prompt {
-            Some(text) => text.clone(),
+        let (cached_prefix, user_text) = match &request.prompt {
+            Some(text) => (None, text.clone()),
             None => {
                 let framing = if Framing::applies(target.operation, target.family) {
                     Framing::of(target.family).tokens(1, entry.system_prompt.is_some())
                 } else {
                     0
                 };
-                let mut text = String::new();
-                write_exact_text(
-                    &mut text,
-                    text_tokens(request.input_tokens, framing),
-                    request.text_seed,
-                );
-                text
+                request.generated_text(framing)
             }
         };
         let max_tokens = request.output_tokens.get();
         let prompt = Prompt {
             system: entry.system_prompt.clone(),
-            cached_prefix: None,
+            cached_prefix,
             user_text,
             max_tokens,
             temperature: entry.temperature,

@@ -36,6 +36,8 @@ pub use spec::{
     FEATURE_SESSIONS, FEATURE_THROTTLE_PACING, SHARE_FEATURES, SHARE_SCHEMA_VERSION, ShareSpec,
 };
 
+pub use spec::FEATURE_REPLAY_CACHE_PREFIX;
+
 /// Where a traced share's sampled request spans go, and the identity
 /// (OTLP resource attributes) its batches carry.
 pub struct SpanExport {

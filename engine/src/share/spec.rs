@@ -72,6 +72,10 @@ pub const FEATURE_THROTTLE_PACING: &str = "throttle_pacing";
 /// ([`crate::MixEntry::service_tier`]) requires: an agent that ignored it
 /// would send every request at Standard and price it so.
 pub const FEATURE_SERVICE_TIER: &str = "service_tier";
+/// The feature a share whose replayed requests carry a cached prefix
+/// ([`crate::ReplayRequest::cache_prefix`]) requires: an agent that ignored
+/// it would send the prefix's tokens as plain text, without a cache point.
+pub const FEATURE_REPLAY_CACHE_PREFIX: &str = "replay_cache_prefix";
 /// The feature a share whose plan replays a trace ([`RunPlan::replay`])
 /// requires: an agent that ignored it would fire the load's rate with
 /// requests drawn from the mix, not the trace.
@@ -88,6 +92,7 @@ pub const SHARE_FEATURES: &[&str] = &[
     FEATURE_REQUEST_SLO,
     FEATURE_THROTTLE_PACING,
     FEATURE_SERVICE_TIER,
+    FEATURE_REPLAY_CACHE_PREFIX,
     FEATURE_REPLAY,
     FEATURE_SESSIONS,
 ];
