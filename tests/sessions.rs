@@ -168,7 +168,7 @@ quotas = { tpm = 1000000000, rpm = 1000000, cross_region_tpm = 1000000000, cross
         .replace("seed = 26", "seed = 26\n[target]\nsim_profile = \"sim.toml\"")
         .replace("duration = \"6h\"", "duration = \"15s\"")
         .replace(
-            "think_time = { dist = \"lognormal\", mean = \"40s\", stddev = \"30s\", min = \"5s\", max = \"5m\" }",
+            "think_time = { dist = \"lognormal\", mean = \"5s\", stddev = \"5s\", min = \"1s\", max = \"1m\" }",
             "think_time = \"0s\"",
         );
     assert!(spec.contains("sim.toml") && spec.contains("\"15s\"") && spec.contains("\"0s\""));
@@ -182,13 +182,14 @@ quotas = { tpm = 1000000000, rpm = 1000000, cross_region_tpm = 1000000000, cross
     const CAP: u64 = 2_592_000;
     let before = wall["quota_settled_before"].as_u64().unwrap();
     let through = wall["quota_settled_through"].as_u64().unwrap();
-    // The cap refuses a request when what is settled plus its reservation
-    // (its whole context + max_tokens; contexts here stay under 300,000)
-    // passes 2,592,000: at that moment, no more than the cap had settled,
-    // and more than the cap less one reservation.
+    // The cap refuses a request when what is settled plus the reservations
+    // in flight (the other session's, and its own: a whole context, at most
+    // Opus's 200,000-token window, + 2,000 max_tokens) passes 2,592,000: at
+    // that moment no more than the cap had settled, and more than the cap
+    // less two reservations.
     assert!(before <= CAP, "{before} settled before the cap\n{report}");
     assert!(
-        through + 300_000 > CAP,
+        through + 2 * 202_000 > CAP,
         "{through} settled through the cap's interval\n{report}"
     );
     assert!(
