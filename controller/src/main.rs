@@ -1008,6 +1008,23 @@ fn summary(valid: &ValidatedSpec) -> String {
             ));
         }
     }
+    if let Some(sessions) = &plan.sessions {
+        let unit = match plan.load.model() {
+            LoadModel::Closed { .. } => "each virtual user holds one session after another",
+            LoadModel::Open { .. } => "each arrival starts a session (the rate is sessions/s)",
+        };
+        lines.push(format!(
+            "  sessions:   turns {}; think time {}; conversation cache points {}; {unit}",
+            quarry::report::dist_text(sessions.turns()),
+            sessions
+                .think_time_ms()
+                .map_or("none".to_owned(), |d| format!(
+                    "{} ms",
+                    quarry::report::dist_text(d)
+                )),
+            if sessions.cache() { "on" } else { "off" },
+        ));
+    }
     lines.push(format!("  thresholds: {}", valid.thresholds.rules().len()));
     lines.join("\n")
 }

@@ -23,6 +23,12 @@
 //! A failed turn (its final outcome not ok, after any retries the plan
 //! allows) ends the session: the conversation cannot go on without the
 //! answer, as a user who got an error leaves.
+//!
+//! The run's end: no turn after the first starts once the last stage is
+//! over (thinking never outlasts the run), so a session still going is
+//! `SessionsUnfinished`. An open-loop arrival that waited for the
+//! `max_in_flight` cap past the end (send-late) still sends its first turn,
+//! late, like any arrival; its session is then unfinished.
 
 use quarry_bedrock::Exchange;
 

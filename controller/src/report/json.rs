@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use quarry_bedrock::Outcome;
-use quarry_engine::{Metric, TokenKind};
+use quarry_engine::{Count, Metric, TokenKind};
 use serde::Serialize;
 
 use super::figures::{Figures, RunFigures, SeriesFigures};
@@ -77,6 +77,41 @@ impl LatencySummary {
             p999_ns: q(0.999),
             max_ns: h.max(),
         })
+    }
+}
+
+/// The sessions of a run (measured stages, by the stage of their first turn).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SessionsSummary {
+    /// Sessions whose every turn succeeded.
+    pub completed: u64,
+    /// Sessions a failed turn ended.
+    pub failed: u64,
+    /// Sessions the run's end cut off.
+    pub unfinished: u64,
+    /// Completed sessions' duration, first send to last answer, ns.
+    pub duration: Option<LatencySummary>,
+    /// Completed sessions' tokens as reported (the `_ns` fields hold tokens).
+    pub tokens: Option<LatencySummary>,
+    /// Completed sessions' cost (the `_ns` fields hold nano-dollars); absent
+    /// when a model has no price.
+    pub cost_nano_usd: Option<LatencySummary>,
+}
+
+impl SessionsSummary {
+    fn of(f: &Figures) -> Self {
+        SessionsSummary {
+            completed: f.count(Count::SessionsCompleted),
+            failed: f.count(Count::SessionsFailed),
+            unfinished: f.count(Count::SessionsUnfinished),
+            duration: LatencySummary::of(f.histogram(Metric::SessionDuration)),
+            tokens: LatencySummary::of(f.histogram(Metric::SessionTokens)),
+            cost_nano_usd: if f.priced {
+                LatencySummary::of(f.histogram(Metric::SessionCostNanoUsd))
+            } else {
+                None
+            },
+        }
     }
 }
 
@@ -181,6 +216,14 @@ pub struct RunReport {
     pub groups: Vec<SectionSummary>,
     /// The cooldown stages, apart.
     pub cooldown: Option<SectionSummary>,
+    /// Multi-turn sessions: how they ended and the per-session figures;
+    /// absent outside sessions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<SessionsSummary>,
+    /// Each turn of the sessions (label `turn k`), measured stages; empty
+    /// outside sessions.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub turns: Vec<SectionSummary>,
     /// The thresholds and their verdicts.
     pub thresholds: Vec<ThresholdResult>,
     /// Every threshold held.
@@ -207,6 +250,15 @@ impl RunReport {
                 .cooldown
                 .as_ref()
                 .map(|f| SectionSummary::of("cooldown", f)),
+            sessions: doc
+                .plan
+                .sessions
+                .map(|_| SessionsSummary::of(&figures.overall)),
+            turns: figures
+                .turns
+                .iter()
+                .map(|(k, f)| SectionSummary::of(&format!("turn {k}"), f))
+                .collect(),
             thresholds: doc.thresholds.clone(),
             thresholds_passed: doc.thresholds.iter().all(|t| t.passed),
             health: doc.health.clone(),

@@ -19,7 +19,7 @@ use quarry_engine::{Count, IntervalSnapshot, Metric, SeriesDelta, TokenKind};
 
 pub use figures::{Figures, RunFigures, SeriesFigures, latency_histogram, stat};
 pub use format::{count, duration_ns, percent, rate, usd};
-pub use render::{render_fleet_section, render_report, saturation_signs};
+pub use render::{dist_text, render_fleet_section, render_report, saturation_signs};
 
 use crate::results::{
     IntervalSummary, ResultsDocument, ResultsError, ThresholdResult, ThresholdRule,

@@ -358,7 +358,7 @@ fn walls_met(out: &mut String, doc: &ResultsDocument) {
 }
 
 /// A distribution of whole numbers as the spec writes it.
-fn dist_text(d: &TokenDistribution) -> String {
+pub fn dist_text(d: &TokenDistribution) -> String {
     match *d {
         TokenDistribution::Fixed { tokens } => tokens.to_string(),
         TokenDistribution::Uniform { min, max } => format!("uniform {min}–{max}"),

@@ -425,3 +425,117 @@ fn saturation_names_the_sign_that_passed() {
         "{healthy}"
     );
 }
+
+/// A session run's document: two turns in `hold`, the sessions recorded in
+/// turn 1's series, and the daily cap met once.
+fn session_document() -> ResultsDocument {
+    let spec = format!("{SPEC}[sessions]\nturns = 2\ncache = true\n");
+    let plan = parse_spec(Path::new("spec.toml"), &spec).unwrap().plan;
+    let turn = |k: u32| SeriesKey {
+        turn: Some(k),
+        ..key("hold")
+    };
+    let mut first = SeriesDelta::new();
+    let mut second = SeriesDelta::new();
+    for (delta, ttft_ms, input) in [(&mut first, 100, 1_000), (&mut second, 300, 1_500)] {
+        for _ in 0..4 {
+            delta.record(Metric::TtftFromSend, ttft_ms * MS);
+            delta.record(Metric::E2eFromSend, 2 * ttft_ms * MS);
+        }
+        let c = delta.counters_mut();
+        c.add(Count::Outcome(Outcome::Ok), 4);
+        c.add(
+            Count::Tokens(UsageSource::ConverseUsage, TokenKind::CacheRead),
+            4 * input,
+        );
+    }
+    second
+        .counters_mut()
+        .add(Count::Outcome(Outcome::DailyQuota), 1);
+    first.counters_mut().add(Count::SessionsCompleted, 3);
+    first.counters_mut().add(Count::SessionsFailed, 1);
+    // Token counts below 2,048 are exact in the histograms (3 significant
+    // digits), so the percentiles read back as recorded.
+    for (duration_s, tokens) in [(10, 1_000), (20, 1_500), (30, 2_000)] {
+        first.record(Metric::SessionDuration, duration_s * 1_000 * MS);
+        first.record(Metric::SessionTokens, tokens);
+        first.record(Metric::SessionCostNanoUsd, tokens * 3);
+    }
+    let series = BTreeMap::from([(turn(1), first), (turn(2), second)]);
+    let mut doc = assemble(Assembly {
+        meta: meta(&[]),
+        plan,
+        end: RunEnd {
+            ended: Ended::Completed,
+            finished_at_ns: 12_500 * MS,
+            sent: Some(9),
+            overload: None,
+        },
+        series: &series,
+        health: &[HealthSample::default()],
+        simulator: None,
+        priced: &|_| true,
+    })
+    .unwrap();
+    doc.walls_met = vec![crate::results::WallMet {
+        wall: "tokens_per_day".to_owned(),
+        interval: 7,
+        interval_start_ns: 7_000 * MS,
+        interval_end_ns: 8_000 * MS,
+        throttles_in_interval: 1,
+        quota_settled_before: 2_500_000,
+        quota_settled_through: 2_590_000,
+        tokens_before: 9_000_000,
+    }];
+    evaluate(&mut doc).unwrap();
+    doc
+}
+
+#[test]
+fn a_session_run_reports_per_turn_and_per_session_and_when_the_cap_was_met() {
+    let doc = session_document();
+    let figures = RunFigures::from_document(&doc).unwrap();
+    // The turns are one series in the per-series sections, and apart by turn.
+    assert_eq!(figures.series.len(), 1);
+    assert_eq!(figures.series[0].figures.requests(), 9);
+    let turns: Vec<(u32, u64)> = figures
+        .turns
+        .iter()
+        .map(|(k, f)| (*k, f.requests()))
+        .collect();
+    assert_eq!(turns, [(1, 4), (2, 5)]);
+    let report = render_report(&doc, &figures);
+    for want in [
+        "== Sessions",
+        "4 started: 3 completed, 1 failed",
+        "plan: turns 2; think time none; conversation cache points on",
+        "duration (first send to last answer, think time included) p50 20.0s",
+        "tokens (input, cache read and write, output, as reported) p50 1,500",
+        "first met the daily token cap (TPD): in the interval 7.00s–8.00s into the run (1 throttles named it), with between 2,500,000 and 2,590,000 quota tokens settled",
+    ] {
+        assert!(report.contains(want), "{want:?} not in:\n{report}");
+    }
+    // The per-turn table: turn, requests, ok, TTFT p50 ..., mean input.
+    let table = &report[report.find("turn  requests").expect("the per-turn table")..];
+    let row = |k: &str| {
+        table
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(k))
+            .unwrap_or_else(|| panic!("turn {k} row:\n{report}"))
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert!(row("1").starts_with("1 4 4 100ms"), "{}", row("1"));
+    assert!(row("2").starts_with("2 5 4 300ms"), "{}", row("2"));
+    assert!(row("2").contains("1,500 1,500"), "{}", row("2"));
+    // The JSON report and the page carry the same.
+    let json = json::RunReport::of(&doc, &figures);
+    let sessions = json.sessions.as_ref().unwrap();
+    assert_eq!((sessions.completed, sessions.failed), (3, 1));
+    assert_eq!(sessions.tokens.unwrap().p50_ns, 1_500);
+    let labels: Vec<&str> = json.turns.iter().map(|t| t.label.as_str()).collect();
+    assert_eq!(labels, ["turn 1", "turn 2"]);
+    let page = html::run_page(&doc, &figures, &report, &[]).render();
+    assert!(page.contains("sessions-turns"), "the turn chart is drawn");
+}

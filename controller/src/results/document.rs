@@ -88,6 +88,7 @@ pub struct WallMet {
     pub quota_settled_before: u64,
     /// The same through the end of that interval: the wall was met with
     /// between `quota_settled_before` and this many settled.
+    #[serde(default)]
     pub quota_settled_through: u64,
     /// Tokens reported (input, cache read, cache write, output) by every
     /// request recorded before that interval.

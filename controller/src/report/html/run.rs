@@ -349,6 +349,83 @@ fn breakdown(title: &str, rows: &[SectionSummary]) -> Table {
     t
 }
 
+/// Multi-turn sessions: how they ended, per-session figures, and TTFT and
+/// tokens against the turn number.
+fn sessions_section(
+    sessions: &crate::report::json::SessionsSummary,
+    turns: &[SectionSummary],
+) -> Section {
+    let mut s = Section::new("Sessions");
+    s.text(format!(
+        "{} sessions started in the measured stages: {} completed, {} failed (a turn's final answer was an error, which ends the session), {} unfinished (the run ended first).",
+        sessions.completed + sessions.failed + sessions.unfinished,
+        sessions.completed,
+        sessions.failed,
+        sessions.unfinished
+    ));
+    let mut per = Table::new(["per completed session", "p50", "p95", "p99", "max", "mean"]);
+    let row =
+        |label: &str, l: &crate::report::json::LatencySummary, show: &dyn Fn(u64) -> String| {
+            [
+                label.to_owned(),
+                show(l.p50_ns),
+                show(l.p95_ns),
+                show(l.p99_ns),
+                show(l.max_ns),
+                show(l.mean_ns),
+            ]
+        };
+    if let Some(l) = &sessions.duration {
+        per.row(row("duration (think time included)", l, &duration_ns));
+    }
+    if let Some(l) = &sessions.tokens {
+        per.row(row("tokens (input, cache, output)", l, &|n| {
+            number(n as f64)
+        }));
+    }
+    if let Some(l) = &sessions.cost_nano_usd {
+        per.row(row("cost, USD", l, &|n| number(n as f64 / 1e9)));
+    }
+    s.table(per);
+    if turns.is_empty() {
+        return s;
+    }
+    let turn_no = |t: &SectionSummary| {
+        t.label
+            .strip_prefix("turn ")
+            .and_then(|n| n.parse::<f64>().ok())
+    };
+    let mut chart = Chart::new(
+        "sessions-turns",
+        "TTFT and input tokens against the turn number",
+        Axis::linear("turn"),
+        Axis::from_zero("TTFT, ms"),
+    )
+    .with_y2(Axis::from_zero(
+        "input tokens per request (mean, cache included)",
+    ));
+    chart.series(Series::new("TTFT p50"));
+    chart.series(Series::new("TTFT p99"));
+    chart.series(Series::new("input tokens").on_y2());
+    for t in turns {
+        let Some(x) = turn_no(t) else { continue };
+        let ttft = |pick: fn(&crate::report::json::LatencySummary) -> u64| {
+            t.latency.get("ttft").map(|l| ms(pick(l)))
+        };
+        let ok = t.outcomes.get("ok").copied().unwrap_or(0);
+        let input: u64 = ["input", "cache_read", "cache_write"]
+            .iter()
+            .map(|k| t.tokens.get(*k).copied().unwrap_or(0))
+            .sum();
+        let mean_input = (ok > 0).then(|| input as f64 / ok as f64);
+        chart.row(x, [ttft(|l| l.p50_ns), ttft(|l| l.p99_ns), mean_input]);
+    }
+    chart.note("TTFT of the turn's successful streaming requests; input tokens over its successful requests, as the service reported them (the context grows by the last answer and the new question each turn).");
+    s.chart(chart);
+    s.table(breakdown("turn", turns));
+    s
+}
+
 /// The page of a run: built from the document as read back, its figures
 /// (computed once by [`crate::report::evaluate`]), its text report and
 /// the time series of its `intervals.jsonl`.
@@ -460,6 +537,10 @@ pub fn run_page(
     page.section(d);
 
     page.section(time_series(doc, points));
+
+    if let Some(sessions) = &report.sessions {
+        page.section(sessions_section(sessions, &report.turns));
+    }
 
     let mut b = Section::new("Breakdown");
     if report.series.len() > 1 || !report.groups.is_empty() {
