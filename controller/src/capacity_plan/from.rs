@@ -41,7 +41,7 @@ use quarry_capacity::{
 use quarry_engine::{LoadModel, Metric, StageKind, TokenKind};
 
 use super::trace::{TraceDemand, read_trace_demand};
-use crate::report::{Figures, evaluate, stat};
+use crate::report::{Figures, evaluate, stat, trim};
 use crate::results::{Ended, RESULTS_FILE, ResultsDocument, ResultsError, read_results};
 use crate::thresholds::LatencyStat;
 
@@ -651,12 +651,6 @@ fn sweep_curve(
         quota_rpm,
         levels,
     })
-}
-
-/// A number without a trailing `.0` and with at most 3 decimals.
-pub(crate) fn trim(v: f64) -> String {
-    let s = format!("{v:.3}");
-    s.trim_end_matches('0').trim_end_matches('.').to_owned()
 }
 
 #[cfg(test)]

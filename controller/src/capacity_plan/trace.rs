@@ -44,8 +44,8 @@ use quarry_capacity::{
     Demand, MeasuredDemand, MeasuredSessions, PlanInput, Slo, TokenStat, WorkloadClass,
 };
 
-use super::from::trim;
 use crate::replay::{Trace, TraceLine, read_trace};
+use crate::report::trim;
 
 /// The window a peak is read over, in seconds: a minute, as RPM quotas count.
 pub const PEAK_WINDOW_S: u64 = 60;

@@ -47,6 +47,12 @@ pub fn count(n: u64) -> String {
     out
 }
 
+/// A number without a trailing `.0` and with at most 3 decimals.
+pub fn trim(v: f64) -> String {
+    let s = format!("{v:.3}");
+    s.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
 /// A rate with digits by size: `0.0123`, `1.23`, `12.3`, `1,234`.
 pub fn rate(v: f64) -> String {
     if !v.is_finite() {

@@ -18,7 +18,7 @@ use quarry_bedrock::Outcome;
 use quarry_engine::{Count, IntervalSnapshot, Metric, SeriesDelta, TokenKind};
 
 pub use figures::{Figures, RunFigures, SeriesFigures, latency_histogram, stat};
-pub use format::{count, duration_ns, percent, rate, usd};
+pub use format::{count, duration_ns, percent, rate, trim, usd};
 pub use render::{dist_text, render_fleet_section, render_report, saturation_signs};
 
 use crate::results::{

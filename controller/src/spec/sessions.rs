@@ -188,27 +188,7 @@ fn think_time(c: &mut Checker, t: &Spanned<RawThinkTime>) -> Option<TokenDistrib
         name @ ("normal" | "lognormal") => {
             let (mean, stddev) = (need(c, mean, "mean")?, need(c, stddev, "stddev")?);
             let (mean, stddev) = (f64::from(mean), f64::from(stddev));
-            let min = min.unwrap_or(0);
-            let max = max.unwrap_or_else(|| {
-                (mean + 6.0 * stddev)
-                    .ceil()
-                    .clamp(f64::from(min), f64::from(MAX_THINK_MS)) as u32
-            });
-            if name == "normal" {
-                TokenDistribution::Normal {
-                    mean,
-                    stddev,
-                    min,
-                    max,
-                }
-            } else {
-                TokenDistribution::LogNormal {
-                    mean,
-                    stddev,
-                    min,
-                    max,
-                }
-            }
+            super::workload::bell(name, mean, stddev, min.unwrap_or(0), max, MAX_THINK_MS)
         }
         other => {
             c.error(

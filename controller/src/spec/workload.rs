@@ -326,26 +326,7 @@ fn table_dist(
             let stddev = d.required(c, raw.stddev.as_ref().map(|s| *s.get_ref()), "stddev", dist);
             let (min, max) = (d.count(c, &raw.min, "min")?, d.count(c, &raw.max, "max")?);
             let (mean, stddev, min) = (mean?, stddev?, min.unwrap_or(1));
-            // Default ceiling: six standard deviations above the mean, within the pool's limit.
-            let ceiling = (mean + 6.0 * stddev).ceil();
-            let max = max.unwrap_or_else(|| {
-                ceiling.clamp(f64::from(min), f64::from(MAX_INPUT_TOKENS)) as u32
-            });
-            Some(if dist == "normal" {
-                TokenDistribution::Normal {
-                    mean,
-                    stddev,
-                    min,
-                    max,
-                }
-            } else {
-                TokenDistribution::LogNormal {
-                    mean,
-                    stddev,
-                    min,
-                    max,
-                }
-            })
+            Some(bell(dist, mean, stddev, min, max, MAX_INPUT_TOKENS))
         }
         other => {
             let msg = format!(
@@ -353,6 +334,39 @@ fn table_dist(
             );
             c.error(name, d.part("dist"), msg);
             None
+        }
+    }
+}
+
+/// A `"normal"` (else log-normal) distribution clamped to `[min, max]`;
+/// without a `max`, six standard deviations above the mean, within
+/// `[min, cap]`.
+pub(super) fn bell(
+    dist: &str,
+    mean: f64,
+    stddev: f64,
+    min: u32,
+    max: Option<u32>,
+    cap: u32,
+) -> TokenDistribution {
+    let max = max.unwrap_or_else(|| {
+        (mean + 6.0 * stddev)
+            .ceil()
+            .clamp(f64::from(min), f64::from(cap)) as u32
+    });
+    if dist == "normal" {
+        TokenDistribution::Normal {
+            mean,
+            stddev,
+            min,
+            max,
+        }
+    } else {
+        TokenDistribution::LogNormal {
+            mean,
+            stddev,
+            min,
+            max,
         }
     }
 }
