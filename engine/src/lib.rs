@@ -16,7 +16,7 @@ mod pacing;
 mod recorder;
 mod scheduler;
 mod series;
-mod session;
+pub mod session;
 mod snapshot;
 mod stages;
 mod timeline;
