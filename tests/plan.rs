@@ -493,23 +493,28 @@ model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
 tpm = 1000000
 "#;
 
+/// `quarry plan PLAN --from FROM --out OUT`, run in `cwd`.
+fn plan_from(plan: &Path, from: &Path, out: &Path, cwd: &Path) -> std::process::Output {
+    quarry(
+        &[
+            "plan",
+            plan.to_str().unwrap(),
+            "--from",
+            from.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        cwd,
+    )
+}
+
 #[test]
 fn a_plan_from_a_trace_takes_its_demand_per_model_and_names_the_trace() {
     let tmp = tempfile::tempdir().unwrap();
     let plan_path = tmp.path().join("plan.toml");
     std::fs::write(&plan_path, TRACE_PLAN).unwrap();
     let out = tmp.path().join("out");
-    let planned = quarry(
-        &[
-            "plan",
-            plan_path.to_str().unwrap(),
-            "--from",
-            PLAN_TRACE,
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        tmp.path(),
-    );
+    let planned = plan_from(&plan_path, Path::new(PLAN_TRACE), &out, tmp.path());
     let (stdout, stderr) = (text(&planned.stdout), text(&planned.stderr));
     assert_eq!(
         planned.status.code(),
@@ -631,17 +636,7 @@ fn a_trace_conflicting_with_the_plan_file_or_with_a_bad_line_names_both() {
     let plan_path = tmp.path().join("plan.toml");
     std::fs::write(&plan_path, conflict).unwrap();
     let out = tmp.path().join("out");
-    let planned = quarry(
-        &[
-            "plan",
-            plan_path.to_str().unwrap(),
-            "--from",
-            PLAN_TRACE,
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        tmp.path(),
-    );
+    let planned = plan_from(&plan_path, Path::new(PLAN_TRACE), &out, tmp.path());
     let stderr = text(&planned.stderr);
     assert_eq!(planned.status.code(), Some(2), "{stderr}");
     let want = format!(
@@ -657,17 +652,7 @@ fn a_trace_conflicting_with_the_plan_file_or_with_a_bad_line_names_both() {
     let mut lines = std::fs::read_to_string(PLAN_TRACE).unwrap();
     lines = lines.replacen("\"output_tokens\":80", "\"output_tokens\":0", 1);
     std::fs::write(&trace, lines).unwrap();
-    let planned = quarry(
-        &[
-            "plan",
-            plan_path.to_str().unwrap(),
-            "--from",
-            trace.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        tmp.path(),
-    );
+    let planned = plan_from(&plan_path, &trace, &out, tmp.path());
     let stderr = text(&planned.stderr);
     assert_eq!(planned.status.code(), Some(3), "{stderr}");
     let want = format!(
