@@ -43,7 +43,7 @@ access_key_id = "{key}"
 secret_access_key = "{secret}"
 account_id = "123456789012"
 api_keys = ["{BENCH_API_KEY}"]
-quotas = {{ tpm = 1000000000000, cross_region_tpm = 1000000000000, tpd = 1000000000000000 }}
+quotas = {{ tpm = 1000000000000, cross_region_tpm = 1000000000000, tpd = 1000000000000000, rpm = 1000000000, cross_region_rpm = 1000000000 }}
 [[models]]
 id = "{model}"
 latency = {latency}
