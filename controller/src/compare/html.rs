@@ -3,7 +3,7 @@
 //! Every table is the text's, and each latency metric gets a chart of its
 //! percentiles, baseline against candidate.
 
-use super::render::{figure_value, label, relative, run_verdict, signed, signed_ns};
+use super::render::{figure_difference, figure_shown, label, relative, run_verdict, signed_ns};
 use super::{Comparison, FigureRow, PercentileRow, RunComparison, Significance, SweepComparison};
 use crate::report::duration_ns;
 use crate::report::html::{Axis, Cell, Chart, Page, Section, Series, Table};
@@ -53,19 +53,11 @@ fn figures_table(figures: &[FigureRow], b: &str) -> Table {
         "what (measured stages, every series)".to_owned(),
     ]);
     for f in figures {
-        let show = |v: Option<f64>| v.map_or("-".to_owned(), |v| figure_value(&f.unit, v));
-        let diff = f.difference.map_or("-".to_owned(), |d| {
-            if f.unit == "fraction" {
-                signed(d, |x| format!("{:.2} pts", x * 100.0))
-            } else {
-                signed(d, |x| figure_value(&f.unit, x))
-            }
-        });
         t.row([
             f.key.clone(),
-            show(f.baseline),
-            show(f.candidate),
-            diff,
+            figure_shown(f, f.baseline),
+            figure_shown(f, f.candidate),
+            figure_difference(f),
             relative(f.relative),
             f.what.clone(),
         ]);

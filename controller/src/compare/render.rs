@@ -115,15 +115,25 @@ pub(super) fn figure_value(unit: &str, v: f64) -> String {
     }
 }
 
-fn figure_line(out: &mut String, f: &FigureRow) {
-    let show = |v: Option<f64>| v.map_or("-".to_owned(), |v| figure_value(&f.unit, v));
-    let diff = f.difference.map_or("-".to_owned(), |d| {
+/// A figure row's baseline or candidate value, in its unit.
+pub(super) fn figure_shown(f: &FigureRow, v: Option<f64>) -> String {
+    v.map_or("-".to_owned(), |v| figure_value(&f.unit, v))
+}
+
+/// A figure row's difference, signed (fractions in percentage points).
+pub(super) fn figure_difference(f: &FigureRow) -> String {
+    f.difference.map_or("-".to_owned(), |d| {
         if f.unit == "fraction" {
             signed(d, |x| format!("{:.2} pts", x * 100.0))
         } else {
             signed(d, |x| figure_value(&f.unit, x))
         }
-    });
+    })
+}
+
+fn figure_line(out: &mut String, f: &FigureRow) {
+    let show = |v: Option<f64>| figure_shown(f, v);
+    let diff = figure_difference(f);
     let _ = writeln!(
         out,
         "{:<24}{:>13}{:>13}{:>14}{:>10}   {}",
