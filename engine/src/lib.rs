@@ -10,6 +10,7 @@
 // The load engine: load description, time, schedules, recording, snapshots.
 mod arrival;
 mod clock;
+mod deadline;
 mod health;
 mod load;
 mod pacing;
@@ -48,6 +49,7 @@ pub use share::{
 
 pub use arrival::{ArrivalAt, ArrivalSchedule, Interleave};
 pub use clock::{RunClock, SPIN_WINDOW, duration_ns};
+pub use deadline::{DispatchTimer, MAX_ADAPTIVE_POLL};
 pub use health::{
     DEFAULT_MAX_CPU_SHARE, HealthPolicy, HealthSample, InFlightGauge, ProcessCpu, Saturation,
     cpu_ticks,

@@ -27,7 +27,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::arrival::Interleave;
-use crate::clock::{RunClock, SPIN_WINDOW, duration_ns};
+use crate::clock::{RunClock, duration_ns};
+use crate::deadline::DispatchTimer;
 use crate::health::{HealthPolicy, InFlightGauge};
 use crate::load::{EndCondition, LoadModel, LoadProfile, StageKind};
 use crate::pacing::ThrottlePacing;
@@ -102,9 +103,8 @@ pub struct EngineConfig {
     pub grace: Duration,
     /// Open-loop sends whose schedule lag exceeds this count as late.
     pub late_after: Duration,
-    /// The dispatcher's polling window before each deadline (see
-    /// [`SPIN_WINDOW`]).
-    pub spin_window: Duration,
+    /// How the open-loop dispatcher waits for each arrival's deadline.
+    pub dispatch_timer: DispatchTimer,
     /// When to flag the agent as a saturated load generator.
     pub health: HealthPolicy,
     /// Where sampled request spans go; `None` when the run is not traced.
@@ -131,7 +131,7 @@ impl Default for EngineConfig {
             interval: Duration::from_secs(1),
             grace: Duration::from_secs(30),
             late_after: Duration::from_millis(1),
-            spin_window: SPIN_WINDOW,
+            dispatch_timer: DispatchTimer::default(),
             health: HealthPolicy::default(),
             spans: None,
             request_slo: None,

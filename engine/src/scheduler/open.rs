@@ -14,6 +14,7 @@ use super::session::SessionStart;
 use super::{EndReason, Executor, Shared, Workload, drain};
 use crate::arrival::{ArrivalAt, ArrivalSchedule};
 use crate::clock::{RunClock, duration_ns};
+use crate::deadline::DeadlineTimer;
 use crate::load::{Arrival, CatchUp, DEFAULT_MAX_IN_FLIGHT};
 use crate::series::{Count, SeriesKey};
 use crate::timeline::RequestTicket;
@@ -49,6 +50,7 @@ where
         )),
     };
     let mut stop = shared.stop.clone();
+    let mut timer = DeadlineTimer::new(config.dispatch_timer);
     let mut tasks = JoinSet::new();
     let ended = 'arrivals: {
         for (next, replay) in schedule {
@@ -60,7 +62,7 @@ where
             tokio::select! {
                 biased;
                 _ = stop.wait_for(|s| *s) => break 'arrivals EndReason::Stopped,
-                _ = shared.clock.sleep_until_with(next.at_ns, config.spin_window) => {}
+                _ = timer.wait(&shared.clock, next.at_ns) => {}
             }
             let permit =
                 match admit(cap.as_ref(), catch_up, next.at_ns, &shared.clock, &mut stop).await {

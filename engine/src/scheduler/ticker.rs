@@ -1,7 +1,14 @@
 //! The interval ticker: once per interval it swaps the recorder's series
 //! out, adds the agent's health, sends the snapshot and folds it into the
-//! cumulative totals. It runs as its own task so the merge work never
-//! delays the dispatcher.
+//! cumulative totals.
+//!
+//! That work is milliseconds of CPU (allocating the next interval's
+//! histograms, merging every histogram into the totals) and runs on a
+//! blocking-pool thread, not on a runtime worker: a worker runs a task's
+//! poll to its end, so on a worker it held up the dispatcher and every
+//! request behind it for ~5 ms once a second (the open loop's p99.9 send
+//! lag, BENCHMARKS.md), while the kernel preempts a plain thread the moment
+//! the worker has something to do.
 
 use std::sync::Arc;
 
@@ -38,16 +45,58 @@ pub(super) async fn run(parts: TickerParts, mut stop: watch::Receiver<bool>) -> 
             () = parts.clock.sleep_coarse_until(boundary) => false,
         };
         let end = parts.clock.now_ns();
-        let take = parts.recorder.take_interval();
+        let work = Tick {
+            recorder: Arc::clone(&parts.recorder),
+            policy: parts.policy,
+            gauge: parts.gauge.clone(),
+            cumulative,
+            cpu,
+        };
+        let ticked = tokio::task::spawn_blocking(move || work.run(index, start, end)).await;
+        let (snapshot, work) = match ticked {
+            Ok(done) => done,
+            // A panic there is a bug: raise it here. The only other error
+            // is a runtime shutting down, which drops this task anyway.
+            Err(e) => std::panic::resume_unwind(
+                e.try_into_panic()
+                    .unwrap_or_else(|e| Box::new(format!("interval work: {e}"))),
+            ),
+        };
+        (cumulative, cpu) = (work.cumulative, work.cpu);
+        // A consumer that went away is not the run's failure: the totals
+        // still come back from `Engine::run`.
+        let _ = parts.snapshots.send(snapshot).await;
+        if last {
+            break;
+        }
+        start = end;
+    }
+    cumulative
+}
+
+/// What one interval's bulk work needs, moved to the blocking thread and back.
+struct Tick {
+    recorder: Arc<Recorder>,
+    policy: HealthPolicy,
+    gauge: InFlightGauge,
+    cumulative: Cumulative,
+    cpu: ProcessCpu,
+}
+
+impl Tick {
+    /// Takes interval `index` (`start`..`end`) from the recorder, judges the
+    /// agent's health and folds the interval into the totals.
+    fn run(mut self, index: u64, start: u64, end: u64) -> (IntervalSnapshot, Self) {
+        let take = self.recorder.take_interval();
         let schedule_lag_p99_ns = p99(&take.schedule_lag);
         let pool_wait_p99_ns = p99(&take.pool_wait);
-        let cpu_percent = cpu.sample(end);
-        let saturation = parts
+        let cpu_percent = self.cpu.sample(end);
+        let saturation = self
             .policy
             .judge(schedule_lag_p99_ns, pool_wait_p99_ns, cpu_percent);
         let health = HealthSample {
             cpu_percent,
-            in_flight: parts.gauge.get(),
+            in_flight: self.gauge.get(),
             schedule_lag_p99_ns,
             pool_wait_p99_ns,
             saturated: saturation.any(),
@@ -60,16 +109,9 @@ pub(super) async fn run(parts: TickerParts, mut stop: watch::Receiver<bool>) -> 
             series: take.series,
             health,
         };
-        cumulative.add(&snapshot);
-        // A consumer that went away is not the run's failure: the totals
-        // still come back from `Engine::run`.
-        let _ = parts.snapshots.send(snapshot).await;
-        if last {
-            break;
-        }
-        start = end;
+        self.cumulative.add(&snapshot);
+        (snapshot, self)
     }
-    cumulative
 }
 
 fn p99(h: &Histogram<u64>) -> u64 {

@@ -102,6 +102,10 @@ pub(crate) struct Args {
     /// Snapshot interval in ms (figures are taken over whole intervals).
     #[arg(long, default_value_t = 1000)]
     pub(crate) interval_ms: u64,
+    /// How the open-loop dispatcher waits for each deadline: `timerfd`,
+    /// `thread[:spin µs]` or `poll[:window µs]` (the engine's options).
+    #[arg(long, default_value = "timerfd", value_parser = quarry_engine::DispatchTimer::parse)]
+    pub(crate) dispatch_timer: quarry_engine::DispatchTimer,
     /// Tokio worker threads on the agent side.
     #[arg(long, default_value_t = 1)]
     workers: usize,
@@ -286,6 +290,12 @@ fn write_request(args: &Args) -> anyhow::Result<()> {
     std::fs::write(
         args.out_dir.join("sim.toml"),
         scenario::sim_config(args, Latency::Zero),
+    )?;
+    // The same account and model answering after `--ttft-ms`, a token every
+    // `--gap-ms`: for comparing TTFT against what the simulator was told.
+    std::fs::write(
+        args.out_dir.join("sim-fixed.toml"),
+        scenario::sim_config(args, fixed(args)),
     )?;
     println!("{}", json!({ "path": uri.path(), "dir": args.out_dir }));
     Ok(())

@@ -84,6 +84,8 @@ pub(crate) struct RunSetup<'a> {
     pub(crate) interval: Duration,
     /// Memory sampling period, if any.
     pub(crate) sample_every: Option<Duration>,
+    /// How the open-loop dispatcher waits for each deadline.
+    pub(crate) dispatch_timer: quarry_engine::DispatchTimer,
 }
 
 /// Runs `setup` against `sim` and returns what was measured.
@@ -103,6 +105,7 @@ pub(crate) async fn run(sim: &SimProcess, setup: &RunSetup<'_>) -> anyhow::Resul
     let clock = RunClock::start(quarry_sim::system_clock());
     let config = EngineConfig {
         interval: setup.interval,
+        dispatch_timer: setup.dispatch_timer,
         ..EngineConfig::default()
     };
     let share = Share::new(
@@ -149,7 +152,10 @@ pub(crate) async fn run(sim: &SimProcess, setup: &RunSetup<'_>) -> anyhow::Resul
         })
     });
     let start = mark();
-    let report = share.run(tx, std::future::pending()).await;
+    // On a worker, as the agent and `quarry run` drive a share (spawned),
+    // not on this `block_on` thread: the dispatcher then shares the worker
+    // with the requests, as it does in production.
+    let report = tokio::spawn(share.run(tx, std::future::pending())).await?;
     done.store(true, Ordering::Relaxed);
     let intervals = rows.await?;
     let samples = match sampler {

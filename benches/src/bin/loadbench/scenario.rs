@@ -126,6 +126,7 @@ pub(crate) fn setup<'a>(args: &Args, spec: &'a str, sample: Option<Duration>) ->
         auth: args.auth,
         interval: Duration::from_millis(args.interval_ms),
         sample_every: sample,
+        dispatch_timer: args.dispatch_timer,
     }
 }
 
@@ -281,6 +282,7 @@ pub(crate) fn lag(args: &Args, out: &RunOutcome) -> (Value, String) {
     let sent = measured.counters().get(Count::Attempts);
     let value = json!({
         "rate": args.rate,
+        "dispatch_timer": format!("{:?}", args.dispatch_timer),
         "sent": sent,
         "sent_per_s": sent as f64 / args.duration.max(1) as f64,
         "lag_samples": lag.len(),
@@ -295,8 +297,9 @@ pub(crate) fn lag(args: &Args, out: &RunOutcome) -> (Value, String) {
         "sim_cpu_percent": window.sim_cpu_percent(),
     });
     let human = format!(
-        "Poisson {} req/s: sent {:.0}/s; schedule lag p50 {:.0} µs, p99 {:.0} µs, p99.9 {:.0} µs, max {:.0} µs; {} late (>1 ms); agent {:.0}% of a core",
+        "Poisson {} req/s ({:?}): sent {:.0}/s; schedule lag p50 {:.0} µs, p99 {:.0} µs, p99.9 {:.0} µs, max {:.0} µs; {} late (>1 ms); agent {:.0}% of a core",
         args.rate,
+        args.dispatch_timer,
         sent as f64 / args.duration.max(1) as f64,
         q(0.5),
         q(0.99),
