@@ -39,8 +39,7 @@ pub(crate) fn sim_config(args: &Args, latency: Latency, stamp_frames: bool) -> S
     format!(
         r#"seed = 1
 default_account = false
-stamp_frames = {stamp_frames}
-[[accounts]]
+{stamp}[[accounts]]
 access_key_id = "{key}"
 secret_access_key = "{secret}"
 account_id = "123456789012"
@@ -55,6 +54,11 @@ output = {{ kind = "fixed", tokens = {tokens} }}
         secret = quarry_bedrock::auth::EXAMPLE_SECRET_ACCESS_KEY,
         model = args.model,
         tokens = args.max_tokens,
+        stamp = if stamp_frames {
+            "stamp_frames = true\n"
+        } else {
+            ""
+        },
     )
 }
 
