@@ -172,6 +172,7 @@ impl EventStream {
         let pending = PendingStamp::new(&out, WRITTEN_NS_HEADER)?;
         let frames = pending.frames();
         let chunk = pending.stamp(monotonic_ns());
+        // The stream's handle on the simulator lives with its CloudWatch view.
         self.cloudwatch
             .sim
             .stats()
