@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use quarry_bedrock::Outcome;
+use quarry_bedrock::{Operation, Outcome};
 use quarry_engine::http::TransportConfig;
 use quarry_engine::{
     Connection, Count, EngineConfig, Metric, RunClock, RunReport, SeriesDelta, Share, TokenKind,
@@ -351,4 +351,88 @@ async fn open_loop_poisson_achieves_its_rate() {
     );
     let ok = measured.counters().get(Count::Outcome(Outcome::Ok));
     assert_eq!(ok, sent, "every request succeeded");
+}
+
+/// A run of streaming requests of both kinds against the simulator,
+/// stamping its frames when `stamp`.
+async fn stamped_run(stamp: bool) -> Observed {
+    let sim = format!(
+        r#"
+        seed = 1
+        stamp_frames = {stamp}
+        [[models]]
+        id = "{LLAMA}"
+        latency = {{ kind = "fixed", ttft_ms = 5.0, gap_ms = 1.0 }}
+        output = {{ kind = "fixed", tokens = 12 }}
+        "#
+    );
+    let spec = format!(
+        r#"
+        seed = 3
+        [load]
+        concurrency = 4
+        requests = 40
+        [[workload]]
+        model = "{LLAMA}"
+        operation = "ConverseStream"
+        input_tokens = 50
+        max_tokens = 12
+        [[workload]]
+        model = "{LLAMA}"
+        operation = "InvokeModelWithResponseStream"
+        input_tokens = 50
+        max_tokens = 12
+        "#
+    );
+    run(&spec, &sim, None).await
+}
+
+/// The engine's own read delay, on the simulator's clock: every frame the
+/// simulator stamped is paired exactly once with the engine's read, and on
+/// one host's monotonic clock no frame is read before it was written (an
+/// offset or an off-by-one pairing would break that). Only counts and
+/// signs are asserted, never durations.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_stamped_frame_is_read_after_it_was_written() {
+    let observed = stamped_run(true).await;
+    let all = everything(&observed.report);
+    let ok = all.counters().get(Count::Outcome(Outcome::Ok));
+    assert_eq!(ok, 40, "every request must succeed: {all:?}");
+    let written = observed.sim.server.frames_stamped;
+    // ConverseStream: messageStart, 12 deltas, contentBlockStop,
+    // messageStop, metadata; Llama IMWRS: 12 text chunks, then one with the
+    // stop reason and the invocation metrics.
+    let ok_of = |op: Operation| {
+        observed
+            .report
+            .cumulative
+            .total_where(|k| k.operation == Some(op))
+            .counters()
+            .get(Count::Outcome(Outcome::Ok))
+    };
+    let converse = ok_of(Operation::ConverseStream);
+    let invoke = ok_of(Operation::InvokeModelWithResponseStream);
+    assert_eq!(written, converse * (12 + 4) + invoke * (12 + 1));
+    let frames = all.histogram(Metric::FrameReadDelay);
+    let before = all.counters().get(Count::FramesReadBeforeWritten);
+    assert_eq!(before, 0, "frames read before they were written");
+    assert_eq!(
+        frames.len(),
+        written,
+        "one pair per frame the simulator stamped"
+    );
+    let first = all.histogram(Metric::FirstTokenReadDelay);
+    assert_eq!(first.len(), ok, "one first-token pair per request");
+    assert!(first.max() <= frames.max());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unstamped_frames_record_no_read_delay() {
+    let observed = stamped_run(false).await;
+    let all = everything(&observed.report);
+    assert_eq!(all.counters().get(Count::Outcome(Outcome::Ok)), 40);
+    assert_eq!(observed.sim.server.frames_stamped, 0);
+    assert!(all.histogram(Metric::FrameReadDelay).is_empty());
+    assert!(all.histogram(Metric::FirstTokenReadDelay).is_empty());
+    assert_eq!(all.counters().get(Count::FramesReadBeforeWritten), 0);
 }

@@ -464,6 +464,13 @@ pub enum EncodeError {
     /// The payload writer failed (a JSON serializer error).
     #[error("payload could not be encoded: {0}")]
     Payload(String),
+    /// Bytes given as a run of whole frames are not one: a length prefix
+    /// runs past the end, or is too short for a frame.
+    #[error("not a run of whole frames: the frame at byte {at} is cut or malformed")]
+    NotWholeFrames {
+        /// Offset of the offending frame in the bytes given.
+        at: usize,
+    },
 }
 
 /// Appends one frame to `out`: `headers` in the given order, then whatever
@@ -513,6 +520,13 @@ where
     }
     let headers_len = out.len() - start - PRELUDE_LEN;
     write_payload(out)?;
+    close_frame(out, start, headers_len)
+}
+
+/// Completes the frame begun at `out[start]` (a zeroed prelude, then
+/// `headers_len` bytes of headers, then the payload, up to `out`'s end):
+/// writes its lengths and prelude CRC, and appends its message CRC.
+fn close_frame(out: &mut BytesMut, start: usize, headers_len: usize) -> Result<(), EncodeError> {
     let total = out.len() - start + CRC_LEN;
     if total > MAX_FRAME_LEN {
         return Err(EncodeError::FrameTooLong { len: total });
@@ -526,6 +540,105 @@ where
     let message_crc = crc32fast::hash(frame);
     out.put_u32(message_crc);
     Ok(())
+}
+
+/// The header `quarry-sim` adds to every frame of a streaming answer when
+/// asked to (`stamp_frames`): an int64 (type 5), the `CLOCK_MONOTONIC`
+/// nanoseconds at which the simulator handed the frame to its connection.
+/// A client on the same host pairs it with its own read time to measure its
+/// own delay. Not a Bedrock header: Bedrock never sends it.
+pub const WRITTEN_NS_HEADER: &str = "x-quarry-written-ns";
+
+/// A run of whole frames, each given one more int64 header whose value is
+/// set last, by [`PendingStamp::stamp`], just before the bytes are sent:
+/// the work left after the clock is read is one 8-byte write and one
+/// message CRC per frame.
+#[derive(Debug)]
+pub struct PendingStamp {
+    /// The frames, each ending its header block with the int64 header.
+    frames: BytesMut,
+    /// How many.
+    count: u64,
+}
+
+/// Bytes an int64 header takes after its name: the type byte and the value.
+const INT64_VALUE_LEN: usize = 1 + 8;
+
+impl PendingStamp {
+    /// Copies `frames` (whole frames, as the encoders write them), adding an
+    /// int64 header `name` after each frame's other headers. Fails when
+    /// `frames` is not a run of whole frames, the name is not 1..=255
+    /// bytes, or a frame would exceed [`MAX_FRAME_LEN`].
+    pub fn new(frames: &[u8], name: &str) -> Result<Self, EncodeError> {
+        let count = frame_bounds(frames).count();
+        let added = 1 + name.len() + INT64_VALUE_LEN;
+        let mut out = BytesMut::with_capacity(frames.len() + count * added);
+        for bounds in frame_bounds(frames) {
+            let (at, total, headers_len) = bounds?;
+            let frame = &frames[at..at + total];
+            let start = out.len();
+            out.put_bytes(0, PRELUDE_LEN);
+            out.extend_from_slice(&frame[PRELUDE_LEN..PRELUDE_LEN + headers_len]);
+            put_header(&mut out, name, &HeaderValue::Int64(0))?;
+            let new_headers_len = out.len() - start - PRELUDE_LEN;
+            out.extend_from_slice(&frame[PRELUDE_LEN + headers_len..total - CRC_LEN]);
+            close_frame(&mut out, start, new_headers_len)?;
+        }
+        Ok(PendingStamp {
+            frames: out,
+            count: count as u64,
+        })
+    }
+
+    /// How many frames there are.
+    pub fn frames(&self) -> u64 {
+        self.count
+    }
+
+    /// Sets every frame's added header to `value`, recomputes each frame's
+    /// message CRC (the prelude's does not cover header values), and hands
+    /// the frames over.
+    pub fn stamp(mut self, value: i64) -> Bytes {
+        let mut at = 0;
+        while at < self.frames.len() {
+            let frame = &mut self.frames[at..];
+            let total = be_u32(&frame[0..4]) as usize;
+            let headers_end = PRELUDE_LEN + be_u32(&frame[4..8]) as usize;
+            // The added header is the block's last: its value ends the block.
+            frame[headers_end - 8..headers_end].copy_from_slice(&value.to_be_bytes());
+            let body_end = total - CRC_LEN;
+            let crc = crc32fast::hash(&frame[..body_end]);
+            frame[body_end..total].copy_from_slice(&crc.to_be_bytes());
+            at += total;
+        }
+        self.frames.freeze()
+    }
+}
+
+/// `(offset, total length, headers length)` of each frame in a run of
+/// frames, checking only that each length prefix fits.
+fn frame_bounds(frames: &[u8]) -> impl Iterator<Item = Result<(usize, usize, usize), EncodeError>> {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        if at >= frames.len() {
+            return None;
+        }
+        let rest = &frames[at..];
+        let here = at;
+        let bad = EncodeError::NotWholeFrames { at: here };
+        if rest.len() < MIN_FRAME_LEN {
+            at = frames.len();
+            return Some(Err(bad));
+        }
+        let total = be_u32(&rest[0..4]) as usize;
+        let headers_len = be_u32(&rest[4..8]) as usize;
+        if total < MIN_FRAME_LEN || total > rest.len() || headers_len > total - MIN_FRAME_LEN {
+            at = frames.len();
+            return Some(Err(bad));
+        }
+        at += total;
+        Some(Ok((here, total, headers_len)))
+    })
 }
 
 fn put_header(out: &mut BytesMut, name: &str, value: &HeaderValue<'_>) -> Result<(), EncodeError> {
@@ -657,6 +770,58 @@ mod tests {
                 buffered: body.len() - 1
             }
         );
+    }
+
+    #[test]
+    fn a_pending_stamp_adds_one_int64_header_to_every_frame() {
+        let mut body = frame(
+            &[
+                (":event-type", HeaderValue::String("chunk")),
+                (":message-type", HeaderValue::String("event")),
+            ],
+            b"one",
+        );
+        body.extend_from_slice(&frame(&[], b"two"));
+        let stamped = PendingStamp::new(&body, WRITTEN_NS_HEADER)
+            .unwrap()
+            .stamp(-1_234_567_890_123);
+        let mut dec = FrameDecoder::new();
+        dec.push(&stamped);
+        let first = dec.next_frame().unwrap().unwrap();
+        let headers: Vec<_> = first.headers().collect();
+        assert_eq!(
+            headers,
+            [
+                (":event-type", HeaderValue::String("chunk")),
+                (":message-type", HeaderValue::String("event")),
+                (WRITTEN_NS_HEADER, HeaderValue::Int64(-1_234_567_890_123)),
+            ]
+        );
+        assert_eq!(first.payload(), b"one");
+        let second = dec.next_frame().unwrap().unwrap();
+        assert_eq!(
+            second.header(WRITTEN_NS_HEADER),
+            Some(HeaderValue::Int64(-1_234_567_890_123))
+        );
+        assert_eq!(second.payload(), b"two");
+        assert_eq!(dec.next_frame().unwrap(), None);
+        dec.finish().unwrap();
+        // The same frame encoded with the header from the start.
+        let direct = frame(
+            &[(WRITTEN_NS_HEADER, HeaderValue::Int64(-1_234_567_890_123))],
+            b"two",
+        );
+        assert_eq!(second.as_bytes()[..], direct[..]);
+    }
+
+    #[test]
+    fn a_pending_stamp_refuses_cut_frames() {
+        let body = frame(&[], b"payload");
+        let mut cut = body.clone();
+        cut.extend_from_slice(&body[..body.len() - 1]);
+        let err = PendingStamp::new(&cut, WRITTEN_NS_HEADER).unwrap_err();
+        assert_eq!(err, EncodeError::NotWholeFrames { at: body.len() });
+        assert!(PendingStamp::new(&[], WRITTEN_NS_HEADER).is_ok());
     }
 
     #[test]

@@ -74,10 +74,12 @@ pub mod header_names {
 // -- event streams (pub use block) --
 pub use eventstream::{
     EVENT_STREAM_CONTENT_TYPE, EncodeError, Frame, FrameDecoder, FrameError, FrameErrorKind,
-    HeaderValue, Headers, MAX_FRAME_LEN, encode_frame, encode_frame_with,
+    HeaderValue, Headers, MAX_FRAME_LEN, PendingStamp, WRITTEN_NS_HEADER, encode_frame,
+    encode_frame_with,
 };
 pub use stream::{
-    BlockDelta, BlockStart, ConverseStreamDecoder, ConverseStreamEvent, InvocationMetrics,
-    InvokeStreamDecoder, InvokeStreamEncoder, InvokeStreamEvent, PADDING_ALPHABET, StreamDecoder,
-    StreamError, StreamMetadata, StreamStart, encode_exception, encode_service_exception, padding,
+    BlockDelta, BlockStart, ConverseStreamDecoder, ConverseStreamEvent, EventOrigin,
+    InvocationMetrics, InvokeStreamDecoder, InvokeStreamEncoder, InvokeStreamEvent,
+    PADDING_ALPHABET, StreamDecoder, StreamError, StreamMetadata, StreamStart, encode_exception,
+    encode_service_exception, padding,
 };

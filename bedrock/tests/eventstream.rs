@@ -10,10 +10,11 @@ use aws_smithy_types::event_stream::{Header, HeaderValue as SmithyValue, Message
 use bytes::{Bytes, BytesMut};
 use proptest::prelude::*;
 use quarry_bedrock::{
-    BlockDelta, BlockStart, ConverseStreamDecoder, ConverseStreamEvent, ErrorCode, FrameDecoder,
-    FrameErrorKind, HeaderValue, InvocationMetrics, InvokeStreamDecoder, InvokeStreamEncoder,
-    InvokeStreamEvent, ModelFamily, Outcome, ServiceError, ServiceTierType, StreamError,
-    StreamMetadata, StreamStart, TokenUsage, encode_exception, encode_frame, messages,
+    BlockDelta, BlockStart, ConverseStreamDecoder, ConverseStreamEvent, ErrorCode, EventOrigin,
+    FrameDecoder, FrameErrorKind, HeaderValue, InvocationMetrics, InvokeStreamDecoder,
+    InvokeStreamEncoder, InvokeStreamEvent, ModelFamily, Outcome, PendingStamp, ServiceError,
+    ServiceTierType, StreamError, StreamMetadata, StreamStart, TokenUsage, WRITTEN_NS_HEADER,
+    encode_exception, encode_frame, messages,
 };
 use serde_json::json;
 
@@ -702,4 +703,114 @@ fn real_ai21_chunk_frame_decodes() {
     assert_eq!(hex::encode(&out[263..]), "1106313f");
     let events = InvokeStreamDecoder::decode_all(ModelFamily::Llama, &out).unwrap();
     assert_eq!(events, [InvokeStreamEvent::Other]);
+}
+
+/// Each frame of `body`, stamped `first + index` (as the simulator stamps
+/// every frame it hands over).
+fn stamp_each_frame(body: &[u8], first: i64) -> Vec<u8> {
+    let mut frames = FrameDecoder::new();
+    frames.push(body);
+    let mut out = Vec::new();
+    let mut stamp = first;
+    while let Some(frame) = frames.next_frame().unwrap() {
+        let pending = PendingStamp::new(frame.as_bytes(), WRITTEN_NS_HEADER).unwrap();
+        out.extend_from_slice(&pending.stamp(stamp));
+        stamp += 1;
+    }
+    frames.finish().unwrap();
+    out
+}
+
+#[test]
+fn stamped_frames_decode_like_smithy_and_to_the_same_events() {
+    let body = stamp_each_frame(&capture(), 1_000);
+    let mut rest = Bytes::from(body.clone());
+    let mut frames = FrameDecoder::new();
+    frames.push(&body);
+    while let Some(ours) = frames.next_frame().unwrap() {
+        let theirs = read_message_from(&mut rest).unwrap();
+        assert_eq!(as_smithy(&ours), theirs);
+    }
+    assert_eq!(
+        ConverseStreamDecoder::decode_all(&body).unwrap(),
+        golden_events()
+    );
+}
+
+#[test]
+fn converse_events_carry_their_frames_stamp() {
+    let body = stamp_each_frame(&capture(), 1_000);
+    let mut dec = ConverseStreamDecoder::new();
+    assert_eq!(dec.origin(), EventOrigin::default());
+    dec.push(&body);
+    let mut origins = Vec::new();
+    while dec.next_event().unwrap().is_some() {
+        origins.push(dec.origin());
+    }
+    let expected: Vec<_> = (0..6)
+        .map(|i| EventOrigin {
+            frames: i + 1,
+            written_ns: Some(1_000 + i as i64),
+        })
+        .collect();
+    assert_eq!(origins, expected);
+    // Unstamped, as Bedrock sends it: no stamp.
+    let mut dec = ConverseStreamDecoder::new();
+    dec.push(&capture());
+    dec.next_event().unwrap().unwrap();
+    assert_eq!(
+        dec.origin(),
+        EventOrigin {
+            frames: 1,
+            written_ns: None
+        }
+    );
+}
+
+#[test]
+fn every_event_of_an_invoke_frame_shares_its_stamp() {
+    // Llama's last chunk carries the stop reason and the metrics: two
+    // events, one frame, one stamp.
+    let body = stamp_each_frame(&encode_script(ModelFamily::Llama, false, "stop"), 50);
+    let mut dec = InvokeStreamDecoder::new(ModelFamily::Llama);
+    dec.push(&body);
+    let mut seen = Vec::new();
+    while let Some(event) = dec.next_event().unwrap() {
+        seen.push((event, dec.origin()));
+    }
+    let origin = |frames: u64| EventOrigin {
+        frames,
+        written_ns: Some(50 + frames as i64 - 1),
+    };
+    assert_eq!(
+        seen,
+        [
+            (InvokeStreamEvent::TextDelta("Hi".into()), origin(1)),
+            (
+                InvokeStreamEvent::TextDelta(" there \"friend\"\n".into()),
+                origin(2)
+            ),
+            (InvokeStreamEvent::StopReason("stop".into()), origin(3)),
+            (InvokeStreamEvent::Metrics(metrics()), origin(3)),
+        ]
+    );
+}
+
+#[test]
+fn a_stamp_of_another_type_is_no_stamp() {
+    let mut body = BytesMut::new();
+    encode_frame(
+        &mut body,
+        &[
+            (":event-type", HeaderValue::String("messageStart")),
+            (":message-type", HeaderValue::String("event")),
+            (WRITTEN_NS_HEADER, HeaderValue::String("12")),
+        ],
+        br#"{"role":"assistant"}"#,
+    )
+    .unwrap();
+    let mut dec = ConverseStreamDecoder::new();
+    dec.push(&body);
+    dec.next_event().unwrap().unwrap();
+    assert_eq!(dec.origin().written_ns, None);
 }

@@ -5,6 +5,11 @@
 //! `tokio::time::Instant`, so `#[tokio::test(start_paused = true)]` controls
 //! it, and it maps to wall-clock time once, at run start, from a `SystemTime`
 //! the caller passes in (wall-clock reads are injected, never taken here).
+//!
+//! On Linux it also maps to raw `CLOCK_MONOTONIC` readings, the clock
+//! `Instant` reads there, so a time another process on the same host stamped
+//! (the simulator's frame stamps) converts into run nanoseconds
+//! ([`RunClock::monotonic_to_run_ns`]).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -33,15 +38,44 @@ pub struct RunClock {
     /// Wall-clock time at `origin`, taken once: monotonic readings never jump,
     /// wall-clock readings can (NTP steps), so only this one mapping is used.
     wall_origin: SystemTime,
+    /// `CLOCK_MONOTONIC` nanoseconds read right after `origin` (Linux only:
+    /// elsewhere `Instant` is another clock, and there is no mapping).
+    monotonic_origin_ns: Option<i64>,
 }
 
 impl RunClock {
     /// A clock whose origin is now, and whose origin corresponds to the
     /// wall-clock time `wall_at_origin` (the caller's one wall-clock read).
     pub fn start(wall_at_origin: SystemTime) -> Self {
+        let origin = Instant::now();
         RunClock {
-            origin: Instant::now(),
+            origin,
             wall_origin: wall_at_origin,
+            monotonic_origin_ns: monotonic_ns(),
+        }
+    }
+
+    /// The `CLOCK_MONOTONIC` reading `monotonic_ns` (from this process or
+    /// another on the same host) as signed nanoseconds since the run's
+    /// origin; `None` where there is no mapping (not Linux).
+    ///
+    /// The origin's reading is taken just after the origin, so a mapped
+    /// time is early by at most the few tens of nanoseconds between the two
+    /// reads, never late: a delay measured up to a mapped time is never
+    /// understated. Under tokio's paused test clock `Instant` is not
+    /// `CLOCK_MONOTONIC` and the mapping means nothing (no stamps come from
+    /// a paused test).
+    pub fn monotonic_to_run_ns(&self, monotonic_ns: i64) -> Option<i64> {
+        Some(monotonic_ns.saturating_sub(self.monotonic_origin_ns?))
+    }
+
+    /// This clock with `CLOCK_MONOTONIC` reading `ns` at its origin, for
+    /// tests that stamp frames with known times.
+    #[cfg(test)]
+    pub(crate) fn with_monotonic_origin(self, ns: Option<i64>) -> Self {
+        RunClock {
+            monotonic_origin_ns: ns,
+            ..self
         }
     }
 
@@ -115,6 +149,25 @@ impl RunClock {
     }
 }
 
+/// `CLOCK_MONOTONIC` now, in nanoseconds: what std's (and unpaused
+/// tokio's) `Instant` reads on Linux.
+#[cfg(target_os = "linux")]
+fn monotonic_ns() -> Option<i64> {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    Some(
+        t.tv_sec
+            .saturating_mul(1_000_000_000)
+            .saturating_add(t.tv_nsec),
+    )
+}
+
+/// Elsewhere `Instant` reads another clock (macOS: `mach_absolute_time`),
+/// so no `CLOCK_MONOTONIC` reading maps onto the run clock.
+#[cfg(not(target_os = "linux"))]
+fn monotonic_ns() -> Option<i64> {
+    None
+}
+
 /// A duration in nanoseconds, saturating at `u64::MAX` (584 years).
 pub fn duration_ns(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
@@ -154,6 +207,7 @@ mod tests {
         let clock = RunClock {
             origin: Instant::now(),
             wall_origin: wall,
+            monotonic_origin_ns: None,
         };
         assert_eq!(clock.unix_ns_at(0), 1_700_000_000_000_000_000);
         assert_eq!(clock.unix_ns_at(1_500), 1_700_000_000_000_001_500);
@@ -161,8 +215,36 @@ mod tests {
         let before_epoch = RunClock {
             origin: Instant::now(),
             wall_origin: UNIX_EPOCH - Duration::from_nanos(10),
+            monotonic_origin_ns: None,
         };
         assert_eq!(before_epoch.unix_ns_at(4), -6);
+    }
+
+    /// Causality on one clock: a `CLOCK_MONOTONIC` reading taken before a
+    /// run-clock reading maps to no later a run time, and one taken after
+    /// maps to no earlier a run time than the origin's few nanoseconds of
+    /// slack allow (the mapped time is early by at most the time between
+    /// the origin's two reads, which the test bounds by a second reading).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn monotonic_readings_map_onto_the_run_clock() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let clock = RunClock::start(UNIX_EPOCH);
+            for _ in 0..1_000 {
+                let before = monotonic_ns().unwrap();
+                let now = clock.now_ns() as i64;
+                let after = monotonic_ns().unwrap();
+                let early = clock.monotonic_to_run_ns(before).unwrap();
+                let late = clock.monotonic_to_run_ns(after).unwrap();
+                assert!(early <= now, "{early} > {now}");
+                assert!(late >= 0);
+                assert!(early <= late);
+            }
+        });
     }
 
     #[test]

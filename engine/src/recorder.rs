@@ -25,7 +25,7 @@ use quarry_bedrock::{
 use crate::plan::RequestSlo;
 use crate::series::{Count, Metric, SeriesDelta, SeriesKey, TokenKind, new_histogram};
 use crate::session::{SessionEnd, SessionTotals};
-use crate::timeline::Completion;
+use crate::timeline::{Completion, Timeline};
 
 /// Folds completions into per-series histograms and counters.
 #[derive(Debug)]
@@ -105,6 +105,7 @@ impl Recorder {
         state.pool_wait.saturating_record(t.pool_wait_ns);
         let s = series_mut(&mut state.series, key);
         record_attempts(s, completion);
+        record_read_delays(s, t);
         if t.response_headers_at.is_some() {
             s.record(Metric::PoolWait, t.pool_wait_ns);
         }
@@ -249,6 +250,24 @@ fn record_attempts(s: &mut SeriesDelta, c: &Completion) {
     }
 }
 
+/// The frame read delays of a final attempt whose frames the server
+/// stamped, whatever its outcome (a frame's delay is the client's, not the
+/// request's): nothing to do for any other. A negative delay is impossible
+/// on one clock; it is counted, not recorded, so the histograms keep only
+/// causal pairs and the count shows the mapping failed. (The first-token
+/// frame is one of the frames, so its negative is counted once, there.)
+fn record_read_delays(s: &mut SeriesDelta, t: &Timeline) {
+    for &delay in &t.frame_read_delays {
+        match u64::try_from(delay) {
+            Ok(v) => s.record(Metric::FrameReadDelay, v),
+            Err(_) => s.counters_mut().add(Count::FramesReadBeforeWritten, 1),
+        }
+    }
+    if let Some(Ok(v)) = t.first_token_read_delay.map(u64::try_from) {
+        s.record(Metric::FirstTokenReadDelay, v);
+    }
+}
+
 /// The success-only latency histograms.
 ///
 /// The streaming figures (TTFT, ITL, TPOT) count `streamed` requests only:
@@ -346,7 +365,7 @@ mod tests {
     use quarry_bedrock::{Operation, QuotaWall, TokenUsage, UsageSource};
 
     use super::*;
-    use crate::timeline::{EarlierAttempt, ReportedUsage, Timeline};
+    use crate::timeline::{EarlierAttempt, ReportedUsage};
 
     fn key(model: &str) -> SeriesKey {
         SeriesKey {
@@ -378,6 +397,53 @@ mod tests {
         c.max_tokens = 50;
         c.cost_pico_usd = 7;
         c
+    }
+
+    #[test]
+    fn stamped_frame_delays_are_recorded_and_negative_ones_counted() {
+        let recorder = Recorder::new(1_000_000, None);
+        let k = key("meta.llama3-3-70b-instruct-v1:0");
+        let mut stamped = streamed(None);
+        stamped.timeline.frame_read_delays = vec![40_000, 25_000, -3, 0, 31_000];
+        stamped.timeline.first_token_read_delay = Some(25_000);
+        recorder.record(&k, &stamped);
+        // A failed request's frames were read all the same.
+        let mut failed = Completion::new(Timeline::started(None, 0), Outcome::StreamError);
+        failed.timeline.frame_read_delays = vec![-9, 7_000];
+        failed.timeline.first_token_read_delay = Some(-9);
+        recorder.record(&k, &failed);
+        let take = recorder.take_interval();
+        let s = &take.series[&k];
+        let frames = s.histogram(Metric::FrameReadDelay);
+        assert_eq!(frames.len(), 5);
+        assert_eq!(frames.min(), 0);
+        assert!(frames.equivalent(frames.max(), 40_000));
+        let first = s.histogram(Metric::FirstTokenReadDelay);
+        assert_eq!(first.len(), 1);
+        assert!(first.equivalent(first.max(), 25_000));
+        assert_eq!(s.counters().get(Count::FramesReadBeforeWritten), 2);
+        assert_eq!(s.counters().get(Count::SaturatedValues), 0);
+    }
+
+    #[test]
+    fn unstamped_requests_leave_the_stamped_figures_empty() {
+        let recorder = Recorder::new(1_000_000, None);
+        let k = key("meta.llama3-3-70b-instruct-v1:0");
+        recorder.record(&k, &streamed(None));
+        let take = recorder.take_interval();
+        let s = &take.series[&k];
+        for metric in Metric::ALL.into_iter().filter(|m| m.is_stamped()) {
+            assert!(s.histogram(metric).is_empty(), "{}", metric.name());
+        }
+        assert_eq!(s.counters().get(Count::FramesReadBeforeWritten), 0);
+        // Nothing stamped, nothing to send: the encoded series names none.
+        let names: Vec<_> = s
+            .encode_histograms()
+            .unwrap()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert!(!names.iter().any(|n| n.contains("read_delay")), "{names:?}");
     }
 
     #[test]

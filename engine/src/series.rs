@@ -130,11 +130,21 @@ pub enum Metric {
     SessionTokens,
     /// A completed session's cost over every turn, nano-dollars.
     SessionCostNanoUsd,
+    /// Client read − server write of every event-stream frame the server
+    /// stamped with its write time (`quarry-sim` with `stamp_frames`; never
+    /// Bedrock), on one host's monotonic clock: the client's own delay in
+    /// receiving a frame, from the simulator's hand-off to hyper to the
+    /// engine's read stamp. Negative differences are not recorded but
+    /// counted ([`Count::FramesReadBeforeWritten`]).
+    FrameReadDelay,
+    /// The same for the frame carrying each request's first content token:
+    /// the client's own part of TTFT.
+    FirstTokenReadDelay,
 }
 
 impl Metric {
     /// Number of metrics.
-    pub const COUNT: usize = 16;
+    pub const COUNT: usize = 18;
 
     /// Every metric, in wire order.
     pub const ALL: [Metric; Metric::COUNT] = [
@@ -154,6 +164,8 @@ impl Metric {
         Metric::SessionDuration,
         Metric::SessionTokens,
         Metric::SessionCostNanoUsd,
+        Metric::FrameReadDelay,
+        Metric::FirstTokenReadDelay,
     ];
 
     /// The wire and report name.
@@ -175,6 +187,8 @@ impl Metric {
             Metric::SessionDuration => "session_duration_ns",
             Metric::SessionTokens => "session_tokens",
             Metric::SessionCostNanoUsd => "session_cost_nano_usd",
+            Metric::FrameReadDelay => "frame_read_delay_ns",
+            Metric::FirstTokenReadDelay => "first_token_read_delay_ns",
         }
     }
 
@@ -185,6 +199,20 @@ impl Metric {
             self,
             Metric::SessionDuration | Metric::SessionTokens | Metric::SessionCostNanoUsd
         )
+    }
+
+    /// True for the figures only a stamping simulator gives (the frame read
+    /// delays).
+    pub fn is_stamped(self) -> bool {
+        matches!(self, Metric::FrameReadDelay | Metric::FirstTokenReadDelay)
+    }
+
+    /// True for the histograms a series allocates on their first record
+    /// rather than up front: a session's figures (recorded once per
+    /// session) and the stamped ones (recorded only against a stamping
+    /// simulator), so a series costs nothing for them where they never come.
+    pub fn is_allocated_lazily(self) -> bool {
+        self.is_per_session() || self.is_stamped()
     }
 
     fn index(self) -> usize {
@@ -295,6 +323,12 @@ pub enum Count {
     /// Sessions the run's end (or a stop, or the request limit) cut off
     /// before their last turn.
     SessionsUnfinished,
+    /// Stamped frames read *before* the server wrote them by the two
+    /// clocks' reckoning: impossible on one clock, so each says the mapping
+    /// between them is wrong (a simulator on another host, a clock other
+    /// than `CLOCK_MONOTONIC`). Counted, not clamped into
+    /// [`Metric::FrameReadDelay`], where a 0 would pass for a perfect read.
+    FramesReadBeforeWritten,
 }
 
 impl Count {
@@ -322,7 +356,7 @@ const SCALARS: [Count; 8] = [
 ];
 
 /// The counters after the token counts, in slot order.
-const TAIL: [Count; 14] = [
+const TAIL: [Count; 15] = [
     Count::QuotaReserved,
     Count::QuotaSettled,
     Count::CostPicoUsd,
@@ -337,6 +371,7 @@ const TAIL: [Count; 14] = [
     Count::SessionsCompleted,
     Count::SessionsFailed,
     Count::SessionsUnfinished,
+    Count::FramesReadBeforeWritten,
 ];
 
 const SCALARS_AT: usize = Outcome::ALL.len();
@@ -396,6 +431,7 @@ impl Count {
             Count::SessionsCompleted => TAIL_AT + 11,
             Count::SessionsFailed => TAIL_AT + 12,
             Count::SessionsUnfinished => TAIL_AT + 13,
+            Count::FramesReadBeforeWritten => TAIL_AT + 14,
         }
     }
 
@@ -429,6 +465,7 @@ impl Count {
             Count::SessionsCompleted => "sessions_completed".to_owned(),
             Count::SessionsFailed => "sessions_failed".to_owned(),
             Count::SessionsUnfinished => "sessions_unfinished".to_owned(),
+            Count::FramesReadBeforeWritten => "frames_read_before_written".to_owned(),
         }
     }
 }
@@ -738,11 +775,13 @@ impl fmt::Debug for SeriesDelta {
 impl SeriesDelta {
     /// An empty series, every per-request histogram allocated at full size
     /// so that recording a request never allocates (a session's figures,
-    /// recorded once per session, allocate on their first record).
+    /// recorded once per session, and the frame read delays, recorded only
+    /// against a stamping simulator, allocate on their first record:
+    /// [`Metric::is_allocated_lazily`]).
     pub fn new() -> Self {
         SeriesDelta {
             histograms: std::array::from_fn(|i| {
-                if Metric::ALL[i].is_per_session() {
+                if Metric::ALL[i].is_allocated_lazily() {
                     Slot::Empty
                 } else {
                     Slot::Dense(Box::new(new_histogram()))
@@ -779,8 +818,9 @@ impl SeriesDelta {
     }
 
     /// Records `value`, clamping to the trackable range and counting clamps.
-    /// Never allocates in a series made by [`SeriesDelta::new`], but for a
-    /// session's figures.
+    /// Never allocates in a series made by [`SeriesDelta::new`], but for the
+    /// first record of a [lazily allocated](Metric::is_allocated_lazily)
+    /// metric.
     pub fn record(&mut self, metric: Metric, value: u64) {
         if value > HISTOGRAM_HIGHEST {
             self.counters.add(Count::SaturatedValues, 1);
@@ -972,6 +1012,7 @@ mod tests {
             "sessions_completed",
             "sessions_failed",
             "sessions_unfinished",
+            "frames_read_before_written",
         ]);
         let ours: Vec<_> = (0..Count::COUNT).map(counter_name).collect();
         assert_eq!(ours, wire);

@@ -95,6 +95,16 @@ pub struct Timeline {
     pub last_token_at: Option<u64>,
     /// When the response was fully read or the request failed.
     pub closed_at: u64,
+    /// For each event-stream frame the server stamped with its write time
+    /// (`quarry-sim` with `stamp_frames`), in read order: the read stamp of
+    /// the chunk that completed the frame minus that write time mapped onto
+    /// the run clock, ns. Signed: a negative value cannot happen on one
+    /// clock and says the mapping is wrong. Empty (no allocation) when the
+    /// server stamped nothing, as Bedrock never does.
+    pub frame_read_delays: Vec<i64>,
+    /// The same for the frame that carried the first content token (the
+    /// client's own part of TTFT), when the server stamped it.
+    pub first_token_read_delay: Option<i64>,
 }
 
 impl Timeline {

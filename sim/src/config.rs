@@ -41,6 +41,11 @@
 //! kind = "service_unavailable"
 //! requests = [100, 110]
 //! ```
+//!
+//! `stamp_frames = true` (top level; off by default) adds the
+//! `x-quarry-written-ns` header to every frame of a streaming answer, for a
+//! client on the same host to measure its own read delay (ARCHITECTURE.md,
+//! "Measuring the client's own error"). Off, the wire is Bedrock's.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -348,6 +353,12 @@ pub struct SimConfig {
     /// Service-tier behaviour.
     #[serde(default)]
     pub tiers: TierConfig,
+    /// Add [`quarry_bedrock::WRITTEN_NS_HEADER`] to every frame of a
+    /// streaming answer: the `CLOCK_MONOTONIC` nanoseconds at which the
+    /// frame was handed to the connection. Not a Bedrock header, so off by
+    /// default; unix only (the clock is `CLOCK_MONOTONIC`).
+    #[serde(default)]
+    pub stamp_frames: bool,
 }
 
 fn yes() -> bool {
@@ -367,6 +378,7 @@ impl Default for SimConfig {
             provisioned: Vec::new(),
             faults: Vec::new(),
             tiers: TierConfig::default(),
+            stamp_frames: false,
         }
     }
 }
@@ -450,6 +462,12 @@ impl SimConfig {
             return Err(field_error(
                 vec![key("tiers"), key("priority_speedup")],
                 format!("must be between 0 and 10, got {speedup}"),
+            ));
+        }
+        if self.stamp_frames && !cfg!(unix) {
+            return Err(field_error(
+                vec![key("stamp_frames")],
+                "needs CLOCK_MONOTONIC, which only unix systems have",
             ));
         }
         let catalog = self.build_catalog()?;

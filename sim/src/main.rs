@@ -4,7 +4,7 @@
 //! quarry-sim --listen 127.0.0.1:0 [--config sim.toml] [--seed N] [--threads N]
 //!            [--max-connections N] [--grace-secs S] [--tls [--tls-cert-out cert.pem]]
 //!            [--header-timeout-secs S] [--idle-timeout-secs S] [--body-timeout-secs S]
-//!            [--max-head-bytes N] [--max-unverified-body-bytes N]
+//!            [--max-head-bytes N] [--max-unverified-body-bytes N] [--stamp-frames]
 //! ```
 //!
 //! The first line on standard output is `listening on http://ADDR` (or
@@ -78,6 +78,12 @@ struct Args {
     /// Write the generated certificate (PEM) here, for clients to trust.
     #[arg(long, requires = "tls")]
     tls_cert_out: Option<PathBuf>,
+    /// Stamp every event-stream frame with the CLOCK_MONOTONIC time it was
+    /// handed to the connection (header `x-quarry-written-ns`, not a
+    /// Bedrock header), so a Quarry client on this host measures its own
+    /// read delay; the config's `stamp_frames = true` does the same.
+    #[arg(long)]
+    stamp_frames: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -182,6 +188,7 @@ fn run(args: Args) -> anyhow::Result<Stopped> {
     if let Some(seed) = args.seed {
         config.seed = seed;
     }
+    config.stamp_frames |= args.stamp_frames;
     let limits = limits(&args)?;
     let grace = secs("grace-secs", args.grace_secs)?;
     let tls = if args.tls {

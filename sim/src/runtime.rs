@@ -148,6 +148,8 @@ pub struct Simulator {
     sequence: AtomicU64,
     start: Instant,
     tiers: TierConfig,
+    /// Stamp every frame of a streaming answer with its write time.
+    stamp_frames: bool,
 }
 
 impl Simulator {
@@ -196,7 +198,14 @@ impl Simulator {
             catalog,
             start,
             tiers: config.tiers,
+            stamp_frames: config.stamp_frames,
         }))
+    }
+
+    /// Whether every frame of a streaming answer carries
+    /// [`quarry_bedrock::WRITTEN_NS_HEADER`] ([`SimConfig::stamp_frames`]).
+    pub fn stamps_frames(&self) -> bool {
+        self.stamp_frames
     }
 
     /// Every account served, in index order.

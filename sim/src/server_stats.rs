@@ -1,7 +1,8 @@
 //! The server's front-door counters: what clients cost it before a request
 //! reaches the simulator (connections accepted, refused at the cap, closed
 //! for idling or trickling their head; bodies timed out; requests refused
-//! from their head alone; body bytes read before the caller was proven).
+//! from their head alone; body bytes read before the caller was proven), and
+//! the event-stream frames it stamped with their write time.
 //!
 //! They are how a test, or an operator, sees that a hostile client costs
 //! nothing: an unsigned 23 MiB upload must leave
@@ -36,6 +37,7 @@ pub struct ServerCounters {
     closed_slow_body: AtomicU64,
     refused_before_body: AtomicU64,
     unverified_body_bytes: AtomicU64,
+    frames_stamped: AtomicU64,
 }
 
 impl ServerCounters {
@@ -74,6 +76,12 @@ impl ServerCounters {
         self.unverified_body_bytes.fetch_add(n as u64, Relaxed);
     }
 
+    /// `n` event-stream frames were handed over stamped with their write
+    /// time (`stamp_frames`).
+    pub fn record_frames_stamped(&self, n: u64) {
+        self.frames_stamped.fetch_add(n, Relaxed);
+    }
+
     /// The counters as plain data.
     pub fn snapshot(&self) -> ServerSnapshot {
         let accepted = self.accepted.load(Relaxed);
@@ -86,6 +94,7 @@ impl ServerCounters {
             connections_closed_slow_body: self.closed_slow_body.load(Relaxed),
             requests_refused_before_body: self.refused_before_body.load(Relaxed),
             unverified_body_bytes: self.unverified_body_bytes.load(Relaxed),
+            frames_stamped: self.frames_stamped.load(Relaxed),
         }
     }
 }
@@ -113,11 +122,15 @@ pub struct ServerSnapshot {
     /// Request-body bytes read before the caller was proven (SigV4 without
     /// a declared payload hash, until the signature is checked).
     pub unverified_body_bytes: u64,
+    /// Event-stream frames handed over stamped with their write time
+    /// (`stamp_frames`; 0 when off): the pairs a client on the same host
+    /// can measure its read delay from.
+    pub frames_stamped: u64,
 }
 
 impl ServerSnapshot {
     /// `(metric name, kind, help, value)` for the Prometheus exposition.
-    pub(crate) fn metrics(&self) -> [(&'static str, &'static str, &'static str, u64); 8] {
+    pub(crate) fn metrics(&self) -> [(&'static str, &'static str, &'static str, u64); 9] {
         [
             (
                 "quarry_sim_server_connections_accepted_total",
@@ -166,6 +179,12 @@ impl ServerSnapshot {
                 "counter",
                 "Request-body bytes read before the caller was proven.",
                 self.unverified_body_bytes,
+            ),
+            (
+                "quarry_sim_server_frames_stamped_total",
+                "counter",
+                "Event-stream frames handed over stamped with their write time.",
+                self.frames_stamped,
             ),
         ]
     }

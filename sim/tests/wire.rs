@@ -11,8 +11,8 @@ use hyper_util::rt::TokioIo;
 use quarry_bedrock::auth::{ApiKey, Credentials, Signer};
 use quarry_bedrock::{
     ConverseResponse, ConverseStreamDecoder, ConverseStreamEvent, CountTokensResponse, ErrorCode,
-    InvokeStreamDecoder, InvokeStreamEvent, ModelFamily, ModelId, NativeResponse, Operation,
-    Prompt, ResponseHeaders, ServiceError,
+    FrameDecoder, HeaderValue, InvokeStreamDecoder, InvokeStreamEvent, ModelFamily, ModelId,
+    NativeResponse, Operation, Prompt, ResponseHeaders, ServiceError, WRITTEN_NS_HEADER,
 };
 use quarry_sim::{
     DEFAULT_ACCESS_KEY_ID, DEFAULT_SECRET_ACCESS_KEY, ServerOptions, SimConfig, SimServer,
@@ -595,6 +595,86 @@ async fn same_seed_gives_byte_identical_bodies() {
     let a = transcript(7).await;
     assert_eq!(a, transcript(7).await);
     assert_ne!(a, transcript(8).await);
+}
+
+/// Every frame's [`WRITTEN_NS_HEADER`] value, `None` where it has none.
+fn frame_stamps(body: &[u8]) -> Vec<Option<i64>> {
+    let mut frames = FrameDecoder::new();
+    frames.push(body);
+    let mut stamps = Vec::new();
+    while let Some(frame) = frames.next_frame().unwrap() {
+        stamps.push(match frame.header(WRITTEN_NS_HEADER) {
+            Some(HeaderValue::Int64(ns)) => Some(ns),
+            None => None,
+            Some(other) => panic!("stamp of the wrong type: {other:?}"),
+        });
+    }
+    frames.finish().unwrap();
+    stamps
+}
+
+#[cfg(unix)]
+fn monotonic_ns() -> i64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec * 1_000_000_000 + t.tv_nsec
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn stamped_streams_carry_their_write_time_on_every_frame() {
+    let server = start(&format!("stamp_frames = true\n{ZERO}")).await;
+    let mut stamped = 0;
+    for (model, op) in [
+        (HAIKU, Operation::ConverseStream),
+        (LLAMA, Operation::InvokeModelWithResponseStream),
+        (HAIKU, Operation::InvokeModelWithResponseStream),
+    ] {
+        let body = match op {
+            Operation::ConverseStream => prompt(12).converse_request().to_vec(),
+            _ => prompt(12).native_request(family_of(model)).to_vec(),
+        };
+        let before = monotonic_ns();
+        let c = call(&server, model, op, body).await;
+        let after = monotonic_ns();
+        assert_eq!(c.status, 200, "{model} {op}");
+        let stamps: Vec<i64> = frame_stamps(&c.body)
+            .into_iter()
+            .map(|s| s.unwrap_or_else(|| panic!("{model} {op}: a frame without a stamp")))
+            .collect();
+        assert!(stamps.len() > 12, "{model} {op}: {} frames", stamps.len());
+        // One clock: written after the request left and before its answer
+        // was read, in the order the frames were sent.
+        assert!(stamps.is_sorted(), "{model} {op}: {stamps:?}");
+        assert!(before <= stamps[0] && stamps[stamps.len() - 1] <= after);
+        stamped += stamps.len() as u64;
+        // The stamp is extra: the events are the same.
+        match op {
+            Operation::ConverseStream => {
+                ConverseStreamDecoder::decode_all(&c.body).unwrap();
+            }
+            _ => {
+                InvokeStreamDecoder::decode_all(family_of(model), &c.body).unwrap();
+            }
+        }
+    }
+    let counted = server.simulator().stats_snapshot().server.frames_stamped;
+    assert_eq!(counted, stamped);
+}
+
+#[tokio::test]
+async fn streams_are_unstamped_by_default() {
+    let server = start(ZERO).await;
+    let c = call(
+        &server,
+        HAIKU,
+        Operation::ConverseStream,
+        prompt(12).converse_request().to_vec(),
+    )
+    .await;
+    let stamps = frame_stamps(&c.body);
+    assert!(stamps.len() > 12);
+    assert!(stamps.iter().all(Option::is_none));
+    assert_eq!(server.simulator().stats_snapshot().server.frames_stamped, 0);
 }
 
 #[tokio::test]

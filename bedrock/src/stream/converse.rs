@@ -6,7 +6,9 @@ use bytes::{Bytes, BytesMut};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{FrameMessage, FramePos, StreamError, classify, encode_event_json, next_message};
+use super::{
+    EventOrigin, FrameMessage, FramePos, StreamError, classify, encode_event_json, next_message,
+};
 use crate::converse::{ServiceTier, ServiceTierType};
 use crate::error::ServiceError;
 use crate::eventstream::{EncodeError, Frame, FrameDecoder, HeaderValue, encode_frame};
@@ -584,6 +586,8 @@ impl ConverseStreamEvent {
 pub struct ConverseStreamDecoder {
     frames: FrameDecoder,
     failed: Option<StreamError>,
+    /// The frame of the event last returned.
+    origin: EventOrigin,
 }
 
 impl ConverseStreamDecoder {
@@ -614,13 +618,24 @@ impl ConverseStreamDecoder {
         let Some((frame, pos)) = next_message(&mut self.frames)? else {
             return Ok(None);
         };
-        let event = match classify(&frame, pos)? {
+        let (message, written_ns) = classify(&frame, pos)?;
+        let event = match message {
             FrameMessage::Exception(err) => ConverseStreamEvent::Exception(err),
             FrameMessage::Event(event_type) => {
                 ConverseStreamEvent::from_payload(event_type, &frame, pos)?
             }
         };
+        self.origin = EventOrigin {
+            frames: self.frames.frames_decoded(),
+            written_ns,
+        };
         Ok(Some(event))
+    }
+
+    /// The frame the event last returned came from (each ConverseStream
+    /// frame is one event).
+    pub fn origin(&self) -> EventOrigin {
+        self.origin
     }
 
     /// Call at end of body: fails if the stream stopped inside a frame.

@@ -12,7 +12,7 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
 
-use super::{FrameMessage, FramePos, StreamError, classify, next_message};
+use super::{EventOrigin, FrameMessage, FramePos, StreamError, classify, next_message};
 use crate::error::ServiceError;
 use crate::eventstream::{EncodeError, Frame, FrameDecoder, HeaderValue, encode_frame_with};
 use crate::family::ModelFamily;
@@ -231,6 +231,8 @@ pub struct InvokeStreamDecoder {
     scratch: Vec<u8>,
     queue: VecDeque<InvokeStreamEvent>,
     failed: Option<StreamError>,
+    /// The frame the queued events came from.
+    origin: EventOrigin,
 }
 
 impl InvokeStreamDecoder {
@@ -242,6 +244,7 @@ impl InvokeStreamDecoder {
             scratch: Vec::new(),
             queue: VecDeque::with_capacity(4),
             failed: None,
+            origin: EventOrigin::default(),
         }
     }
 
@@ -273,8 +276,19 @@ impl InvokeStreamDecoder {
         }
     }
 
+    /// The frame the event last returned came from: events are only
+    /// queued from one frame at a time, so it is the last frame decoded.
+    pub fn origin(&self) -> EventOrigin {
+        self.origin
+    }
+
     fn decode_frame(&mut self, frame: &Frame, pos: FramePos) -> Result<(), StreamError> {
-        match classify(frame, pos)? {
+        let (message, written_ns) = classify(frame, pos)?;
+        self.origin = EventOrigin {
+            frames: self.frames.frames_decoded(),
+            written_ns,
+        };
+        match message {
             FrameMessage::Exception(err) => self.queue.push_back(InvokeStreamEvent::Exception(err)),
             FrameMessage::Event("chunk") => {
                 let chunk: ChunkIn<'_> = serde_json::from_slice(frame.payload())

@@ -38,6 +38,23 @@ pub trait StreamDecoder {
     /// The next complete event; `Ok(None)` when more bytes are needed. After
     /// an error every later call returns the same error.
     fn next_event(&mut self) -> Result<Option<Self::Event>, StreamError>;
+
+    /// The frame the event last returned by [`StreamDecoder::next_event`]
+    /// came from (one frame can yield several events).
+    fn origin(&self) -> EventOrigin;
+}
+
+/// The frame an event came from: its place in the stream and, when the
+/// server stamped it, when it was written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventOrigin {
+    /// Frames decoded so far, this one included: 1 for the stream's first
+    /// frame (0 before any). Events of one frame share it.
+    pub frames: u64,
+    /// The frame's [`crate::WRITTEN_NS_HEADER`] (`CLOCK_MONOTONIC`
+    /// nanoseconds at which the simulator handed it to its connection);
+    /// `None` when absent (always, from Bedrock) or not an int64.
+    pub written_ns: Option<i64>,
 }
 
 impl StreamDecoder for ConverseStreamDecoder {
@@ -50,6 +67,10 @@ impl StreamDecoder for ConverseStreamDecoder {
     fn next_event(&mut self) -> Result<Option<ConverseStreamEvent>, StreamError> {
         ConverseStreamDecoder::next_event(self)
     }
+
+    fn origin(&self) -> EventOrigin {
+        ConverseStreamDecoder::origin(self)
+    }
 }
 
 impl StreamDecoder for InvokeStreamDecoder {
@@ -61,6 +82,10 @@ impl StreamDecoder for InvokeStreamDecoder {
 
     fn next_event(&mut self) -> Result<Option<InvokeStreamEvent>, StreamError> {
         InvokeStreamDecoder::next_event(self)
+    }
+
+    fn origin(&self) -> EventOrigin {
+        InvokeStreamDecoder::origin(self)
     }
 }
 
@@ -164,51 +189,74 @@ pub(crate) fn next_message(
     Ok(frames.next_frame()?.map(|f| (f, pos)))
 }
 
-/// Reads `:message-type` and the event or exception type of `frame`.
-pub(crate) fn classify(frame: &Frame, pos: FramePos) -> Result<FrameMessage<'_>, StreamError> {
+/// Reads `:message-type` and the event or exception type of `frame`, and
+/// its [`crate::WRITTEN_NS_HEADER`] stamp.
+///
+/// One pass over the headers, each name's first occurrence counting (as
+/// [`Frame::header`] finds it): no allocation, and fewer header parses than
+/// looking each name up in turn.
+pub(crate) fn classify(
+    frame: &Frame,
+    pos: FramePos,
+) -> Result<(FrameMessage<'_>, Option<i64>), StreamError> {
+    let mut message_type = None;
+    let mut event_type = None;
+    let mut exception_type = None;
+    let mut error_code = None;
+    let mut error_message = None;
+    let mut written = None;
+    for (name, value) in frame.headers() {
+        let slot = match name {
+            ":message-type" => &mut message_type,
+            ":event-type" => &mut event_type,
+            ":exception-type" => &mut exception_type,
+            ":error-code" => &mut error_code,
+            ":error-message" => &mut error_message,
+            crate::eventstream::WRITTEN_NS_HEADER => &mut written,
+            _ => continue,
+        };
+        slot.get_or_insert(value);
+    }
+    fn string<'f>(v: Option<HeaderValue<'f>>) -> Option<&'f str> {
+        v.and_then(|v| v.as_str())
+    }
+    let written_ns = match written {
+        Some(HeaderValue::Int64(ns)) => Some(ns),
+        _ => None,
+    };
     let missing = |header| StreamError::MissingHeader {
         header,
         offset: pos.offset,
         frame_index: pos.frame_index,
     };
-    let message_type = frame
-        .str_header(":message-type")
-        .ok_or_else(|| missing(":message-type"))?;
-    match message_type {
-        "event" => Ok(FrameMessage::Event(
-            frame
-                .str_header(":event-type")
-                .ok_or_else(|| missing(":event-type"))?,
-        )),
+    let message_type = string(message_type).ok_or_else(|| missing(":message-type"))?;
+    let message = match message_type {
+        "event" => FrameMessage::Event(string(event_type).ok_or_else(|| missing(":event-type"))?),
         "exception" => {
-            let kind = frame
-                .str_header(":exception-type")
-                .ok_or_else(|| missing(":exception-type"))?;
-            Ok(FrameMessage::Exception(
-                ServiceError::from_stream_exception(kind, frame.payload()),
-            ))
+            let kind = string(exception_type).ok_or_else(|| missing(":exception-type"))?;
+            FrameMessage::Exception(ServiceError::from_stream_exception(kind, frame.payload()))
         }
         // Bedrock does not send these (it uses `exception`), but botocore
         // understands them, so a stream that does is still a failed request,
         // not a malformed one.
         "error" => {
-            let raw = frame.str_header(":error-code").unwrap_or_default();
-            Ok(FrameMessage::Exception(ServiceError {
+            let raw = string(error_code).unwrap_or_default();
+            FrameMessage::Exception(ServiceError {
                 code: ErrorCode::from_name(raw).or_else(|| ErrorCode::from_exception_type(raw)),
                 raw_code: raw.to_owned(),
-                message: frame
-                    .str_header(":error-message")
-                    .unwrap_or_default()
-                    .to_owned(),
+                message: string(error_message).unwrap_or_default().to_owned(),
                 status: 200,
-            }))
+            })
         }
-        other => Err(StreamError::MessageType {
-            message_type: other.to_owned(),
-            offset: pos.offset,
-            frame_index: pos.frame_index,
-        }),
-    }
+        other => {
+            return Err(StreamError::MessageType {
+                message_type: other.to_owned(),
+                offset: pos.offset,
+                frame_index: pos.frame_index,
+            });
+        }
+    };
+    Ok((message, written_ns))
 }
 
 /// Appends an event frame with Bedrock's header order and a JSON payload.

@@ -11,9 +11,9 @@ use http_body_util::Full;
 use quarry_bedrock::header_names::{APPLICATION_JSON, BEDROCK_ACCEPT, REQUEST_ID, SERVICE_TIER};
 use quarry_bedrock::{
     BlockDelta, ConverseResponse, ConverseStreamDecoder, ConverseStreamEvent, CountTokensResponse,
-    ERROR_TYPE_HEADER, InvokeStreamDecoder, InvokeStreamEvent, ModelFamily, NativeResponse,
-    Operation, Outcome, ResponseHeaders, Retry, ServiceError, ServiceTierType, StreamDecoder,
-    TokenUsage, UsageSource,
+    ERROR_TYPE_HEADER, EventOrigin, InvokeStreamDecoder, InvokeStreamEvent, ModelFamily,
+    NativeResponse, Operation, Outcome, ResponseHeaders, Retry, ServiceError, ServiceTierType,
+    StreamDecoder, TokenUsage, UsageSource,
 };
 use tokio::time::Instant;
 
@@ -230,7 +230,8 @@ where
         answer: keep_answer.then(String::new),
         ..Reading::default()
     };
-    let outcome = 'read: loop {
+    let mut stamps = FrameStamps::new(clock);
+    let outcome = loop {
         let deadline = match deadlines.first_token {
             Some(first) if timeline.first_token_at.is_none() => first.min(deadlines.request),
             _ => deadlines.request,
@@ -245,20 +246,13 @@ where
             Ok(Some(Ok(chunk))) => chunk,
         };
         let at = clock.now_ns();
-        decoder.push(&chunk);
-        loop {
-            match decoder.next_event() {
-                Ok(Some(event)) => {
-                    if let Some(ended) = event.record(at, &mut timeline, &mut reading) {
-                        break 'read ended;
-                    }
-                }
-                Ok(None) => break,
-                Err(err) => {
-                    tracing::debug!(error = %err, "malformed event stream");
-                    break 'read Outcome::StreamError;
-                }
-            }
+        let read = ChunkRead {
+            timeline: &mut timeline,
+            reading: &mut reading,
+            stamps: &mut stamps,
+        };
+        if let Some(ended) = read.chunk(&mut decoder, &chunk, at) {
+            break ended;
         }
     };
     timeline.close(clock.now_ns());
@@ -270,6 +264,93 @@ where
         retry_after_ms: None,
         response: reading.response,
         answer: reading.answer,
+    }
+}
+
+/// What one body chunk of a stream updates.
+struct ChunkRead<'a> {
+    timeline: &'a mut Timeline,
+    reading: &'a mut Reading,
+    stamps: &'a mut FrameStamps,
+}
+
+impl ChunkRead<'_> {
+    /// Decodes `chunk`, read off the socket at `at`, and records every
+    /// event it completes; `Some(outcome)` when the stream ends here (an
+    /// in-band exception, or bytes that are not a valid stream).
+    fn chunk<D>(self, decoder: &mut D, chunk: &[u8], at: u64) -> Option<Outcome>
+    where
+        D: StreamDecoder,
+        D::Event: RecordEvent,
+    {
+        decoder.push(chunk);
+        loop {
+            match decoder.next_event() {
+                Ok(Some(event)) => {
+                    let had_first_token = self.timeline.first_token_at.is_some();
+                    let ended = event.record(at, self.timeline, self.reading);
+                    let first_token = !had_first_token && self.timeline.first_token_at.is_some();
+                    self.stamps
+                        .on_event(decoder.origin(), at, first_token, self.timeline);
+                    if ended.is_some() {
+                        return ended;
+                    }
+                }
+                Ok(None) => return None,
+                Err(err) => {
+                    tracing::debug!(error = %err, "malformed event stream");
+                    return Some(Outcome::StreamError);
+                }
+            }
+        }
+    }
+}
+
+/// Pairs each frame the server stamped with its write time
+/// ([`quarry_bedrock::WRITTEN_NS_HEADER`]) with the read stamp of the chunk
+/// that completed it, once per frame however many events it yields, and
+/// keeps the difference on the timeline. Costs a comparison per event when
+/// nothing is stamped.
+struct FrameStamps {
+    clock: RunClock,
+    /// [`EventOrigin::frames`] of the last frame paired or passed over.
+    last_frame: u64,
+}
+
+impl FrameStamps {
+    fn new(clock: RunClock) -> Self {
+        FrameStamps {
+            clock,
+            last_frame: 0,
+        }
+    }
+
+    /// An event of the frame `origin` was recorded, read at `at`;
+    /// `first_token` when it was the response's first content token.
+    fn on_event(
+        &mut self,
+        origin: EventOrigin,
+        at: u64,
+        first_token: bool,
+        timeline: &mut Timeline,
+    ) {
+        let Some(written) = origin.written_ns else {
+            return;
+        };
+        let Some(written_at) = self.clock.monotonic_to_run_ns(written) else {
+            return;
+        };
+        // Run time fits i64 for 292 years.
+        let delay = i64::try_from(at)
+            .unwrap_or(i64::MAX)
+            .saturating_sub(written_at);
+        if origin.frames != self.last_frame {
+            self.last_frame = origin.frames;
+            timeline.frame_read_delays.push(delay);
+        }
+        if first_token {
+            timeline.first_token_read_delay = Some(delay);
+        }
     }
 }
 
@@ -493,4 +574,185 @@ fn estimate_tokens(text: &str) -> u32 {
     u32::try_from(text.len().div_ceil(4))
         .unwrap_or(u32::MAX)
         .max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::BytesMut;
+    use quarry_bedrock::{
+        InvocationMetrics, InvokeStreamEncoder, PendingStamp, StreamMetadata, WRITTEN_NS_HEADER,
+    };
+
+    use super::*;
+
+    /// The run's origin on `CLOCK_MONOTONIC`, as the test pretends.
+    const ORIGIN: i64 = 7_000_000_000;
+
+    fn clock() -> RunClock {
+        RunClock::start(std::time::UNIX_EPOCH).with_monotonic_origin(Some(ORIGIN))
+    }
+
+    /// One encoded frame, stamped as written `written` ns after the origin
+    /// when given.
+    fn frame(event: &ConverseStreamEvent, written: Option<i64>) -> Vec<u8> {
+        let mut out = BytesMut::new();
+        event.encode(&mut out, 3).unwrap();
+        match written {
+            Some(w) => PendingStamp::new(&out, WRITTEN_NS_HEADER)
+                .unwrap()
+                .stamp(ORIGIN + w)
+                .to_vec(),
+            None => out.to_vec(),
+        }
+    }
+
+    fn text(t: &str) -> ConverseStreamEvent {
+        ConverseStreamEvent::ContentBlockDelta {
+            content_block_index: 0,
+            delta: BlockDelta::Text(t.into()),
+        }
+    }
+
+    /// Feeds `chunks` (bytes, read stamp) through the reader's per-chunk
+    /// step, as `read_stream` does after each socket read.
+    fn read<D>(mut decoder: D, chunks: &[(Vec<u8>, u64)]) -> (Timeline, Option<Outcome>)
+    where
+        D: StreamDecoder,
+        D::Event: RecordEvent,
+    {
+        let mut timeline = Timeline::started(None, 0);
+        let mut reading = Reading::default();
+        let mut stamps = FrameStamps::new(clock());
+        for (bytes, at) in chunks {
+            let read = ChunkRead {
+                timeline: &mut timeline,
+                reading: &mut reading,
+                stamps: &mut stamps,
+            };
+            if let Some(ended) = read.chunk(&mut decoder, bytes, *at) {
+                return (timeline, Some(ended));
+            }
+        }
+        (timeline, None)
+    }
+
+    #[test]
+    fn each_stamped_frame_pairs_with_the_read_that_completed_it() {
+        let start = frame(
+            &ConverseStreamEvent::MessageStart {
+                role: "assistant".into(),
+            },
+            Some(900_000),
+        );
+        let first = frame(&text("Hi"), Some(950_000));
+        let second = frame(&text(" there"), Some(990_000));
+        let split = frame(&text(" friend"), Some(1_500_000));
+        let unstamped = frame(
+            &ConverseStreamEvent::ContentBlockStop {
+                content_block_index: 0,
+            },
+            None,
+        );
+        let last = frame(
+            &ConverseStreamEvent::Metadata(StreamMetadata {
+                usage: TokenUsage::default(),
+                latency_ms: 1,
+                server_tool_usage: None,
+                service_tier: None,
+            }),
+            Some(3_999_000),
+        );
+        let cut = split.len() / 2;
+        let chunks = [
+            // Three whole frames in one read.
+            ([start, first, second].concat(), 1_000_000),
+            // One frame across two reads: the second completes it.
+            (split[..cut].to_vec(), 2_000_000),
+            ([&split[cut..], &unstamped[..]].concat(), 3_000_000),
+            (last, 4_000_000),
+        ];
+        let (timeline, ended) = read(ConverseStreamDecoder::new(), &chunks);
+        assert_eq!(ended, None);
+        assert_eq!(
+            timeline.frame_read_delays,
+            [100_000, 50_000, 10_000, 1_500_000, 1_000],
+            "in frame order; the unstamped frame records nothing"
+        );
+        assert_eq!(timeline.first_token_read_delay, Some(50_000));
+        assert_eq!(timeline.first_token_at, Some(1_000_000));
+    }
+
+    #[test]
+    fn an_invoke_frame_of_several_events_pairs_once() {
+        // Llama's last chunk is one frame of two events (stop reason and
+        // metrics); its first chunk carries the first token.
+        let mut encoder = InvokeStreamEncoder::new(ModelFamily::Llama);
+        let mut frames = Vec::new();
+        let mut out = BytesMut::new();
+        encoder.text(&mut out, "Hi", 2).unwrap();
+        frames.push(out.split());
+        encoder
+            .finish(&mut out, "stop", &InvocationMetrics::default(), 2)
+            .unwrap();
+        frames.push(out.split());
+        let chunks: Vec<_> = frames
+            .iter()
+            .zip([(10, 500), (20, 600)])
+            .map(|(f, (written, at))| {
+                let stamped = PendingStamp::new(f, WRITTEN_NS_HEADER)
+                    .unwrap()
+                    .stamp(ORIGIN + written);
+                (stamped.to_vec(), at)
+            })
+            .collect();
+        let (timeline, _) = read(InvokeStreamDecoder::new(ModelFamily::Llama), &chunks);
+        assert_eq!(timeline.frame_read_delays, [490, 580]);
+        assert_eq!(timeline.first_token_read_delay, Some(490));
+    }
+
+    #[test]
+    fn unstamped_frames_record_nothing() {
+        let body = [
+            frame(&text("a"), None),
+            frame(&text("b"), None),
+            frame(
+                &ConverseStreamEvent::ContentBlockStop {
+                    content_block_index: 0,
+                },
+                None,
+            ),
+        ]
+        .concat();
+        let (timeline, _) = read(ConverseStreamDecoder::new(), &[(body, 10)]);
+        assert!(timeline.frame_read_delays.is_empty());
+        assert_eq!(timeline.first_token_read_delay, None);
+        assert_eq!(timeline.content_events.len(), 2);
+    }
+
+    #[test]
+    fn without_a_clock_mapping_stamps_are_ignored() {
+        let mut timeline = Timeline::started(None, 0);
+        let unmapped = RunClock::start(std::time::UNIX_EPOCH).with_monotonic_origin(None);
+        let mut stamps = FrameStamps::new(unmapped);
+        let origin = EventOrigin {
+            frames: 1,
+            written_ns: Some(5),
+        };
+        stamps.on_event(origin, 10, true, &mut timeline);
+        assert!(timeline.frame_read_delays.is_empty());
+        assert_eq!(timeline.first_token_read_delay, None);
+    }
+
+    #[test]
+    fn a_read_before_the_write_is_kept_negative() {
+        let mut timeline = Timeline::started(None, 0);
+        let mut stamps = FrameStamps::new(clock());
+        let origin = EventOrigin {
+            frames: 1,
+            written_ns: Some(ORIGIN + 1_000),
+        };
+        stamps.on_event(origin, 400, true, &mut timeline);
+        assert_eq!(timeline.frame_read_delays, [-600]);
+        assert_eq!(timeline.first_token_read_delay, Some(-600));
+    }
 }

@@ -6,14 +6,19 @@
 //! chunks with `amazon-bedrock-invocationMetrics` on the last. Every event
 //! carries a `p` padding field of seeded random length. Injected faults end
 //! the stream with an exception frame, or cut the connection (reset).
+//!
+//! With `stamp_frames` on, every frame also carries
+//! [`WRITTEN_NS_HEADER`]: `CLOCK_MONOTONIC` read just before the chunk is
+//! handed to hyper (after the token came due and was encoded), so a client
+//! on the same host measures its own read delay from it.
 
 use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Response};
 use quarry_bedrock::header_names::{APPLICATION_JSON, BEDROCK_CONTENT_TYPE, SERVICE_TIER};
 use quarry_bedrock::{
     BlockDelta, ConverseStreamEvent, EVENT_STREAM_CONTENT_TYPE, EncodeError, Fault,
-    InvocationMetrics, InvokeStreamEncoder, ModelFamily, Operation, ServiceTierType,
-    StreamMetadata, StreamStart, encode_service_exception,
+    InvocationMetrics, InvokeStreamEncoder, ModelFamily, Operation, PendingStamp, ServiceTierType,
+    StreamMetadata, StreamStart, WRITTEN_NS_HEADER, encode_service_exception,
 };
 use serde_json::json;
 use tokio::time::Instant;
@@ -76,6 +81,8 @@ struct EventStream {
     first_byte: Option<Instant>,
     /// Where and under which id the stream's end is counted for CloudWatch.
     cloudwatch: StreamCloudWatch,
+    /// Stamp every frame with its write time (`stamp_frames`).
+    stamp: bool,
 }
 
 /// What a stream needs to record its end in the CloudWatch view.
@@ -145,8 +152,8 @@ impl EventStream {
                 return Some(Err(ConnectionReset));
             }
         };
-        match encoded {
-            Ok(()) => Some(Ok(out.freeze())),
+        match encoded.and_then(|()| self.hand_over(out)) {
+            Ok(chunk) => Some(Ok(chunk)),
             Err(e) => {
                 // Only oversized payloads fail to encode; none are built here.
                 tracing::error!(error = %e, "event-stream encoding failed; cutting the stream");
@@ -154,6 +161,24 @@ impl EventStream {
                 Some(Err(ConnectionReset))
             }
         }
+    }
+
+    /// The encoded frames as the chunk to send: as they are, or stamped
+    /// with the monotonic time read as the last thing before they go.
+    fn hand_over(&self, out: BytesMut) -> Result<Bytes, EncodeError> {
+        if !self.stamp {
+            return Ok(out.freeze());
+        }
+        let pending = PendingStamp::new(&out, WRITTEN_NS_HEADER)?;
+        let frames = pending.frames();
+        let chunk = pending.stamp(monotonic_ns());
+        // The stream's handle on the simulator lives with its CloudWatch view.
+        self.cloudwatch
+            .sim
+            .stats()
+            .server()
+            .record_frames_stamped(frames);
+        Ok(chunk)
     }
 
     /// The stream's opening event(s), before the first token.
@@ -247,6 +272,23 @@ impl EventStream {
     }
 }
 
+/// `CLOCK_MONOTONIC` in nanoseconds: the clock a client's `Instant` reads
+/// on Linux, so a client on the same host can compare the two.
+#[cfg(unix)]
+fn monotonic_ns() -> i64 {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::Monotonic);
+    t.tv_sec
+        .saturating_mul(1_000_000_000)
+        .saturating_add(t.tv_nsec)
+}
+
+/// Config validation refuses `stamp_frames` where there is no
+/// `CLOCK_MONOTONIC`, so this is never called.
+#[cfg(not(unix))]
+fn monotonic_ns() -> i64 {
+    0
+}
+
 fn millis(d: std::time::Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
@@ -293,6 +335,7 @@ pub(crate) async fn answer(a: Admitted<'_>) -> Response<SimBody> {
             burndown: model.profile.burndown,
             model_id,
         },
+        stamp: shared.sim.stamps_frames(),
     };
     let chunks = futures_util::stream::unfold(state, |mut s| async move {
         let chunk = s.next_chunk().await?;

@@ -6,7 +6,9 @@
 //! runtime of `--workers` threads (1 by default) in this process, and reports
 //! what the issue asks the load engine to prove: requests/s and client CPU per
 //! request against the zero-latency profile, TTFT error against a fixed
-//! profile, memory per in-flight stream, and schedule lag in open loop. Run
+//! profile (with the simulator stamping its frames, the client's own read
+//! delay measured on the simulator's clock beside it), memory per in-flight
+//! stream, and schedule lag in open loop. Run
 //! the whole process under `taskset -c 0` so "one agent core" is literal:
 //!
 //! ```text
@@ -47,7 +49,8 @@ enum Scenario {
     /// Closed loop against the zero-latency profile: requests/s and CPU per
     /// request.
     MaxRps,
-    /// Closed loop against the fixed-latency profile: TTFT and ITL error.
+    /// Closed loop against the fixed-latency profile: TTFT and ITL error,
+    /// and the client's own read delay of the simulator's stamped frames.
     TtftError,
     /// Closed loop against a slow fixed profile: resident memory per stream.
     Memory,
@@ -166,7 +169,7 @@ async fn measure(args: &Args) -> anyhow::Result<()> {
         Some(url) => SimProcess::external(url, args.sim_pid),
         None => SimProcess::spawn(
             &sim_bin(args)?,
-            &scenario::sim_config(args, latency),
+            &scenario::sim_config(args, latency, args.scenario == Scenario::TtftError),
             (args.sim_cpu != "none").then_some(args.sim_cpu.as_str()),
         )?,
     };
@@ -289,7 +292,7 @@ fn write_request(args: &Args) -> anyhow::Result<()> {
     std::fs::write(args.out_dir.join("content-type"), "application/json")?;
     std::fs::write(
         args.out_dir.join("sim.toml"),
-        scenario::sim_config(args, Latency::Zero),
+        scenario::sim_config(args, Latency::Zero, false),
     )?;
     // The same account and model answering after `--ttft-ms`, a token every
     // `--gap-ms`: for comparing TTFT against what the simulator was told.

@@ -27,8 +27,9 @@ pub(crate) enum Latency {
 
 /// The simulator configuration: one account (the documentation example keys
 /// plus the bench's API key) whose quotas never bind, and the model answering
-/// exactly `max_tokens` tokens with `latency`.
-pub(crate) fn sim_config(args: &Args, latency: Latency) -> String {
+/// exactly `max_tokens` tokens with `latency`; with `stamp_frames`, every
+/// frame carries the time the simulator handed it to its connection.
+pub(crate) fn sim_config(args: &Args, latency: Latency, stamp_frames: bool) -> String {
     let latency = match latency {
         Latency::Zero => r#"{ kind = "zero" }"#.to_owned(),
         Latency::Fixed { ttft_ms, gap_ms } => {
@@ -38,7 +39,7 @@ pub(crate) fn sim_config(args: &Args, latency: Latency) -> String {
     format!(
         r#"seed = 1
 default_account = false
-[[accounts]]
+{stamp}[[accounts]]
 access_key_id = "{key}"
 secret_access_key = "{secret}"
 account_id = "123456789012"
@@ -53,6 +54,11 @@ output = {{ kind = "fixed", tokens = {tokens} }}
         secret = quarry_bedrock::auth::EXAMPLE_SECRET_ACCESS_KEY,
         model = args.model,
         tokens = args.max_tokens,
+        stamp = if stamp_frames {
+            "stamp_frames = true\n"
+        } else {
+            ""
+        },
     )
 }
 
@@ -184,7 +190,28 @@ pub(crate) fn throughput(args: &Args, out: &RunOutcome) -> (Value, String) {
     (value, human)
 }
 
-/// TTFT and inter-token gap as measured, minus what the simulator was told.
+/// Percentiles of a read-delay histogram in µs (null when empty: the
+/// simulator did not stamp its frames).
+fn read_delay_us(h: &hdrhistogram::Histogram<u64>) -> Value {
+    if h.is_empty() {
+        return Value::Null;
+    }
+    let us = |ns: u64| ns as f64 / 1e3;
+    let q = |q: f64| us(h.highest_equivalent(h.value_at_quantile(q)));
+    json!({
+        "samples": h.len(),
+        "p50_us": q(0.5),
+        "p99_us": q(0.99),
+        "p999_us": q(0.999),
+        "max_us": us(h.max()),
+    })
+}
+
+/// TTFT and inter-token gap as measured, minus what the simulator was told;
+/// and, measured directly, the client's own read delay: the engine's read
+/// stamp minus the simulator's write stamp, for the first-token frame and
+/// for every frame (the injected-latency error also holds the simulator's
+/// own timer lateness; the read delay does not).
 pub(crate) fn ttft_error(args: &Args, out: &RunOutcome) -> (Value, String) {
     let measured = out.report.cumulative.total_where(|k| &*k.stage == HOLD);
     let ttft = measured.histogram(Metric::TtftFromSend);
@@ -200,6 +227,9 @@ pub(crate) fn ttft_error(args: &Args, out: &RunOutcome) -> (Value, String) {
         .map(|r| r.end.in_flight)
         .min()
         .unwrap_or(0);
+    let first_read = measured.histogram(Metric::FirstTokenReadDelay);
+    let frame_read = measured.histogram(Metric::FrameReadDelay);
+    let read_before_written = measured.counters().get(Count::FramesReadBeforeWritten);
     let value = json!({
         "concurrency": args.concurrency,
         "configured_ttft_ms": args.ttft_ms,
@@ -212,14 +242,35 @@ pub(crate) fn ttft_error(args: &Args, out: &RunOutcome) -> (Value, String) {
         "ttft_error_min_ms": err(ttft.min(), args.ttft_ms),
         "itl_error_p50_ms": err(q(itl, 0.5), args.gap_ms),
         "itl_error_p99_ms": err(q(itl, 0.99), args.gap_ms),
+        "first_token_read_delay": read_delay_us(first_read),
+        "frame_read_delay": read_delay_us(frame_read),
+        "frames_read_before_written": read_before_written,
         "in_flight_min_at_interval_ends": in_flight_min,
         "errors": errors(&measured),
         "ok_per_s": window.ok_per_s(),
         "agent_cpu_percent": window.cpu_percent(),
         "sim_cpu_percent": window.sim_cpu_percent(),
     });
+    let us = |ns: u64| ns as f64 / 1e3;
+    let read = if frame_read.is_empty() {
+        "; no stamped frames (start the simulator with --stamp-frames)".to_owned()
+    } else {
+        format!(
+            "; client read delay (simulator write → engine read): first token p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs, max {:.1} µs; every frame p50 {:.1} µs, p99 {:.1} µs, p99.9 {:.1} µs, max {:.1} µs over {} frames ({} read before written)",
+            us(q(first_read, 0.5)),
+            us(q(first_read, 0.99)),
+            us(q(first_read, 0.999)),
+            us(first_read.max()),
+            us(q(frame_read, 0.5)),
+            us(q(frame_read, 0.99)),
+            us(q(frame_read, 0.999)),
+            us(frame_read.max()),
+            frame_read.len(),
+            read_before_written,
+        )
+    };
     let human = format!(
-        "concurrency {}: TTFT error p50 {:+.2} ms, p99 {:+.2} ms, max {:+.2} ms over {} requests (ITL error p50 {:+.2} ms, p99 {:+.2} ms); {:.0} req/s, agent {:.0}% / simulator {:.0}% of a core",
+        "concurrency {}: TTFT error p50 {:+.2} ms, p99 {:+.2} ms, max {:+.2} ms over {} requests (ITL error p50 {:+.2} ms, p99 {:+.2} ms){read}; {:.0} req/s, agent {:.0}% / simulator {:.0}% of a core",
         args.concurrency,
         err(q(ttft, 0.5), args.ttft_ms),
         err(q(ttft, 0.99), args.ttft_ms),
