@@ -298,7 +298,7 @@ fn write_request(args: &Args) -> anyhow::Result<()> {
     // `--gap-ms`: for comparing TTFT against what the simulator was told.
     std::fs::write(
         args.out_dir.join("sim-fixed.toml"),
-        scenario::sim_config(args, fixed(args)),
+        scenario::sim_config(args, fixed(args), false),
     )?;
     println!("{}", json!({ "path": uri.path(), "dir": args.out_dir }));
     Ok(())
