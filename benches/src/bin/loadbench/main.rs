@@ -16,7 +16,7 @@
 //! taskset -c 0 target/release/loadbench --scenario max-rps --concurrency 64
 //! taskset -c 0 target/release/loadbench --scenario ttft-error --concurrency 1000
 //! taskset -c 0 target/release/loadbench --scenario memory --concurrency 5000
-//! taskset -c 0 target/release/loadbench --scenario lag --rate 2000
+//! taskset -c 0 target/release/loadbench --scenario lag --rate 2000 --dispatch-timer timerfd
 //! target/release/loadbench --scenario request --out-dir /tmp/req   # for an external client
 //! ```
 //!
