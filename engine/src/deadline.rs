@@ -92,9 +92,7 @@ impl DispatchTimer {
             ("thread", spin) => Ok(DispatchTimer::Thread {
                 spin: spin.unwrap_or(Duration::ZERO),
             }),
-            ("timerfd", poll) => Ok(DispatchTimer::TimerFd {
-                poll,
-            }),
+            ("timerfd", poll) => Ok(DispatchTimer::TimerFd { poll }),
             _ => Err(format!(
                 "unknown dispatch timer `{text}`: expected poll[:µs], thread[:µs] or timerfd"
             )),
@@ -225,11 +223,7 @@ impl Budget {
 
 /// Waits for the precise wake or the timer wheel, whichever comes first
 /// with the run clock at or past the deadline (see the module docs).
-async fn precise_or_wheel(
-    clock: &RunClock,
-    deadline_ns: u64,
-    precise: impl Future<Output = ()>,
-) {
+async fn precise_or_wheel(clock: &RunClock, deadline_ns: u64, precise: impl Future<Output = ()>) {
     let wheel = clock.sleep_coarse_until(deadline_ns);
     tokio::pin!(wheel, precise);
     let mut precise_pending = true;
@@ -304,7 +298,9 @@ fn sleeper_thread(inbox: &mpsc::Receiver<(Instant, oneshot::Sender<()>)>, spin: 
             continue;
         }
         let now = Instant::now();
-        if let Some(park) = at.checked_sub(spin).and_then(|p| p.checked_duration_since(now))
+        if let Some(park) = at
+            .checked_sub(spin)
+            .and_then(|p| p.checked_duration_since(now))
             && !park.is_zero()
         {
             match inbox.recv_timeout(park) {
@@ -368,7 +364,8 @@ mod timerfd {
                 },
                 it_value: timespec(after.max(Duration::from_nanos(1))),
             };
-            if let Err(err) = timerfd_settime(self.fd.get_ref(), TimerfdTimerFlags::empty(), &spec) {
+            if let Err(err) = timerfd_settime(self.fd.get_ref(), TimerfdTimerFlags::empty(), &spec)
+            {
                 tracing::warn!(error = %err, "arming the dispatcher's timerfd failed");
                 return std::future::pending().await;
             }
@@ -406,7 +403,10 @@ mod tests {
 
     #[test]
     fn names_parse_and_bad_ones_say_what_is_expected() {
-        assert_eq!(DispatchTimer::parse("timerfd"), Ok(DispatchTimer::default()));
+        assert_eq!(
+            DispatchTimer::parse("timerfd"),
+            Ok(DispatchTimer::default())
+        );
         assert_eq!(
             DispatchTimer::parse("timerfd:0"),
             Ok(DispatchTimer::TimerFd {
@@ -490,7 +490,9 @@ mod tests {
                 DispatchTimer::Thread {
                     spin: Duration::from_micros(20),
                 },
-                DispatchTimer::Thread { spin: Duration::ZERO },
+                DispatchTimer::Thread {
+                    spin: Duration::ZERO,
+                },
                 DispatchTimer::default(),
                 DispatchTimer::TimerFd {
                     poll: Some(Duration::ZERO),
