@@ -16,10 +16,16 @@
 //! - [`DispatchTimer::Thread`]: a dedicated sleeper thread, its timer slack
 //!   cut to 1 ns, parks until `spin` before the deadline, spins the rest
 //!   and wakes the dispatcher across threads.
-//! - [`DispatchTimer::TimerFd`] (Linux): a `timerfd` armed for the deadline
-//!   on the runtime's own reactor. The worker sleeps in `epoll_wait` and the
+//! - [`DispatchTimer::TimerFd`] (Linux, the default): a `timerfd` on the
+//!   runtime's own reactor. The worker sleeps in `epoll_wait` and the
 //!   kernel's high-resolution timer (no slack on timerfd expiry) wakes it:
-//!   no polling, no second thread, no cross-thread hand-off.
+//!   no second thread, no cross-thread hand-off. It is armed a busy-poll
+//!   budget before the deadline and polls the rest, because a wake can
+//!   still be late (in a virtual machine, by as long as the host takes to
+//!   run a halted vCPU again). The default budget adapts: it tracks the
+//!   decaying maximum of recent wake lateness and covers it, up to
+//!   [`MAX_ADAPTIVE_POLL`], so a machine whose wakes are prompt barely
+//!   polls.
 //!
 //! Every precise wait also keeps a timer-wheel sleep to the same deadline.
 //! In real time it never wins (it rounds up); under tokio's paused test
@@ -35,8 +41,10 @@ use tokio::sync::oneshot;
 
 use crate::clock::{RunClock, SPIN_WINDOW, duration_ns};
 
-/// How the open-loop dispatcher waits for each arrival's deadline (see the
-/// [module documentation](self)).
+/// How the open-loop dispatcher waits for each arrival's deadline.
+///
+/// The designs and the measurements that chose the default are in
+/// ARCHITECTURE.md ("The open-loop dispatcher") and BENCHMARKS.md.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DispatchTimer {
     /// tokio's timer until `window` before the deadline, then yield-polling.
@@ -55,7 +63,9 @@ pub enum DispatchTimer {
     /// elsewhere, or where one cannot be created, the sleeper thread
     /// spinning that budget.
     TimerFd {
-        /// The budget: fixed, or `None` for [adaptive](AdaptiveBudget).
+        /// The budget: fixed, or `None` for an adaptive one that covers how
+        /// late this machine's timer wakes have recently been, from 20 µs up
+        /// to [`MAX_ADAPTIVE_POLL`] (see the module documentation).
         poll: Option<Duration>,
     },
 }
