@@ -39,7 +39,9 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
-use crate::clock::{RunClock, SPIN_WINDOW, duration_ns};
+#[cfg(target_os = "linux")]
+use crate::clock::duration_ns;
+use crate::clock::{RunClock, SPIN_WINDOW};
 
 /// How the open-loop dispatcher waits for each arrival's deadline.
 ///
@@ -194,6 +196,7 @@ fn timer_fd_or_thread(poll: Option<Duration>) -> Kind {
 /// jumps to every late wake at once and decays by 1/1024 per arrival (a
 /// half-life of ~700 arrivals), so it follows the tail of the wake
 /// lateness rather than its median.
+#[cfg(target_os = "linux")]
 #[derive(Debug)]
 pub(crate) struct Budget {
     /// The fixed budget, ns; `None` when adaptive.
@@ -208,8 +211,10 @@ pub const MAX_ADAPTIVE_POLL: Duration = Duration::from_millis(1);
 
 /// The adaptive budget's floor: the dispatcher's own work between waking
 /// and the send, which a wake exactly on time still needs.
+#[cfg(target_os = "linux")]
 const MIN_ADAPTIVE_POLL_NS: u64 = 20_000;
 
+#[cfg(target_os = "linux")]
 impl Budget {
     fn new(fixed: Option<Duration>) -> Self {
         Budget {
@@ -442,6 +447,7 @@ mod tests {
         assert!(err.contains("poll[:µs], thread[:µs] or timerfd"), "{err}");
     }
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn the_adaptive_budget_jumps_to_a_late_wake_decays_and_is_capped() {
         let mut budget = Budget::new(None);
