@@ -114,46 +114,111 @@ pub(crate) fn base_headers(request: &PreparedRequest) -> HeaderMap {
 }
 
 /// Sends `request` (already signed into `headers`) and reads the response.
+///
+/// While a stream is read, this future and the ones it awaits are what a
+/// request holds, 10,000 of them at once in a big test. An async fn keeps
+/// each by-value argument for its whole life, and its caller's copy stays
+/// too, so the reading phase takes references. The sending phase's future
+/// (about 2.5 KB: the pool, hyper's send, the request) is boxed, so that
+/// it is freed when the response head arrives instead of sizing the whole
+/// future for as long as the stream lasts.
 pub(crate) async fn run(
     transport: &Transport,
     request: &PreparedRequest,
     headers: HeaderMap,
     intended_at: Option<u64>,
-    clock: RunClock,
-    deadlines: Deadlines,
+    clock: &RunClock,
+    deadlines: &Deadlines,
 ) -> AttemptResult {
+    let Sent {
+        head,
+        mut body,
+        mut timeline,
+    } = match Box::pin(exchange(
+        transport,
+        request,
+        headers,
+        intended_at,
+        clock,
+        deadlines.request,
+    ))
+    .await
+    {
+        Ok(sent) => sent,
+        Err(failed) => return *failed,
+    };
+    let request_id = head.headers.get(REQUEST_ID).cloned();
+    let header_tier = head
+        .headers
+        .get(SERVICE_TIER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(ServiceTierType::parse);
+    let ended = if !head.status.is_success() {
+        read_error(&head, &mut body, &mut timeline, clock, deadlines).await
+    } else {
+        read_success(request, &head, &mut body, &mut timeline, clock, deadlines).await
+    };
+    let mut response = ended.reading.response;
+    response.request_id = request_id;
+    if response.service_tier.is_none() {
+        response.service_tier = header_tier;
+    }
+    AttemptResult {
+        timeline,
+        outcome: ended.outcome,
+        usage: ended.reading.usage,
+        retry: ended.retry,
+        retry_after_ms: ended.retry_after_ms,
+        response,
+        answer: ended.reading.answer,
+    }
+}
+
+/// A request whose response head has arrived.
+struct Sent {
+    head: http::response::Parts,
+    body: ResponseBody,
+    timeline: Timeline,
+}
+
+/// Sends the request and waits for the response head; the finished
+/// attempt when none came.
+async fn exchange(
+    transport: &Transport,
+    request: &PreparedRequest,
+    headers: HeaderMap,
+    intended_at: Option<u64>,
+    clock: &RunClock,
+    deadline: Instant,
+) -> Result<Sent, Box<AttemptResult>> {
     let mut builder = Request::builder()
         .method(Method::POST)
         .uri(request.uri.clone());
     if let Some(h) = builder.headers_mut() {
         *h = headers;
     }
-    let http_request = match builder.body(Full::new(request.body.clone())) {
-        Ok(r) => r,
-        Err(_) => {
-            let now = clock.now_ns();
-            return AttemptResult::failed(
-                Timeline::started(intended_at, now),
-                Outcome::ClientError,
-            );
-        }
+    let Ok(http_request) = builder.body(Full::new(request.body.clone())) else {
+        let now = clock.now_ns();
+        return Err(Box::new(AttemptResult::failed(
+            Timeline::started(intended_at, now),
+            Outcome::ClientError,
+        )));
     };
     let sent_at = clock.now_ns();
     let mut timeline = Timeline::started(intended_at, sent_at);
-    let sending = tokio::time::timeout_at(deadlines.request, transport.send(http_request));
-    let exchange = match sending.await {
+    let exchange = match tokio::time::timeout_at(deadline, transport.send(http_request)).await {
         Ok(Ok(exchange)) => exchange,
         Ok(Err(err)) => {
             tracing::debug!(error = %err, "request failed before a response");
             timeline.close(clock.now_ns());
-            return AttemptResult {
+            return Err(Box::new(AttemptResult {
                 retry: Retry::Transient,
                 ..AttemptResult::failed(timeline, Outcome::Transport)
-            };
+            }));
         }
         Err(_) => {
             timeline.close(clock.now_ns());
-            return AttemptResult::failed(timeline, Outcome::Timeout);
+            return Err(Box::new(AttemptResult::failed(timeline, Outcome::Timeout)));
         }
     };
     timeline.on_headers(clock.now_ns());
@@ -166,46 +231,52 @@ pub(crate) async fn run(
     timeline.connect_ns = connect;
     timeline.sent_at = (sent_at + pool_wait + connect.unwrap_or(0))
         .min(timeline.response_headers_at.unwrap_or(u64::MAX));
-    let status = exchange.head.status;
-    let head = exchange.head;
-    let body = exchange.body;
-    let request_id = head.headers.get(REQUEST_ID).cloned();
-    let header_tier = head
-        .headers
-        .get(SERVICE_TIER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(ServiceTierType::parse);
-    let mut result = if !status.is_success() {
-        read_error(&head, body, timeline, clock, deadlines).await
-    } else {
-        read_success(request, &head, body, timeline, clock, deadlines).await
-    };
-    result.response.request_id = request_id;
-    if result.response.service_tier.is_none() {
-        result.response.service_tier = header_tier;
+    Ok(Sent {
+        head: exchange.head,
+        body: exchange.body,
+        timeline,
+    })
+}
+
+/// How reading a response ended: an [`AttemptResult`] but for the
+/// timeline, which [`run`] keeps.
+struct ReadEnd {
+    outcome: Outcome,
+    reading: Reading,
+    retry: Retry,
+    retry_after_ms: Option<u64>,
+}
+
+impl ReadEnd {
+    /// Ended with `outcome` and nothing read.
+    fn with(outcome: Outcome) -> Self {
+        ReadEnd {
+            outcome,
+            reading: Reading::default(),
+            retry: Retry::No,
+            retry_after_ms: None,
+        }
     }
-    result
 }
 
 /// Reads a successful response, streamed or not.
 async fn read_success(
     request: &PreparedRequest,
     head: &http::response::Parts,
-    mut body: ResponseBody,
-    timeline: Timeline,
-    clock: RunClock,
-    deadlines: Deadlines,
-) -> AttemptResult {
+    body: &mut ResponseBody,
+    timeline: &mut Timeline,
+    clock: &RunClock,
+    deadlines: &Deadlines,
+) -> ReadEnd {
+    let keep = request.keep_answer;
     match request.operation {
         Operation::ConverseStream => {
-            let decoder = ConverseStreamDecoder::new();
-            let keep = request.keep_answer;
-            read_stream(&mut body, timeline, clock, deadlines, decoder, keep).await
+            let mut decoder = ConverseStreamDecoder::new();
+            read_stream(body, timeline, clock, deadlines, &mut decoder, keep).await
         }
         Operation::InvokeModelWithResponseStream => {
-            let decoder = InvokeStreamDecoder::new(request.family);
-            let keep = request.keep_answer;
-            read_stream(&mut body, timeline, clock, deadlines, decoder, keep).await
+            let mut decoder = InvokeStreamDecoder::new(request.family);
+            read_stream(body, timeline, clock, deadlines, &mut decoder, keep).await
         }
         _ => read_unary(request, head, body, timeline, clock, deadlines).await,
     }
@@ -216,12 +287,12 @@ async fn read_success(
 /// in-band exception or undecodable bytes end the stream.
 async fn read_stream<D>(
     body: &mut ResponseBody,
-    mut timeline: Timeline,
-    clock: RunClock,
-    deadlines: Deadlines,
-    mut decoder: D,
+    timeline: &mut Timeline,
+    clock: &RunClock,
+    deadlines: &Deadlines,
+    decoder: &mut D,
     keep_answer: bool,
-) -> AttemptResult
+) -> ReadEnd
 where
     D: StreamDecoder,
     D::Event: RecordEvent,
@@ -230,7 +301,7 @@ where
         answer: keep_answer.then(String::new),
         ..Reading::default()
     };
-    let mut stamps = FrameStamps::new(clock);
+    let mut stamps = FrameStamps::new(*clock);
     let outcome = loop {
         let deadline = match deadlines.first_token {
             Some(first) if timeline.first_token_at.is_none() => first.min(deadlines.request),
@@ -247,23 +318,18 @@ where
         };
         let at = clock.now_ns();
         let read = ChunkRead {
-            timeline: &mut timeline,
+            timeline,
             reading: &mut reading,
             stamps: &mut stamps,
         };
-        if let Some(ended) = read.chunk(&mut decoder, &chunk, at) {
+        if let Some(ended) = read.chunk(decoder, &chunk, at) {
             break ended;
         }
     };
     timeline.close(clock.now_ns());
-    AttemptResult {
-        timeline,
-        outcome,
-        usage: reading.usage,
-        retry: Retry::No,
-        retry_after_ms: None,
-        response: reading.response,
-        answer: reading.answer,
+    ReadEnd {
+        reading,
+        ..ReadEnd::with(outcome)
     }
 }
 
@@ -453,11 +519,11 @@ fn on_invoke_event(
 async fn read_unary(
     request: &PreparedRequest,
     head: &http::response::Parts,
-    body: ResponseBody,
-    mut timeline: Timeline,
-    clock: RunClock,
-    deadlines: Deadlines,
-) -> AttemptResult {
+    body: &mut ResponseBody,
+    timeline: &mut Timeline,
+    clock: &RunClock,
+    deadlines: &Deadlines,
+) -> ReadEnd {
     let bytes = match tokio::time::timeout_at(deadlines.request, body.collect()).await {
         Err(_) => return closed(timeline, clock, Outcome::Timeout),
         Ok(Err(err)) => {
@@ -508,24 +574,23 @@ async fn read_unary(
             let output_tokens = usage.map_or(0, |(tokens, _)| tokens.output_tokens);
             timeline.on_content(at, u32::try_from(output_tokens).unwrap_or(u32::MAX).max(1));
             timeline.close(at);
-            AttemptResult {
-                timeline,
-                outcome: Outcome::Ok,
-                usage: usage.map(|(tokens, source)| ReportedUsage { tokens, source }),
-                retry: Retry::No,
-                retry_after_ms: None,
-                response: ResponseInfo {
-                    stop_reason,
-                    service_tier,
-                    ..ResponseInfo::default()
+            ReadEnd {
+                reading: Reading {
+                    usage: usage.map(|(tokens, source)| ReportedUsage { tokens, source }),
+                    response: ResponseInfo {
+                        stop_reason,
+                        service_tier,
+                        ..ResponseInfo::default()
+                    },
+                    answer,
                 },
-                answer,
+                ..ReadEnd::with(Outcome::Ok)
             }
         }
         Err(err) => {
             tracing::debug!(error = %err, "unreadable {operation} response");
             timeline.close(at);
-            AttemptResult::failed(timeline, Outcome::StreamError)
+            ReadEnd::with(Outcome::StreamError)
         }
     }
 }
@@ -533,11 +598,11 @@ async fn read_unary(
 /// Reads and classifies an HTTP error response.
 async fn read_error(
     head: &http::response::Parts,
-    body: ResponseBody,
-    timeline: Timeline,
-    clock: RunClock,
-    deadlines: Deadlines,
-) -> AttemptResult {
+    body: &mut ResponseBody,
+    timeline: &mut Timeline,
+    clock: &RunClock,
+    deadlines: &Deadlines,
+) -> ReadEnd {
     let bytes = tokio::time::timeout_at(deadlines.request, body.collect())
         .await
         .ok()
@@ -554,17 +619,18 @@ async fn read_error(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse().ok());
     tracing::debug!(error = %error, "request rejected");
-    let mut result = closed(timeline, clock, error.outcome());
-    result.retry = error.retry();
-    result.retry_after_ms = retry_after_ms;
-    result.response.error_code = error.code;
-    result.response.quota_wall = error.quota_wall();
-    result
+    let mut ended = closed(timeline, clock, error.outcome());
+    ended.retry = error.retry();
+    ended.retry_after_ms = retry_after_ms;
+    ended.reading.response.error_code = error.code;
+    ended.reading.response.quota_wall = error.quota_wall();
+    ended
 }
 
-fn closed(mut timeline: Timeline, clock: RunClock, outcome: Outcome) -> AttemptResult {
+/// Closes the timeline now: the attempt ended with `outcome`.
+fn closed(timeline: &mut Timeline, clock: &RunClock, outcome: Outcome) -> ReadEnd {
     timeline.close(clock.now_ns());
-    AttemptResult::failed(timeline, outcome)
+    ReadEnd::with(outcome)
 }
 
 /// About how many tokens a streamed text delta carries, for token-normalised

@@ -358,8 +358,8 @@ impl BedrockExecutor {
                 request,
                 headers,
                 ticket.intended_at,
-                clock,
-                deadlines,
+                &clock,
+                &deadlines,
             )
             .await;
             let retryable = result.outcome != Outcome::Ok && result.retry != Retry::No;

@@ -78,7 +78,7 @@ impl ResponseBody {
     }
 
     /// Reads the rest of the body into one buffer.
-    pub async fn collect(mut self) -> Result<Bytes, TransportError> {
+    pub async fn collect(&mut self) -> Result<Bytes, TransportError> {
         let mut first: Option<Bytes> = None;
         let mut rest: Vec<u8> = Vec::new();
         while let Some(chunk) = self.next_chunk().await {
