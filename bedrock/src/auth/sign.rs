@@ -285,31 +285,34 @@ mod tests {
 
     use super::*;
 
-    /// The headers aws-sigv4 adds to a request carrying `content_type`
-    /// (when some) and `host`, signed as [`Signer`] signs.
-    fn reference(
-        credentials: &Credentials,
-        region: &str,
-        path: &str,
-        host: &str,
-        content_type: Option<&str>,
-        body: &[u8],
+    /// One request to sign, as both signers are given it.
+    struct Case<'a> {
+        credentials: &'a Credentials,
+        region: &'a str,
+        path: &'a str,
+        host: &'a str,
+        content_type: Option<&'a str>,
+        body: &'a [u8],
         time: SystemTime,
-    ) -> Vec<(String, String)> {
-        let identity: Identity = credentials.clone().into();
-        let signed: Vec<(&str, &str)> = content_type
+    }
+
+    /// The headers aws-sigv4 adds to the case's request (its `content_type`,
+    /// when some, and `host` signed), sorted.
+    fn reference(case: &Case<'_>) -> Vec<(String, String)> {
+        let identity: Identity = case.credentials.clone().into();
+        let signed: Vec<(&str, &str)> = case
+            .content_type
             .map(|ct| ("content-type", ct))
             .into_iter()
-            .chain(std::iter::once(("host", host)))
+            .chain(std::iter::once(("host", case.host)))
             .collect();
-        let request =
-            SignableRequest::new("POST", path, signed.into_iter(), SignableBody::Bytes(body))
-                .unwrap();
+        let body = SignableBody::Bytes(case.body);
+        let request = SignableRequest::new("POST", case.path, signed.into_iter(), body).unwrap();
         let params = v4::SigningParams::builder()
             .identity(&identity)
-            .region(region)
+            .region(case.region)
             .name(SIGNING_NAME)
-            .time(time)
+            .time(case.time)
             .settings(SigningSettings::default())
             .build()
             .unwrap()
@@ -324,25 +327,19 @@ mod tests {
         out
     }
 
-    /// The headers [`Signer`] added, sorted like [`reference`]'s.
-    fn ours(
-        credentials: &Credentials,
-        region: &str,
-        path: &str,
-        host: &str,
-        content_type: Option<&str>,
-        body: &[u8],
-        time: SystemTime,
-    ) -> Vec<(String, String)> {
+    /// The headers `signer` adds to the case's request, sorted like
+    /// [`reference`]'s.
+    fn ours(signer: &Signer, case: &Case<'_>) -> Vec<(String, String)> {
         let mut headers = HeaderMap::new();
-        headers.insert(HOST, HeaderValue::from_str(host).unwrap());
-        if let Some(ct) = content_type {
+        headers.insert(HOST, HeaderValue::from_str(case.host).unwrap());
+        if let Some(ct) = case.content_type {
             headers.insert(CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
         }
-        let uri: Uri = format!("https://{host}{path}").parse().unwrap();
-        let signer = Signer::new(region, credentials.clone());
+        let uri: Uri = format!("https://{}{}", case.host, case.path)
+            .parse()
+            .unwrap();
         signer
-            .sign_headers(&Method::POST, &uri, &mut headers, body, time)
+            .sign_headers(&Method::POST, &uri, &mut headers, case.body, case.time)
             .unwrap();
         let mut out: Vec<(String, String)> = headers
             .iter()
@@ -384,22 +381,25 @@ mod tests {
                 None,
                 "test",
             );
-            let time = UNIX_EPOCH + Duration::from_secs(secs);
-            let host = "bedrock-runtime.us-east-1.amazonaws.com";
-            prop_assert_eq!(
-                ours(&credentials, region, &path, host, content_type, &body, time),
-                reference(&credentials, region, &path, host, content_type, &body, time)
-            );
+            let case = Case {
+                credentials: &credentials,
+                region,
+                path: &path,
+                host: "bedrock-runtime.us-east-1.amazonaws.com",
+                content_type,
+                body: &body,
+                time: UNIX_EPOCH + Duration::from_secs(secs),
+            };
+            let signer = Signer::new(region, credentials.clone());
+            prop_assert_eq!(ours(&signer, &case), reference(&case));
         }
     }
 
     #[test]
     fn the_signing_key_is_rederived_when_the_day_changes() {
         let credentials = Credentials::new("AKID", "secret", None, None, "test");
+        // One signer throughout, so its kept key is what is tested.
         let signer = Signer::new("us-east-1", credentials.clone());
-        let host = "bedrock-runtime.us-east-1.amazonaws.com";
-        let path = "/model/m/converse";
-        let uri: Uri = format!("https://{host}{path}").parse().unwrap();
         // One minute before and after midnight, then back: each signature
         // must be the one a fresh derivation gives.
         let midnight = UNIX_EPOCH + Duration::from_secs(1_735_689_600);
@@ -408,20 +408,16 @@ mod tests {
             midnight + Duration::from_secs(60),
             midnight - Duration::from_secs(30),
         ] {
-            let mut headers = HeaderMap::new();
-            signer
-                .sign_headers(&Method::POST, &uri, &mut headers, b"{}", time)
-                .unwrap();
-            let mut got: Vec<(String, String)> = headers
-                .iter()
-                .filter(|(name, _)| *name != HOST)
-                .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
-                .collect();
-            got.sort();
-            assert_eq!(
-                got,
-                reference(&credentials, "us-east-1", path, host, None, b"{}", time)
-            );
+            let case = Case {
+                credentials: &credentials,
+                region: "us-east-1",
+                path: "/model/m/converse",
+                host: "bedrock-runtime.us-east-1.amazonaws.com",
+                content_type: None,
+                body: b"{}",
+                time,
+            };
+            assert_eq!(ours(&signer, &case), reference(&case));
         }
     }
 
