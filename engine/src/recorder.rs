@@ -10,9 +10,13 @@
 //! to its next request without an await in between (the in-flight gauge
 //! never dips). Memory is bounded by the number of series, not by run
 //! length: every histogram has a fixed size, and the interval swap moves the
-//! filled map out and fresh, pre-allocated histograms in (allocated outside
-//! the lock), so recording itself never allocates except for the first
-//! request of a series nobody registered.
+//! filled histograms out and the previous interval's, emptied, in, so
+//! recording itself never allocates except for the first request of a
+//! series nobody registered, and a steady run allocates no full histogram
+//! after its first interval. What leaves the recorder is the recorded
+//! buckets only ([`SeriesDelta::take_recorded`]): a 270 KB histogram is
+//! zeroed and reused rather than freed, allocated again and faulted in page
+//! by page, and what the snapshot carries costs what was recorded.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -31,6 +35,9 @@ use crate::timeline::{Completion, Timeline};
 #[derive(Debug)]
 pub struct Recorder {
     state: Mutex<RecorderState>,
+    /// The histograms the next interval records into: the last interval's,
+    /// emptied by [`Recorder::take_interval`]. Only the taker locks it.
+    spare: Mutex<Option<RecorderState>>,
     /// Sends later than this (sent_at − intended_at, ns) count as late.
     late_after_ns: u64,
     /// Successful requests meeting these count in [`Count::SloMet`].
@@ -47,15 +54,59 @@ struct RecorderState {
 }
 
 /// What one interval recorded: the series touched and the agent-wide
-/// histograms behind the health sample.
+/// figures behind the health sample.
 #[derive(Debug)]
 pub struct IntervalTake {
-    /// Series with anything recorded or counted in the interval.
+    /// Series with anything recorded or counted in the interval, their
+    /// histograms held as the recorded buckets.
     pub series: BTreeMap<SeriesKey, SeriesDelta>,
-    /// Schedule lag of every open-loop send in the interval.
-    pub schedule_lag: Histogram<u64>,
-    /// Connection-pool wait of every request in the interval.
-    pub pool_wait: Histogram<u64>,
+    /// p99 schedule lag of the open-loop sends in the interval (ns, the
+    /// highest value of its bucket; 0 with none).
+    pub schedule_lag_p99_ns: u64,
+    /// p99 connection-pool wait of the requests in the interval (ns, as
+    /// above).
+    pub pool_wait_p99_ns: u64,
+}
+
+impl RecorderState {
+    fn new() -> Self {
+        RecorderState {
+            series: BTreeMap::new(),
+            schedule_lag: new_histogram(),
+            pool_wait: new_histogram(),
+        }
+    }
+
+    /// Moves what was recorded out and leaves every histogram empty, still
+    /// allocated.
+    fn take_recorded(&mut self) -> IntervalTake {
+        let series = self
+            .series
+            .iter_mut()
+            .map(|(k, s)| (k, s.take_recorded()))
+            .filter(|(_, s)| !s.is_empty())
+            .map(|(k, s)| (k.clone(), s))
+            .collect();
+        let take = IntervalTake {
+            series,
+            schedule_lag_p99_ns: p99(&self.schedule_lag),
+            pool_wait_p99_ns: p99(&self.pool_wait),
+        };
+        for h in [&mut self.schedule_lag, &mut self.pool_wait] {
+            if !h.is_empty() {
+                h.reset();
+            }
+        }
+        take
+    }
+}
+
+fn p99(h: &Histogram<u64>) -> u64 {
+    if h.is_empty() {
+        0
+    } else {
+        h.highest_equivalent(h.value_at_quantile(0.99))
+    }
 }
 
 impl Recorder {
@@ -63,11 +114,8 @@ impl Recorder {
     /// and successful requests meeting `slo` count in [`Count::SloMet`].
     pub fn new(late_after_ns: u64, slo: Option<RequestSlo>) -> Self {
         Recorder {
-            state: Mutex::new(RecorderState {
-                series: BTreeMap::new(),
-                schedule_lag: new_histogram(),
-                pool_wait: new_histogram(),
-            }),
+            state: Mutex::new(RecorderState::new()),
+            spare: Mutex::new(None),
             late_after_ns,
             slo,
         }
@@ -184,27 +232,33 @@ impl Recorder {
         }
     }
 
-    /// Moves the interval's series out and starts a fresh interval with the
-    /// same series pre-allocated. Empty series are left out of the result.
+    /// Moves the interval's series out and starts the next interval on the
+    /// same series, recording into the histograms the previous call
+    /// emptied. Empty series are left out of the result.
+    ///
+    /// The work (walking and zeroing the filled histograms, allocating any
+    /// series first seen this interval) happens outside the recording lock,
+    /// which is held only for the swap.
     pub fn take_interval(&self) -> IntervalTake {
-        let keys: Vec<SeriesKey> = self.lock().series.keys().cloned().collect();
-        // Allocate the next interval's histograms outside the lock.
-        let mut series: BTreeMap<SeriesKey, SeriesDelta> =
-            keys.into_iter().map(|k| (k, SeriesDelta::new())).collect();
-        let mut schedule_lag = new_histogram();
-        let mut pool_wait = new_histogram();
-        {
-            let mut state = self.lock();
-            std::mem::swap(&mut state.series, &mut series);
-            std::mem::swap(&mut state.schedule_lag, &mut schedule_lag);
-            std::mem::swap(&mut state.pool_wait, &mut pool_wait);
+        let mut next = self
+            .spare
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .unwrap_or_else(RecorderState::new);
+        let new_keys: Vec<SeriesKey> = {
+            let state = self.lock();
+            let known = |k: &&SeriesKey| next.series.contains_key(*k);
+            state.series.keys().filter(|k| !known(k)).cloned().collect()
+        };
+        for key in new_keys {
+            next.series.insert(key, SeriesDelta::new());
         }
-        series.retain(|_, s| !s.is_empty());
-        IntervalTake {
-            series,
-            schedule_lag,
-            pool_wait,
-        }
+        std::mem::swap(&mut *self.lock(), &mut next);
+        // `next` now holds the interval just ended.
+        let take = next.take_recorded();
+        *self.spare.lock().unwrap_or_else(PoisonError::into_inner) = Some(next);
+        take
     }
 }
 
@@ -478,9 +532,43 @@ mod tests {
         assert_eq!(c.get(Count::QuotaSettled), 175);
         assert_eq!(c.get(Count::CostPicoUsd), 7);
         assert_eq!(c.get(Count::LateSends), 0);
-        assert_eq!(take.schedule_lag.len(), 1);
+        assert_eq!(take.schedule_lag_p99_ns, 1_000);
         // The next interval starts empty but keeps the series allocated.
         assert!(recorder.take_interval().series.is_empty());
+    }
+
+    /// Each interval records into the histograms the last one emptied: what
+    /// an interval takes is exactly what a fresh recorder given only that
+    /// interval's requests takes, whichever series and metrics (lazily
+    /// allocated ones included) came and went in between.
+    #[test]
+    fn reused_histograms_hold_each_interval_alone() {
+        let llama = key("meta.llama3-3-70b-instruct-v1:0");
+        let claude = key("anthropic.claude-3-7-sonnet-20250219-v1:0");
+        let mut stamped = streamed(Some(0));
+        stamped.timeline.frame_read_delays = vec![40_000, 25_000];
+        stamped.timeline.first_token_read_delay = Some(25_000);
+        let closed = streamed(None);
+        let failed = Completion::new(Timeline::started(Some(0), 0), Outcome::StreamError);
+        let intervals: [Vec<(&SeriesKey, &Completion)>; 4] = [
+            vec![(&llama, &stamped), (&llama, &closed)],
+            vec![(&claude, &failed)],
+            vec![(&llama, &closed), (&claude, &stamped)],
+            vec![],
+        ];
+        let recorder = Recorder::new(1_000_000, None);
+        recorder.register(llama.clone());
+        for (i, requests) in intervals.iter().enumerate() {
+            let alone = Recorder::new(1_000_000, None);
+            for (k, c) in requests {
+                recorder.record(k, c);
+                alone.record(k, c);
+            }
+            let (taken, expected) = (recorder.take_interval(), alone.take_interval());
+            assert_eq!(taken.series, expected.series, "interval {i}");
+            assert_eq!(taken.schedule_lag_p99_ns, expected.schedule_lag_p99_ns);
+            assert_eq!(taken.pool_wait_p99_ns, expected.pool_wait_p99_ns);
+        }
     }
 
     /// The same request (TTFT 10 µs, TPOT 1 µs) against bounds it meets and

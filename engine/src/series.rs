@@ -830,6 +830,27 @@ impl SeriesDelta {
             .saturating_record(value);
     }
 
+    /// Moves everything recorded out, as a series of sparse histograms
+    /// (the recorded buckets only) and the counters, and leaves this series
+    /// empty but with its full histograms kept, zeroed, to record the next
+    /// interval into: an interval swap that allocates nothing but the
+    /// recorded buckets, and touches no fresh page.
+    pub(crate) fn take_recorded(&mut self) -> SeriesDelta {
+        let histograms = std::array::from_fn(|i| match &mut self.histograms[i] {
+            Slot::Dense(h) if h.is_empty() => Slot::Empty,
+            Slot::Dense(h) => {
+                let recorded = Sparse::of(h);
+                h.reset();
+                Slot::Sparse(recorded, OnceLock::new())
+            }
+            other => std::mem::replace(other, Slot::Empty),
+        });
+        SeriesDelta {
+            histograms,
+            counters: std::mem::take(&mut self.counters),
+        }
+    }
+
     /// True when nothing was recorded or counted.
     pub fn is_empty(&self) -> bool {
         self.histograms.iter().all(Slot::is_empty) && self.counters.0.iter().all(|c| *c == 0)

@@ -2,7 +2,7 @@
 //! out, adds the agent's health, sends the snapshot and folds it into the
 //! cumulative totals.
 //!
-//! That work is milliseconds of CPU (allocating the next interval's
+//! That work is up to milliseconds of CPU (walking and zeroing the filled
 //! histograms, merging every histogram into the totals) and runs on a
 //! blocking-pool thread, not on a runtime worker: a worker runs a task's
 //! poll to its end, so on a worker it held up the dispatcher and every
@@ -12,7 +12,6 @@
 
 use std::sync::Arc;
 
-use hdrhistogram::Histogram;
 use tokio::sync::{mpsc, watch};
 
 use crate::clock::RunClock;
@@ -88,8 +87,8 @@ impl Tick {
     /// agent's health and folds the interval into the totals.
     fn run(mut self, index: u64, start: u64, end: u64) -> (IntervalSnapshot, Self) {
         let take = self.recorder.take_interval();
-        let schedule_lag_p99_ns = p99(&take.schedule_lag);
-        let pool_wait_p99_ns = p99(&take.pool_wait);
+        let (schedule_lag_p99_ns, pool_wait_p99_ns) =
+            (take.schedule_lag_p99_ns, take.pool_wait_p99_ns);
         let cpu_percent = self.cpu.sample(end);
         let saturation = self
             .policy
@@ -111,13 +110,5 @@ impl Tick {
         };
         self.cumulative.add(&snapshot);
         (snapshot, self)
-    }
-}
-
-fn p99(h: &Histogram<u64>) -> u64 {
-    if h.is_empty() {
-        0
-    } else {
-        h.highest_equivalent(h.value_at_quantile(0.99))
     }
 }
