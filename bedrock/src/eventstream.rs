@@ -82,6 +82,15 @@ impl Frame {
         }
     }
 
+    /// The headers, in wire order, as bytes: for a caller that matches
+    /// names byte for byte and reads one or two values, so the UTF-8 the
+    /// decoder already checked is not checked again for every header.
+    pub(crate) fn raw_headers(&self) -> RawHeaders<'_> {
+        RawHeaders {
+            rest: &self.bytes[PRELUDE_LEN..self.headers_end],
+        }
+    }
+
     /// The first header called `name`.
     pub fn header(&self, name: &str) -> Option<HeaderValue<'_>> {
         self.headers().find(|(n, _)| *n == name).map(|(_, v)| v)
@@ -380,60 +389,142 @@ impl HeaderFault {
     }
 }
 
-/// Parses one header at the start of `block`; returns it and the bytes used.
-fn parse_header(block: &[u8]) -> Result<(&str, HeaderValue<'_>, usize), HeaderFault> {
+/// One header as its wire bytes, bounds checked but not yet typed: the
+/// name and value unread for UTF-8 (see [`Frame::raw_headers`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RawHeader<'a> {
+    /// The name's bytes.
+    pub(crate) name: &'a [u8],
+    value_type: u8,
+    /// The value's bytes (without a string's length prefix).
+    value: &'a [u8],
+}
+
+impl<'a> RawHeader<'a> {
+    /// The value, when it is a string (type 7) of UTF-8.
+    pub(crate) fn as_str(&self) -> Option<&'a str> {
+        (self.value_type == 7)
+            .then(|| std::str::from_utf8(self.value).ok())
+            .flatten()
+    }
+
+    /// The value, when it is an `Int64` (type 5).
+    pub(crate) fn as_i64(&self) -> Option<i64> {
+        let raw: [u8; 8] = self.value.try_into().ok()?;
+        (self.value_type == 5).then(|| i64::from_be_bytes(raw))
+    }
+}
+
+/// Iterator over a validated header block's headers as bytes.
+#[derive(Debug, Clone)]
+pub(crate) struct RawHeaders<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for RawHeaders<'a> {
+    type Item = RawHeader<'a>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        // Validated when the frame was decoded, as for [`Headers`].
+        let (header, used) = split_header(self.rest).ok()?;
+        self.rest = &self.rest[used..];
+        Some(header)
+    }
+}
+
+/// Splits the header at the start of `block` into its name, type and value
+/// bytes, checking only lengths; returns it and the bytes used.
+fn split_header(block: &[u8]) -> Result<(RawHeader<'_>, usize), SplitFault<'_>> {
     let Some(&len_byte) = block.first() else {
-        return Err(HeaderFault::NameLength(0));
+        return Err(SplitFault::NameLength(0));
     };
     let name_len = len_byte as usize;
     // The type byte must follow the name inside the block.
     if name_len == 0 || 1 + name_len >= block.len() {
-        return Err(HeaderFault::NameLength(len_byte));
+        return Err(SplitFault::NameLength(len_byte));
     }
-    let name = std::str::from_utf8(&block[1..1 + name_len]).map_err(|_| HeaderFault::Utf8)?;
+    let name = &block[1..1 + name_len];
     let value_type = block[1 + name_len];
     let v = &block[2 + name_len..];
-    let short = || HeaderFault::ValueLength(name.to_owned());
-    let fixed = |n: usize| v.get(..n).ok_or_else(short);
+    let short = || SplitFault::ValueLength(name);
     let (value, used) = match value_type {
-        0 => (HeaderValue::Bool(true), 0),
-        1 => (HeaderValue::Bool(false), 0),
-        2 => (HeaderValue::Byte(fixed(1)?[0] as i8), 1),
-        3 => {
-            let b = fixed(2)?;
-            (HeaderValue::Int16(i16::from_be_bytes([b[0], b[1]])), 2)
+        0 | 1 => (&v[..0], 0),
+        2 | 3 | 4 | 5 | 8 | 9 => {
+            let n = match value_type {
+                2 => 1,
+                3 => 2,
+                4 => 4,
+                5 | 8 => 8,
+                _ => 16,
+            };
+            (v.get(..n).ok_or_else(short)?, n)
         }
-        4 => (HeaderValue::Int32(be_u32(fixed(4)?) as i32), 4),
+        6 | 7 => {
+            let b = v.get(..2).ok_or_else(short)?;
+            let len = u16::from_be_bytes([b[0], b[1]]) as usize;
+            (v.get(2..2 + len).ok_or_else(short)?, 2 + len)
+        }
+        other => return Err(SplitFault::ValueType(name, other)),
+    };
+    let header = RawHeader {
+        name,
+        value_type,
+        value,
+    };
+    Ok((header, 2 + name_len + used))
+}
+
+/// A header whose lengths or type are wrong, before its name is checked.
+enum SplitFault<'a> {
+    NameLength(u8),
+    ValueType(&'a [u8], u8),
+    ValueLength(&'a [u8]),
+}
+
+/// Parses one header at the start of `block`; returns it and the bytes used.
+///
+/// A name that is not UTF-8 is reported as such before anything wrong
+/// with its value: the name is what the other faults would report.
+fn parse_header(block: &[u8]) -> Result<(&str, HeaderValue<'_>, usize), HeaderFault> {
+    let utf8 = |name| std::str::from_utf8(name).map_err(|_| HeaderFault::Utf8);
+    let (raw, used) = split_header(block).map_err(|fault| match fault {
+        SplitFault::NameLength(len) => HeaderFault::NameLength(len),
+        SplitFault::ValueType(name, t) => match utf8(name) {
+            Ok(name) => HeaderFault::ValueType(name.to_owned(), t),
+            Err(e) => e,
+        },
+        SplitFault::ValueLength(name) => match utf8(name) {
+            Ok(name) => HeaderFault::ValueLength(name.to_owned()),
+            Err(e) => e,
+        },
+    })?;
+    let name = utf8(raw.name)?;
+    let v = raw.value;
+    let value = match raw.value_type {
+        0 => HeaderValue::Bool(true),
+        1 => HeaderValue::Bool(false),
+        2 => HeaderValue::Byte(v[0] as i8),
+        3 => HeaderValue::Int16(i16::from_be_bytes([v[0], v[1]])),
+        4 => HeaderValue::Int32(be_u32(v) as i32),
         5 | 8 => {
-            let mut raw = [0u8; 8];
-            raw.copy_from_slice(fixed(8)?);
-            let n = i64::from_be_bytes(raw);
-            let value = if value_type == 5 {
+            let mut raw8 = [0u8; 8];
+            raw8.copy_from_slice(v);
+            let n = i64::from_be_bytes(raw8);
+            if raw.value_type == 5 {
                 HeaderValue::Int64(n)
             } else {
                 HeaderValue::Timestamp(n)
-            };
-            (value, 8)
+            }
         }
-        6 | 7 => {
-            let b = fixed(2)?;
-            let len = u16::from_be_bytes([b[0], b[1]]) as usize;
-            let bytes = v.get(2..2 + len).ok_or_else(short)?;
-            let value = if value_type == 6 {
-                HeaderValue::ByteArray(bytes)
-            } else {
-                HeaderValue::String(std::str::from_utf8(bytes).map_err(|_| HeaderFault::Utf8)?)
-            };
-            (value, 2 + len)
+        6 => HeaderValue::ByteArray(v),
+        7 => HeaderValue::String(std::str::from_utf8(v).map_err(|_| HeaderFault::Utf8)?),
+        _ => {
+            let mut raw16 = [0u8; 16];
+            raw16.copy_from_slice(v);
+            HeaderValue::Uuid(u128::from_be_bytes(raw16))
         }
-        9 => {
-            let mut raw = [0u8; 16];
-            raw.copy_from_slice(fixed(16)?);
-            (HeaderValue::Uuid(u128::from_be_bytes(raw)), 16)
-        }
-        other => return Err(HeaderFault::ValueType(name.to_owned(), other)),
     };
-    Ok((name, value, 2 + name_len + used))
+    Ok((name, value, used))
 }
 
 /// A frame that cannot be encoded.

@@ -22,7 +22,7 @@ pub use invoke::{
 use bytes::{BufMut, BytesMut};
 
 use crate::error::{ErrorCode, Outcome, ServiceError};
-use crate::eventstream::{EncodeError, Frame, FrameDecoder, FrameError, HeaderValue};
+use crate::eventstream::{EncodeError, Frame, FrameDecoder, FrameError, HeaderValue, RawHeader};
 
 /// A response event-stream decoder: body chunks in as they arrive, typed
 /// events out as soon as their frame is complete. Both stream kinds
@@ -192,9 +192,10 @@ pub(crate) fn next_message(
 /// Reads `:message-type` and the event or exception type of `frame`, and
 /// its [`crate::WRITTEN_NS_HEADER`] stamp.
 ///
-/// One pass over the headers, each name's first occurrence counting (as
-/// [`Frame::header`] finds it): no allocation, and fewer header parses than
-/// looking each name up in turn.
+/// One pass over the headers as bytes, each name's first occurrence
+/// counting (as [`Frame::header`] finds it): no allocation, and only the
+/// values used are read as strings, since the decoder checked every
+/// header's UTF-8 when the frame completed.
 pub(crate) fn classify(
     frame: &Frame,
     pos: FramePos,
@@ -205,25 +206,22 @@ pub(crate) fn classify(
     let mut error_code = None;
     let mut error_message = None;
     let mut written = None;
-    for (name, value) in frame.headers() {
-        let slot = match name {
-            ":message-type" => &mut message_type,
-            ":event-type" => &mut event_type,
-            ":exception-type" => &mut exception_type,
-            ":error-code" => &mut error_code,
-            ":error-message" => &mut error_message,
-            crate::eventstream::WRITTEN_NS_HEADER => &mut written,
+    for header in frame.raw_headers() {
+        let slot = match header.name {
+            b":message-type" => &mut message_type,
+            b":event-type" => &mut event_type,
+            b":exception-type" => &mut exception_type,
+            b":error-code" => &mut error_code,
+            b":error-message" => &mut error_message,
+            name if name == crate::eventstream::WRITTEN_NS_HEADER.as_bytes() => &mut written,
             _ => continue,
         };
-        slot.get_or_insert(value);
+        slot.get_or_insert(header);
     }
-    fn string<'f>(v: Option<HeaderValue<'f>>) -> Option<&'f str> {
-        v.and_then(|v| v.as_str())
+    fn string<'f>(h: Option<RawHeader<'f>>) -> Option<&'f str> {
+        h.and_then(|h| h.as_str())
     }
-    let written_ns = match written {
-        Some(HeaderValue::Int64(ns)) => Some(ns),
-        _ => None,
-    };
+    let written_ns = written.and_then(|h| h.as_i64());
     let missing = |header| StreamError::MissingHeader {
         header,
         offset: pos.offset,
