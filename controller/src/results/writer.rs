@@ -172,7 +172,9 @@ impl ResultsWriter {
     }
 
     /// Appends one interval (and its summary) as a line and hands it to
-    /// the OS.
+    /// the OS. Once a line could not be written, no later one is: the file
+    /// holds whole lines of the first intervals, in order, and
+    /// [`ResultsWriter::unwritten_intervals`] counts the rest.
     pub fn append(
         &mut self,
         snapshot: &IntervalSnapshot,
@@ -189,6 +191,13 @@ impl ResultsWriter {
         let written = if self.intervals_torn {
             Err(std::io::Error::other(
                 "an earlier line could not be cut back after a failed write; nothing more is appended",
+            ))
+        } else if self.unwritten_intervals.is_some() {
+            // A later, shorter line may fit where a longer one did not (the
+            // last page of a full disk): appending it would leave a gap, and
+            // the file must hold the first intervals in order.
+            Err(std::io::Error::other(
+                "an earlier interval could not be written; later ones are not appended",
             ))
         } else {
             match append_line(
