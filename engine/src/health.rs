@@ -1,6 +1,7 @@
 //! The load generator's own health: its CPU use, how late it sends, how long
-//! requests wait for connections, and how many are in flight. A run whose
-//! schedule lag, CPU or connection-pool waits pass their bounds
+//! requests wait for connections, how long a ready task waits for the
+//! runtime, and how many are in flight. A run whose schedule lag, CPU,
+//! connection-pool waits or runtime delay pass their bounds
 //! ([`HealthPolicy`]) is flagged as a saturated load generator: its
 //! latencies then describe the agent, not the service.
 
@@ -44,7 +45,7 @@ impl Drop for InFlightUnit {
 }
 
 /// When a run counts as limited by its own load generator. Each interval is
-/// judged on three signs, in both load models (a closed loop has no
+/// judged on four signs, in both load models (a closed loop has no
 /// schedule lag, so lag alone would never flag it):
 ///
 /// - schedule lag: the open loop sent late (p99 over the bound);
@@ -53,13 +54,23 @@ impl Drop for InFlightUnit {
 ///   every latency it stamps; with the embedded simulator the process is
 ///   the simulator too, and then the machine is what is measured);
 /// - pool waits: requests waited for a pooled connection (p99 over the
-///   bound), so the generator, not the service, held them back.
+///   bound), so the generator, not the service, held them back;
+/// - runtime delay: a task that became ready waited for the runtime to poll
+///   it (the runtime probe's p95 over the bound: the probe samples 100
+///   times a second, and a p95 rests on five samples where a p99 rests on
+///   one or two). A response's bytes wait
+///   the same way between the socket and the read that stamps them, so this
+///   is the generator's own error in every latency it measures, and it
+///   grows long before the CPU share reaches its bound: bursts of frames
+///   queue behind each other on a core that is idle between them.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct HealthPolicy {
     /// An interval whose schedule-lag p99 exceeds this is saturated.
     pub max_schedule_lag_p99: Duration,
     /// An interval whose connection-pool-wait p99 exceeds this is saturated.
     pub max_pool_wait_p99: Duration,
+    /// An interval whose runtime-delay p95 exceeds this is saturated.
+    pub max_runtime_delay_p95: Duration,
     /// An interval whose process CPU exceeds this share of `cores` (0.9 of
     /// 2 cores: 180% of one core) is saturated.
     pub max_cpu_share: f64,
@@ -69,13 +80,15 @@ pub struct HealthPolicy {
 }
 
 impl Default for HealthPolicy {
-    /// Lag and pool wait 10 ms (ten timer ticks, far beyond what a healthy
-    /// dispatcher or an unexhausted pool shows); CPU 90% of the cores.
+    /// Lag, pool wait and runtime delay 10 ms (ten timer ticks, far beyond
+    /// what a healthy dispatcher, an unexhausted pool or an unhurried
+    /// runtime shows); CPU 90% of the cores.
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         HealthPolicy {
             max_schedule_lag_p99: Duration::from_millis(10),
             max_pool_wait_p99: Duration::from_millis(10),
+            max_runtime_delay_p95: DEFAULT_MAX_RUNTIME_DELAY_P95,
             max_cpu_share: DEFAULT_MAX_CPU_SHARE,
             cores: u32::try_from(cores).unwrap_or(u32::MAX),
         }
@@ -85,6 +98,12 @@ impl Default for HealthPolicy {
 /// The default [`HealthPolicy::max_cpu_share`].
 pub const DEFAULT_MAX_CPU_SHARE: f64 = 0.9;
 
+/// The default [`HealthPolicy::max_runtime_delay_p95`]: 10 ms, the lag and
+/// pool-wait bound. A healthy agent's probe p99 is about 1 ms (BENCHMARKS.md
+/// "Scale of one agent"); one whose core is shared with a busy neighbour,
+/// which its own CPU share cannot show, passes it.
+pub const DEFAULT_MAX_RUNTIME_DELAY_P95: Duration = Duration::from_millis(10);
+
 impl HealthPolicy {
     /// The CPU bound in percent of one core (the unit of
     /// [`HealthSample::cpu_percent`]).
@@ -92,17 +111,14 @@ impl HealthPolicy {
         self.max_cpu_share * f64::from(self.cores.max(1)) * 100.0
     }
 
-    /// Which signs of an interval say the agent could not keep up.
-    pub fn judge(
-        &self,
-        schedule_lag_p99_ns: u64,
-        pool_wait_p99_ns: u64,
-        cpu_percent: Option<f64>,
-    ) -> Saturation {
+    /// Which signs of an interval's figures say the agent could not keep
+    /// up (its `saturated` and `saturation` are not read).
+    pub fn judge(&self, h: &HealthSample) -> Saturation {
         Saturation {
-            schedule_lag: schedule_lag_p99_ns > duration_ns(self.max_schedule_lag_p99),
-            cpu: cpu_percent.is_some_and(|c| c > self.max_cpu_percent()),
-            pool_wait: pool_wait_p99_ns > duration_ns(self.max_pool_wait_p99),
+            schedule_lag: h.schedule_lag_p99_ns > duration_ns(self.max_schedule_lag_p99),
+            cpu: h.cpu_percent.is_some_and(|c| c > self.max_cpu_percent()),
+            pool_wait: h.pool_wait_p99_ns > duration_ns(self.max_pool_wait_p99),
+            runtime_delay: h.runtime_delay_p95_ns > duration_ns(self.max_runtime_delay_p95),
         }
     }
 }
@@ -116,12 +132,14 @@ pub struct Saturation {
     pub cpu: bool,
     /// The connection-pool-wait p99 passed its bound.
     pub pool_wait: bool,
+    /// The runtime-delay p95 passed its bound.
+    pub runtime_delay: bool,
 }
 
 impl Saturation {
     /// Any sign passed.
     pub fn any(self) -> bool {
-        self.schedule_lag || self.cpu || self.pool_wait
+        self.schedule_lag || self.cpu || self.pool_wait || self.runtime_delay
     }
 
     /// Either's signs.
@@ -130,12 +148,16 @@ impl Saturation {
             schedule_lag: self.schedule_lag || other.schedule_lag,
             cpu: self.cpu || other.cpu,
             pool_wait: self.pool_wait || other.pool_wait,
+            runtime_delay: self.runtime_delay || other.runtime_delay,
         }
     }
 
-    /// As wire bits: 1 schedule lag, 2 CPU, 4 pool wait.
+    /// As wire bits: 1 schedule lag, 2 CPU, 4 pool wait, 8 runtime delay.
     pub fn bits(self) -> u32 {
-        u32::from(self.schedule_lag) | (u32::from(self.cpu) << 1) | (u32::from(self.pool_wait) << 2)
+        u32::from(self.schedule_lag)
+            | (u32::from(self.cpu) << 1)
+            | (u32::from(self.pool_wait) << 2)
+            | (u32::from(self.runtime_delay) << 3)
     }
 
     /// From wire bits (unknown bits ignored).
@@ -144,6 +166,7 @@ impl Saturation {
             schedule_lag: bits & 1 != 0,
             cpu: bits & 2 != 0,
             pool_wait: bits & 4 != 0,
+            runtime_delay: bits & 8 != 0,
         }
     }
 }
@@ -160,6 +183,10 @@ pub struct HealthSample {
     pub schedule_lag_p99_ns: u64,
     /// p99 of the time requests waited for a pooled connection.
     pub pool_wait_p99_ns: u64,
+    /// p95 of the runtime probe's delays: how long a task that became ready
+    /// waited before the runtime polled it (0 from an agent without the
+    /// probe).
+    pub runtime_delay_p95_ns: u64,
     /// Some sign passed the policy's bound (`saturation.any()`).
     pub saturated: bool,
     /// Which signs passed (an older agent says only `saturated`, which was
@@ -179,6 +206,7 @@ impl HealthSample {
         self.in_flight += other.in_flight;
         self.schedule_lag_p99_ns = self.schedule_lag_p99_ns.max(other.schedule_lag_p99_ns);
         self.pool_wait_p99_ns = self.pool_wait_p99_ns.max(other.pool_wait_p99_ns);
+        self.runtime_delay_p95_ns = self.runtime_delay_p95_ns.max(other.runtime_delay_p95_ns);
         self.saturated |= other.saturated;
         self.saturation = self.saturation.union(other.saturation);
     }
@@ -253,6 +281,17 @@ pub fn cpu_ticks(stat: &str) -> Option<u64> {
 mod tests {
     use super::*;
 
+    /// An interval's figures, to be judged.
+    fn figures(lag: u64, pool: u64, delay: u64, cpu: Option<f64>) -> HealthSample {
+        HealthSample {
+            cpu_percent: cpu,
+            schedule_lag_p99_ns: lag,
+            pool_wait_p99_ns: pool,
+            runtime_delay_p95_ns: delay,
+            ..HealthSample::default()
+        }
+    }
+
     #[test]
     fn parses_stat_with_awkward_command_names() {
         let line = "4242 (quarry agent) x) S 1 4242 4242 0 -1 4194560 1200 0 0 0 731 269 0 0 20 0 9 0 1234 0 0";
@@ -284,7 +323,7 @@ mod tests {
             cores: 2,
             ..HealthPolicy::default()
         };
-        assert!(!policy.judge(0, 0, None).any());
+        assert!(!policy.judge(&figures(0, 0, 0, None)).any());
     }
 
     #[test]
@@ -318,7 +357,7 @@ mod tests {
             ..HealthPolicy::default()
         };
         assert_eq!(policy.max_cpu_percent(), 180.0);
-        let cpu = policy.judge(0, 0, Some(191.0));
+        let cpu = policy.judge(&figures(0, 0, 0, Some(191.0)));
         assert_eq!(
             cpu,
             Saturation {
@@ -326,21 +365,50 @@ mod tests {
                 ..Saturation::default()
             }
         );
-        assert!(!policy.judge(0, 0, Some(103.0)).any());
-        assert!(!policy.judge(0, 0, None).any(), "no /proc: no CPU verdict");
-        let pool = policy.judge(0, 10_000_001, Some(50.0));
+        assert!(!policy.judge(&figures(0, 0, 0, Some(103.0))).any());
+        assert!(
+            !policy.judge(&figures(0, 0, 0, None)).any(),
+            "no /proc: no CPU verdict"
+        );
+        let pool = policy.judge(&figures(0, 10_000_001, 0, Some(50.0)));
         assert!(pool.pool_wait && !pool.cpu && !pool.schedule_lag);
-        assert!(!policy.judge(0, 10_000_000, Some(180.0)).any());
+        assert!(!policy.judge(&figures(0, 10_000_000, 0, Some(180.0))).any());
         assert_eq!(Saturation::from_bits(cpu.bits()), cpu);
         assert_eq!(Saturation::from_bits(pool.bits()), pool);
-        assert_eq!(Saturation::from_bits(7).bits(), 7);
+        assert_eq!(Saturation::from_bits(15).bits(), 15);
+        assert_eq!(Saturation::from_bits(16), Saturation::default());
+    }
+
+    /// The agent that fell behind its sockets at 89% of its core: below the
+    /// CPU bound, no lag, no pool waits, and saturated by its runtime delay.
+    #[test]
+    fn runtime_delay_saturates_below_the_cpu_bound() {
+        let policy = HealthPolicy {
+            cores: 1,
+            ..HealthPolicy::default()
+        };
+        let bound = duration_ns(policy.max_runtime_delay_p95);
+        let behind = policy.judge(&figures(0, 0, bound + 1, Some(89.0)));
+        assert_eq!(
+            behind,
+            Saturation {
+                runtime_delay: true,
+                ..Saturation::default()
+            }
+        );
+        assert_eq!(behind.bits(), 8);
+        assert_eq!(Saturation::from_bits(8), behind);
+        assert!(!policy.judge(&figures(0, 0, bound, Some(89.0))).any());
+        let mut merged = figures(0, 0, 1_000, None);
+        merged.merge(&figures(0, 0, bound + 1, None));
+        assert_eq!(merged.runtime_delay_p95_ns, bound + 1, "the worst agent's");
     }
 
     #[test]
     fn saturation_threshold_and_merge() {
         let policy = HealthPolicy::default();
-        assert!(!policy.judge(10_000_000, 0, None).any());
-        assert!(policy.judge(10_000_001, 0, None).schedule_lag);
+        assert!(!policy.judge(&figures(10_000_000, 0, 0, None)).any());
+        assert!(policy.judge(&figures(10_000_001, 0, 0, None)).schedule_lag);
         let mut a = HealthSample {
             cpu_percent: Some(40.0),
             in_flight: 3,
@@ -352,6 +420,7 @@ mod tests {
             in_flight: 4,
             schedule_lag_p99_ns: 9,
             pool_wait_p99_ns: 0,
+            runtime_delay_p95_ns: 0,
             saturated: true,
             saturation: Saturation {
                 cpu: true,

@@ -51,8 +51,8 @@ pub use arrival::{ArrivalAt, ArrivalSchedule, Interleave};
 pub use clock::{RunClock, SPIN_WINDOW, duration_ns};
 pub use deadline::{DispatchTimer, MAX_ADAPTIVE_POLL};
 pub use health::{
-    DEFAULT_MAX_CPU_SHARE, HealthPolicy, HealthSample, InFlightGauge, ProcessCpu, Saturation,
-    cpu_ticks,
+    DEFAULT_MAX_CPU_SHARE, DEFAULT_MAX_RUNTIME_DELAY_P95, HealthPolicy, HealthSample,
+    InFlightGauge, ProcessCpu, Saturation, cpu_ticks,
 };
 pub use load::{
     Arrival, CatchUp, DEFAULT_MAX_IN_FLIGHT, EndCondition, LoadError, LoadModel, LoadProfile,

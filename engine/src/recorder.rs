@@ -51,6 +51,8 @@ struct RecorderState {
     schedule_lag: Histogram<u64>,
     /// Agent-wide connection-pool waits this interval.
     pool_wait: Histogram<u64>,
+    /// The runtime probe's delays this interval ([`crate::health::probe_runtime`]).
+    runtime_delay: Histogram<u64>,
 }
 
 /// What one interval recorded: the series touched and the agent-wide
@@ -66,6 +68,9 @@ pub struct IntervalTake {
     /// p99 connection-pool wait of the requests in the interval (ns, as
     /// above).
     pub pool_wait_p99_ns: u64,
+    /// p95 of the runtime probe's delays in the interval (ns, as above:
+    /// ~100 samples, so a p95 rests on five of them).
+    pub runtime_delay_p95_ns: u64,
 }
 
 impl RecorderState {
@@ -74,6 +79,7 @@ impl RecorderState {
             series: BTreeMap::new(),
             schedule_lag: new_histogram(),
             pool_wait: new_histogram(),
+            runtime_delay: new_histogram(),
         }
     }
 
@@ -89,10 +95,15 @@ impl RecorderState {
             .collect();
         let take = IntervalTake {
             series,
-            schedule_lag_p99_ns: p99(&self.schedule_lag),
-            pool_wait_p99_ns: p99(&self.pool_wait),
+            schedule_lag_p99_ns: quantile(&self.schedule_lag, 0.99),
+            pool_wait_p99_ns: quantile(&self.pool_wait, 0.99),
+            runtime_delay_p95_ns: quantile(&self.runtime_delay, 0.95),
         };
-        for h in [&mut self.schedule_lag, &mut self.pool_wait] {
+        for h in [
+            &mut self.schedule_lag,
+            &mut self.pool_wait,
+            &mut self.runtime_delay,
+        ] {
             if !h.is_empty() {
                 h.reset();
             }
@@ -101,11 +112,11 @@ impl RecorderState {
     }
 }
 
-fn p99(h: &Histogram<u64>) -> u64 {
+fn quantile(h: &Histogram<u64>, q: f64) -> u64 {
     if h.is_empty() {
         0
     } else {
-        h.highest_equivalent(h.value_at_quantile(0.99))
+        h.highest_equivalent(h.value_at_quantile(q))
     }
 }
 
@@ -139,6 +150,12 @@ impl Recorder {
         series_mut(&mut state.series, key)
             .counters_mut()
             .add(count, n);
+    }
+
+    /// Records one delay of the runtime probe: how long a task that was
+    /// ready waited before the runtime polled it.
+    pub fn record_runtime_delay(&self, delay_ns: u64) {
+        self.lock().runtime_delay.saturating_record(delay_ns);
     }
 
     /// Records one completed request into its series.
@@ -564,10 +581,18 @@ mod tests {
                 recorder.record(k, c);
                 alone.record(k, c);
             }
+            // The runtime probe: a long delay in the first interval only.
+            for delay in [if i == 0 { 9_000_000 } else { 0 }, 5_000] {
+                if i != 3 {
+                    recorder.record_runtime_delay(delay);
+                    alone.record_runtime_delay(delay);
+                }
+            }
             let (taken, expected) = (recorder.take_interval(), alone.take_interval());
             assert_eq!(taken.series, expected.series, "interval {i}");
             assert_eq!(taken.schedule_lag_p99_ns, expected.schedule_lag_p99_ns);
             assert_eq!(taken.pool_wait_p99_ns, expected.pool_wait_p99_ns);
+            assert_eq!(taken.runtime_delay_p95_ns, expected.runtime_delay_p95_ns);
         }
     }
 

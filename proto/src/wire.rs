@@ -194,6 +194,7 @@ pub fn health_to_proto(health: &HealthSample) -> pb::AgentHealth {
         in_flight: health.in_flight,
         schedule_lag_p99_ns: health.schedule_lag_p99_ns,
         pool_wait_p99_ns: health.pool_wait_p99_ns,
+        runtime_delay_p95_ns: health.runtime_delay_p95_ns,
         saturated: health.saturated,
         cpu_percent_unavailable: health.cpu_percent.is_none(),
         saturation_causes: health.saturation.bits(),
@@ -207,6 +208,7 @@ pub fn health_from_proto(health: &pb::AgentHealth) -> HealthSample {
         in_flight: health.in_flight,
         schedule_lag_p99_ns: health.schedule_lag_p99_ns,
         pool_wait_p99_ns: health.pool_wait_p99_ns,
+        runtime_delay_p95_ns: health.runtime_delay_p95_ns,
         saturated: health.saturated,
         saturation: match health.saturation_causes {
             // An agent from before the causes: lag was its only sign.

@@ -110,6 +110,7 @@ fn write_run(dir: &Path, shape: &Shape) {
             saturation_lag_p99_ns: 10 * MS,
             saturation_pool_wait_p99_ns: 10 * MS,
             saturation_cpu_share: 0.9,
+            saturation_runtime_delay_p95_ns: 10 * MS,
             thresholds: Vec::new(),
         },
         plan,

@@ -74,6 +74,7 @@ fn write_run(dir: &Path, scale: f64, throttled: u64) {
         saturation_lag_p99_ns: 10 * MS,
         saturation_pool_wait_p99_ns: 10 * MS,
         saturation_cpu_share: 0.9,
+        saturation_runtime_delay_p95_ns: 10_000_000,
         thresholds: Vec::new(),
     };
     let doc = assemble(Assembly {

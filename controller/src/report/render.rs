@@ -715,6 +715,14 @@ fn health(out: &mut String, doc: &ResultsDocument) {
         duration_ns(h.schedule_lag_p99_max_ns),
         duration_ns(h.pool_wait_p99_max_ns)
     );
+    if doc.run.saturation_runtime_delay_p95_ns > 0 {
+        let _ = writeln!(
+            out,
+            "runtime delay p95 (worst interval) {}: how long a task that became ready \
+             waited for the generator's runtime, which every latency it stamps includes",
+            duration_ns(h.runtime_delay_p95_max_ns)
+        );
+    }
     if h.saturated {
         let _ = writeln!(
             out,
@@ -762,6 +770,13 @@ pub fn saturation_signs(doc: &ResultsDocument) -> String {
             duration_ns(run.saturation_pool_wait_p99_ns)
         ),
     );
+    sign(
+        by.runtime_delay,
+        format!(
+            "runtime-delay p95 passed {}",
+            duration_ns(run.saturation_runtime_delay_p95_ns)
+        ),
+    );
     if signs.is_empty() {
         // A document from before the signs were kept: lag was the only one.
         return format!(
@@ -789,6 +804,12 @@ fn saturation_bounds(doc: &ResultsDocument) -> String {
         bounds.push(format!(
             "pool-wait p99 under {}",
             duration_ns(run.saturation_pool_wait_p99_ns)
+        ));
+    }
+    if run.saturation_runtime_delay_p95_ns > 0 {
+        bounds.push(format!(
+            "runtime-delay p95 under {}",
+            duration_ns(run.saturation_runtime_delay_p95_ns)
         ));
     }
     bounds.join(", ")

@@ -95,6 +95,7 @@ fn meta(thresholds: &[(&str, &str)]) -> RunMeta {
         saturation_lag_p99_ns: 10 * MS,
         saturation_pool_wait_p99_ns: 10 * MS,
         saturation_cpu_share: 0.9,
+        saturation_runtime_delay_p95_ns: 10_000_000,
         thresholds: thresholds
             .iter()
             .map(|(k, c)| ThresholdRule {
@@ -385,6 +386,15 @@ fn saturation_names_the_sign_that_passed() {
         },
         ..HealthSample::default()
     };
+    let behind = HealthSample {
+        runtime_delay_p95_ns: 17 * MS,
+        saturated: true,
+        saturation: quarry_engine::Saturation {
+            runtime_delay: true,
+            ..Default::default()
+        },
+        ..HealthSample::default()
+    };
     let doc = assemble(Assembly {
         meta: meta(&[]),
         plan,
@@ -395,32 +405,45 @@ fn saturation_names_the_sign_that_passed() {
             overload: None,
         },
         series: &series(),
-        health: &[HealthSample::default(), cpu_bound, cpu_bound, pool_bound],
+        health: &[
+            HealthSample::default(),
+            cpu_bound,
+            cpu_bound,
+            pool_bound,
+            behind,
+        ],
         simulator: None,
         priced: &|_| true,
     })
     .unwrap();
-    assert_eq!(doc.health.saturated_intervals, 3);
+    assert_eq!(doc.health.saturated_intervals, 4);
     assert_eq!(
         (
             doc.health.saturated_by.cpu,
-            doc.health.saturated_by.pool_wait
+            doc.health.saturated_by.pool_wait,
+            doc.health.saturated_by.runtime_delay
         ),
-        (2, 1)
+        (2, 1, 1)
     );
+    assert_eq!(doc.health.runtime_delay_p95_max_ns, 17 * MS);
     let report = report_of(&doc);
     assert!(
         report.contains(
-            "WARNING: saturated load generator in 3 of 4 intervals: \
+            "WARNING: saturated load generator in 4 of 5 intervals: \
              CPU passed 90% of the cores it may use in 2; \
-             connection-pool-wait p99 passed 10.0ms in 1; its latencies describe this machine"
+             connection-pool-wait p99 passed 10.0ms in 1; \
+             runtime-delay p95 passed 10.0ms in 1; its latencies describe this machine"
         ),
+        "{report}"
+    );
+    assert!(
+        report.contains("runtime delay p95 (worst interval) 17.0ms"),
         "{report}"
     );
     let healthy = report_of(&document(&[]));
     assert!(
         healthy.contains(
-            "not saturated (schedule-lag p99 stayed under 10.0ms, CPU under 90% of the cores it may use, pool-wait p99 under 10.0ms)"
+            "not saturated (schedule-lag p99 stayed under 10.0ms, CPU under 90% of the cores it may use, pool-wait p99 under 10.0ms, runtime-delay p95 under 10.0ms)"
         ),
         "{healthy}"
     );

@@ -178,6 +178,11 @@ pub struct RunMeta {
     /// generator may use flags it too (0 before schema version 3).
     #[serde(default)]
     pub saturation_cpu_share: f64,
+    /// An interval whose runtime-delay p95 (how long a ready task waited
+    /// for the generator's runtime) exceeds this flags it too (0 in
+    /// documents written before the runtime probe).
+    #[serde(default)]
+    pub saturation_runtime_delay_p95_ns: u64,
     /// The spec's thresholds as written.
     pub thresholds: Vec<ThresholdRule>,
 }
@@ -413,6 +418,9 @@ pub struct HealthSummary {
     pub schedule_lag_p99_max_ns: u64,
     /// Highest interval pool-wait p99, ns.
     pub pool_wait_p99_max_ns: u64,
+    /// Highest interval runtime-delay p95, ns (0 before the runtime probe).
+    #[serde(default)]
+    pub runtime_delay_p95_max_ns: u64,
     /// Most requests in flight at an interval's end.
     pub in_flight_max: u64,
 }
@@ -426,6 +434,9 @@ pub struct SaturationCounts {
     pub cpu: u64,
     /// The pool-wait p99 passed `run.saturation_pool_wait_p99_ns`.
     pub pool_wait: u64,
+    /// The runtime-delay p95 passed `run.saturation_runtime_delay_p95_ns`.
+    #[serde(default)]
+    pub runtime_delay: u64,
 }
 
 /// Rounds to one decimal, so the value survives a JSON round trip exactly.
@@ -445,6 +456,7 @@ impl HealthSummary {
             s.saturated_by.schedule_lag += u64::from(h.saturation.schedule_lag);
             s.saturated_by.cpu += u64::from(h.saturation.cpu);
             s.saturated_by.pool_wait += u64::from(h.saturation.pool_wait);
+            s.saturated_by.runtime_delay += u64::from(h.saturation.runtime_delay);
             if let Some(c) = h.cpu_percent {
                 cpu_sum += c;
                 cpu_n += 1;
@@ -452,6 +464,7 @@ impl HealthSummary {
             }
             s.schedule_lag_p99_max_ns = s.schedule_lag_p99_max_ns.max(h.schedule_lag_p99_ns);
             s.pool_wait_p99_max_ns = s.pool_wait_p99_max_ns.max(h.pool_wait_p99_ns);
+            s.runtime_delay_p95_max_ns = s.runtime_delay_p95_max_ns.max(h.runtime_delay_p95_ns);
             s.in_flight_max = s.in_flight_max.max(h.in_flight);
         }
         s.cpu_percent_mean = (cpu_n > 0).then(|| one_decimal(cpu_sum / cpu_n as f64));
@@ -502,6 +515,9 @@ pub struct HealthRecord {
     pub schedule_lag_p99_ns: u64,
     /// Pool-wait p99, ns.
     pub pool_wait_p99_ns: u64,
+    /// Runtime-delay p95, ns (0 before the runtime probe).
+    #[serde(default)]
+    pub runtime_delay_p95_ns: u64,
     /// A sign passed its saturation bound.
     pub saturated: bool,
     /// Which signs passed (absent before schema version 3).
@@ -518,6 +534,9 @@ pub struct SaturationRecord {
     pub cpu: bool,
     /// Pool-wait p99 over its bound.
     pub pool_wait: bool,
+    /// Runtime-delay p95 over its bound.
+    #[serde(default)]
+    pub runtime_delay: bool,
 }
 
 impl From<&HealthSample> for HealthRecord {
@@ -527,11 +546,13 @@ impl From<&HealthSample> for HealthRecord {
             in_flight: h.in_flight,
             schedule_lag_p99_ns: h.schedule_lag_p99_ns,
             pool_wait_p99_ns: h.pool_wait_p99_ns,
+            runtime_delay_p95_ns: h.runtime_delay_p95_ns,
             saturated: h.saturated,
             saturated_by: SaturationRecord {
                 schedule_lag: h.saturation.schedule_lag,
                 cpu: h.saturation.cpu,
                 pool_wait: h.saturation.pool_wait,
+                runtime_delay: h.saturation.runtime_delay,
             },
         }
     }
@@ -544,11 +565,13 @@ impl From<&HealthRecord> for HealthSample {
             in_flight: h.in_flight,
             schedule_lag_p99_ns: h.schedule_lag_p99_ns,
             pool_wait_p99_ns: h.pool_wait_p99_ns,
+            runtime_delay_p95_ns: h.runtime_delay_p95_ns,
             saturated: h.saturated,
             saturation: Saturation {
                 schedule_lag: h.saturated_by.schedule_lag,
                 cpu: h.saturated_by.cpu,
                 pool_wait: h.saturated_by.pool_wait,
+                runtime_delay: h.saturated_by.runtime_delay,
             },
         }
     }

@@ -480,6 +480,7 @@ fn run_meta(spec: &ValidatedSpec, run_id: &str, opts: &RunOptions) -> RunMeta {
         saturation_lag_p99_ns: duration_ns(health.max_schedule_lag_p99),
         saturation_pool_wait_p99_ns: duration_ns(health.max_pool_wait_p99),
         saturation_cpu_share: health.max_cpu_share,
+        saturation_runtime_delay_p95_ns: duration_ns(health.max_runtime_delay_p95),
         thresholds: spec
             .thresholds
             .rules()

@@ -7,11 +7,13 @@
 //! open model runs one dispatcher that sleeps to each arrival's absolute
 //! deadline and spawns the request, enforcing `max_in_flight` and the
 //! catch-up policy. Both share the request path (pick, record, count), the
-//! stop and grace handling, and the interval ticker that turns the
+//! stop and grace handling, the runtime probe that measures how long a
+//! ready task waits for the runtime, and the interval ticker that turns the
 //! recorder's contents into [`IntervalSnapshot`]s once per interval.
 
 mod closed;
 mod open;
+mod probe;
 mod session;
 #[cfg(test)]
 mod tests;
@@ -264,6 +266,11 @@ impl Engine {
                 .map(session::SessionDraws::new),
             next_session: AtomicU64::new(0),
         });
+        let probe = tokio::spawn(probe::run(
+            Arc::clone(&recorder),
+            self.clock,
+            tick_stop_rx.clone(),
+        ));
         let ticker = tokio::spawn(ticker::run(
             ticker::TickerParts {
                 recorder,
@@ -304,6 +311,9 @@ impl Engine {
             // Cancelled: the runtime is shutting down under us.
             Err(_) => Cumulative::new(),
         };
+        // Stopped by the same signal; it cannot panic, and a cancelled
+        // probe (the runtime shutting down) has nothing to give back.
+        let _ = probe.await;
         RunReport {
             ended,
             sent: shared.sent(),

@@ -87,20 +87,16 @@ impl Tick {
     /// agent's health and folds the interval into the totals.
     fn run(mut self, index: u64, start: u64, end: u64) -> (IntervalSnapshot, Self) {
         let take = self.recorder.take_interval();
-        let (schedule_lag_p99_ns, pool_wait_p99_ns) =
-            (take.schedule_lag_p99_ns, take.pool_wait_p99_ns);
-        let cpu_percent = self.cpu.sample(end);
-        let saturation = self
-            .policy
-            .judge(schedule_lag_p99_ns, pool_wait_p99_ns, cpu_percent);
-        let health = HealthSample {
-            cpu_percent,
+        let mut health = HealthSample {
+            cpu_percent: self.cpu.sample(end),
             in_flight: self.gauge.get(),
-            schedule_lag_p99_ns,
-            pool_wait_p99_ns,
-            saturated: saturation.any(),
-            saturation,
+            schedule_lag_p99_ns: take.schedule_lag_p99_ns,
+            pool_wait_p99_ns: take.pool_wait_p99_ns,
+            runtime_delay_p95_ns: take.runtime_delay_p95_ns,
+            ..HealthSample::default()
         };
+        health.saturation = self.policy.judge(&health);
+        health.saturated = health.saturation.any();
         let snapshot = IntervalSnapshot {
             index,
             start,

@@ -40,11 +40,12 @@ fn snapshot(index: u64, samples: &[(u8, usize, u64)], cpu: Option<f64>) -> Inter
             in_flight: index + 3,
             schedule_lag_p99_ns: 17,
             pool_wait_p99_ns: 5,
+            runtime_delay_p95_ns: 11 * index,
             saturated: !index.is_multiple_of(2),
             saturation: Saturation::from_bits(if index.is_multiple_of(2) {
                 0
             } else {
-                (index % 7 + 1) as u32
+                (index % 15 + 1) as u32
             }),
         },
     }
@@ -256,4 +257,11 @@ fn an_older_agents_saturation_reads_as_schedule_lag() {
         ..HealthSample::default()
     };
     assert_eq!(health_from_proto(&health_to_proto(&cpu)), cpu);
+    let behind = HealthSample {
+        runtime_delay_p95_ns: 17_000_000,
+        saturated: true,
+        saturation: Saturation::from_bits(8),
+        ..HealthSample::default()
+    };
+    assert_eq!(health_from_proto(&health_to_proto(&behind)), behind);
 }

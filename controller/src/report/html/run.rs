@@ -288,6 +288,22 @@ fn time_series(doc: &ResultsDocument, points: &[TimePoint]) -> Section {
         duration_ns(doc.run.saturation_lag_p99_ns)
     ));
     s.chart(c);
+    if doc.run.saturation_runtime_delay_p95_ns > 0 {
+        let mut c = time_chart(
+            points,
+            "runtime-delay",
+            "Runtime delay p95",
+            Axis::from_zero("ms"),
+            &[(Series::new("runtime delay p95"), &|p| {
+                Some(ms(p.health.runtime_delay_p95_ns))
+            })],
+        );
+        c.note(format!(
+            "How long a task that became ready waited for the load generator's runtime (its probe, 100 samples a second), which every latency it stamps includes; the run calls the generator saturated past {}.",
+            duration_ns(doc.run.saturation_runtime_delay_p95_ns)
+        ));
+        s.chart(c);
+    }
     let mut c = time_chart(
         points,
         "cpu",
