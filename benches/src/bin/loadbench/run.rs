@@ -14,8 +14,8 @@ use quarry_bedrock::{Endpoint, Outcome};
 use quarry_engine::exec::SignerSource;
 use quarry_engine::http::TransportConfig;
 use quarry_engine::{
-    AuthMethod, Connection, Count, EngineConfig, IntervalSnapshot, RunClock, RunReport, SIM_REGION,
-    Share,
+    AuthMethod, Connection, Count, EngineConfig, HealthSample, IntervalSnapshot, RunClock,
+    RunReport, SIM_REGION, Share,
 };
 use tokio::sync::mpsc;
 
@@ -60,6 +60,8 @@ pub(crate) struct IntervalRow {
     pub(crate) ok: u64,
     /// Readings when the interval's snapshot arrived (its end).
     pub(crate) end: Mark,
+    /// The engine's health verdict on the interval.
+    pub(crate) health: HealthSample,
 }
 
 /// Everything a run left behind.
@@ -181,6 +183,7 @@ fn row(snapshot: &IntervalSnapshot, end: Mark) -> IntervalRow {
         requests,
         ok,
         end,
+        health: snapshot.health,
     }
 }
 

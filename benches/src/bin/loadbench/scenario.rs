@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use quarry_engine::{Count, Metric, SeriesDelta};
+use quarry_engine::{Count, Metric, Saturation, SeriesDelta};
 use serde_json::{Value, json};
 
 use crate::Args;
@@ -230,6 +230,7 @@ pub(crate) fn ttft_error(args: &Args, out: &RunOutcome) -> (Value, String) {
     let first_read = measured.histogram(Metric::FirstTokenReadDelay);
     let frame_read = measured.histogram(Metric::FrameReadDelay);
     let read_before_written = measured.counters().get(Count::FramesReadBeforeWritten);
+    let health = verdicts(out, from, to);
     let value = json!({
         "concurrency": args.concurrency,
         "configured_ttft_ms": args.ttft_ms,
@@ -250,6 +251,7 @@ pub(crate) fn ttft_error(args: &Args, out: &RunOutcome) -> (Value, String) {
         "ok_per_s": window.ok_per_s(),
         "agent_cpu_percent": window.cpu_percent(),
         "sim_cpu_percent": window.sim_cpu_percent(),
+        "health": health.value(),
     });
     let us = |ns: u64| ns as f64 / 1e3;
     let read = if frame_read.is_empty() {
@@ -270,7 +272,7 @@ pub(crate) fn ttft_error(args: &Args, out: &RunOutcome) -> (Value, String) {
         )
     };
     let human = format!(
-        "concurrency {}: TTFT error p50 {:+.2} ms, p99 {:+.2} ms, max {:+.2} ms over {} requests (ITL error p50 {:+.2} ms, p99 {:+.2} ms){read}; {:.0} req/s, agent {:.0}% / simulator {:.0}% of a core",
+        "concurrency {}: TTFT error p50 {:+.2} ms, p99 {:+.2} ms, max {:+.2} ms over {} requests (ITL error p50 {:+.2} ms, p99 {:+.2} ms){read}; {:.0} req/s, agent {:.0}% / simulator {:.0}% of a core; {}",
         args.concurrency,
         err(q(ttft, 0.5), args.ttft_ms),
         err(q(ttft, 0.99), args.ttft_ms),
@@ -281,8 +283,83 @@ pub(crate) fn ttft_error(args: &Args, out: &RunOutcome) -> (Value, String) {
         window.ok_per_s(),
         window.cpu_percent(),
         window.sim_cpu_percent(),
+        health.human(),
     );
     (value, human)
+}
+
+/// The engine's health verdicts over the measured intervals.
+struct Verdicts {
+    /// Each interval's runtime-delay p95, ns, in interval order.
+    runtime_delay_p95_ns: Vec<u64>,
+    /// Intervals judged saturated, and by which signs.
+    saturated: u64,
+    by: Saturation,
+}
+
+fn verdicts(out: &RunOutcome, from: u64, to: u64) -> Verdicts {
+    let rows = out
+        .intervals
+        .iter()
+        .filter(|r| r.index >= from && r.index < to);
+    let mut v = Verdicts {
+        runtime_delay_p95_ns: Vec::new(),
+        saturated: 0,
+        by: Saturation::default(),
+    };
+    for r in rows {
+        v.runtime_delay_p95_ns.push(r.health.runtime_delay_p95_ns);
+        v.saturated += u64::from(r.health.saturated);
+        v.by = v.by.union(r.health.saturation);
+    }
+    v
+}
+
+impl Verdicts {
+    fn median_max_us(&self) -> (f64, f64) {
+        let mut d = self.runtime_delay_p95_ns.clone();
+        d.sort_unstable();
+        let us = |ns: u64| ns as f64 / 1e3;
+        (
+            d.get(d.len() / 2).copied().map_or(0.0, us),
+            d.last().copied().map_or(0.0, us),
+        )
+    }
+
+    fn value(&self) -> Value {
+        let (median, max) = self.median_max_us();
+        json!({
+            "intervals": self.runtime_delay_p95_ns.len(),
+            "runtime_delay_p95_us_median": median,
+            "runtime_delay_p95_us_max": max,
+            "runtime_delay_p95_us_by_interval": self
+                .runtime_delay_p95_ns
+                .iter()
+                .map(|&ns| ns as f64 / 1e3)
+                .collect::<Vec<_>>(),
+            "saturated_intervals": self.saturated,
+            "saturated_by": {
+                "schedule_lag": self.by.schedule_lag,
+                "cpu": self.by.cpu,
+                "pool_wait": self.by.pool_wait,
+                "runtime_delay": self.by.runtime_delay,
+            },
+        })
+    }
+
+    fn human(&self) -> String {
+        let (median, max) = self.median_max_us();
+        format!(
+            "runtime delay p95 per interval median {median:.0} µs, max {max:.0} µs; saturated in {} of {} intervals{}",
+            self.saturated,
+            self.runtime_delay_p95_ns.len(),
+            if self.saturated > 0 {
+                format!(" ({:?})", self.by)
+            } else {
+                String::new()
+            }
+        )
+    }
 }
 
 /// Resident memory per in-flight stream: the median RSS of the samples taken
