@@ -4,6 +4,9 @@
 //! Timestamps are taken right after the transport hands over a chunk and
 //! before any JSON is parsed, so parsing cost never leaks into TTFT or ITL.
 
+use std::pin::{Pin, pin};
+use std::task::Poll;
+
 use bytes::Bytes;
 use http::header::{ACCEPT, CONTENT_TYPE, HOST};
 use http::{HeaderMap, HeaderValue, Method, Request};
@@ -15,7 +18,7 @@ use quarry_bedrock::{
     NativeResponse, Operation, Outcome, ResponseHeaders, Retry, ServiceError, ServiceTierType,
     StreamDecoder, TokenUsage, UsageSource,
 };
-use tokio::time::Instant;
+use tokio::time::{Instant, Sleep};
 
 use super::retry::RETRY_AFTER_HEADER;
 use crate::clock::{RunClock, duration_ns};
@@ -302,19 +305,29 @@ where
         ..Reading::default()
     };
     let mut stamps = FrameStamps::new(*clock);
+    let deadline_now = |timeline: &Timeline| match deadlines.first_token {
+        Some(first) if timeline.first_token_at.is_none() => first.min(deadlines.request),
+        _ => deadlines.request,
+    };
+    // One timer for the whole stream, moved only when the deadline does (at
+    // the first token): a timer per chunk would register and clear a timer
+    // entry for every chunk that is not already waiting.
+    let mut armed = deadline_now(timeline);
+    let mut timer = pin!(tokio::time::sleep_until(armed));
     let outcome = loop {
-        let deadline = match deadlines.first_token {
-            Some(first) if timeline.first_token_at.is_none() => first.min(deadlines.request),
-            _ => deadlines.request,
-        };
-        let chunk = match tokio::time::timeout_at(deadline, body.next_chunk()).await {
-            Err(_) => break Outcome::Timeout,
-            Ok(None) => break Outcome::Ok,
-            Ok(Some(Err(err))) => {
+        let deadline = deadline_now(timeline);
+        if deadline != armed {
+            armed = deadline;
+            timer.as_mut().reset(deadline);
+        }
+        let chunk = match within(timer.as_mut(), body.next_chunk()).await {
+            None => break Outcome::Timeout,
+            Some(None) => break Outcome::Ok,
+            Some(Some(Err(err))) => {
                 tracing::debug!(error = %err, "stream broke");
                 break Outcome::StreamError;
             }
-            Ok(Some(Ok(chunk))) => chunk,
+            Some(Some(Ok(chunk))) => chunk,
         };
         let at = clock.now_ns();
         let read = ChunkRead {
@@ -331,6 +344,21 @@ where
         reading,
         ..ReadEnd::with(outcome)
     }
+}
+
+/// `work`'s output, or `None` once `timer` fires first. Like
+/// [`tokio::time::timeout_at`], `work` is polled first, so a result that is
+/// ready wins over a deadline that has passed; unlike it, the timer outlives
+/// the call and is registered only when `work` has to wait.
+async fn within<F: Future>(mut timer: Pin<&mut Sleep>, work: F) -> Option<F::Output> {
+    let mut work = pin!(work);
+    std::future::poll_fn(|cx| {
+        if let Poll::Ready(out) = work.as_mut().poll(cx) {
+            return Poll::Ready(Some(out));
+        }
+        timer.as_mut().poll(cx).map(|()| None)
+    })
+    .await
 }
 
 /// What one body chunk of a stream updates.

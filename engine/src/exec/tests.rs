@@ -378,6 +378,34 @@ async fn a_first_token_timeout_ends_a_silent_stream() {
     assert!(t.closed_at - began >= 49_000_000, "{t:?}");
 }
 
+#[tokio::test]
+async fn the_first_token_deadline_lets_go_once_the_first_token_came() {
+    // The stream's one timer is armed at the first-token deadline and must
+    // move to the request's when the first token arrives: the second token
+    // comes long after the first-token deadline and still counts.
+    let frames = vec![
+        (
+            Duration::ZERO,
+            event(ConverseStreamEvent::MessageStart {
+                role: "assistant".into(),
+            }),
+        ),
+        (Duration::ZERO, text("early")),
+        (Duration::from_millis(300), text("late")),
+    ];
+    let (addr, _) = fake_bedrock(vec![Script::Stream(frames)]).await;
+    let timeouts = Timeouts {
+        first_token: Some(50 * MS),
+        ..Timeouts::default()
+    };
+    let plan = plan(LLAMA, Operation::ConverseStream, RetryPolicy::Off, timeouts);
+    let done = run_one(&plan, addr).await;
+    assert_eq!(done.outcome, Outcome::Ok, "{:?}", done.timeline);
+    let t = &done.timeline;
+    let first = t.first_token_at.expect("the first token was read");
+    assert!(t.closed_at - first >= 300_000_000, "{t:?}");
+}
+
 #[test]
 fn native_operations_need_a_known_family() {
     let plan = plan(
