@@ -19,7 +19,6 @@
 use std::fmt;
 use std::sync::Arc;
 
-use aws_sigv4::sign::v4::calculate_signature;
 use sha2::{Digest, Sha256};
 
 use super::amz_date::AmzDate;
@@ -143,8 +142,8 @@ impl LateSignature {
             &self.service,
             &canonical_request,
         );
-        let expected = calculate_signature(self.signing_key, string_to_sign.as_bytes());
-        if constant_time_eq(expected.as_bytes(), self.signature.as_bytes()) {
+        let expected = canonical::signature_hex(&self.signing_key, string_to_sign.as_bytes());
+        if constant_time_eq(&expected, self.signature.as_bytes()) {
             Ok(())
         } else {
             Err(AuthFailure::signature_mismatch(

@@ -16,6 +16,7 @@
 
 use std::fmt::Write as _;
 
+use hmac::{Hmac, KeyInit, Mac};
 use http::HeaderMap;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_decode};
 use sha2::{Digest, Sha256};
@@ -44,7 +45,21 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> [u8; 64] {
     out
 }
 
-/// Views hex digits produced by [`sha256_hex`] as a `str`.
+/// The SigV4 signature, lowercase hex HMAC-SHA256 of `string_to_sign` under
+/// `signing_key`, without allocating (`aws_sigv4`'s `calculate_signature`
+/// builds a `String` a character at a time: 0.5% of a signed request's CPU).
+pub(crate) fn signature_hex(signing_key: &[u8; 32], string_to_sign: &[u8]) -> [u8; 64] {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(signing_key)
+        // unwrap is safe because HMAC takes a key of any length.
+        .unwrap();
+    mac.update(string_to_sign);
+    let mut out = [0u8; 64];
+    // unwrap is safe because 32 bytes always encode to exactly 64 hex digits.
+    hex::encode_to_slice(mac.finalize().into_bytes(), &mut out).unwrap();
+    out
+}
+
+/// Views hex digits produced by [`sha256_hex`] or [`signature_hex`] as a `str`.
 pub(crate) fn hex_str(hex: &[u8; 64]) -> &str {
     // Hex digits are ASCII; an empty string can only appear if that broke.
     std::str::from_utf8(hex).unwrap_or_default()

@@ -21,7 +21,7 @@ use std::sync::Mutex;
 use std::time::SystemTime;
 
 use aws_credential_types::Credentials;
-use aws_sigv4::sign::v4::{calculate_signature, generate_signing_key};
+use aws_sigv4::sign::v4::generate_signing_key;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HOST, HeaderName, HeaderValue};
 use http::{HeaderMap, Method, Uri};
 
@@ -223,7 +223,8 @@ impl Signer {
             SIGNING_NAME,
             &canonical_request,
         );
-        let signature = calculate_signature(sigv4.signing_key(date), string_to_sign.as_bytes());
+        let signature =
+            canonical::signature_hex(&sigv4.signing_key(date), string_to_sign.as_bytes());
         let access_key_id = sigv4.credentials.access_key_id();
         let mut authorization = String::with_capacity(
             canonical::ALGORITHM.len() + access_key_id.len() + 160 + signature.len(),
@@ -236,7 +237,7 @@ impl Signer {
         authorization.push_str(", SignedHeaders=");
         authorization.push_str(signed_headers);
         authorization.push_str(", Signature=");
-        authorization.push_str(&signature);
+        authorization.push_str(canonical::hex_str(&signature));
         let mut value = HeaderValue::try_from(authorization)
             .map_err(|_| SignError::HeaderNotAscii("authorization"))?;
         value.set_sensitive(true);
