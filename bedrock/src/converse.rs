@@ -157,9 +157,17 @@ pub struct ConverseRequest {
 impl ConverseRequest {
     /// The compact JSON body.
     pub fn to_vec(&self) -> Vec<u8> {
-        // unwrap is safe because every member serializes to JSON infallibly:
-        // map keys are strings and serde_json writes non-finite floats as null.
-        serde_json::to_vec(self).unwrap()
+        let mut out = Vec::with_capacity(128);
+        self.write_json(&mut out);
+        out
+    }
+
+    /// Appends the compact JSON body to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        // unwrap is safe because writing to a Vec cannot fail and every member
+        // serializes to JSON infallibly: map keys are strings and serde_json
+        // writes non-finite floats as null.
+        serde_json::to_writer(out, self).unwrap();
     }
 }
 

@@ -69,13 +69,21 @@ impl NativeRequest {
 
     /// The compact JSON body.
     pub fn to_vec(&self) -> Vec<u8> {
-        // unwrap is safe because every member serializes to JSON infallibly:
-        // map keys are strings and serde_json writes non-finite floats as null.
+        let mut out = Vec::with_capacity(128);
+        self.write_json(&mut out);
+        out
+    }
+
+    /// Appends the compact JSON body to `out`.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        // unwrap is safe because writing to a Vec cannot fail and every member
+        // serializes to JSON infallibly: map keys are strings and serde_json
+        // writes non-finite floats as null.
         match self {
-            NativeRequest::Anthropic(r) => serde_json::to_vec(r).unwrap(),
-            NativeRequest::Llama(r) => serde_json::to_vec(r).unwrap(),
-            NativeRequest::Nova(r) => serde_json::to_vec(r).unwrap(),
-            NativeRequest::Titan(r) => serde_json::to_vec(r).unwrap(),
+            NativeRequest::Anthropic(r) => serde_json::to_writer(out, r).unwrap(),
+            NativeRequest::Llama(r) => serde_json::to_writer(out, r).unwrap(),
+            NativeRequest::Nova(r) => serde_json::to_writer(out, r).unwrap(),
+            NativeRequest::Titan(r) => serde_json::to_writer(out, r).unwrap(),
         }
     }
 }

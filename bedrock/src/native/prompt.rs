@@ -23,6 +23,11 @@ use crate::converse::{
 };
 use crate::{ModelFamily, Operation};
 
+/// Room for a body's JSON beyond its text: member names, the inference
+/// configuration, cache points and a turn's framing (a Converse body of one
+/// message has about 100).
+const BODY_JSON_BYTES: usize = 256;
+
 /// One request's prompt, as a workload describes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Prompt {
@@ -307,20 +312,65 @@ impl Prompt {
 
     /// The request body for `operation`: Converse JSON for Converse*, the
     /// family's native JSON for InvokeModel*, the Converse variant for CountTokens.
+    ///
+    /// The buffer is sized for the prompt's text and the JSON around it up
+    /// front: grown from serde_json's 128 bytes it was reallocated two or
+    /// three times a request, 0.5% of a signed request's CPU.
     pub fn body(&self, operation: Operation, family: ModelFamily) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.text_len() + BODY_JSON_BYTES);
         match operation {
-            Operation::Converse | Operation::ConverseStream => self.converse_request().to_vec(),
-            Operation::InvokeModel | Operation::InvokeModelWithResponseStream => {
-                self.native_request(family).to_vec()
+            Operation::Converse | Operation::ConverseStream => {
+                self.converse_request().write_json(&mut out);
             }
-            Operation::CountTokens => self.count_tokens_converse().to_vec(),
+            Operation::InvokeModel | Operation::InvokeModelWithResponseStream => {
+                self.native_request(family).write_json(&mut out);
+            }
+            Operation::CountTokens => return self.count_tokens_converse().to_vec(),
         }
+        out
+    }
+
+    /// Bytes of text the body carries, before JSON escaping.
+    fn text_len(&self) -> usize {
+        let history: usize = self
+            .history
+            .iter()
+            .map(|e| e.question.len() + e.answer.len())
+            .sum();
+        self.system.as_ref().map_or(0, String::len)
+            + self.cached_prefix.as_ref().map_or(0, String::len)
+            + self.user_text.len()
+            + history
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_presized_body_is_the_request_serialized() {
+        for p in [prompt(), third_turn(true)] {
+            for family in [
+                ModelFamily::Anthropic,
+                ModelFamily::Nova,
+                ModelFamily::Llama,
+            ] {
+                assert_eq!(
+                    p.body(Operation::ConverseStream, family),
+                    p.converse_request().to_vec()
+                );
+                assert_eq!(
+                    p.body(Operation::InvokeModel, family),
+                    p.native_request(family).to_vec()
+                );
+            }
+            assert_eq!(
+                p.body(Operation::CountTokens, ModelFamily::Anthropic),
+                p.count_tokens_converse().to_vec()
+            );
+        }
+    }
 
     fn prompt() -> Prompt {
         Prompt {
