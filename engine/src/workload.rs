@@ -175,6 +175,17 @@ impl WorkloadSampler {
         self.fill(index, &mut rng)
     }
 
+    /// The mix entry of request `seq`: `draw(seq).entry_index`, without
+    /// drawing the rest (and, for a mix of one entry, without seeding a
+    /// generator at all).
+    pub fn entry(&self, seq: u64) -> usize {
+        if self.entries.len() == 1 {
+            return 0;
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(mix64(self.stream_seed, seq));
+        self.pick(&mut rng)
+    }
+
     /// The mix entry session `session` of this stream talks to: one for
     /// all its turns, drawn by weight like a request's.
     pub fn session_entry(&self, session: u64) -> usize {
@@ -445,6 +456,20 @@ mod tests {
         // Expected 2000 / 6000; a seeded run, so the bounds are generous but fixed.
         assert!((1700..2300).contains(&counts[0]), "{counts:?}");
         assert!((5700..6300).contains(&counts[2]), "{counts:?}");
+    }
+
+    #[test]
+    fn the_entry_alone_is_the_draws_entry() {
+        let fixed = TokenDistribution::Fixed { tokens: 5 };
+        let three =
+            WorkloadMix::new(vec![entry(1, fixed), entry(0, fixed), entry(3, fixed)]).unwrap();
+        let one = WorkloadMix::new(vec![entry(2, fixed)]).unwrap();
+        for mix in [three, one] {
+            let s = WorkloadSampler::new(&mix, 7, 3);
+            for seq in 0..2000 {
+                assert_eq!(s.entry(seq), s.draw(seq).entry_index, "seq {seq}");
+            }
+        }
     }
 
     #[test]

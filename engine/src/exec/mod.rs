@@ -468,7 +468,7 @@ impl Workload for MixWorkload {
             .filter(|&e| e < self.models.len());
         let index = replayed.unwrap_or_else(|| match ticket.turn {
             Some(turn) => self.sampler.session_entry(turn.session),
-            None => self.sampler.draw(ticket.seq).entry_index,
+            None => self.sampler.entry(ticket.seq),
         });
         let (model, operation, service_tier) = &self.models[index];
         PlannedRequest {
