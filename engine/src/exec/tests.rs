@@ -350,24 +350,28 @@ async fn invoke_model_usage_comes_from_the_bedrock_headers() {
     assert!(done.cost_pico_usd > 0, "Llama 3.3 70B is priced");
 }
 
-#[tokio::test]
-async fn a_first_token_timeout_ends_a_silent_stream() {
-    let frames = vec![
-        (
-            Duration::ZERO,
-            event(ConverseStreamEvent::MessageStart {
-                role: "assistant".into(),
-            }),
-        ),
-        (Duration::from_secs(5), text("late")),
-    ];
+/// One ConverseStream request under a 50 ms first-token deadline, its stream
+/// a `messageStart` and then `after` (each frame's delay and bytes).
+async fn under_a_first_token_deadline(after: Vec<(Duration, Bytes)>) -> Completion {
+    let mut frames = vec![(
+        Duration::ZERO,
+        event(ConverseStreamEvent::MessageStart {
+            role: "assistant".into(),
+        }),
+    )];
+    frames.extend(after);
     let (addr, _) = fake_bedrock(vec![Script::Stream(frames)]).await;
     let timeouts = Timeouts {
         first_token: Some(50 * MS),
         ..Timeouts::default()
     };
     let plan = plan(LLAMA, Operation::ConverseStream, RetryPolicy::Off, timeouts);
-    let done = run_one(&plan, addr).await;
+    run_one(&plan, addr).await
+}
+
+#[tokio::test]
+async fn a_first_token_timeout_ends_a_silent_stream() {
+    let done = under_a_first_token_deadline(vec![(Duration::from_secs(5), text("late"))]).await;
     assert_eq!(done.outcome, Outcome::Timeout);
     assert!(done.timeline.first_token_at.is_none());
     // The deadline counts from the attempt's start, which is before the
@@ -383,23 +387,11 @@ async fn the_first_token_deadline_lets_go_once_the_first_token_came() {
     // The stream's one timer is armed at the first-token deadline and must
     // move to the request's when the first token arrives: the second token
     // comes long after the first-token deadline and still counts.
-    let frames = vec![
-        (
-            Duration::ZERO,
-            event(ConverseStreamEvent::MessageStart {
-                role: "assistant".into(),
-            }),
-        ),
+    let done = under_a_first_token_deadline(vec![
         (Duration::ZERO, text("early")),
         (Duration::from_millis(300), text("late")),
-    ];
-    let (addr, _) = fake_bedrock(vec![Script::Stream(frames)]).await;
-    let timeouts = Timeouts {
-        first_token: Some(50 * MS),
-        ..Timeouts::default()
-    };
-    let plan = plan(LLAMA, Operation::ConverseStream, RetryPolicy::Off, timeouts);
-    let done = run_one(&plan, addr).await;
+    ])
+    .await;
     assert_eq!(done.outcome, Outcome::Ok, "{:?}", done.timeline);
     let t = &done.timeline;
     let first = t.first_token_at.expect("the first token was read");
