@@ -170,7 +170,7 @@ impl WorkloadSampler {
     /// token count, except that a nonce is never cut: a target shorter than
     /// the nonce (a handful of tokens) sends the nonce alone.
     pub fn draw(&self, seq: u64) -> Draw<'_> {
-        let mut rng = ChaCha8Rng::seed_from_u64(mix64(self.stream_seed, seq));
+        let mut rng = self.request_rng(seq);
         let index = self.pick(&mut rng);
         self.fill(index, &mut rng)
     }
@@ -182,8 +182,13 @@ impl WorkloadSampler {
         if self.entries.len() == 1 {
             return 0;
         }
-        let mut rng = ChaCha8Rng::seed_from_u64(mix64(self.stream_seed, seq));
-        self.pick(&mut rng)
+        self.pick(&mut self.request_rng(seq))
+    }
+
+    /// The generator of request `seq`'s draw: its entry is the first thing
+    /// drawn from it.
+    fn request_rng(&self, seq: u64) -> ChaCha8Rng {
+        ChaCha8Rng::seed_from_u64(mix64(self.stream_seed, seq))
     }
 
     /// The mix entry session `session` of this stream talks to: one for

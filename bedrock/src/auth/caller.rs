@@ -100,10 +100,7 @@ impl PayloadHasher {
 
     /// The hash of everything fed.
     pub fn finish(self) -> PayloadHash {
-        let mut hex = [0u8; 64];
-        // unwrap is safe because 32 bytes always encode to exactly 64 hex digits.
-        hex::encode_to_slice(self.0.finalize(), &mut hex).unwrap();
-        PayloadHash(hex)
+        PayloadHash(canonical::hex_digest(&self.0.finalize()))
     }
 }
 

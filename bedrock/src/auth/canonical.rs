@@ -36,13 +36,19 @@ const PATH: &AsciiSet = &UNRESERVED.remove(b'/');
 /// The only algorithm Bedrock (and this crate) speaks.
 pub(crate) const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 
-/// Lowercase hex SHA-256 of `bytes`, without allocating.
-pub(crate) fn sha256_hex(bytes: &[u8]) -> [u8; 64] {
-    let digest = Sha256::digest(bytes);
+/// Lowercase hex of a SHA-256 digest or HMAC-SHA256 tag (32 bytes), without
+/// allocating.
+pub(crate) fn hex_digest(digest: &[u8]) -> [u8; 64] {
     let mut out = [0u8; 64];
-    // unwrap is safe because 32 bytes always encode to exactly 64 hex digits.
+    // unwrap is safe because every caller passes a 32-byte SHA-256 output,
+    // which always encodes to exactly 64 hex digits.
     hex::encode_to_slice(digest, &mut out).unwrap();
     out
+}
+
+/// Lowercase hex SHA-256 of `bytes`, without allocating.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> [u8; 64] {
+    hex_digest(&Sha256::digest(bytes))
 }
 
 /// The SigV4 signature, lowercase hex HMAC-SHA256 of `string_to_sign` under
@@ -53,10 +59,7 @@ pub(crate) fn signature_hex(signing_key: &[u8; 32], string_to_sign: &[u8]) -> [u
         // unwrap is safe because HMAC takes a key of any length.
         .unwrap();
     mac.update(string_to_sign);
-    let mut out = [0u8; 64];
-    // unwrap is safe because 32 bytes always encode to exactly 64 hex digits.
-    hex::encode_to_slice(mac.finalize().into_bytes(), &mut out).unwrap();
-    out
+    hex_digest(&mac.finalize().into_bytes())
 }
 
 /// Views hex digits produced by [`sha256_hex`] or [`signature_hex`] as a `str`.

@@ -23,10 +23,11 @@ use crate::converse::{
 };
 use crate::{ModelFamily, Operation};
 
-/// Room for a body's JSON beyond its text: member names, the inference
-/// configuration, cache points and a turn's framing (`loadbench`'s Converse
-/// body of one message, 400 bytes of text, has 88 more).
-const BODY_JSON_BYTES: usize = 256;
+/// Room for a body's JSON beyond its text, for the common one-message body
+/// (`loadbench`'s Converse body, 400 bytes of text, has 88 more). Bodies with
+/// a system prompt, cache points or history may grow once more. Kept tight:
+/// the body's buffer lives as long as its request, slack included.
+const BODY_JSON_BYTES: usize = 128;
 
 /// One request's prompt, as a workload describes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -315,7 +316,7 @@ impl Prompt {
     ///
     /// The buffer is sized for the prompt's text and the JSON around it up
     /// front: grown from serde_json's 128 bytes it was reallocated two or
-    /// three times a request, 0.5% of a signed request's CPU.
+    /// three times a request (0.5% of the agent's samples at 64 connections).
     pub fn body(&self, operation: Operation, family: ModelFamily) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.text_len() + BODY_JSON_BYTES);
         match operation {
@@ -350,6 +351,20 @@ mod tests {
 
     #[test]
     fn the_presized_body_is_the_request_serialized() {
+        // A one-message body is sized once, never grown: the buffer is the
+        // one `body` allocated.
+        let plain = Prompt {
+            system: None,
+            cached_prefix: None,
+            user_text: "x".repeat(400),
+            temperature: None,
+            cache_ttl: None,
+            ..prompt()
+        };
+        for operation in [Operation::ConverseStream, Operation::InvokeModel] {
+            let body = plain.body(operation, ModelFamily::Anthropic);
+            assert_eq!(body.capacity(), plain.text_len() + BODY_JSON_BYTES);
+        }
         for p in [prompt(), third_turn(true)] {
             for family in [
                 ModelFamily::Anthropic,
