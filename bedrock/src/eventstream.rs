@@ -416,6 +416,13 @@ impl<'a> RawHeader<'a> {
             .flatten()
     }
 
+    /// The value's bytes, when it is a string (type 7): for a caller that
+    /// compares it with known names, as the frame's decoder already checked
+    /// its UTF-8.
+    pub(crate) fn string_bytes(&self) -> Option<&'a [u8]> {
+        (self.value_type == 7).then_some(self.value)
+    }
+
     /// The value, when it is an `Int64` (type 5).
     pub(crate) fn as_i64(&self) -> Option<i64> {
         let raw: [u8; 8] = self.value.try_into().ok()?;

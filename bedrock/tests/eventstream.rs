@@ -451,7 +451,7 @@ fn text() -> impl Strategy<Value = String> {
 
 fn event() -> impl Strategy<Value = ConverseStreamEvent> {
     let delta = prop_oneof![
-        text().prop_map(BlockDelta::Text),
+        text().prop_map(|t| BlockDelta::Text(t.into())),
         text().prop_map(BlockDelta::ToolUseInput),
         text().prop_map(BlockDelta::ReasoningText),
         text().prop_map(BlockDelta::ReasoningSignature),
@@ -521,6 +521,26 @@ fn event() -> impl Strategy<Value = ConverseStreamEvent> {
 }
 
 proptest! {
+    /// The simulator's per-token encoder writes what the event's encoder
+    /// writes, and the decoder gives the text back (by hand or by serde).
+    #[test]
+    fn a_text_delta_encodes_the_same_without_the_event(
+        index in 0u32..5,
+        t in text(),
+        pad in 0usize..70,
+    ) {
+        let event = ConverseStreamEvent::ContentBlockDelta {
+            content_block_index: index,
+            delta: BlockDelta::Text(t.as_str().into()),
+        };
+        let mut by_event = BytesMut::new();
+        event.encode(&mut by_event, pad).unwrap();
+        let mut direct = BytesMut::new();
+        ConverseStreamEvent::encode_text_delta(&mut direct, index, &t, pad).unwrap();
+        prop_assert_eq!(&direct, &by_event);
+        prop_assert_eq!(ConverseStreamDecoder::decode_all(&direct).unwrap(), vec![event]);
+    }
+
     #[test]
     fn converse_events_round_trip_at_any_split_points(
         events in prop::collection::vec((event(), 0usize..70), 1..12),

@@ -22,7 +22,7 @@ fn body() -> BytesMut {
     for i in 0..EVENTS - 4 {
         events.push(ConverseStreamEvent::ContentBlockDelta {
             content_block_index: 0,
-            delta: BlockDelta::Text(format!(" token{i}")),
+            delta: BlockDelta::Text(format!(" token{i}").into()),
         });
     }
     events.push(ConverseStreamEvent::ContentBlockStop {

@@ -3,11 +3,13 @@
 //! `p` padding, header order `:event-type`, `:content-type`, `:message-type`).
 
 use bytes::{Bytes, BytesMut};
+use bytestring::ByteString;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::{
-    EventOrigin, FrameMessage, FramePos, StreamError, classify, encode_event_json, next_message,
+    EventOrigin, FrameMessage, FramePos, StreamError, classify, encode_event_json, header_text,
+    next_message,
 };
 use crate::converse::{ServiceTier, ServiceTierType};
 use crate::error::ServiceError;
@@ -80,8 +82,9 @@ pub enum BlockStart {
 /// A piece of a content block.
 #[derive(Debug, Clone, PartialEq)]
 pub enum BlockDelta {
-    /// `{"text":…}`: answer text.
-    Text(String),
+    /// `{"text":…}`: answer text. Decoded, it shares the frame's buffer
+    /// when the text had no escapes (nearly always): no copy per event.
+    Text(ByteString),
     /// `{"toolUse":{"input":…}}`: partial tool-input JSON.
     ToolUseInput(String),
     /// `{"reasoningContent":{"text":…}}`.
@@ -241,7 +244,7 @@ impl From<StartIn> for BlockStart {
 impl From<DeltaIn> for BlockDelta {
     fn from(d: DeltaIn) -> Self {
         if let Some(t) = d.text {
-            return BlockDelta::Text(t);
+            return BlockDelta::Text(t.into());
         }
         if let Some(t) = d.tool_use {
             return BlockDelta::ToolUseInput(t.input);
@@ -269,42 +272,45 @@ impl From<DeltaIn> for BlockDelta {
 
 impl ConverseStreamEvent {
     /// Decodes one event payload of type `event_type`.
-    fn from_payload(event_type: &str, frame: &Frame, pos: FramePos) -> Result<Self, StreamError> {
+    fn from_payload(event_type: &[u8], frame: &Frame, pos: FramePos) -> Result<Self, StreamError> {
         let payload = frame.payload();
-        let err = |e: serde_json::Error| pos.payload_error(event_type, e);
+        let err = |e: serde_json::Error| pos.payload_error(&header_text(event_type), e);
         Ok(match event_type {
-            "messageStart" => {
+            b"messageStart" => {
                 let m: MessageStartIn = serde_json::from_slice(payload).map_err(err)?;
                 ConverseStreamEvent::MessageStart { role: m.role }
             }
-            "contentBlockStart" => {
+            b"contentBlockStart" => {
                 let m: BlockStartIn = serde_json::from_slice(payload).map_err(err)?;
                 ConverseStreamEvent::ContentBlockStart {
                     content_block_index: m.content_block_index,
                     start: m.start.into(),
                 }
             }
-            "contentBlockDelta" => {
+            b"contentBlockDelta" => {
+                if let Some(event) = text_delta_in_bedrocks_shape(frame) {
+                    return Ok(event);
+                }
                 let m: BlockDeltaIn = serde_json::from_slice(payload).map_err(err)?;
                 ConverseStreamEvent::ContentBlockDelta {
                     content_block_index: m.content_block_index,
                     delta: m.delta.into(),
                 }
             }
-            "contentBlockStop" => {
+            b"contentBlockStop" => {
                 let m: IndexIn = serde_json::from_slice(payload).map_err(err)?;
                 ConverseStreamEvent::ContentBlockStop {
                     content_block_index: m.content_block_index,
                 }
             }
-            "messageStop" => {
+            b"messageStop" => {
                 let m: MessageStopIn = serde_json::from_slice(payload).map_err(err)?;
                 ConverseStreamEvent::MessageStop {
                     stop_reason: m.stop_reason,
                     additional_model_response_fields: m.additional_model_response_fields,
                 }
             }
-            "metadata" => {
+            b"metadata" => {
                 let m: MetadataIn = serde_json::from_slice(payload).map_err(err)?;
                 ConverseStreamEvent::Metadata(StreamMetadata {
                     usage: TokenUsage {
@@ -319,11 +325,24 @@ impl ConverseStreamEvent {
                 })
             }
             other => ConverseStreamEvent::Unknown {
-                event_type: other.to_owned(),
+                event_type: header_text(other),
                 payload: frame.payload_bytes(),
             },
         })
     }
+}
+
+/// A text delta read without serde ([`super::text_delta`]), its text a
+/// slice of the frame's own bytes; `None` when the payload is not in
+/// Bedrock's shape or its text is not UTF-8 (serde then decodes it, or says
+/// where it is wrong).
+fn text_delta_in_bedrocks_shape(frame: &Frame) -> Option<ConverseStreamEvent> {
+    let (content_block_index, range) = super::text_delta::read(frame.payload())?;
+    let text = ByteString::try_from(frame.payload_bytes().slice(range)).ok()?;
+    Some(ConverseStreamEvent::ContentBlockDelta {
+        content_block_index,
+        delta: BlockDelta::Text(text),
+    })
 }
 
 // ---- wire shapes for encoding: fields in alphabetical order, as Bedrock sorts keys ----
@@ -490,6 +509,36 @@ impl ConverseStreamEvent {
             ConverseStreamEvent::Unknown { event_type, .. } => event_type,
             ConverseStreamEvent::Exception(_) => return None,
         })
+    }
+
+    /// Appends the frame of a text delta of `text`, byte for byte what
+    /// [`ConverseStreamEvent::encode`] writes for a
+    /// [`BlockDelta::Text`] of it, without building the event (the
+    /// simulator's per-token path: no copy of the text).
+    pub fn encode_text_delta(
+        out: &mut BytesMut,
+        content_block_index: u32,
+        text: &str,
+        pad: usize,
+    ) -> Result<(), EncodeError> {
+        #[derive(Serialize)]
+        struct TextOut<'a> {
+            text: &'a str,
+        }
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct TextDeltaOut<'a> {
+            content_block_index: u32,
+            delta: TextOut<'a>,
+            #[serde(skip_serializing_if = "no_pad")]
+            p: &'a str,
+        }
+        let out_json = TextDeltaOut {
+            content_block_index,
+            delta: TextOut { text },
+            p: super::padding(pad),
+        };
+        encode_event_json(out, "contentBlockDelta", &out_json)
     }
 
     /// Appends this event as one frame, with a `p` padding field of `pad`

@@ -12,7 +12,9 @@ use base64::engine::general_purpose::STANDARD;
 use bytes::BytesMut;
 use serde::{Deserialize, Serialize};
 
-use super::{EventOrigin, FrameMessage, FramePos, StreamError, classify, next_message};
+use super::{
+    EventOrigin, FrameMessage, FramePos, StreamError, classify, header_text, next_message,
+};
 use crate::error::ServiceError;
 use crate::eventstream::{EncodeError, Frame, FrameDecoder, HeaderValue, encode_frame_with};
 use crate::family::ModelFamily;
@@ -290,7 +292,7 @@ impl InvokeStreamDecoder {
         };
         match message {
             FrameMessage::Exception(err) => self.queue.push_back(InvokeStreamEvent::Exception(err)),
-            FrameMessage::Event("chunk") => {
+            FrameMessage::Event(b"chunk") => {
                 let chunk: ChunkIn<'_> = serde_json::from_slice(frame.payload())
                     .map_err(|e| pos.payload_error("chunk", e))?;
                 self.scratch.clear();
@@ -304,7 +306,7 @@ impl InvokeStreamDecoder {
                 })?;
             }
             FrameMessage::Event(other) => self.queue.push_back(InvokeStreamEvent::Unknown {
-                event_type: other.to_owned(),
+                event_type: header_text(other),
             }),
         }
         Ok(())

@@ -11,6 +11,7 @@
 
 mod converse;
 mod invoke;
+mod text_delta;
 
 pub use converse::{
     BlockDelta, BlockStart, ConverseStreamDecoder, ConverseStreamEvent, StreamMetadata,
@@ -172,8 +173,10 @@ impl FramePos {
 
 /// A decoded frame's meaning at the message level (PROTOCOL.md §3.2).
 pub(crate) enum FrameMessage<'f> {
-    /// `:message-type: event`.
-    Event(&'f str),
+    /// `:message-type: event`, with the `:event-type` value's bytes: the
+    /// decoders match them against the names they know, and only an unknown
+    /// name or an error message needs it as text ([`header_text`]).
+    Event(&'f [u8]),
     /// `:message-type: exception` or `error`.
     Exception(ServiceError),
 }
@@ -221,23 +224,26 @@ pub(crate) fn classify(
     fn string<'f>(h: Option<RawHeader<'f>>) -> Option<&'f str> {
         h.and_then(|h| h.as_str())
     }
+    fn bytes<'f>(h: Option<RawHeader<'f>>) -> Option<&'f [u8]> {
+        h.and_then(|h| h.string_bytes())
+    }
     let written_ns = written.and_then(|h| h.as_i64());
     let missing = |header| StreamError::MissingHeader {
         header,
         offset: pos.offset,
         frame_index: pos.frame_index,
     };
-    let message_type = string(message_type).ok_or_else(|| missing(":message-type"))?;
+    let message_type = bytes(message_type).ok_or_else(|| missing(":message-type"))?;
     let message = match message_type {
-        "event" => FrameMessage::Event(string(event_type).ok_or_else(|| missing(":event-type"))?),
-        "exception" => {
+        b"event" => FrameMessage::Event(bytes(event_type).ok_or_else(|| missing(":event-type"))?),
+        b"exception" => {
             let kind = string(exception_type).ok_or_else(|| missing(":exception-type"))?;
             FrameMessage::Exception(ServiceError::from_stream_exception(kind, frame.payload()))
         }
         // Bedrock does not send these (it uses `exception`), but botocore
         // understands them, so a stream that does is still a failed request,
         // not a malformed one.
-        "error" => {
+        b"error" => {
             let raw = string(error_code).unwrap_or_default();
             FrameMessage::Exception(ServiceError {
                 code: ErrorCode::from_name(raw).or_else(|| ErrorCode::from_exception_type(raw)),
@@ -248,13 +254,20 @@ pub(crate) fn classify(
         }
         other => {
             return Err(StreamError::MessageType {
-                message_type: other.to_owned(),
+                message_type: header_text(other),
                 offset: pos.offset,
                 frame_index: pos.frame_index,
             });
         }
     };
     Ok((message, written_ns))
+}
+
+/// A string header's value as text. The frame's decoder checked every
+/// header's UTF-8, so nothing is replaced; for the rare paths (an unknown
+/// event type, an error message) that need the bytes as a `String`.
+pub(crate) fn header_text(value: &[u8]) -> String {
+    String::from_utf8_lossy(value).into_owned()
 }
 
 /// Appends an event frame with Bedrock's header order and a JSON payload.

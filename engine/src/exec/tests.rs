@@ -132,7 +132,7 @@ fn event(e: ConverseStreamEvent) -> Bytes {
 fn text(t: &str) -> Bytes {
     event(ConverseStreamEvent::ContentBlockDelta {
         content_block_index: 0,
-        delta: BlockDelta::Text(t.to_owned()),
+        delta: BlockDelta::Text(t.into()),
     })
 }
 

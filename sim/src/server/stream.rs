@@ -16,9 +16,9 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderValue, Response};
 use quarry_bedrock::header_names::{APPLICATION_JSON, BEDROCK_CONTENT_TYPE, SERVICE_TIER};
 use quarry_bedrock::{
-    BlockDelta, ConverseStreamEvent, EVENT_STREAM_CONTENT_TYPE, EncodeError, Fault,
-    InvocationMetrics, InvokeStreamEncoder, ModelFamily, Operation, PendingStamp, ServiceTierType,
-    StreamMetadata, StreamStart, WRITTEN_NS_HEADER, encode_service_exception,
+    ConverseStreamEvent, EVENT_STREAM_CONTENT_TYPE, EncodeError, Fault, InvocationMetrics,
+    InvokeStreamEncoder, ModelFamily, Operation, PendingStamp, ServiceTierType, StreamMetadata,
+    StreamStart, WRITTEN_NS_HEADER, encode_service_exception,
 };
 use serde_json::json;
 use tokio::time::Instant;
@@ -213,11 +213,7 @@ impl EventStream {
     fn token(&mut self, out: &mut BytesMut, piece: &str) -> Result<(), EncodeError> {
         let pad = self.padding.next_len();
         match &mut self.encoding {
-            Encoding::Converse { .. } => ConverseStreamEvent::ContentBlockDelta {
-                content_block_index: 0,
-                delta: BlockDelta::Text(piece.to_owned()),
-            }
-            .encode(out, pad),
+            Encoding::Converse { .. } => ConverseStreamEvent::encode_text_delta(out, 0, piece, pad),
             Encoding::Invoke { encoder, .. } => encoder.text(out, piece, pad),
         }
     }
