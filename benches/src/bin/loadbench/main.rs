@@ -54,11 +54,31 @@ enum Scenario {
     TtftError,
     /// Closed loop against a slow fixed profile: resident memory per stream.
     Memory,
-    /// Poisson open loop against the zero-latency profile: schedule lag.
+    /// Open loop (Poisson unless `--arrival constant`) against the
+    /// zero-latency profile: schedule lag.
     Lag,
     /// Write the scenario's request (URL, headers, body) for an external
     /// client, without running anything.
     Request,
+}
+
+/// How open-loop arrivals are spaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Spacing {
+    /// Exponential gaps (the engine's `arrival = "poisson"`).
+    Poisson,
+    /// Even gaps (`arrival = "constant"`).
+    Constant,
+}
+
+impl Spacing {
+    /// The spec's `arrival` value.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Spacing::Poisson => "poisson",
+            Spacing::Constant => "constant",
+        }
+    }
 }
 
 /// Command-line arguments.
@@ -74,6 +94,10 @@ pub(crate) struct Args {
     /// Open-loop arrival rate, req/s (lag scenario).
     #[arg(long, default_value_t = 2000.0)]
     pub(crate) rate: f64,
+    /// How open-loop arrivals are spaced (lag scenario): `constant` for a
+    /// CPU comparison at one offered rate with a client that paces evenly.
+    #[arg(long, value_enum, default_value_t = Spacing::Poisson)]
+    pub(crate) arrival: Spacing,
     /// Seconds of warmup, excluded from every figure.
     #[arg(long, default_value_t = 2)]
     pub(crate) warmup: u64,
@@ -156,7 +180,7 @@ async fn measure(args: &Args) -> anyhow::Result<()> {
     check_open_files(args)?;
     let (latency, offered, sample) = match args.scenario {
         Scenario::MaxRps => (Latency::Zero, Offered::Closed(args.concurrency), None),
-        Scenario::Lag => (Latency::Zero, Offered::Poisson(args.rate), None),
+        Scenario::Lag => (Latency::Zero, Offered::Open(args.rate), None),
         Scenario::TtftError => (fixed(args), Offered::Closed(args.concurrency), None),
         Scenario::Memory => (
             fixed(args),

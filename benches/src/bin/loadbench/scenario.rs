@@ -67,8 +67,8 @@ pub(crate) enum Offered {
     /// Closed loop: this many users, each sending its next request the
     /// moment the last one ends.
     Closed(u32),
-    /// Open loop: Poisson arrivals at this rate (req/s).
-    Poisson(f64),
+    /// Open loop: arrivals at this rate (req/s), spaced as `--arrival` says.
+    Open(f64),
 }
 
 /// The stage whose requests the closed-loop figures are taken over.
@@ -98,12 +98,17 @@ duration = "{duration}s""#,
             warmup = args.warmup,
             duration = args.duration,
         ),
-        (Offered::Poisson(rate), Some(n)) => {
-            format!("rate = {rate}\narrival = \"poisson\"\nrequests = {n}")
+        (Offered::Open(rate), Some(n)) => {
+            format!(
+                "rate = {rate}\narrival = \"{}\"\nrequests = {n}",
+                args.arrival.name()
+            )
         }
-        (Offered::Poisson(rate), None) => format!(
-            "rate = {rate}\narrival = \"poisson\"\nwarmup = \"{}s\"\nduration = \"{}s\"",
-            args.warmup, args.duration
+        (Offered::Open(rate), None) => format!(
+            "rate = {rate}\narrival = \"{}\"\nwarmup = \"{}s\"\nduration = \"{}s\"",
+            args.arrival.name(),
+            args.warmup,
+            args.duration
         ),
     };
     format!(
@@ -425,7 +430,8 @@ pub(crate) fn lag(args: &Args, out: &RunOutcome) -> (Value, String) {
         "sim_cpu_percent": window.sim_cpu_percent(),
     });
     let human = format!(
-        "Poisson {} req/s ({:?}): sent {:.0}/s; schedule lag p50 {:.0} µs, p99 {:.0} µs, p99.9 {:.0} µs, max {:.0} µs; {} late (>1 ms); agent {:.0}% of a core",
+        "{} {} req/s ({:?}): sent {:.0}/s; schedule lag p50 {:.0} µs, p99 {:.0} µs, p99.9 {:.0} µs, max {:.0} µs; {} late (>1 ms); agent {:.0}% of a core",
+        args.arrival.name(),
         args.rate,
         args.dispatch_timer,
         sent as f64 / args.duration.max(1) as f64,
