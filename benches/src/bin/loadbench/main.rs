@@ -62,25 +62,6 @@ enum Scenario {
     Request,
 }
 
-/// How open-loop arrivals are spaced.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum Spacing {
-    /// Exponential gaps (the engine's `arrival = "poisson"`).
-    Poisson,
-    /// Even gaps (`arrival = "constant"`).
-    Constant,
-}
-
-impl Spacing {
-    /// The spec's `arrival` value.
-    pub(crate) fn name(self) -> &'static str {
-        match self {
-            Spacing::Poisson => "poisson",
-            Spacing::Constant => "constant",
-        }
-    }
-}
-
 /// Command-line arguments.
 #[derive(Debug, Parser)]
 #[command(name = "loadbench", about = "Quarry's whole-run load harness")]
@@ -96,8 +77,8 @@ pub(crate) struct Args {
     pub(crate) rate: f64,
     /// How open-loop arrivals are spaced (lag scenario): `constant` for a
     /// CPU comparison at one offered rate with a client that paces evenly.
-    #[arg(long, value_enum, default_value_t = Spacing::Poisson)]
-    pub(crate) arrival: Spacing,
+    #[arg(long, default_value = "poisson", value_parser = parse_arrival)]
+    pub(crate) arrival: quarry_engine::Arrival,
     /// Seconds of warmup, excluded from every figure.
     #[arg(long, default_value_t = 2)]
     pub(crate) warmup: u64,
@@ -152,6 +133,12 @@ pub(crate) struct Args {
     /// Where the request scenario writes its files.
     #[arg(long, default_value = "loadbench-request")]
     out_dir: PathBuf,
+}
+
+/// `--arrival`, by the engine's own names for it (`constant`, `poisson`).
+fn parse_arrival(text: &str) -> Result<quarry_engine::Arrival, String> {
+    serde_json::from_value(json!(text))
+        .map_err(|_| format!("unknown arrival `{text}`: expected constant or poisson"))
 }
 
 fn main() -> ExitCode {

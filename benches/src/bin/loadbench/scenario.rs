@@ -100,13 +100,13 @@ duration = "{duration}s""#,
         ),
         (Offered::Open(rate), Some(n)) => {
             format!(
-                "rate = {rate}\narrival = \"{}\"\nrequests = {n}",
-                args.arrival.name()
+                "rate = {rate}\narrival = {}\nrequests = {n}",
+                json!(args.arrival)
             )
         }
         (Offered::Open(rate), None) => format!(
-            "rate = {rate}\narrival = \"{}\"\nwarmup = \"{}s\"\nduration = \"{}s\"",
-            args.arrival.name(),
+            "rate = {rate}\narrival = {}\nwarmup = \"{}s\"\nduration = \"{}s\"",
+            json!(args.arrival),
             args.warmup,
             args.duration
         ),
@@ -410,14 +410,26 @@ pub(crate) fn lag(args: &Args, out: &RunOutcome) -> (Value, String) {
     let measured = out.report.measured();
     let lag = measured.histogram(Metric::ScheduleLag);
     let q = |q: f64| lag.highest_equivalent(lag.value_at_quantile(q)) as f64 / 1e3;
-    let (from, to) = measured_intervals(args);
-    let window = out.window(from, to);
+    // With `--requests` the run has no warmup and no fixed duration: its
+    // figures are over the whole run, as the throughput scenario's are.
+    let (window, span_s) = match args.requests {
+        Some(_) => {
+            let whole = out.whole();
+            let span_s = whole.span_ns as f64 / 1e9;
+            (whole, span_s)
+        }
+        None => {
+            let (from, to) = measured_intervals(args);
+            (out.window(from, to), args.duration.max(1) as f64)
+        }
+    };
     let sent = measured.counters().get(Count::Attempts);
     let value = json!({
         "rate": args.rate,
+        "arrival": args.arrival,
         "dispatch_timer": format!("{:?}", args.dispatch_timer),
         "sent": sent,
-        "sent_per_s": sent as f64 / args.duration.max(1) as f64,
+        "sent_per_s": sent as f64 / span_s,
         "lag_samples": lag.len(),
         "lag_p50_us": q(0.5),
         "lag_p99_us": q(0.99),
@@ -430,11 +442,11 @@ pub(crate) fn lag(args: &Args, out: &RunOutcome) -> (Value, String) {
         "sim_cpu_percent": window.sim_cpu_percent(),
     });
     let human = format!(
-        "{} {} req/s ({:?}): sent {:.0}/s; schedule lag p50 {:.0} µs, p99 {:.0} µs, p99.9 {:.0} µs, max {:.0} µs; {} late (>1 ms); agent {:.0}% of a core",
-        args.arrival.name(),
+        "{:?} {} req/s ({:?}): sent {:.0}/s; schedule lag p50 {:.0} µs, p99 {:.0} µs, p99.9 {:.0} µs, max {:.0} µs; {} late (>1 ms); agent {:.0}% of a core",
+        args.arrival,
         args.rate,
         args.dispatch_timer,
-        sent as f64 / args.duration.max(1) as f64,
+        sent as f64 / span_s,
         q(0.5),
         q(0.99),
         q(0.999),
