@@ -159,11 +159,13 @@ fn ms(ns: u64) -> f64 {
 /// Throughput and CPU cost, over the measured window (or, with a fixed
 /// request count, over the whole run).
 pub(crate) fn throughput(args: &Args, out: &RunOutcome) -> (Value, String) {
-    let window = match args.requests {
-        Some(_) => out.whole(),
+    // With `--requests` the run has no measured window of whole intervals,
+    // so no health verdicts either.
+    let (window, health) = match args.requests {
+        Some(_) => (out.whole(), None),
         None => {
             let (from, to) = measured_intervals(args);
-            out.window(from, to)
+            (out.window(from, to), Some(verdicts(out, from, to)))
         }
     };
     let all = out.report.cumulative.total_where(|_| true);
@@ -180,9 +182,10 @@ pub(crate) fn throughput(args: &Args, out: &RunOutcome) -> (Value, String) {
         "sim_cpu_percent": window.sim_cpu_percent(),
         "e2e_p50_ms": ms(e2e.value_at_quantile(0.5)),
         "e2e_p99_ms": ms(e2e.value_at_quantile(0.99)),
+        "health": health.as_ref().map(Verdicts::value),
     });
     let human = format!(
-        "{:.0} ok req/s over {:.1} s ({} ok, {} errors in the run); agent {:.1} µs CPU/request ({:.0}% of a core); simulator {:.1} µs/request ({:.0}%)",
+        "{:.0} ok req/s over {:.1} s ({} ok, {} errors in the run); agent {:.1} µs CPU/request ({:.0}% of a core); simulator {:.1} µs/request ({:.0}%){}",
         window.ok_per_s(),
         window.span_ns as f64 / 1e9,
         window.ok,
@@ -191,6 +194,7 @@ pub(crate) fn throughput(args: &Args, out: &RunOutcome) -> (Value, String) {
         window.cpu_percent(),
         window.sim_cpu_us_per_request(),
         window.sim_cpu_percent(),
+        health.map_or_else(String::new, |h| format!("; {}", h.human())),
     );
     (value, human)
 }
