@@ -118,6 +118,9 @@ pub(crate) struct DeadlineTimer {
     kind: Kind,
 }
 
+// One per dispatcher, held across its whole run: the budget's lateness
+// histogram inline costs nothing that boxing it would save.
+#[allow(clippy::large_enum_variant)]
 enum Kind {
     Poll(Duration),
     Thread(Sleeper),
@@ -619,7 +622,7 @@ mod tests {
             budget.woke(if i % 400 == 399 { 5_000_000 } else { 30_000 });
         }
         let covered = lateness_bound_ns(Lateness::bucket(30_000));
-        assert!(covered >= 30_000 && covered < 36_000, "{covered}");
+        assert!((30_000..36_000).contains(&covered), "{covered}");
         assert_eq!(budget.get(), covered + MIN_ADAPTIVE_POLL_NS);
         // 2% of wakes that late are not outliers: covered, up to the ceiling.
         for i in 0..2_000 {
