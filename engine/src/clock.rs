@@ -11,6 +11,7 @@
 //! (the simulator's frame stamps) converts into run nanoseconds
 //! ([`RunClock::monotonic_to_run_ns`]).
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
@@ -29,6 +30,23 @@ use tokio::time::Instant;
 /// and the spin costs one worker, which is the price of sub-millisecond
 /// arrival precision.
 pub const SPIN_WINDOW: Duration = Duration::from_millis(1);
+
+/// A poll of the clock that came back within this long found nothing else
+/// to run: a `yield_now` round trip through an idle worker takes about
+/// 0.5 µs here (p99.9 2 µs), a request task's poll several µs.
+const IDLE_YIELD_NS: u64 = 2_000;
+
+/// Time spent polling the clock with nothing else to run, in this process,
+/// ns (see [`idle_poll_ns`]).
+static IDLE_POLL_NS: AtomicU64 = AtomicU64::new(0);
+
+/// How long this process's deadline polling has spent with nothing else to
+/// run, ns, since it started: CPU the process used that any request would
+/// have had at once. The health verdict's CPU sign leaves it out
+/// ([`crate::HealthPolicy`]).
+pub(crate) fn idle_poll_ns() -> u64 {
+    IDLE_POLL_NS.load(Ordering::Relaxed)
+}
 
 /// Monotonic nanoseconds since a run's origin, and its mapping to wall time.
 #[derive(Debug, Clone, Copy)]
@@ -127,6 +145,10 @@ impl RunClock {
             }
             tokio::task::yield_now().await;
             let after = self.now_ns();
+            let took = after.saturating_sub(before);
+            if took <= IDLE_YIELD_NS {
+                IDLE_POLL_NS.fetch_add(took, Ordering::Relaxed);
+            }
             if after >= deadline_ns {
                 return after;
             }
@@ -260,5 +282,55 @@ mod tests {
             // Only "not early" is asserted: how late depends on the machine.
             assert!(woke >= deadline);
         });
+    }
+
+    /// Polling with nothing else to run is counted as idle, never more than
+    /// the time it took; polling beside a task that always has work is not.
+    /// (Bounds only: how much of a window counts depends on the machine.)
+    #[test]
+    fn idle_polling_is_counted_and_busy_polling_is_not() {
+        // One worker, as an agent's dispatcher shares one with its requests.
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_time()
+            .build()
+            .unwrap();
+        // A window wider than the wait: it is all polling, no timer sleep.
+        let window = Duration::from_millis(10);
+        let test = rt.spawn(async move {
+            let clock = RunClock::start(UNIX_EPOCH);
+            let before = idle_poll_ns();
+            let from = clock.now_ns();
+            let woke = clock.sleep_until_with(from + 2_000_000, window).await;
+            let idle = idle_poll_ns() - before;
+            assert!(idle > 0, "2 ms of polling alone counted no idle time");
+            assert!(idle <= woke - from, "{idle} ns idle in {} ns", woke - from);
+
+            // A neighbour whose every poll takes 50 µs: the clock's polls
+            // wait for it, all but perhaps one or two (the neighbour's turn
+            // is not strictly every other one).
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let busy = tokio::spawn({
+                let stop = std::sync::Arc::clone(&stop);
+                async move {
+                    while !stop.load(Ordering::Relaxed) {
+                        let until = std::time::Instant::now() + Duration::from_micros(50);
+                        while std::time::Instant::now() < until {
+                            std::hint::spin_loop();
+                        }
+                        tokio::task::yield_now().await;
+                    }
+                }
+            });
+            tokio::task::yield_now().await;
+            let before = idle_poll_ns();
+            let from = clock.now_ns();
+            clock.sleep_until_with(from + 2_000_000, window).await;
+            let idle = idle_poll_ns() - before;
+            stop.store(true, Ordering::Relaxed);
+            busy.await.unwrap();
+            assert!(idle < 20_000, "{idle} ns idle beside a busy task");
+        });
+        rt.block_on(test).unwrap();
     }
 }

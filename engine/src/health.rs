@@ -52,7 +52,11 @@ impl Drop for InFlightUnit {
 /// - CPU: the process used more than `max_cpu_share` of the cores it may
 ///   run on (a busy generator delays its own socket reads, which inflates
 ///   every latency it stamps; with the embedded simulator the process is
-///   the simulator too, and then the machine is what is measured);
+///   the simulator too, and then the machine is what is measured), not
+///   counting the time the open-loop dispatcher polled the clock with
+///   nothing else to run ([`ProcessCpu::idle_poll_percent`]): that time
+///   was the requests' for the taking. The figure the interval reports,
+///   [`HealthSample::cpu_percent`], is the process's whole CPU;
 /// - pool waits: requests waited for a pooled connection (p99 over the
 ///   bound), so the generator, not the service, held them back;
 /// - runtime delay: a task that became ready waited for the runtime to poll
@@ -222,11 +226,15 @@ const USER_HZ: u64 = 100;
 /// "199%" and flagged a healthy generator as saturated.
 pub(crate) const MIN_CPU_WINDOW: Duration = Duration::from_millis(100);
 
-/// Process CPU use from successive `/proc/self/stat` readings.
+/// Process CPU use from successive `/proc/self/stat` readings, and the
+/// share of it the deadline polling spent with nothing else to run.
 #[derive(Debug, Default)]
 pub struct ProcessCpu {
-    /// The (cpu ticks, run-clock ns) reading the next figure counts from.
-    last: Option<(u64, u64)>,
+    /// The (cpu ticks, idle polling ns, run-clock ns) reading the next
+    /// figure counts from.
+    last: Option<(u64, u64, u64)>,
+    /// The idle polling over the last figure's window, percent of one core.
+    idle_poll_percent: f64,
 }
 
 impl ProcessCpu {
@@ -245,12 +253,20 @@ impl ProcessCpu {
         // once per interval on the ticker is cheaper than a blocking-pool hop.
         let text = std::fs::read_to_string("/proc/self/stat").ok()?;
         let ticks = cpu_ticks(&text)?;
-        self.observe(ticks, now_ns)
+        self.observe(ticks, crate::clock::idle_poll_ns(), now_ns)
     }
 
-    fn observe(&mut self, ticks: u64, now_ns: u64) -> Option<f64> {
-        let Some((last_ticks, last_ns)) = self.last else {
-            self.last = Some((ticks, now_ns));
+    /// The open-loop deadline polling's idle time over the window of the
+    /// last figure [`ProcessCpu::sample`] gave, percent of one core: CPU the
+    /// process used that any request would have had at once (0 before the
+    /// first figure).
+    pub fn idle_poll_percent(&self) -> f64 {
+        self.idle_poll_percent
+    }
+
+    fn observe(&mut self, ticks: u64, idle_ns: u64, now_ns: u64) -> Option<f64> {
+        let Some((last_ticks, last_idle_ns, last_ns)) = self.last else {
+            self.last = Some((ticks, idle_ns, now_ns));
             return None;
         };
         let wall_ns = now_ns.saturating_sub(last_ns);
@@ -258,8 +274,10 @@ impl ProcessCpu {
             // Too short to resolve in ticks: keep the older reading.
             return None;
         }
-        self.last = Some((ticks, now_ns));
+        self.last = Some((ticks, idle_ns, now_ns));
         let cpu_ns = ticks.saturating_sub(last_ticks) as f64 * (1e9 / USER_HZ as f64);
+        let idle_ns = idle_ns.saturating_sub(last_idle_ns) as f64;
+        self.idle_poll_percent = 100.0 * idle_ns / wall_ns as f64;
         Some(100.0 * cpu_ns / wall_ns as f64)
     }
 }
@@ -302,10 +320,14 @@ mod tests {
     #[test]
     fn cpu_percent_from_tick_deltas() {
         let mut cpu = ProcessCpu::new();
-        assert_eq!(cpu.observe(1_000, 0), None);
-        // 150 ticks = 1.5 s of CPU over 1 s of wall time: 150 %.
-        assert_eq!(cpu.observe(1_150, 1_000_000_000), Some(150.0));
-        assert_eq!(cpu.observe(1_150, 1_000_000_000), None);
+        assert_eq!(cpu.observe(1_000, 0, 0), None);
+        // 150 ticks = 1.5 s of CPU over 1 s of wall time: 150 %, of which
+        // 0.6 s polled the clock idle: 60 %.
+        assert_eq!(cpu.observe(1_150, 600_000_000, 1_000_000_000), Some(150.0));
+        assert_eq!(cpu.idle_poll_percent(), 60.0);
+        assert_eq!(cpu.observe(1_150, 600_000_000, 1_000_000_000), None);
+        assert_eq!(cpu.observe(1_250, 600_000_000, 2_000_000_000), Some(100.0));
+        assert_eq!(cpu.idle_poll_percent(), 0.0);
     }
 
     /// A window too short to resolve in 10 ms ticks gets no figure (one tick
@@ -313,11 +335,11 @@ mod tests {
     #[test]
     fn a_window_shorter_than_ticks_resolve_is_not_judged() {
         let mut cpu = ProcessCpu::new();
-        assert_eq!(cpu.observe(1_000, 0), None);
-        assert_eq!(cpu.observe(1_010, 500_000_000), Some(20.0));
-        assert_eq!(cpu.observe(1_011, 505_000_000), None, "5 ms, 1 tick");
+        assert_eq!(cpu.observe(1_000, 0, 0), None);
+        assert_eq!(cpu.observe(1_010, 0, 500_000_000), Some(20.0));
+        assert_eq!(cpu.observe(1_011, 0, 505_000_000), None, "5 ms, 1 tick");
         // The next figure spans both: 2 ticks (20 ms) over 500 ms.
-        assert_eq!(cpu.observe(1_012, 1_000_000_000), Some(4.0));
+        assert_eq!(cpu.observe(1_012, 0, 1_000_000_000), Some(4.0));
         let policy = HealthPolicy {
             cores: 2,
             ..HealthPolicy::default()

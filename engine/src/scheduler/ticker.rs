@@ -87,15 +87,22 @@ impl Tick {
     /// agent's health and folds the interval into the totals.
     fn run(mut self, index: u64, start: u64, end: u64) -> (IntervalSnapshot, Self) {
         let take = self.recorder.take_interval();
+        let cpu_percent = self.cpu.sample(end);
         let mut health = HealthSample {
-            cpu_percent: self.cpu.sample(end),
+            cpu_percent,
             in_flight: self.gauge.get(),
             schedule_lag_p99_ns: take.schedule_lag_p99_ns,
             pool_wait_p99_ns: take.pool_wait_p99_ns,
             runtime_delay_p95_ns: take.runtime_delay_p95_ns,
             ..HealthSample::default()
         };
-        health.saturation = self.policy.judge(&health);
+        // The CPU sign judges the work, not the dispatcher's idle polling
+        // (`HealthPolicy`); the interval reports the whole process's CPU.
+        let working = HealthSample {
+            cpu_percent: cpu_percent.map(|c| (c - self.cpu.idle_poll_percent()).max(0.0)),
+            ..health
+        };
+        health.saturation = self.policy.judge(&working);
         health.saturated = health.saturation.any();
         let snapshot = IntervalSnapshot {
             index,

@@ -416,15 +416,20 @@ pub(crate) fn lag(args: &Args, out: &RunOutcome) -> (Value, String) {
     let q = |q: f64| lag.highest_equivalent(lag.value_at_quantile(q)) as f64 / 1e3;
     // With `--requests` the run has no warmup and no fixed duration: its
     // figures are over the whole run, as the throughput scenario's are.
-    let (window, span_s) = match args.requests {
+    let (window, span_s, health) = match args.requests {
         Some(_) => {
             let whole = out.whole();
             let span_s = whole.span_ns as f64 / 1e9;
-            (whole, span_s)
+            (whole, span_s, None)
         }
         None => {
             let (from, to) = measured_intervals(args);
-            (out.window(from, to), args.duration.max(1) as f64)
+            let health = verdicts(out, from, to);
+            (
+                out.window(from, to),
+                args.duration.max(1) as f64,
+                Some(health),
+            )
         }
     };
     let sent = measured.counters().get(Count::Attempts);
@@ -444,9 +449,10 @@ pub(crate) fn lag(args: &Args, out: &RunOutcome) -> (Value, String) {
         "agent_cpu_percent": window.cpu_percent(),
         "agent_cpu_us_per_request": window.cpu_us_per_request(),
         "sim_cpu_percent": window.sim_cpu_percent(),
+        "health": health.as_ref().map(Verdicts::value),
     });
     let human = format!(
-        "{:?} {} req/s ({:?}): sent {:.0}/s; schedule lag p50 {:.0} µs, p99 {:.0} µs, p99.9 {:.0} µs, max {:.0} µs; {} late (>1 ms); agent {:.0}% of a core",
+        "{:?} {} req/s ({:?}): sent {:.0}/s; schedule lag p50 {:.0} µs, p99 {:.0} µs, p99.9 {:.0} µs, max {:.0} µs; {} late (>1 ms); agent {:.0}% of a core{}",
         args.arrival,
         args.rate,
         args.dispatch_timer,
@@ -457,6 +463,7 @@ pub(crate) fn lag(args: &Args, out: &RunOutcome) -> (Value, String) {
         lag.max() as f64 / 1e3,
         measured.counters().get(Count::LateSends),
         window.cpu_percent(),
+        health.map_or_else(String::new, |h| format!("; {}", h.human())),
     );
     (value, human)
 }
