@@ -759,7 +759,7 @@ pub fn saturation_signs(doc: &ResultsDocument) -> String {
     sign(
         by.cpu,
         format!(
-            "CPU passed {:.0}% of the cores it may use",
+            "CPU, less idle deadline polling, passed {:.0}% of the cores it may use",
             100.0 * run.saturation_cpu_share
         ),
     );
@@ -796,7 +796,7 @@ fn saturation_bounds(doc: &ResultsDocument) -> String {
     )];
     if run.saturation_cpu_share > 0.0 {
         bounds.push(format!(
-            "CPU under {:.0}% of the cores it may use",
+            "CPU, less idle deadline polling, under {:.0}% of the cores it may use",
             100.0 * run.saturation_cpu_share
         ));
     }

@@ -430,7 +430,7 @@ fn saturation_names_the_sign_that_passed() {
     assert!(
         report.contains(
             "WARNING: saturated load generator in 4 of 5 intervals: \
-             CPU passed 90% of the cores it may use in 2; \
+             CPU, less idle deadline polling, passed 90% of the cores it may use in 2; \
              connection-pool-wait p99 passed 10.0ms in 1; \
              runtime-delay p95 passed 10.0ms in 1; its latencies describe this machine"
         ),
@@ -443,7 +443,7 @@ fn saturation_names_the_sign_that_passed() {
     let healthy = report_of(&document(&[]));
     assert!(
         healthy.contains(
-            "not saturated (schedule-lag p99 stayed under 10.0ms, CPU under 90% of the cores it may use, pool-wait p99 under 10.0ms, runtime-delay p95 under 10.0ms)"
+            "not saturated (schedule-lag p99 stayed under 10.0ms, CPU, less idle deadline polling, under 90% of the cores it may use, pool-wait p99 under 10.0ms, runtime-delay p95 under 10.0ms)"
         ),
         "{healthy}"
     );
